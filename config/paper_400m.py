@@ -1,0 +1,18 @@
+# [AFA]'s pretraining at ~400M (PAPER.md §1): Mistral downscaled. Exact shapes are UNKNOWN in the paper; these
+# give 393M parameters with the 32,000-token vocabulary and untied embeddings (count: bench/paper_sizes.py).
+# Global batch 128 sequences x 4,096 tokens = batch_size x grad_accum (grad_accum counts every GPU's
+# micro-batches, so the global batch stays 128 under torchrun). AdamW, LR 1e-4, weight decay 0, cosine
+# with 10% linear warm-up, 150,000 steps, forgetting every 10,000 (14 resets). Standard: --forget_every=0.
+dtype = "auto"
+compile = "auto"
+
+train = dict(
+    out_dir="out/paper_400m",
+    data_dir="out/wikipedia",
+    tokenizer="out/wikipedia/tokenizer.tiktoken",
+    n_layer=24, n_embd=1024, n_head=16, n_kv_head=4, block_size=4096,
+    batch_size=16, grad_accum=8,
+    max_iters=150000, lr=1e-4, warmup_frac=0.1, min_lr_frac=0.1, weight_decay=0.0,
+    forget_every=10000,
+    eval_every=1000, eval_tokens=1048576, log_every=10,
+)

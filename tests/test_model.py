@@ -1,0 +1,87 @@
+"""model.py: causality, the KV cache, padding, and the two pieces of surgery (reset and expand_vocab)."""
+
+import torch
+
+from model import GPT, GPTConfig
+
+
+def tiny(vocab_size=300, **kw):
+    torch.manual_seed(0)
+    return GPT(GPTConfig(vocab_size=vocab_size, block_size=32, n_layer=2, n_head=4, n_kv_head=2, n_embd=64, **kw))
+
+
+def test_future_tokens_never_change_past_logits():
+    model = tiny()
+    idx = torch.randint(0, 300, (2, 20))
+    changed = idx.clone()
+    changed[:, 12:] = (changed[:, 12:] + 7) % 300
+    a, _ = model(idx)
+    b, _ = model(changed)
+    assert torch.equal(a[:, :12], b[:, :12])
+    assert not torch.allclose(a[:, 12:], b[:, 12:])
+
+
+def test_padding_rows_take_no_probability_mass():
+    model = tiny(vocab_size=300)
+    assert model.config.padded_vocab_size == 320 and model.lm_head.weight.shape[0] == 320
+    logits, loss = model(torch.randint(0, 300, (1, 8)), torch.randint(0, 300, (1, 8)))
+    assert logits.shape[-1] == 300
+    # the loss is a proper cross-entropy over the 300 real tokens only
+    log_probs = torch.log_softmax(logits.float(), -1)
+    assert torch.allclose(log_probs.exp().sum(-1), torch.ones(1, 8))
+
+
+def test_loss_mask_and_ignored_targets():
+    model = tiny()
+    idx, targets = torch.randint(0, 300, (2, 10)), torch.randint(0, 300, (2, 10))
+    mask = torch.zeros(2, 10, dtype=torch.long)
+    mask[:, 5:] = 1
+    _, masked = model(idx, targets, loss_mask=mask)
+    nll = model.token_nll(idx, targets)
+    assert torch.allclose(masked, nll[:, 5:].mean())
+    _, nothing = model(idx, targets, loss_mask=torch.zeros_like(mask))
+    assert nothing.item() == 0.0  # nothing to learn: no NaN
+
+
+def test_generate_with_kv_cache_matches_full_forward():
+    model = tiny()
+    prompt = torch.randint(0, 300, (7,)).tolist()
+    cached = model.generate(prompt, 10)
+    ids = list(prompt)
+    for _ in range(10):
+        logits, _ = model(torch.tensor([ids]))
+        ids.append(int(logits[0, -1].argmax()))
+    assert cached == ids[len(prompt):]
+    assert len(model.generate(list(range(30)), 10)) == 2  # stops when the context is full
+
+
+def test_reset_token_embeddings_touches_only_the_embedding():
+    model = tiny()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    model.reset_token_embeddings(torch.Generator().manual_seed(1))
+    after = model.state_dict()
+    for name in before:
+        assert torch.equal(before[name], after[name]) == (name != "wte.weight"), name
+    assert abs(after["wte.weight"].std().item() - 0.02) < 0.002
+    again = tiny()
+    again.reset_token_embeddings(torch.Generator().manual_seed(1))
+    assert torch.equal(again.wte.weight, model.wte.weight)  # seeded: identical on every rank and on resume
+
+
+def test_expand_vocab_keeps_old_rows_and_old_token_logits():
+    model = tiny(vocab_size=300)
+    idx = torch.randint(0, 300, (1, 12))
+    old_logits, _ = model(idx)
+    old_wte, old_head = model.wte.weight[:300].clone(), model.lm_head.weight[:300].clone()
+    model.expand_vocab(420)
+    assert model.config.vocab_size == 420 and model.wte.weight.shape[0] == 448
+    assert torch.equal(model.wte.weight[:300], old_wte) and torch.equal(model.lm_head.weight[:300], old_head)
+    new_logits, _ = model(idx)
+    assert new_logits.shape[-1] == 420
+    assert torch.allclose(new_logits[..., :300], old_logits, atol=1e-6)
+
+
+def test_counts():
+    model = tiny()
+    assert model.num_params() - model.num_params(non_embedding=True) == 320 * 64
+    assert model.flops_per_token() > 6 * model.num_params(non_embedding=True)
