@@ -1,0 +1,268 @@
+"""
+Stage 1: pretraining, with active forgetting when --forget_every K > 0 (PAPER.md §1).
+
+    python train.py config/lab.py                         # standard pretraining on the lab
+    python train.py config/lab.py --forget_every=100      # active forgetting: new embeddings every 100 steps
+    torchrun --standalone --nproc_per_node=8 train.py config/paper_400m.py
+
+The whole method is the block marked "active forgetting" in the loop below: every K steps the token
+embeddings are drawn afresh and their Adam state is thrown away, while the body and the head keep
+learning. Everything else is an ordinary GPT training loop.
+"""
+
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
+from tqdm import tqdm
+
+import common
+from model import GPT, GPTConfig
+
+
+@dataclass
+class TrainConfig:
+    """Stage 1: pretrain a decoder on the pretraining languages, with active forgetting if forget_every > 0."""
+    out_dir: str = "out/pretrain"  # ckpt.pt, tokenizer.tiktoken, config.json and log.jsonl go here
+    data_dir: str = "out/lab"  # a folder with manifest.json: the lab (data/lab/prepare.py) or a prepared corpus
+    tokenizer: str = "out/tokenizer/tokenizer.tiktoken"  # the base vocabulary (python tokenizer.py train ...)
+    langs: list[str] = field(default_factory=list)  # languages to pretrain on; empty = the manifest's pretraining group
+    lang_weights: list[float] = field(default_factory=list)  # sampling weight per language; empty = equal
+    # the model (Mistral-style; see model.py)
+    n_layer: int = 4  # transformer blocks
+    n_head: int = 4  # query heads
+    n_kv_head: int = 2  # key/value heads (grouped-query attention)
+    n_embd: int = 128  # width of the residual stream
+    mlp_hidden: int = 0  # SwiGLU hidden size; 0 = 3.5 * n_embd rounded up to a multiple of 64
+    block_size: int = 128  # context length in tokens
+    rope_theta: float = 10000.0  # RoPE base
+    # optimisation ([AFA]: AdamW, LR 1e-4, weight decay 0, cosine with 10% warm-up)
+    max_iters: int = 1000  # optimizer steps
+    batch_size: int = 32  # sequences per micro-batch on each process
+    grad_accum: int = 1  # micro-batches per step over all processes (global batch = batch_size * grad_accum)
+    lr: float = 3e-3  # peak learning rate
+    min_lr_frac: float = 0.1  # the cosine ends at min_lr_frac * lr
+    warmup_frac: float = 0.1  # linear warm-up over this fraction of the steps
+    weight_decay: float = 0.0  # AdamW weight decay on matrices
+    beta1: float = 0.9  # AdamW beta1
+    beta2: float = 0.95  # AdamW beta2
+    grad_clip: float = 1.0  # clip the gradient norm to this (0 = off)
+    # active forgetting
+    forget_every: int = 0  # K: reset the token embeddings every K steps; 0 = standard pretraining
+    forget_head: bool = False  # also reset the output head at each reset ([CHEN], whose head is tied to the embeddings)
+    forget_clip: float = 0.0  # gradient clip for forgetting runs instead of grad_clip ([CHEN] used 0.5); 0 = grad_clip
+    emb_episode_lr: bool = False  # [CHEN]: replay warm-up + cosine of the embeddings' LR inside every K-step episode
+    # evaluation, logging, checkpoints
+    eval_every: int = 100  # measure val bits per byte (and save a checkpoint) every this many steps
+    eval_tokens: int = 32768  # val tokens per language for each evaluation
+    log_every: int = 10  # write a log line every this many steps
+    # runtime
+    device: str = "auto"  # auto, cpu, cuda, cuda:N or mps
+    dtype: str = "auto"  # auto (bfloat16 on CUDA, float32 elsewhere), float32, bfloat16, float16
+    compile: str = "auto"  # torch.compile: auto = on for CUDA, off elsewhere; true or false to force
+    seed: int = 1337  # seeds the init, the batches and every reset
+    resume: bool = False  # continue the run in out_dir exactly where its checkpoint left it
+    overwrite: bool = False  # delete the run in out_dir and start again
+    progress: bool = True  # show a progress bar
+
+
+# peak dense bf16 tensor-core FLOP/s, for MFU; a GPU not listed gets no MFU rather than a wrong one
+PEAK_FLOPS = {"H200": 989e12, "H100 PCIe": 756e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12,
+              "A10G": 70e12, "L4": 121e12, "RTX 4090": 165e12, "RTX 3090": 71e12}
+
+
+def peak_flops(device):
+    if not device.startswith("cuda"):
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((flops for key, flops in PEAK_FLOPS.items() if key in name), None)
+
+
+def main(argv=None):
+    cfg = common.parse_config(TrainConfig, "train", argv)
+
+    # ---- processes and devices: one process per GPU under torchrun, or just this one -------------------
+    ddp = "RANK" in os.environ
+    if ddp:
+        rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+        local_rank = int(os.environ["LOCAL_RANK"])
+        device = f"cuda:{local_rank}" if torch.cuda.is_available() and cfg.device != "cpu" else "cpu"
+        if device.startswith("cuda"):
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
+    else:
+        rank, world_size, device = 0, 1, common.resolve_device(cfg.device)
+    master = rank == 0
+    if cfg.grad_accum % world_size:
+        common._fail(f"grad_accum={cfg.grad_accum} must be a multiple of the number of processes ({world_size})")
+    if cfg.forget_every < 0 or cfg.max_iters <= 0:
+        common._fail("forget_every must be >= 0 and max_iters > 0")
+    accum_per_rank = cfg.grad_accum // world_size
+    autocast = common.autocast_for(device, cfg.dtype)
+    resume_ckpt = common.prepare_out_dir(cfg.out_dir, cfg, "train") if master else None
+    if ddp:  # every rank learns from rank 0 whether this run resumes
+        box = [resume_ckpt is not None]
+        dist.broadcast_object_list(box)
+        if box[0] and not master:
+            resume_ckpt = common.load_checkpoint(cfg.out_dir)
+
+    # ---- data: the pretraining languages as memory-mapped uint32 token files ---------------------------
+    tok = common.load_tokenizer(cfg.tokenizer)
+    langs = cfg.langs or common.group_languages(cfg.data_dir, "pretraining")
+    weights = cfg.lang_weights or [1.0] * len(langs)
+    if len(weights) != len(langs) or min(weights) < 0 or sum(weights) <= 0:
+        common._fail(f"lang_weights needs one non-negative weight per language ({len(langs)}: {', '.join(langs)})")
+    if master:  # rank 0 tokenizes the text once; the others wait and then memory-map its files
+        for split in ("train", "val"):
+            for path in common.language_files(cfg.data_dir, langs, split).values():
+                common.token_file(tok, path)
+    if ddp:
+        dist.barrier()
+    train_tokens = {lang: common.token_file(tok, path) for lang, path in common.language_files(cfg.data_dir, langs, "train").items()}
+    val_tokens = {lang: common.token_file(tok, path) for lang, path in common.language_files(cfg.data_dir, langs, "val").items()}
+    batches = common.Batches(train_tokens, weights, cfg.block_size, cfg.seed)
+    token_bytes = tok.token_byte_lengths()
+
+    # ---- model and optimizer ----------------------------------------------------------------------------
+    common.seed_everything(cfg.seed)
+    model_config = GPTConfig(vocab_size=tok.n_vocab, block_size=cfg.block_size, n_layer=cfg.n_layer, n_head=cfg.n_head,
+                             n_kv_head=cfg.n_kv_head, n_embd=cfg.n_embd, mlp_hidden=cfg.mlp_hidden, rope_theta=cfg.rope_theta)
+    raw_model = GPT(model_config)
+    raw_model.init_weights(torch.Generator().manual_seed(cfg.seed))
+    raw_model.to(device)
+    emb = raw_model.wte.weight
+    # the embeddings get a param group of their own so that [CHEN]'s per-episode schedule can drive them
+    reset_params = [emb] + ([raw_model.lm_head.weight] if cfg.forget_head else [])
+    body = [p for p in raw_model.parameters() if all(p is not q for q in reset_params)]
+    groups = [{"params": [p for p in body if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+              {"params": [p for p in body if p.dim() < 2], "weight_decay": 0.0},
+              {"params": reset_params, "weight_decay": cfg.weight_decay, "embeddings": True}]
+    optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=device.startswith("cuda"))
+
+    start_step, episode_start = 0, 0
+    if resume_ckpt is not None:
+        raw_model.load_state_dict(resume_ckpt["model"])
+        optimizer.load_state_dict(resume_ckpt["optimizer"])
+        common.set_rng_state(resume_ckpt["rng"])
+        start_step, episode_start = resume_ckpt["step"], resume_ckpt["episode_start"]
+    model = raw_model
+    if cfg.compile == "true" or (cfg.compile == "auto" and device.startswith("cuda")):
+        model = torch.compile(model)
+    if ddp:
+        model = DDP(model, device_ids=[int(device.split(":")[1])] if device.startswith("cuda") else None)
+
+    if start_step >= cfg.max_iters:
+        if master:
+            print(f"{cfg.out_dir} is already complete ({start_step} steps)")
+        return resume_ckpt.get("val_bpb")
+    log = common.Log(cfg.out_dir, resume_step=start_step if resume_ckpt else None) if master else None
+    if master:
+        tok.save(os.path.join(cfg.out_dir, "tokenizer.tiktoken"))
+        print(f"pretraining {raw_model.num_params() / 1e6:.2f}M parameters on {', '.join(langs)} | {device} | "
+              f"{world_size} process(es) | forget_every={cfg.forget_every}" + (f" | resuming at step {start_step}" if start_step else ""))
+    tokens_per_step = cfg.batch_size * cfg.grad_accum * cfg.block_size
+    flops_per_step = raw_model.flops_per_token() * tokens_per_step
+    peak = peak_flops(device)
+    clip = cfg.forget_clip if cfg.forget_every and cfg.forget_clip > 0 else cfg.grad_clip
+
+    def evaluate_val():
+        results = {f"val_bpb_{lang}": common.bits_per_byte(raw_model, val_tokens[lang], token_bytes, cfg.block_size, cfg.batch_size,
+                                                           device, autocast, max_tokens=cfg.eval_tokens)[0] for lang in langs}
+        return {"val_bpb": sum(results.values()) / len(results), **results}
+
+    def save(step):
+        common.save_checkpoint(cfg.out_dir, {
+            "stage": "train", "step": step, "episode_start": episode_start, "model": raw_model.state_dict(),
+            "model_config": asdict(model_config), "optimizer": optimizer.state_dict(), "rng": common.rng_state(),
+            "config": asdict(cfg), "langs": langs, "val_bpb": last_val})
+
+    last_val = None
+    bar = tqdm(range(start_step, cfg.max_iters), initial=start_step, total=cfg.max_iters, disable=not (master and cfg.progress),
+               desc="pretrain", dynamic_ncols=True)
+    t0 = time.time()
+    for step in bar:
+        # ---- evaluation and checkpoint of the model after `step` updates ---------------------------------
+        if master and cfg.eval_every and step % cfg.eval_every == 0:
+            last_val = evaluate_val()
+            log.write(step=step, **last_val)
+            if step > start_step:
+                save(step)
+            t0 = time.time()  # the evaluation is not training time
+
+        # ---- active forgetting ---------------------------------------------------------------------------
+        # Every K steps: fresh N(0, 0.02) embeddings (the step-0 init) and no memory of their old Adam moments
+        # or bias-correction counter. The same seeded generator on every rank keeps DDP replicas identical.
+        # Never at step 0 (nothing learned yet) and never at the final step (the model must relearn).
+        forget = cfg.forget_every and step % cfg.forget_every == 0 and 0 < step < cfg.max_iters - 1
+        if forget:
+            generator = torch.Generator().manual_seed(cfg.seed + step)
+            raw_model.reset_token_embeddings(generator)
+            if cfg.forget_head:
+                raw_model.reset_head(generator)
+            for p in reset_params:
+                optimizer.state[p].clear()
+            episode_start = step
+
+        # ---- learning rate: warm-up + cosine; under emb_episode_lr the embeddings replay it per episode ---
+        lr = common.lr_at(step, cfg.max_iters, cfg.lr, cfg.warmup_frac, cfg.min_lr_frac)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+            if group.get("embeddings") and cfg.emb_episode_lr and cfg.forget_every:
+                episode_length = min(cfg.forget_every, cfg.max_iters - episode_start)
+                group["lr"] = common.lr_at(step - episode_start, episode_length, cfg.lr, cfg.warmup_frac, cfg.min_lr_frac)
+
+        # ---- one optimizer step over grad_accum micro-batches ---------------------------------------------
+        model.train()
+        loss_sum = 0.0
+        for micro in range(accum_per_rank):
+            x, y = batches.get(step, rank * accum_per_rank + micro, cfg.batch_size, device)
+            if ddp:  # all-reduce the gradients once, after the last micro-batch
+                model.require_backward_grad_sync = micro == accum_per_rank - 1
+            with autocast:
+                _, loss = model(x, y)
+            (loss / accum_per_rank).backward()
+            loss_sum += loss.item()
+        loss_value = loss_sum / accum_per_rank
+        if ddp:
+            loss_tensor = torch.tensor(loss_value, device=device)
+            dist.all_reduce(loss_tensor, op=dist.ReduceOp.AVG)
+            loss_value = loss_tensor.item()
+        if not torch.isfinite(torch.tensor(loss_value)):
+            bar.close()
+            common._fail(f"loss became {loss_value} at step {step}; stopped without saving, so {cfg.out_dir}/ckpt.pt "
+                         f"still holds the last good checkpoint (lower lr or raise warmup_frac, then --resume)")
+        grad_norm = torch.nn.utils.clip_grad_norm_(raw_model.parameters(), clip if clip > 0 else float("inf")).item()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+        # ---- logging -------------------------------------------------------------------------------------
+        if master:
+            dt, t0 = time.time() - t0, time.time()
+            tok_per_s = tokens_per_step / dt
+            mfu = flops_per_step / dt / peak / world_size if peak else None
+            bar.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{tok_per_s:,.0f}", **({"mfu": f"{mfu:.1%}"} if mfu else {}))
+            if forget or step % cfg.log_every == 0 or step == cfg.max_iters - 1:
+                record = dict(step=step, loss=loss_value, lr=lr, tokens=(step + 1) * tokens_per_step, tok_per_s=tok_per_s, grad_norm=grad_norm)
+                if mfu:
+                    record["mfu"] = mfu
+                if forget:
+                    record["forget"] = True
+                log.write(**record)
+
+    if master and start_step < cfg.max_iters:  # the final evaluation and the complete checkpoint
+        last_val = evaluate_val()
+        log.write(step=cfg.max_iters, **last_val)
+        save(cfg.max_iters)
+        print(f"done: val bits per byte {last_val['val_bpb']:.4f} -> {cfg.out_dir}")
+    if ddp:
+        dist.barrier()
+        dist.destroy_process_group()
+    return last_val
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
