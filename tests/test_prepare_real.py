@@ -1,0 +1,407 @@
+"""The real-data scripts (data/wikipedia, data/instructions, data/benchmarks) on tiny fixtures written
+here in each source's raw format, served by a fake web: nothing touches the network. The parquet tests
+need pyarrow (optional, requirements-data.txt) and are skipped without it."""
+
+import csv
+import hashlib
+import importlib.util
+import io
+import json
+import os
+import shutil
+import tarfile
+import urllib.error
+import urllib.request
+import zipfile
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load(path, name):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+wiki = load("data/wikipedia/prepare.py", "wikipedia_prepare")
+instructions = load("data/instructions/prepare.py", "instructions_prepare")
+benchmarks = load("data/benchmarks/prepare.py", "benchmarks_prepare")
+from data import shared  # noqa: E402  (the scripts put the repo root on sys.path)
+
+HF = "https://huggingface.co"
+
+
+# ---- a fake web: url -> bytes, with Range requests and connections that break -------------------
+
+class FakeResponse(io.BytesIO):
+    def __init__(self, body, status, headers, break_after=None):
+        super().__init__(body)
+        self.status, self.headers, self.break_after = status, headers, break_after
+
+    def read(self, n=-1):
+        if self.break_after is not None:
+            if self.tell() >= self.break_after:
+                raise ConnectionResetError("connection reset by peer")
+            n = self.break_after - self.tell() if n is None or n < 0 else min(n, self.break_after - self.tell())
+        return super().read(n)
+
+
+class FakeWeb:
+    def __init__(self, files):
+        self.files, self.requests, self.breaks = dict(files), [], {}
+
+    def __call__(self, request, timeout=None):
+        url, byte_range = request.full_url, request.get_header("Range")
+        self.requests.append((url, byte_range))
+        if url not in self.files:
+            raise urllib.error.HTTPError(url, 404, "Not Found", {}, None)
+        body = self.files[url]
+        start = int(byte_range[len("bytes="):-1]) if byte_range else 0
+        headers = {"Content-Length": str(len(body) - start)}
+        if start:
+            headers["Content-Range"] = f"bytes {start}-{len(body) - 1}/{len(body)}"
+        return FakeResponse(body[start:], 206 if start else 200, headers, self.breaks.pop(url, None))
+
+    def fetched(self, fragment):
+        return [u for u, _ in self.requests if fragment in u]
+
+
+def tree(entries):
+    """The Hub tree API's answer for a list of (path, bytes)."""
+    return json.dumps([{"type": "file", "path": p, "size": len(b), "oid": "0" * 40,
+                        "lfs": {"oid": hashlib.sha256(b).hexdigest(), "size": len(b)}} for p, b in entries]).encode()
+
+
+@pytest.fixture
+def web(monkeypatch):
+    fake = FakeWeb({})
+    monkeypatch.setattr(urllib.request, "urlopen", fake)
+    return fake
+
+
+def files_under(path):
+    return sorted(os.path.relpath(os.path.join(d, f), path) for d, _, fs in os.walk(path) for f in fs)
+
+
+@pytest.fixture(scope="module")
+def tok():
+    import tokenizer
+
+    texts = ["The cat sat on the mat.\nA second line.", "Le chat est sur le tapis. 猫在垫子上。", "numbers 123 4567"] * 20
+    return tokenizer.train(texts, 300)
+
+
+# ---- downloads ------------------------------------------------------------------------------------
+
+def test_fetch_resumes_an_interrupted_download(web, tmp_path):
+    url, body = "https://example.org/big.bin", bytes(range(256)) * 4000
+    web.files[url] = body
+    web.breaks[url] = 300_000
+    dest = str(tmp_path / "raw" / "big.bin")
+    with pytest.raises(SystemExit, match="broke after 300000 bytes.*run again to resume"):
+        shared.fetch(url, dest, size=len(body), sha256=hashlib.sha256(body).hexdigest())
+    assert not os.path.exists(dest) and os.path.getsize(dest + ".part") == 300_000  # never taken for whole
+    shared.fetch(url, dest, size=len(body), sha256=hashlib.sha256(body).hexdigest())
+    assert web.requests[-1] == (url, "bytes=300000-")  # continued, not restarted
+    assert open(dest, "rb").read() == body and not os.path.exists(dest + ".part")
+
+
+def test_fetch_refuses_wrong_size_or_checksum(web, tmp_path):
+    url = "https://example.org/shard.parquet"
+    web.files[url] = b"PAR1 some bytes PAR1"
+    dest = str(tmp_path / "shard.parquet")
+    with pytest.raises(SystemExit, match="sends 20 bytes but its listing says 21"):
+        shared.fetch(url, dest, size=21)
+    with pytest.raises(SystemExit, match="failed its checksum"):
+        shared.fetch(url, dest, size=20, sha256="0" * 64)
+    assert files_under(tmp_path) == []
+    with open(dest, "wb") as f:  # a whole file of another size already there: stop, say what to do
+        f.write(b"short")
+    with pytest.raises(SystemExit, match="shard.parquet is 5 bytes but .* has 20: delete it"):
+        shared.fetch(url, dest, size=20)
+
+
+@pytest.mark.parametrize("script, args", [(wiki, ["--langs", "en"]), (instructions, ["--sources", "dolly"]),
+                                          (benchmarks, ["--tasks", "xcopa,flores"])])
+def test_offline_names_what_failed_and_writes_nothing(script, args, monkeypatch, tmp_path):
+    def offline(request, timeout=None):
+        raise urllib.error.URLError(OSError(-3, "Temporary failure in name resolution"))
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    with pytest.raises(SystemExit) as e:
+        script.main(args + ["--out", str(tmp_path / "data")])
+    assert "could not fetch https://" in str(e.value) and "name resolution" in str(e.value)
+    assert files_under(tmp_path) == []
+
+
+# ---- Wikipedia ------------------------------------------------------------------------------------
+
+def test_wikipedia_reader_writes_the_lab_layout(tmp_path):
+    import common
+
+    records = [{"id": "1", "text": "Title one\r\n\r\nFirst paragraph.  \n\n\n\nSecond\u2029paragraph."},
+               {"id": "2", "text": "   \n \n"},  # nothing left: dropped
+               {"id": "3", "text": "Only\tone line"}] + [{"id": str(k), "text": f"Article {k}.\n\nMore {k}."} for k in range(4, 40)]
+    pulled = []
+
+    def stream():  # an iterator, like parquet rows: the writer must stop pulling once it has enough
+        for r in records:
+            pulled.append(r["id"])
+            yield r
+
+    train, val = str(tmp_path / "en" / "train.txt"), str(tmp_path / "en" / "val.txt")
+    stats = wiki.write_language(stream(), train, val, "en", max_bytes=200, val_fraction=0.2)
+    docs = common.read_documents(val) + common.read_documents(train)
+    assert docs[0] == "Title one\nFirst paragraph.\nSecond\nparagraph."  # the first article goes to val
+    assert "Only\tone line" in docs and all(d.strip() and "\n\n" not in d for d in docs)
+    assert stats["bytes"]["train"] + stats["bytes"]["val"] >= 200 and len(pulled) < len(records)
+    assert len(docs) == stats["docs"]["train"] + stats["docs"]["val"]
+    with open(train, encoding="utf-8") as f:
+        assert "\n\n\n" not in f.read()
+
+
+def test_streamed_token_file_is_exactly_common_token_file(tok, tmp_path):
+    import common
+
+    text = "First doc\nline two\r\n\r\nSecond doc 猫\n\n\n\nthird\r\rfourth\n\n  \n\nlast é"
+    ours, theirs = tmp_path / "a" / "val.txt", tmp_path / "b" / "val.txt"
+    for p in (ours, theirs):
+        p.parent.mkdir()
+        p.write_bytes(text.encode("utf-8"))
+    bin_path = f"{ours}.{common.tokenizer_fingerprint(tok)}.bin"
+    for chunk in (1, 3, 1 << 20):  # chunk boundaries inside separators and characters
+        assert list(wiki.documents(str(ours), chunk_bytes=chunk)) == common.read_documents(str(theirs))
+    n = wiki.tokenize_text_file(tok, str(ours), bin_path, batch_bytes=8)  # several batches
+    expected = np.asarray(common.token_file(tok, str(theirs)))
+    assert n == len(expected) and open(bin_path, "rb").read() == expected.tobytes()
+    assert np.array_equal(common.token_file(tok, str(ours)), expected)  # train.py picks our file up as is
+
+
+def test_wikipedia_language_codes(web, tmp_path):
+    out = str(tmp_path / "data")
+    with pytest.raises(SystemExit, match="'english!' is not a language code"):
+        wiki.main(["--langs", "en,english!", "--out", out])
+    with pytest.raises(SystemExit, match="'fr' is in both pretraining and adapting"):
+        wiki.main(["--langs", "fr", "--adapting", "fr", "--out", out])
+    with pytest.raises(SystemExit, match="unknown language code 'xx': wikimedia/wikipedia has no config 20231101.xx"):
+        wiki.main(["--langs", "xx", "--out", out])
+    assert files_under(tmp_path) == []
+
+
+def parquet_bytes(rows, columns=("id", "url", "title", "text")):
+    pa, pq = pytest.importorskip("pyarrow"), pytest.importorskip("pyarrow.parquet")
+    buffer = io.BytesIO()
+    pq.write_table(pa.table({c: [r[c] for r in rows] for c in columns}), buffer)
+    return buffer.getvalue()
+
+
+def test_wikipedia_end_to_end_from_parquet(web, tok, tmp_path):
+    import common
+
+    pytest.importorskip("pyarrow")
+    for code, n_shards in (("en", 2), ("fr", 1)):
+        entries = []
+        for s in range(n_shards):
+            rows = [{"id": f"{s}-{k}", "url": "u", "title": f"T{k}", "text": f"{code} article {s}.{k}\n\nbody {k}."} for k in range(30)]
+            entries.append((f"20231101.{code}/train-0000{s}-of-0000{n_shards}.parquet", parquet_bytes(rows)))
+        web.files[f"{HF}/api/datasets/wikimedia/wikipedia/tree/main/20231101.{code}"] = tree(entries)
+        for path, body in entries:
+            web.files[f"{HF}/datasets/wikimedia/wikipedia/resolve/main/{path}"] = body
+    out = str(tmp_path / "data")
+    tok_path = str(tmp_path / "tok.tiktoken")
+    tok.save(tok_path)
+    wiki.main(["--langs", "en", "--adapting", "fr", "--max_bytes_per_lang", "400", "--tokenize", tok_path, "--out", out])
+    assert web.fetched("train-00000-of-00002") and not web.fetched("train-00001-of-00002")  # budget met by shard 1
+    manifest = json.load(open(os.path.join(out, "manifest.json")))
+    assert manifest["groups"] == {"pretraining": ["en"], "adapting": ["fr"], "other": []}
+    fr = next(e for e in manifest["languages"] if e["code"] == "fr")
+    assert (fr["name"], fr["script"], fr["group"], fr["train"]) == ("French", "Latin", "adapting", "text/fr/train.txt")
+    for split in ("train", "val"):  # the token file is the one train.py would have made itself
+        txt = os.path.join(out, "text", "fr", f"{split}.txt")
+        theirs = str(tmp_path / f"copy_{split}.txt")
+        shutil.copy(txt, theirs)
+        assert np.array_equal(common.token_file(tok, txt), common.token_file(tok, theirs))
+    n_requests = len(web.requests)
+    wiki.main(["--langs", "en", "--adapting", "fr", "--out", out])
+    assert len(web.requests) == n_requests  # already prepared (even with another budget): nothing fetched again
+    wiki.main(["--langs", "", "--adapting", "fr", "--max_bytes_per_lang", "300", "--overwrite", "--out", out])
+    assert not [f for f in os.listdir(os.path.join(out, "text", "fr")) if f.endswith(".bin")]  # stale token files go
+
+    bad = parquet_bytes([{"id": "1", "url": "u", "title": "t"}], columns=("id", "url", "title"))
+    web.files[f"{HF}/api/datasets/wikimedia/wikipedia/tree/main/20231101.sw"] = tree([("20231101.sw/train-00000-of-00001.parquet", bad)])
+    web.files[f"{HF}/datasets/wikimedia/wikipedia/resolve/main/20231101.sw/train-00000-of-00001.parquet"] = bad
+    with pytest.raises(SystemExit, match=r"train-00000-of-00001.parquet does not have the expected columns: missing \['text'\]"):
+        wiki.main(["--langs", "sw", "--out", out])
+    assert not os.path.exists(os.path.join(out, "text", "sw"))
+
+
+# ---- instructions ---------------------------------------------------------------------------------
+
+def test_instructions_dolly_to_messages(web, tok, tmp_path):
+    import tokenizer
+
+    rows = [{"instruction": f"Question {k}?", "context": "Some reference text." if k % 2 else "", "response": f"Answer {k}.",
+             "category": "closed_qa"} for k in range(40)] + [{"instruction": "No answer", "context": "", "response": " ", "category": "x"}]
+    web.files[f"{HF}/datasets/databricks/databricks-dolly-15k/resolve/main/databricks-dolly-15k.jsonl"] = \
+        "\n".join(json.dumps(r) for r in rows).encode()
+    out = str(tmp_path / "data")
+    counts = instructions.main(["--sources", "dolly", "--val_fraction", "0.2", "--out", out])
+    assert counts["train"] + counts["val"] == 40 and counts["val"] >= 1
+    manifest = json.load(open(os.path.join(out, "manifest.json")))
+    assert manifest["instructions"]["dropped"] == {"dolly": 1}
+    lines = [json.loads(line) for split in ("train", "val") for line in open(os.path.join(out, manifest["instructions"][split]))]
+    for example in lines:
+        ids, mask = tokenizer.render(tok, example["messages"])  # what finetune.py does with each line
+        assert sum(mask) > 0
+    assert {"role": "user", "content": "Question 1?\n\nSome reference text."} in [m for e in lines for m in e["messages"]]
+
+
+def test_openorca_records_to_messages(web, tmp_path):
+    assert instructions.orca_example({"system_prompt": "", "question": "Q?", "response": "A."}) == \
+        {"messages": [{"role": "user", "content": "Q?"}, {"role": "assistant", "content": "A."}]}
+    assert instructions.orca_example({"system_prompt": "Be brief.", "question": "Q?", "response": "A."})["messages"][0] == \
+        {"role": "system", "content": "Be brief."}
+    assert instructions.orca_example({"system_prompt": "", "question": "Q?", "response": ""}) is None
+    pytest.importorskip("pyarrow")
+    body = parquet_bytes([{"id": f"o{k}", "system_prompt": "", "question": f"q{k}", "response": f"r{k}"} for k in range(10)],
+                         columns=("id", "system_prompt", "question", "response"))
+    web.files[f"{HF}/api/datasets/Open-Orca/OpenOrca/tree/main"] = tree([("1M-GPT4-Augmented.parquet", body)])
+    web.files[f"{HF}/datasets/Open-Orca/OpenOrca/resolve/main/1M-GPT4-Augmented.parquet"] = body
+    counts = instructions.main(["--max_examples", "6", "--out", str(tmp_path)])
+    assert counts["train"] + counts["val"] == 6
+
+
+# ---- benchmarks -----------------------------------------------------------------------------------
+
+def zip_bytes(members):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        for name, text in members.items():
+            z.writestr(name, text)
+    return buffer.getvalue()
+
+
+def tar_bytes(members, mode="w:gz"):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode=mode) as t:
+        for name, text in members.items():
+            data = text.encode("utf-8")
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def jsonl(rows):
+    return "\n".join(json.dumps(r, ensure_ascii=False) for r in rows).encode("utf-8")
+
+
+def squad(lang, n):
+    return json.dumps({"data": [{"title": "t", "paragraphs": [{"context": f"{lang} context {k}.", "qas": [
+        {"id": f"q{k}", "question": f"{lang} question {k}?", "answers": [{"text": f"ans {k}", "answer_start": 0}]}]}
+        for k in range(n)]}]}).encode()
+
+
+def benchmark_web(web):
+    """Two or three examples per set in en and zh, in each source's own raw format."""
+    f = web.files
+    f[benchmarks.XCOPA_URL.format(lang="zh")] = jsonl([
+        {"premise": "我的身体在草地上投下了阴影。", "choice1": "太阳正在升起。", "choice2": "草被割了。", "question": "cause", "label": 0, "idx": 1},
+        {"premise": "女人容忍了朋友的困难行为。", "choice1": "女人知道朋友经历了一段困难时期。", "choice2": "女人觉得朋友在利用她。",
+         "question": "effect", "label": 1, "idx": 2}])
+    bele = lambda p: {"flores_passage": f"{p} passage", "question": f" {p} question? ", "mc_answer1": "a", "mc_answer2": "b",  # noqa: E731
+                      "mc_answer3": "c", "mc_answer4": "d", "correct_answer_num": "3", "link": "https://x/1", "question_number": 1,
+                      "dialect": "x"}
+    f[f"{HF}/datasets/facebook/belebele/resolve/main/data/zho_Hans.jsonl"] = jsonl([bele("zh")])  # no en file: skipped
+    header = "language\tgold_label\tsentence1_binary_parse\tsentence2_binary_parse\tsentence1_parse\tsentence2_parse\tsentence1\tsentence2\tpromptID\tpairID\tgenre"
+    xnli_rows = [f"{lang}\t{label}\t(\t(\t(\t(\t{lang} \"premise\" {k}\t{lang} hypothesis {k}\t{k}\t{k}\tfiction"
+                 for k, label in enumerate(["entailment", "neutral", "contradiction"]) for lang in ("en", "zh", "fr")]
+    f[benchmarks.XNLI_URL] = zip_bytes({"XNLI-1.0/xnli.dev.tsv": "\n".join([header] + xnli_rows) + "\n", "__MACOSX/XNLI-1.0/._xnli.dev.tsv": "junk"})
+    story_header = "InputStoryid\tInputSentence1\tInputSentence2\tInputSentence3\tInputSentence4\tRandomFifthSentenceQuiz1\tRandomFifthSentenceQuiz2\tAnswerRightEnding"
+    for lang in ("en", "zh"):
+        story = io.StringIO()  # quoted where a field needs it, as csv writes TSV
+        csv.writer(story, delimiter="\t", lineterminator="\n").writerows(
+            [story_header.split("\t")] + [[f"s{k}", f"{lang} one.", f'"Two," said {k}.', "three.", "four.", "good end.", "bad end.",
+                                            str(1 + k % 2)] for k in range(3)])
+        f[f"{HF}/datasets/juletxara/xstory_cloze/resolve/main/spring2016.val.{lang}.tsv.split_20_80_eval.tsv"] = story.getvalue().encode()
+        f[benchmarks.XQUAD_URL.format(lang=lang)] = squad(lang, 3)
+    f[benchmarks.PAWSX_URL] = tar_bytes({f"x-final/{lang}/test_2k.tsv": "id\tsentence1\tsentence2\tlabel\n"
+                                         f"1\t{lang} a b\t{lang} b a\t1\n2\t{lang} c\t{lang} d\t0\n3\t\t{lang} empty\t0\n" for lang in ("en", "zh")})
+    wino = {"en": jsonl([{"sentence": "The trophy doesn't fit in the case because the _ is too big.", "option1": "trophy",
+                          "option2": "case", "answer": "1"}]),
+            "zh": jsonl([{"sentence": "_不适合放在箱子里，因为它太大了。", "option1": "奖杯", "option2": "箱子", "answer": "1"}])}
+    f[f"{HF}/api/datasets/Muennighoff/xwinograd/tree/main?recursive=true"] = tree(
+        [("README.md", b"x"), *((f"data/{lang}/test.jsonl", body) for lang, body in wino.items())])
+    for lang, body in wino.items():
+        f[f"{HF}/datasets/Muennighoff/xwinograd/resolve/main/data/{lang}/test.jsonl"] = body
+    f[benchmarks.MLQA_URL] = zip_bytes({f"MLQA_V1/test/test-context-{lang}-question-{lang}.json": squad(lang, 2).decode() for lang in ("en", "zh")})
+    for lang, name in (("en", "english"), ("zh", "chinese_simplified")):
+        f[f"{HF}/datasets/csebuetnlp/xlsum/resolve/main/data/{name}_XLSum_v2.0.tar.bz2"] = tar_bytes(
+            {f"{name}_test.jsonl": jsonl([{"id": f"{lang}-{k}", "url": "u", "title": "t", "summary": f"summary {k}", "text": f"article {k}"}
+                                          for k in range(2)]).decode()}, mode="w:bz2")
+    lines = lambda tag: "\n".join(f"{tag} sentence {k}" for k in range(6)) + "\n"  # noqa: E731
+    f[benchmarks.FLORES_URL] = tar_bytes({f"flores200_dataset/{split}/{code}.{split}": lines(f"{code}-{split}")
+                                          for code in ("eng_Latn", "zho_Hans", "fra_Latn") for split in ("dev", "devtest")})
+
+
+def test_benchmarks_end_to_end(web, tmp_path, capsys):
+    benchmark_web(web)
+    out = str(tmp_path / "data")
+    fragment = benchmarks.main(["--langs", "en,zh", "--out", out])
+    assert "warning: belebele: no en file" in capsys.readouterr().out
+    assert sorted(fragment) == sorted(benchmarks.TASKS) and fragment["belebele"]["files"] == {"zh": "tasks/belebele/zh.jsonl"}
+    manifest = json.load(open(os.path.join(out, "manifest.json")))
+    assert manifest["tasks"] == fragment == json.load(open(os.path.join(out, "benchmarks.json")))["tasks"]
+    data = {}
+    for task, info in fragment.items():
+        assert (info["kind"], info["metric"]) == benchmarks.TASKS[task][1:3]
+        for lang, path in info["files"].items():
+            rows = [json.loads(line) for line in open(os.path.join(out, path), encoding="utf-8")]
+            for r in rows:
+                assert (r["task"], r["lang"], r["kind"]) == (task, lang, info["kind"])
+                if r["kind"] == "mc":
+                    assert isinstance(r["context"], str) and all(isinstance(c, str) and c for c in r["choices"])
+                    assert isinstance(r["label"], int) and 0 <= r["label"] < len(r["choices"])
+                else:
+                    assert r["prompt"] and r["answers"] and r["metric"] == info["metric"]
+            data[task, lang] = rows
+    for task in ("xnli", "xstorycloze", "pawsx", "mlqa", "xquad", "flores"):  # parallel sets: the same ids in every language
+        assert [r["id"] for r in data[task, "zh"]] == [r["id"] for r in data.get((task, "en"), data[task, "zh"])]
+    copa = data["xcopa", "zh"]
+    assert copa[0]["context"] == "我的身体在草地上投下了阴影 因为" and copa[0]["choices"][0] == " 太阳正在升起。"
+    assert copa[1]["context"].endswith(" 所以") and copa[1]["id"] == "xcopa-2" and copa[1]["label"] == 1
+    bele = data["belebele", "zh"][0]
+    assert bele["context"] == "P: zh passage\nQ: zh question?\nA: a\nB: b\nC: c\nD: d\nAnswer：" and bele["label"] == 2
+    nli = data["xnli", "en"]
+    assert nli[0]["context"] == 'en "premise" 0, right?' and nli[0]["choices"][1] == " Also, en hypothesis 0"
+    assert [r["label"] for r in nli] == [0, 1, 2] and data["xnli", "zh"][0]["context"].endswith(", 正确?")
+    story = data["xstorycloze", "en"][1]
+    assert story["context"] == 'en one. "Two," said 1. three. four.' and story["label"] == 1 and story["id"] == "xstorycloze-s1"
+    paws = data["pawsx", "en"]
+    assert len(paws) == 2 and paws[0]["choices"][paws[0]["label"]] == " Yes, en b a"  # label 1 = paraphrase = "Yes"
+    for lang, sentence in (("en", "The trophy doesn't fit in the case because the trophy is too big."), ("zh", "奖杯不适合放在箱子里，因为它太大了。")):
+        w = data["xwinograd", lang][0]
+        assert w["context"] + w["choices"][w["label"]] == sentence
+    assert data["mlqa", "zh"][0]["prompt"] == "Context: zh context 0.\n\nQuestion: zh question 0?\n\nAnswer:"
+    assert data["xquad", "zh"][0]["prompt"].startswith("上下文: zh context 0.") and data["xquad", "en"][0]["answers"] == ["ans 0"]
+    assert data["xlsum", "en"][0]["prompt"] == "Article:\narticle 0\n\nSummary:\n" and data["xlsum", "zh"][0]["answers"] == ["summary 0"]
+    fl = data["flores", "zh"][2]
+    assert fl["prompt"].count("English phrase:") == 5 and fl["prompt"].endswith("English phrase: eng_Latn-devtest sentence 2\nChinese phrase:")
+    assert fl["answers"] == ["zho_Hans-devtest sentence 2"] and ("flores", "en") not in data
+
+
+def test_benchmarks_bad_input(web, tmp_path):
+    out = str(tmp_path / "data")
+    with pytest.raises(SystemExit, match="unknown task"):
+        benchmarks.main(["--tasks", "xcopa,mmlu", "--out", out])
+    with pytest.raises(SystemExit, match=r"no chosen task has \['xx'\]"):
+        benchmarks.main(["--tasks", "xcopa", "--langs", "zh,xx", "--out", out])
+    benchmark_web(web)
+    web.files[benchmarks.XNLI_URL] = web.files[benchmarks.XNLI_URL][:-40]  # a zip cut short (but whole as served)
+    with pytest.raises(SystemExit, match="XNLI-1.0.zip is not a readable archive"):
+        benchmarks.main(["--tasks", "xnli", "--langs", "en", "--out", out])
+    assert not os.path.exists(os.path.join(out, "tasks"))
