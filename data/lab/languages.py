@@ -1,0 +1,427 @@
+"""
+The lab's languages: English plus eleven constructed languages that say the same things as English
+(world.py) with their own words, word order, morphology and script.
+
+A constructed language is made from the seed, never from a word list: it picks a sound pattern (some
+consonants, some vowels, whether syllables may end in a consonant), draws every word from it, and
+writes the words in its script. A "sister" language keeps most words of its parent through regular
+sound changes (so it is near the parent, as Portuguese is near Spanish); the sister of English does the
+same to the English spelling. Grammar is one of a few switches: SVO / SOV / VSO order, case and tense
+suffixes ("suffixing") or separate particles ("isolating"), adjective before or after the noun, a
+present-tense copula or none.
+
+Speed matters (prepare.py writes megabytes): every word form is built once and cached; a sentence is a
+handful of dictionary look-ups and one join.
+"""
+
+import random
+
+from data.lab import world as W
+from data.lab.world import NP, Clause
+
+# code, name, group, script, word order, morphology, written with spaces, sister of
+LANGS = [
+    ("en", "English", "pretraining", "Latin", "SVO", "isolating", True, None),
+    ("qcy", "Kovran", "pretraining", "Cyrillic", "SOV", "suffixing", True, None),
+    ("qdv", "Devashi", "pretraining", "Devanagari", "SOV", "isolating", True, None),
+    ("qla", "Lumaro", "pretraining", "Latin", "VSO", "suffixing", True, None),
+    ("qen", "Engmar", "adapting", "Latin", "SVO", "suffixing", True, "en"),
+    ("qcs", "Kovrish", "adapting", "Cyrillic", "SOV", "suffixing", True, "qcy"),
+    ("qgr", "Thelos", "adapting", "Greek", "SVO", "suffixing", True, None),
+    ("qko", "Hanbi", "adapting", "Hangul", "SOV", "suffixing", True, None),
+    ("qth", "Sanoi", "adapting", "Thai", "SVO", "isolating", False, None),
+    ("qdm", "Devaru", "other", "Devanagari", "SOV", "isolating", True, "qdv"),
+    ("qka", "Gvelo", "other", "Georgian", "VSO", "suffixing", True, None),
+    ("qhy", "Aravan", "other", "Armenian", "VSO", "isolating", True, None),
+]
+
+# ---- scripts: how each phoneme is written ----------------------------------------------------------
+VOWELS = ["a", "e", "i", "o", "u"]
+CODAS = ["n", "m", "l", "s", "k", "t", "r"]
+NAME_CONSONANTS = ["p", "t", "k", "b", "d", "g", "m", "n", "s", "l", "h"]  # distinct in every script
+
+
+def _letters(consonants, vowels):
+    cons = dict(zip("p t k b d g m n s l r h v z j sh ch".split(), consonants.split()))
+    cons = {k: v for k, v in cons.items() if v != "-"}  # '-': the script has no letter for it
+    return cons, dict(zip(VOWELS, vowels.split()))
+
+
+ALPHABETS = {
+    "Latin": _letters("p t k b d g m n s l r h v z j sh ch", "a e i o u"),
+    "Cyrillic": _letters("п т к б д г м н с л р х в з й ш ч", "а е и о у"),
+    "Greek": _letters("π τ κ μπ δ γ μ ν σ λ ρ χ β ζ - - τσ", "α ε ι ο ου"),
+    "Armenian": _letters("պ տ կ բ դ գ մ ն ս լ ր հ վ զ յ շ չ", "ա ե ի ո ու"),
+    "Georgian": _letters("პ ტ კ ბ დ გ მ ნ ს ლ რ ჰ ვ ზ - შ ჩ", "ა ე ი ო უ"),
+}
+DEVA_C, _ = _letters("प त क ब द ग म न स ल र ह व ज़ य श च", "a e i o u")
+DEVA_MATRA = {"a": "", "e": "\u0947", "i": "\u093f", "o": "\u094b", "u": "\u0941"}
+DEVA_VOWEL = {"a": "अ", "e": "ए", "i": "इ", "o": "ओ", "u": "उ"}
+# Hangul syllable = 0xAC00 + (onset * 21 + vowel) * 28 + coda; no letters for r, v, z, sh
+HANGUL_ONSET = {"g": 0, "n": 2, "d": 3, "l": 5, "m": 6, "b": 7, "s": 9, "": 11, "j": 12, "ch": 14, "k": 15,
+                "t": 16, "p": 17, "h": 18}
+HANGUL_VOWEL = {"a": 0, "e": 5, "o": 8, "u": 13, "i": 20}
+HANGUL_CODA = {"": 0, "k": 1, "n": 4, "t": 7, "l": 8, "m": 16, "p": 17, "s": 19}
+THAI_C, _ = _letters("ป ต ก บ ด ค ม น ส ล ร ห ว ซ ย ช จ", "a e i o u")
+THAI_VOWEL = {"a": ("", "า"), "e": ("เ", ""), "i": ("", "ิ"), "o": ("โ", ""), "u": ("", "ุ")}  # (before, after)
+
+CONSONANTS = {**{s: list(c) for s, (c, _) in ALPHABETS.items()}, "Devanagari": list(DEVA_C),
+              "Hangul": [c for c in HANGUL_ONSET if c], "Thai": list(THAI_C)}
+CASED = {"Latin", "Cyrillic", "Greek", "Armenian"}
+PERIOD = {"Devanagari": "।", "Armenian": "։", "Thai": "๚"}
+DIGITS = {"Devanagari": str.maketrans("0123456789", "०१२३४५६७८९"), "Thai": str.maketrans("0123456789", "๐๑๒๓๔๕๖๗๘๙")}
+
+
+def render(script, syllables):
+    """Write a word, given as (onset, vowel, coda) syllables, in a script."""
+    if script == "Devanagari":
+        return "".join((DEVA_C[o] + DEVA_MATRA[v] if o else DEVA_VOWEL[v]) + (DEVA_C[c] + "\u094d" if c else "")
+                       for o, v, c in syllables)
+    if script == "Hangul":
+        return "".join(chr(0xAC00 + (HANGUL_ONSET[o] * 21 + HANGUL_VOWEL[v]) * 28 + HANGUL_CODA[c])
+                       for o, v, c in syllables)
+    if script == "Thai":  # a syllable without onset is written on the silent letter อ, as in Thai
+        return "".join(THAI_VOWEL[v][0] + (THAI_C[o] if o else "อ") + THAI_VOWEL[v][1] + (THAI_C[c] if c else "")
+                       for o, v, c in syllables)
+    cons, vowels = ALPHABETS[script]
+    return "".join((cons[o] if o else "") + vowels[v] + (cons[c] if c else "") for o, v, c in syllables)
+
+
+def make_names(seed):
+    """N_NAMES person names from one shared sound pattern (names travel between languages), each
+    distinct in every script. Even (female) names end in a, e or i; odd ones in o, u or a consonant."""
+    rng = random.Random(f"lab/names/{seed}")
+    scripts = list(ALPHABETS) + ["Devanagari", "Hangul", "Thai"]
+    seen, names = set(), []
+    while len(names) < W.N_NAMES:
+        female = len(names) % 2 == 0
+        syls = [(rng.choice(NAME_CONSONANTS), rng.choice(VOWELS), rng.choice(["", "", "", "n", "l", "s", "m"]))
+                for _ in range(rng.choice((2, 2, 3)))]
+        o, _, _ = syls[-1]
+        syls[-1] = (o, rng.choice("aei" if female else "ou"), "" if female else rng.choice(["", "n", "s"]))
+        written = [(s, render(s, syls)) for s in scripts]
+        if not seen.isdisjoint(written):
+            continue
+        seen.update(written)
+        names.append(tuple(syls))
+    return names
+
+
+# ---- constructed lexicons -----------------------------------------------------------------------
+GRAMMAR = ["pl", "acc", "dat", "loc", "all", "abl", "past", "pres", "neg"]  # suffixes or particles
+ROLE_CASE = {"subj": "nom", "obj": "acc", "to": "dat", "loc": "loc", "dest": "all", "src": "abl"}
+CONCEPTS = ([(c, 1) for c in list(W.FUNCTION_WORDS) + ["they", "qpart"]] + [(v, 1) for v in W.VERBS]
+            + [(x, 2) for x in W.ADJECTIVES] + [(n, 2) for n in W.NOUNS])
+# letter changes for the sister of English, applied in order to the English spelling (a seeded subset)
+ENGLISH_CHANGES = [("th", "d"), ("wh", "v"), ("w", "v"), ("ck", "k"), ("c", "k"), ("sh", "sj"), ("ee", "ie"),
+                   ("oo", "oe"), ("ou", "oe"), ("y", "ij"), ("qu", "kw"), ("x", "ks"), ("ea", "ee"),
+                   ("ph", "f"), ("gh", "g"), ("ai", "ei"), ("ow", "au"), ("tion", "sjon")]
+
+
+class Phonology:
+    """A sound pattern: which consonants and vowels, and how often a syllable ends in a consonant."""
+
+    def __init__(self, rng, script):
+        cons = CONSONANTS[script]
+        self.cons = rng.sample(cons, min(len(cons), rng.randint(9, 13)))
+        self.vowels = rng.sample(VOWELS, rng.randint(3, 5))
+        self.codas = rng.sample([c for c in CODAS if c in cons], rng.randint(0, 4))
+        self.p_coda = rng.choice((0.15, 0.3, 0.45)) if self.codas else 0.0
+
+    def word(self, rng, n, onset=False):
+        """n syllables; only a word's first syllable may lack an onset (a suffix never does)."""
+        return tuple((rng.choice(self.cons) if onset or i or rng.random() > 0.15 else "", rng.choice(self.vowels),
+                      rng.choice(self.codas) if rng.random() < self.p_coda else "") for i in range(n))
+
+
+class Realiser:
+    """What English and the constructed languages share: sentences, texts, question/answer lines."""
+
+    def cap(self, text):
+        return text[:1].upper() + text[1:] if self.cased else text
+
+    def sentence(self, s):
+        if isinstance(s, Clause):
+            return self.cap(self.clause(s)) + ("?" if s.q else self.period)
+        conj, c1, c2 = s
+        return self.cap(self.clause(c1) + self.comma + self.sep + self.word(conj) + self.sep + self.clause(c2)) + self.period
+
+    def text(self, sents):
+        return self.sep.join([self.sentence(s) for s in sents])
+
+    def label(self, concept):
+        return self.cap(self.word(concept)) + ":"
+
+    def ask(self, question):
+        """'Question: <question>\\nAnswer:' - the answer follows (after a space where words are spaced)."""
+        return self.label("question") + self.sep + self.sentence(question) + "\n" + self.label("answer")
+
+
+class English(Realiser):
+    code, label_name, group, script, order, morph, spaces, sister = LANGS[0]
+    cased, sep, period, comma = True, " ", ".", ","
+
+    def __init__(self, names):
+        self.names = [render("Latin", n).capitalize() for n in names]
+
+    def word(self, concept):
+        return W.FUNCTION_WORDS[concept]
+
+    def digits(self, k):
+        return str(k)
+
+    @staticmethod
+    def plural(np):
+        if np is None or np.kind != "noun":
+            return False
+        return np.count != 1 and np.count is not None and W.NOUNS[np.ref] is not None
+
+    def np(self, x, role="subj"):
+        k = x.kind
+        if k == "name":
+            s = self.names[x.ref]
+        elif k == "pron":
+            s = "she" if x.ref % 2 == 0 else "he"
+        elif k == "num":
+            return str(x.ref)
+        elif k == "wh":
+            return x.ref
+        else:
+            w = (W.NOUNS[x.ref] or x.ref) if self.plural(x) else x.ref
+            if x.adj:
+                w = x.adj + " " + w
+            if type(x.count) is int:
+                s = f"{x.count} {w}"
+            elif x.count == "howmany":
+                s = "how many " + w
+            elif x.det == "the":
+                s = "the " + w
+            elif x.det == "a":
+                s = ("an " if w[0] in "aeiou" else "a ") + w
+            else:
+                s = w
+        if role in ("to", "dest"):
+            return "to " + s
+        if role == "src":
+            return "from " + s
+        if role == "loc":
+            return W.PLACES.get(x.ref, "in") + " " + s
+        return s
+
+    def args(self, verb, args):
+        out = []
+        for role, v in args:
+            if role == "adj":
+                out.append(v)
+            elif role == "obj":
+                out.append(("with " if verb == "play" else "") + self.np(v, "obj"))
+            else:
+                out.append(self.np(v, role))
+        return out
+
+    def verb(self, v, tense, neg, plural):
+        if v == "be":
+            form = ("are" if plural else "is") if tense == "pres" else ("were" if plural else "was")
+            return form + " not" if neg else form
+        if neg:
+            return ("did" if tense == "past" else "do" if plural else "does") + " not " + v
+        if tense == "past":
+            return W.VERBS[v]
+        if plural:
+            return v
+        return "has" if v == "have" else v + "es" if v.endswith("o") else W._plural(v)
+
+    def clause(self, c):
+        if c.q == "wh" and c.subj.kind != "wh":
+            return self._wh(c)
+        plural = self.plural(c.subj)
+        subj = self.np(c.subj) if c.subj else "it"
+        if c.q == "yn":
+            if c.verb == "be":
+                words = [self.verb("be", c.tense, False, plural), subj]
+            else:
+                words = ["did" if c.tense == "past" else "do" if plural else "does", subj, c.verb]
+        else:
+            words = [subj, self.verb(c.verb, c.tense, c.neg, plural)]
+        words += self.args(c.verb, c.args)
+        if c.adv:
+            words.insert(0, c.adv)
+        return " ".join(words)
+
+    def _wh(self, c):
+        """Where did Mara go? / How many pears did Mara buy? / Who did Mara give the ball to?"""
+        i = next(i for i, (_, v) in enumerate(c.args) if isinstance(v, NP) and (v.kind == "wh" or v.count == "howmany"))
+        role, v = c.args[i]
+        front = v.ref if v.kind == "wh" else self.np(v)
+        plural = self.plural(c.subj)
+        if c.verb == "be":
+            words = [front, self.verb("be", c.tense, False, plural), self.np(c.subj)]
+        else:
+            words = [front, "did" if c.tense == "past" else "do" if plural else "does", self.np(c.subj), c.verb]
+        words += self.args(c.verb, c.args[:i] + c.args[i + 1:])
+        return " ".join(words + (["to"] if role == "to" else []))
+
+
+class Conlang(Realiser):
+    def __init__(self, spec, seed, names, parent=None):
+        self.code, self.label_name, self.group, self.script, self.order, self.morph, self.spaces, self.sister = spec
+        rng = random.Random(f"lab/lang/{seed}/{self.code}")
+        self.cased = self.script in CASED
+        self.sep, self.comma = (" ", ",") if self.spaces else ("", "")
+        self.period = PERIOD.get(self.script, ".")
+        self.suffixing = self.morph == "suffixing"
+        self.postpositions = self.order == "SOV"  # particles follow what they mark in verb-final languages
+        # sisters keep their parent's sound pattern and grammar switches; the rest draw them
+        if parent is not None and not isinstance(parent, English):
+            self.ph, self.adj_after, self.drop_copula, self.gendered = parent.ph, parent.adj_after, parent.drop_copula, parent.gendered
+        else:
+            self.ph = Phonology(rng, self.script)
+            self.adj_after, self.drop_copula, self.gendered = rng.random() < 0.5, rng.random() < 0.4, rng.random() < 0.5
+        self.syl, self.lex = {}, {}  # concept -> syllables / written root (not yet finished)
+        used = set()
+        if isinstance(parent, English):
+            self._derive_english(rng, used)
+        elif parent is not None:
+            self._derive(rng, parent, used)
+        for concept, n in CONCEPTS + [(g, 1) for g in GRAMMAR]:
+            if concept not in self.lex:
+                self._fresh(rng, concept, n, used)
+        if self.suffixing and rng.random() < 0.5:
+            self.lex["pres"] = ""  # many languages leave the present unmarked
+        self.names = [self.cap(render(self.script, n)) for n in names]
+        self.words = {c: self.finish(self.lex[c]) for c, _ in CONCEPTS}
+        self.verbs = {(v, t, neg): self._verb(v, t, neg) for v in W.VERBS for t in ("pres", "past") for neg in (False, True)}
+        self.cache = {}
+
+    # -- the lexicon
+    def _fresh(self, rng, concept, n, used):
+        suffix = concept in GRAMMAR and self.suffixing
+        for attempt in range(200):
+            syls = self.ph.word(rng, n + attempt // 20 + (rng.random() < 0.4 and n > 1), onset=suffix)
+            written = render(self.script, syls)
+            if written not in used:
+                break
+        used.add(written)
+        self.syl[concept], self.lex[concept] = syls, written
+
+    def _derive(self, rng, parent, used):
+        """Regular sound changes: each consonant / vowel of the parent may shift, the same way everywhere."""
+        cmap = {c: c if rng.random() < 0.7 else rng.choice(self.ph.cons) for c in parent.ph.cons + [""]}
+        cmap[""] = ""
+        vmap = {v: v if rng.random() < 0.7 else rng.choice(self.ph.vowels) for v in parent.ph.vowels}
+        for concept, syls in parent.syl.items():
+            if rng.random() < 0.75:  # a cognate; the rest of the vocabulary is new
+                new = tuple((cmap.get(o, o), vmap.get(v, v), cmap.get(c, c)) for o, v, c in syls)
+                written = render(self.script, new)
+                if written not in used:
+                    used.add(written)
+                    self.syl[concept], self.lex[concept] = new, written
+
+    def _derive_english(self, rng, used):
+        changes = [ch for ch in ENGLISH_CHANGES if rng.random() < 0.5]
+        ending = rng.choice("aeo")
+        for concept, _ in CONCEPTS:
+            if rng.random() < 0.75:
+                w = W.FUNCTION_WORDS.get(concept, concept).lower().replace(" ", "")
+                for old, new in changes:
+                    w = w.replace(old, new)
+                if w[-1] not in "aeiou" and rng.random() < 0.4:
+                    w += ending
+                if w not in used:
+                    used.add(w)
+                    self.lex[concept] = w
+
+    # -- word forms
+    def finish(self, word):
+        """Spelling rules that depend on a whole word: Greek writes a word-final sigma as ς."""
+        if self.script == "Greek" and word.endswith("σ"):
+            return word[:-1] + "ς"
+        return word
+
+    def word(self, concept):
+        return self.words[concept]
+
+    def digits(self, k):
+        return str(k).translate(DIGITS[self.script]) if self.script in DIGITS else str(k)
+
+    def _verb(self, v, tense, neg):
+        if v == "be" and tense == "pres" and not neg and self.drop_copula:
+            return ""
+        lex = self.lex
+        if self.suffixing:
+            return self.finish(lex[v] + (lex["past"] if tense == "past" else lex["pres"]) + (lex["neg"] if neg else ""))
+        parts = [self.words[v]]
+        if tense == "past":
+            parts.append(self.finish(lex["past"]))
+        if neg:
+            parts.append(self.finish(lex["neg"]))
+        return self.sep.join(parts if self.postpositions else parts[::-1])
+
+    def np(self, x, role="subj"):
+        key = (x, role)
+        s = self.cache.get(key)
+        if s is not None:
+            return s
+        case, lex, k = ROLE_CASE.get(role, "nom"), self.lex, x.kind
+        if k == "num":
+            s = self.digits(x.ref)
+        elif k == "wh" and x.ref == "where":
+            s = self.words["where"]
+        else:
+            if k == "name":
+                root = self.names[x.ref]
+            elif k == "pron":
+                root = lex[("she" if x.ref % 2 == 0 else "he") if self.gendered else "they"]
+            else:
+                root = lex[x.ref]
+            plural = k == "noun" and x.count is not None and x.count != 1
+            if self.suffixing:
+                root += (lex["pl"] if plural else "") + (lex[case] if case != "nom" else "")
+            parts = [self.finish(root)]
+            if x.adj:
+                parts.insert(len(parts) if self.adj_after else 0, self.words[x.adj])
+            if x.count == "howmany":
+                parts.insert(0, self.words["howmany"])
+            elif type(x.count) is int:
+                parts.insert(0, self.digits(x.count))
+            s = self.sep.join(parts)
+            if not self.suffixing and case not in ("nom", "acc"):
+                marker = self.finish(lex[case])
+                s = s + self.sep + marker if self.postpositions else marker + self.sep + s
+        self.cache[key] = s
+        return s
+
+    def clause(self, c):
+        subj = self.np(c.subj) if c.subj is not None else ""
+        obj, rest = "", []
+        for role, v in c.args:
+            if role == "adj":
+                obj = self.words[v]
+            elif role == "obj":
+                obj = self.np(v, "obj")
+            else:
+                rest.append(self.np(v, role))
+        verb = self.verbs[c.verb, c.tense, c.neg]
+        if self.order == "SVO":
+            parts = [subj, verb, obj, *rest]
+        elif self.order == "SOV":
+            parts = [subj, *rest, obj, verb]
+        else:
+            parts = [verb, subj, obj, *rest]
+        if c.adv:
+            parts.insert(0, self.words[c.adv])
+        if c.q == "yn":
+            parts.append(self.words["qpart"])
+        return self.sep.join([p for p in parts if p])
+
+
+def build_languages(seed):
+    """All languages of the lab, in LANGS order (a sister is built after its parent)."""
+    names = make_names(seed)
+    langs = {}
+    for spec in LANGS:
+        if spec[0] == "en":
+            langs["en"] = English(names)
+        else:
+            langs[spec[0]] = Conlang(spec, seed, names, langs[spec[7]] if spec[7] else None)
+    return list(langs.values())

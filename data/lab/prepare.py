@@ -1,0 +1,343 @@
+"""
+Write the built-in multilingual lab: text in every language, benchmarks in every language, English
+instruction data and a manifest (layout in data/lab/README.md).
+
+    python data/lab/prepare.py [--seed 1337] [--out out/lab] [--mb_per_lang 1.0] [--examples_per_task 500]
+
+Same seed -> byte-identical files; another seed -> other words, names and facts. Regenerating into an
+existing folder rewrites every file atomically (temp file + rename), so it is idempotent.
+"""
+
+import argparse
+import json
+import math
+import os
+import random
+import re
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tqdm import tqdm
+
+from data.lab import world as W
+from data.lab.languages import build_languages
+
+VERSION = 1
+# task -> (kind, metric, number of choices)
+TASKS = {"lab_copa": ("mc", "acc", 2), "lab_nli": ("mc", "acc", 3), "lab_cloze": ("mc", "acc", 2),
+         "lab_read": ("mc", "acc", 4), "lab_qa": ("gen", "f1", 0), "lab_translate": ("gen", "chrf", 0)}
+NLI_WORDS = ["yes", "maybe", "no"]  # label 0 entailed, 1 unknown, 2 contradicted
+VAL_FRACTION = 0.08
+
+
+# ---- text: stories, facts and exercises --------------------------------------------------------
+
+def document(rng, w, lang):
+    """One document (never a blank line inside): a story, facts, or an exercise with its answers."""
+    r = rng.random()
+    if r < 0.6:
+        return "\n".join(lang.text(W.story(rng, w)) for _ in range(rng.choice((1, 1, 2))))
+    if r < 0.75:
+        lines = []
+        for x in rng.sample(list(W.ANIMALS), rng.randint(1, 3)):
+            facts = w.animal_facts(x)
+            rng.shuffle(facts)
+            lines.append(lang.text(facts[:rng.randint(2, 4)]))
+        if rng.random() < 0.5:
+            lines.append(lang.text(w.food_facts(rng.choice(W.CATEGORIES["food"]))))
+        return "\n".join(lines)
+    if r < 0.9:
+        sents, info = W.passage(rng)
+        lines = [lang.text(sents)]
+        for qtype in rng.sample(W.QUESTION_TYPES, 3):
+            q, options, right, _ = W.passage_question(info, qtype, rng.randrange(4))
+            lines.append(lang.ask(q) + lang.sep + lang.np(options[right]))
+        return "\n".join(lines)
+    label = rng.randrange(3)
+    premise, hyp = W.nli_item(rng, label)
+    return lang.text(premise) + "\n" + lang.ask(hyp) + lang.sep + lang.word(NLI_WORDS[label])
+
+
+def text_file(rng, w, lang, n_bytes):
+    docs, size = [], 0
+    while size < n_bytes:
+        doc = document(rng, w, lang)
+        docs.append(doc)
+        size += len(doc.encode("utf-8")) + 2
+    return "\n\n".join(docs) + "\n"
+
+
+# ---- benchmarks: meaning items (language-neutral), then one rendering per language ---------------
+
+def _place(right, others, label):
+    out = list(others)
+    out.insert(label, right)
+    return out
+
+
+def make_item(task, rng, w, label, en):
+    if task == "lab_copa":
+        conj = rng.choice(["so", "because"])
+        premise, right, wrong = W.copa_item(rng, conj, length=lambda c: len(en.clause(c)))
+        return premise, conj, _place(right, [wrong], label), label
+    if task == "lab_nli":
+        premise, hyp = W.nli_item(rng, label)
+        return premise, hyp, label
+    if task == "lab_cloze":
+        story, right, wrong = W.cloze_item(rng, w, length=lambda c: len(en.clause(c)))
+        return story, _place(right, [wrong], label), label
+    if task in ("lab_read", "lab_qa"):
+        sents, info = W.passage(rng)
+        q, options, right, role = W.passage_question(info, rng.choice(W.QUESTION_TYPES), rng.randrange(4))
+        if task == "lab_qa":
+            return sents, q, options[right], role
+        others = options[:right] + options[right + 1:]
+        rng.shuffle(others)
+        return sents, q, _place(options[right], others, label), label
+    shots = [rng.choice(W.story(rng, w)) for _ in range(2)]  # lab_translate: 2-shot, EN -> X
+    return shots, rng.choice(W.story(rng, w))
+
+
+def render(task, lang, item, en):
+    """An item as one benchmark example (without task/lang/id) in a language."""
+    sep = lang.sep
+    if task == "lab_copa":
+        premise, conj, alts, label = item
+        context = lang.cap(lang.clause(premise)) + lang.comma + sep + lang.word(conj)
+        return {"context": context, "choices": [sep + lang.clause(c) + lang.period for c in alts], "label": label}
+    if task == "lab_nli":
+        premise, hyp, label = item
+        return {"context": lang.text(premise) + "\n" + lang.ask(hyp),
+                "choices": [sep + lang.word(x) for x in NLI_WORDS], "label": label}
+    if task == "lab_cloze":
+        story, endings, label = item
+        return {"context": lang.text(story), "choices": [sep + lang.sentence(e) for e in endings], "label": label}
+    if task == "lab_read":
+        sents, q, options, label = item
+        return {"context": lang.text(sents) + "\n" + lang.ask(q), "choices": [sep + lang.np(o) for o in options],
+                "label": label}
+    if task == "lab_qa":
+        sents, q, answer, role = item
+        answers = [lang.np(answer), lang.np(answer, role)]
+        return {"prompt": lang.text(sents) + "\n" + lang.ask(q), "answers": sorted(set(answers), key=answers.index)}
+    shots, src = item
+    english, own = lang.cap(lang.word("english")) + ":", lang.cap(lang.word("ownname")) + ":"
+    lines = []
+    for s in shots:
+        lines += [english + " " + en.sentence(s), own + sep + lang.sentence(s)]
+    return {"prompt": "\n".join(lines + [english + " " + en.sentence(src), own]), "answers": [lang.sentence(src)]}
+
+
+def passage_text(task, en, item):
+    """The English text an eval item is about: what instruction data must never contain."""
+    if task == "lab_copa":
+        return render(task, en, item, en)["context"]
+    return en.text(item[0])
+
+
+def eval_items(task, seed, w, en, n):
+    """n distinct items with exactly balanced labels (each label n/k times, in shuffled order)."""
+    rng = random.Random(f"lab/eval/{seed}/{task}")
+    k = TASKS[task][2]
+    labels = [i % k for i in range(n)] if k else [None] * n
+    rng.shuffle(labels)
+    items, seen = [], set()
+    while len(items) < n:
+        item = make_item(task, rng, w, labels[len(items)], en)
+        key = json.dumps(render(task, en, item, en)) if task != "lab_translate" else en.sentence(item[1])
+        if key not in seen:
+            seen.add(key)
+            items.append(item)
+    return items
+
+
+# ---- English instruction data, disjoint from every eval item ------------------------------------
+
+class Snippets:
+    """Tells whether a text contains any of many snippets (case-insensitive). A snippet is looked up by
+    its first k whole words (k <= 3; its last word may be cut in the text, so it never counts) at every
+    word of the text, then compared in full."""
+
+    def __init__(self, snippets):
+        self.index = {}
+        for s in snippets:
+            s = s.lower()
+            k = min(3, len(s.split()) - 1)
+            self.index.setdefault((k, " ".join(s.split()[:k])), []).append(s)
+        self.ks = sorted({k for k, _ in self.index})
+
+    def found_in(self, text):
+        text = text.lower()
+        words = [(m.start(), m.group()) for m in re.finditer(r"\S+", text)]
+        for i, (start, _) in enumerate(words):
+            for k in self.ks:
+                for s in self.index.get((k, " ".join([x for _, x in words[i:i + k]])), ()):
+                    if text.startswith(s, start):
+                        return True
+        return False
+
+
+PREFIXES = {"lab_copa": ["", "Complete the sentence.\n", "Finish the sentence with what is most likely.\n"],
+            "lab_nli": ["", "Answer with yes, no or maybe.\n"],
+            "lab_cloze": ["", "How does the story end? Write one sentence.\n"],
+            "lab_read": ["", "Read the text and answer the question.\n"],
+            "lab_qa": ["", "Answer the question about the text in a few words.\n"]}
+INSTRUCTION_KINDS = list(PREFIXES) + ["facts", "story", "math"]
+
+
+def conversation(rng, w, en, kind):
+    """One English conversation of a kind: a task in the benchmark's own format, or a chat."""
+    def say(user, assistant):
+        return [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
+    if kind == "lab_qa":  # sometimes with a follow-up question about the same text
+        sents, info = W.passage(rng)
+        msgs = []
+        for i, qtype in enumerate(rng.sample(W.QUESTION_TYPES, rng.choice((1, 1, 2)))):
+            q, options, right, _ = W.passage_question(info, qtype, rng.randrange(4))
+            user = rng.choice(PREFIXES[kind]) + en.text(sents) + "\n" + en.ask(q) if i == 0 else en.ask(q)
+            msgs += say(user, en.np(options[right]))
+        return msgs
+    if kind in TASKS:
+        item = make_item(kind, rng, w, rng.randrange(TASKS[kind][2]), en)
+        ex = render(kind, en, item, en)
+        return say(rng.choice(PREFIXES[kind]) + ex["context"], ex["choices"][ex["label"]].strip())
+    if kind == "facts":
+        x = rng.choice(list(W.ANIMALS))
+        which = rng.randrange(3)
+        if which == 0:
+            q, a = W.clause(W.generic(x), "eat", ("obj", W.WHAT), tense="pres", q="wh"), w.animal_facts(x)[1:2]
+        elif which == 1:
+            q, a = W.clause(W.generic(x), "live", ("loc", W.WHERE), tense="pres", q="wh"), w.animal_facts(x)[:1]
+        else:
+            shop = rng.choice(W.SHOPS)
+            q = W.clause(W.the(shop), "sell", ("obj", W.WHAT), tense="pres", q="wh")
+            a = [W.clause(W.the(shop), "sell", ("obj", W.generic(f)), tense="pres") for f in w.sells[shop]]
+        return say(en.sentence(q), en.text(a))
+    if kind == "story":
+        people = rng.sample(range(W.N_NAMES), rng.choice((1, 2, 3)))
+        return say(f"Tell me a short story about {en.names[people[0]]}.", en.text(W.story(rng, w, people)))
+    # math: a count story, then how many someone has now
+    p, q = rng.sample(range(W.N_NAMES), 2)
+    f, n, k = rng.choice(list(W.COUNT_FOODS)), rng.randint(3, 9), rng.randint(1, 9)
+    m = rng.randint(1, n - 1)
+    sents = [W.clause(W.name(p), "have", ("obj", W.num(f, n))), W.clause(W.name(q), "have", ("obj", W.num(f, k))),
+             W.clause(W.name(p), "give", ("obj", W.num(f, m)), ("to", W.name(q)))]
+    who, now = (p, n - m) if rng.random() < 0.5 else (q, k + m)
+    question = W.clause(W.name(who), "have", ("obj", W.NP("noun", f, "howmany", None, None)), tense="pres", q="wh")
+    answer = W.clause(W.name(who), "have", ("obj", W.num(f, now)), tense="pres", adv="now")
+    return say(en.text(sents) + " " + en.sentence(question), en.sentence(answer))
+
+
+def instructions(rng, w, en, n, block):
+    convs = []
+    while len(convs) < n:
+        msgs = conversation(rng, w, en, rng.choice(INSTRUCTION_KINDS))
+        if not block.found_in("\n".join(m["content"] for m in msgs)):
+            convs.append({"messages": msgs})
+    return convs
+
+
+# ---- writing -------------------------------------------------------------------------------------
+
+def write_atomic(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def jsonl(rows):
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+
+
+def generate(out, seed=1337, mb_per_lang=1.0, examples_per_task=500, n_instructions=None, progress=True):
+    """Write the whole lab under `out`; returns the manifest (a dict)."""
+    out = Path(out)
+    n_instructions = n_instructions or 10 * examples_per_task
+    w = W.World(seed)
+    langs = build_languages(seed)
+    en = langs[0]
+    manifest = {"name": "lab", "seed": seed, "version": VERSION, "languages": [],
+                "groups": {g: [x.code for x in langs if x.group == g] for g in ("pretraining", "adapting", "other")},
+                "tasks": {}, "instructions": {"train": "instructions/train.jsonl", "val": "instructions/val.jsonl"}}
+    train_bytes = int(mb_per_lang * 1e6)
+    for lang in tqdm(langs, desc="text", disable=not progress):
+        entry = {"code": lang.code, "name": lang.label_name, "group": lang.group, "script": lang.script,
+                 "word_order": lang.order, "morphology": lang.morph, "spaces": lang.spaces,
+                 "sister_of": lang.sister, "train": f"text/{lang.code}/train.txt", "val": f"text/{lang.code}/val.txt"}
+        for split, n_bytes in (("train", train_bytes), ("val", max(1, int(train_bytes * VAL_FRACTION)))):
+            rng = random.Random(f"lab/text/{seed}/{lang.code}/{split}")
+            write_atomic(out / entry[split], text_file(rng, w, lang, n_bytes))
+        manifest["languages"].append(entry)
+    snippets = []
+    for task, (kind, metric, _) in tqdm(TASKS.items(), desc="tasks", disable=not progress):
+        items = eval_items(task, seed, w, en, examples_per_task)
+        if task != "lab_translate":  # instruction data has no translation, so only these could leak
+            snippets += [passage_text(task, en, item) for item in items]
+        files = {}
+        for lang in langs:
+            if task == "lab_translate" and lang is en:
+                continue  # English -> English would only be copying: left out of the translation task
+            rows = [{"task": task, "lang": lang.code, "id": f"{task}-{i}", "kind": kind,
+                     **render(task, lang, item, en)} for i, item in enumerate(items)]
+            if kind == "gen":
+                for r in rows:
+                    r["metric"] = metric
+            files[lang.code] = f"tasks/{task}/{lang.code}.jsonl"
+            write_atomic(out / files[lang.code], jsonl(rows))
+        manifest["tasks"][task] = {"kind": kind, "metric": metric, "files": files}
+    block = Snippets(snippets)
+    for split, n in (("train", n_instructions), ("val", max(20, n_instructions // 20))):
+        rng = random.Random(f"lab/instructions/{seed}/{split}")
+        write_atomic(out / manifest["instructions"][split], jsonl(instructions(rng, w, en, n, block)))
+    write_atomic(out / "manifest.json", json.dumps(manifest, ensure_ascii=False, indent=1) + "\n")
+    return manifest
+
+
+def show(seed, n):
+    """Print the same few sentences in every language (the table of data/lab/README.md)."""
+    w, langs = W.World(seed), build_languages(seed)
+    sents = W.story(random.Random(f"lab/show/{seed}"), w, n_events=n)
+    for lang in langs:
+        print(f"| {lang.code} | {lang.text(sents)} |")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="Generate the built-in multilingual lab (text, benchmarks, instructions).")
+    ap.add_argument("--seed", type=int, default=1337, help="same seed, same bytes; another seed, another lab")
+    ap.add_argument("--out", default="out/lab", help="output folder (created; files in it are rewritten)")
+    ap.add_argument("--mb_per_lang", type=float, default=1.0, help="train text per language, in MB (1e6 bytes); "
+                    f"val is {VAL_FRACTION:.0%} of it")
+    ap.add_argument("--examples_per_task", type=int, default=500, help="examples per task and language")
+    ap.add_argument("--instructions", type=int, default=None, help="English instruction conversations "
+                    "(default 10 x examples_per_task); val has 1/20 of that (at least 20)")
+    ap.add_argument("--show", type=int, default=0, metavar="N", help="only print a story of N events in every language")
+    ap.add_argument("--progress", type=int, default=1, help="1: show progress bars")
+    args = ap.parse_args(argv)
+    if args.show:
+        return show(args.seed, args.show)
+    if not (math.isfinite(args.mb_per_lang) and args.mb_per_lang > 0):
+        raise SystemExit(f"error: --mb_per_lang must be a positive number (got {args.mb_per_lang})")
+    for key in ("examples_per_task", "instructions"):
+        value = getattr(args, key)
+        if value is not None and value <= 0:
+            raise SystemExit(f"error: --{key} must be a positive integer (got {value})")
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write_test.tmp"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise SystemExit(f"error: cannot write to the output folder {out}: {e.strerror or e}")
+    manifest = generate(out, args.seed, args.mb_per_lang, args.examples_per_task, args.instructions, bool(args.progress))
+    print(f"wrote {out}: {len(manifest['languages'])} languages, {len(manifest['tasks'])} tasks, manifest.json")
+    return manifest
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,477 @@
+"""
+The lab's world: what every language of the lab talks about.
+
+Everything here is *meaning*, not text: noun phrases (NP) and clauses (Clause) that a language of
+languages.py turns into a sentence. Concepts are named by their English word (English is a real
+language, so its words are written by hand here); the constructed languages get their words from
+languages.py. Facts (where each animal lives, what it eats, which shop sells which food) are drawn from
+the seed, so every seed is a slightly different world; the causal rules below are the same in all.
+
+A story draws fresh people, places, things and numbers each time, so the text has real entropy (a
+small model cannot memorise it) and real structure to learn: grammar, the facts, the causal rules,
+counting (had 7, gave 3, now has 4) and where things are (put in the box, later taken from the box).
+"""
+
+import random
+from collections import namedtuple
+
+N_NAMES = 64  # people; person i is female when i is even (English says "she"), male otherwise
+
+# kind: name | pron | noun | num | wh.  count: None (one), int, "pl" (generic plural), "howmany" (asked)
+NP = namedtuple("NP", "kind ref count adj det")
+# args: ((role, value), ...) with role obj|to|loc|dest|src (value an NP) or adj (value an adjective);
+# q: None | "yn" | "wh" (the wh-word sits where the asked phrase would be); adv: then|later|now|None
+Clause = namedtuple("Clause", "subj verb args tense neg q adv")
+
+
+def _plural(word):
+    if word.endswith(("s", "x", "ch", "sh")):
+        return word + "es"
+    if word.endswith("y") and word[-2] not in "aeiou":
+        return word[:-1] + "ies"
+    return word + "s"
+
+
+def _nouns(spec):
+    """'cat mouse:mice' -> {'cat': 'cats', 'mouse': 'mice'}; a trailing '-' marks a mass noun (no plural)."""
+    table = {}
+    for item in spec.split():
+        word, _, plural = item.partition(":")
+        table[word] = None if plural == "-" else (plural or _plural(word))
+    return table
+
+
+ANIMALS = _nouns("cat dog fox horse cow sheep:sheep goat pig bird mouse:mice rabbit bear wolf:wolves deer:deer "
+                 "duck frog snake owl bee lion monkey goose:geese turtle fish:fish")
+COUNT_FOODS = _nouns("apple pear egg cake carrot grape plum nut bean cherry lemon potato:potatoes "
+                     "tomato:tomatoes onion melon banana cookie pie orange peach")
+MASS_FOODS = _nouns("bread:- cheese:- rice:- soup:- honey:- corn:- meat:-")
+DRINKS = _nouns("milk:- water:- tea:- juice:-")
+THINGS = _nouns("cup glass plate bowl bottle mirror lamp vase key coin ring box bag basket bucket ball kite doll "
+                "drum flute hat coat scarf jacket book letter map pen chair table bed clock candle knife:knives "
+                "spoon rope ladder umbrella boat bell brush towel door window tree flower fence room game song "
+                "town house")
+# place -> the English preposition of "being there"
+PLACES = dict(item.split(":") for item in (
+    "kitchen:in garden:in market:at school:at river:at forest:in hill:on field:in farm:at village:in shop:in "
+    "park:in beach:on lake:at bridge:on library:in station:at mountain:on cave:in island:on harbor:at "
+    "bakery:at barn:in hospital:at tower:in castle:in meadow:in").split())
+NOUNS = {**ANIMALS, **COUNT_FOODS, **MASS_FOODS, **DRINKS, **THINGS, **{p: _plural(p) for p in PLACES}}
+
+COLORS = "red blue green yellow white black brown".split()
+TASTES = "sweet sour salty".split()
+ADJECTIVES = ("hungry tired cold thirsty happy sad sick wet hurt clean hot dark late dirty empty bored angry "
+              "broken big small").split() + COLORS + TASTES
+
+# verb -> English past tense (the present 3rd person is regular except "has")
+VERBS = dict(item.split(":") for item in (
+    "be:was have:had go:went eat:ate drink:drank sleep:slept drop:dropped break:broke wear:wore find:found "
+    "lose:lost run:ran wash:washed swim:swam fall:fell rain:rained open:opened cook:cooked bite:bit cry:cried "
+    "win:won light:lit hear:heard play:played fill:filled read:read sing:sang climb:climbed see:saw fix:fixed "
+    "buy:bought give:gave put:put take:took move:moved meet:met live:lived sell:sold carry:carried "
+    "paint:painted write:wrote build:built throw:threw catch:caught help:helped visit:visited bring:brought "
+    "hide:hid clean:cleaned").split())
+
+# words that structure text and tasks; every language has its own (English spelling on the right)
+FUNCTION_WORDS = {"because": "because", "so": "so", "then": "then", "later": "later", "now": "now",
+                  "question": "question", "answer": "answer", "yes": "yes", "no": "no", "maybe": "maybe",
+                  "who": "who", "what": "what", "where": "where", "howmany": "how many",
+                  "english": "English", "ownname": "English", "he": "he", "she": "she"}
+
+CATEGORIES = {
+    "food": list(COUNT_FOODS) + list(MASS_FOODS), "drink": list(DRINKS),
+    "fragile": "cup glass plate bowl bottle mirror lamp vase".split(), "valuable": "key coin ring".split(),
+    "container": "box bag basket bucket".split(), "toy": "ball kite doll drum flute".split(),
+    "clothes": "hat coat scarf jacket".split(), "place": list(PLACES), "water": ["river", "lake"],
+    "washable": "cup plate bowl glass bottle coat hat scarf towel".split(), "high": "ladder tree chair".split(),
+    "cooked": "soup rice meat egg potato".split(), "biter": "dog snake goose bee".split(),
+    "light": ["candle", "lamp"], "muddy": ["garden", "field", "farm"], "vessel": "cup bottle bucket bowl glass".split(),
+    "fixable": "clock chair lamp drum kite".split(), "climbable": "tree hill mountain tower ladder".split(),
+    "readable": ["book", "letter", "map"], "paintable": ["fence", "door", "chair", "boat"],
+    "buildable": ["boat", "fence", "table"], "cleanable": ["room", "kitchen", "house", "barn"],
+}
+NATURE = "river forest hill field lake mountain cave island meadow beach barn farm".split()
+SHOPS = ["market", "bakery", "farm", "shop"]
+PREY = ["fish", "mouse", "frog", "bee"]
+
+# Causal rules: (cause, effect, category of X). P is a person, X a thing of the category; a word after
+# the verb is an adjective (predicate), a noun (object), or role:thing.
+RULES = [
+    ("P be hungry", "P eat X", "food"), ("P be tired", "P sleep", None), ("P drop X", "X break", "fragile"),
+    ("P be cold", "P wear X", "clothes"), ("P be thirsty", "P drink X", "drink"),
+    ("P find X", "P be happy", "valuable"), ("P lose X", "P be sad", "valuable"),
+    ("P be sick", "P go dest:hospital", None), ("P run dest:X", "P be tired", "place"),
+    ("P wash X", "X be clean", "washable"), ("P swim loc:X", "P be wet", "water"),
+    ("P fall src:X", "P be hurt", "high"), ("it rain", "P open umbrella", None), ("P cook X", "X be hot", "cooked"),
+    ("X bite P", "P cry", "biter"), ("P lose game", "P be angry", None), ("P win game", "P be happy", None),
+    ("room be dark", "P light X", "light"), ("P be late", "P run", None), ("P hear bell", "P open door", None),
+    ("P play loc:X", "P be dirty", "muddy"), ("P be dirty", "P wash", None), ("X be empty", "P fill X", "vessel"),
+    ("P be bored", "P read book", None), ("P be happy", "P sing", None), ("X be broken", "P fix X", "fixable"),
+    ("P climb X", "P see town", "climbable"),
+]
+# (verb, category of its object) for everyday activities in stories
+ACTIVITIES = [("play", "toy"), ("read", "readable"), ("write", "readable"), ("paint", "paintable"),
+              ("carry", "container"), ("build", "buildable"), ("clean", "cleanable"), ("hide", "valuable"),
+              ("bring", "fragile"), ("sing", None), ("throw", "toy"), ("catch", "toy")]
+
+
+def name(i):
+    return NP("name", i, None, None, None)
+
+
+def the(noun, adj=None):
+    return NP("noun", noun, None, adj, "the")
+
+
+def a(noun, adj=None):
+    return NP("noun", noun, None, adj, "a")
+
+
+def num(noun, k):
+    return NP("noun", noun, k, None, None)
+
+
+def generic(noun):
+    return NP("noun", noun, "pl", None, None)
+
+
+def number(k):
+    return NP("num", k, None, None, None)
+
+
+WHO, WHAT, WHERE = (NP("wh", w, None, None, None) for w in ("who", "what", "where"))
+
+
+def clause(subj, verb, *args, tense="past", neg=False, q=None, adv=None):
+    return Clause(subj, verb, args, tense, neg, q, adv)
+
+
+def _parse_part(spec):
+    """'P fall src:X' -> ('P', 'fall', (('src', 'X'),)); words are read as in RULES' comment."""
+    subj, verb, *rest = spec.split()
+    args = []
+    for word in rest:
+        role, _, what = word.rpartition(":")
+        args.append((role or ("adj" if what in ADJECTIVES else "obj"), what))
+    return subj, verb, tuple(args)
+
+
+_RULES = [(_parse_part(c), _parse_part(e), cat) for c, e, cat in RULES]
+
+
+def _fill(part, p, x):
+    def np(what):
+        return name(p) if what == "P" else the(x if what == "X" else what)
+    subj, verb, args = part
+    return clause(None if subj == "it" else np(subj), verb,
+                  *((role, what if role == "adj" else np(what)) for role, what in args))
+
+
+def rule_clauses(i, p, x):
+    """Rule i for person p and thing x -> (cause clause, effect clause), past tense."""
+    cause, effect, _ = _RULES[i]
+    return _fill(cause, p, x), _fill(effect, p, x)
+
+
+def rule_key(i, side):
+    """What a rule's cause (side 0) or effect (side 1) says, whatever X is: two rules with the same key
+    give the same answer, so one must never be the other's wrong alternative."""
+    return RULES[i][side], RULES[i][2]
+
+
+def draw(rng, category):
+    return rng.choice(CATEGORIES[category]) if category else None
+
+
+def concepts(c):
+    """What a clause mentions, as the words a language repeats when it mentions it again (to balance
+    word overlap between right and wrong choices): (without case endings: the concept, plus English
+    'the' and a preposition per role; with case endings: the concept in its role)."""
+    plain, cased = {c.verb}, {c.verb}
+    for role, x in (("subj", c.subj), *c.args):
+        if isinstance(x, NP):
+            plain.add((x.kind, x.ref))
+            cased.add((x.kind, x.ref, role))
+            if x.det:
+                plain.add(x.det)
+            if role not in ("subj", "obj"):
+                plain.add(role)
+        elif x is not None:
+            plain.add(x)
+            cased.add(x)
+    return plain, cased
+
+
+def overlap_gap(seen, right, wrong):
+    """How differently two choices repeat what came before, summed over both kinds of language."""
+    return sum(abs(len(a & b) - len(a & c)) for a, b, c in zip(seen, concepts(right), concepts(wrong)))
+
+
+class World:
+    """The facts of one seed's world."""
+
+    def __init__(self, seed):
+        rng = random.Random(f"lab/world/{seed}")
+        self.home = {x: rng.choice(NATURE) for x in ANIMALS}
+        self.diet = {x: rng.choice([f for f in CATEGORIES["food"] + PREY if f != x]) for x in ANIMALS}
+        self.color = {x: rng.choice(COLORS) for x in ANIMALS}
+        self.size = {x: rng.choice(("big", "small")) for x in ANIMALS}
+        foods = list(COUNT_FOODS)
+        rng.shuffle(foods)
+        self.shop = {f: SHOPS[i % len(SHOPS)] for i, f in enumerate(foods)}  # every shop sells something
+        self.sells = {s: [f for f in COUNT_FOODS if self.shop[f] == s] for s in SHOPS}
+        self.taste = {f: rng.choice(TASTES) for f in CATEGORIES["food"]}
+
+    def animal_facts(self, x):
+        g = generic(x)
+        return [clause(g, "live", ("loc", the(self.home[x])), tense="pres"),
+                clause(g, "eat", ("obj", generic(self.diet[x])), tense="pres"),
+                clause(g, "be", ("adj", self.color[x]), tense="pres"),
+                clause(g, "be", ("adj", self.size[x]), tense="pres")]
+
+    def food_facts(self, f):
+        facts = [clause(generic(f), "be", ("adj", self.taste[f]), tense="pres")]
+        if f in self.shop:
+            facts.append(clause(the(self.shop[f]), "sell", ("obj", generic(f)), tense="pres"))
+        return facts
+
+
+# ---- stories: a few people, a few events, a little state so that later sentences agree ------------
+
+def ev_go(rng, w, people, st):
+    p, place = rng.choice(people), rng.choice(list(PLACES))
+    out = [clause(name(p), "go", ("dest", the(place)))]
+    if place in w.sells:  # at a shop: buy what that shop sells (a fact of the world)
+        f, n = rng.choice(w.sells[place]), rng.randint(2, 9)
+        st["has"][p, f] = st["has"].get((p, f), 0) + n
+        out.append(clause(name(p), "buy", ("obj", num(f, n))))
+    return out
+
+
+def ev_give(rng, w, people, st):
+    held = [(pf, n) for pf, n in st["has"].items() if n >= 2]
+    if not held or len(people) < 2:
+        return ev_go(rng, w, people, st)
+    (p, f), n = rng.choice(held)
+    q, m = rng.choice([x for x in people if x != p]), rng.randint(1, n - 1)
+    st["has"][p, f] = n - m
+    st["has"][q, f] = st["has"].get((q, f), 0) + m
+    out = [clause(name(p), "give", ("obj", num(f, m)), ("to", name(q)))]
+    if rng.random() < 0.6:
+        who, k = (p, n - m) if rng.random() < 0.5 else (q, st["has"][q, f])
+        out.append(clause(name(who), "have", ("obj", num(f, k)), tense="pres", adv="now"))
+    return out
+
+
+def ev_rule(rng, w, people, st):
+    i = rng.randrange(len(RULES))
+    cause, effect = rule_clauses(i, rng.choice(people), draw(rng, RULES[i][2]))
+    r = rng.random()
+    if r < 0.4:
+        return [cause, effect]
+    return [("so", cause, effect)] if r < 0.7 else [("because", effect, cause)]
+
+
+def ev_animal(rng, w, people, st):
+    x = rng.choice(list(ANIMALS))
+    return [clause(name(rng.choice(people)), "see", ("obj", a(x)), ("loc", the(w.home[x]))),
+            rng.choice(w.animal_facts(x))]
+
+
+def ev_put(rng, w, people, st):
+    thing, box = rng.choice(CATEGORIES["valuable"] + CATEGORIES["toy"]), rng.choice(CATEGORIES["container"])
+    st["put"][thing] = box
+    return [clause(name(rng.choice(people)), "put", ("obj", the(thing)), ("loc", the(box)))]
+
+
+def ev_take(rng, w, people, st):
+    if not st["put"]:
+        return ev_put(rng, w, people, st)
+    thing = rng.choice(list(st["put"]))
+    box = st["put"].pop(thing)
+    return [clause(name(rng.choice(people)), "take", ("obj", the(thing)), ("src", the(box)), adv="later")]
+
+
+def ev_activity(rng, w, people, st):
+    verb, cat = rng.choice(ACTIVITIES)
+    args = [("obj", (the if rng.random() < 0.7 else a)(draw(rng, cat)))] if cat else []
+    if rng.random() < 0.4:
+        args.append(("loc", the(rng.choice(list(PLACES)))))
+    return [clause(name(rng.choice(people)), verb, *args, adv="then" if rng.random() < 0.2 else None)]
+
+
+def ev_meet(rng, w, people, st):
+    if len(people) < 2:
+        return ev_activity(rng, w, people, st)
+    p, q = rng.sample(people, 2)
+    return [clause(name(p), "meet", ("obj", name(q)), ("loc", the(rng.choice(list(PLACES)))))]
+
+
+def ev_describe(rng, w, people, st):
+    if rng.random() < 0.5:
+        return [clause(the(draw(rng, rng.choice(["toy", "clothes", "container"]))), "be", ("adj", rng.choice(COLORS)))]
+    return [clause(name(rng.choice(people)), "be", ("adj", rng.choice(["happy", "sad", "tired", "hungry", "bored"])))]
+
+
+EVENTS = [ev_go, ev_give, ev_rule, ev_animal, ev_put, ev_take, ev_activity, ev_meet, ev_describe]
+EVENT_WEIGHTS = [3, 2, 4, 2, 1, 1, 3, 1, 1]
+
+
+def story(rng, w, people=None, n_events=None):
+    """A short narrative: a list of sentences (a Clause, or (conjunction, clause, clause))."""
+    if people is None:
+        people = rng.sample(range(N_NAMES), rng.choice((1, 2, 2, 3)))
+    st = {"has": {}, "put": {}}
+    out = []
+    for ev in rng.choices(EVENTS, EVENT_WEIGHTS, k=n_events or rng.randint(3, 7)):
+        out += ev(rng, w, people, st)
+    return pronominalize(rng, out)
+
+
+def _pron(np):
+    return NP("pron", np.ref, None, None, None)
+
+
+def pronominalize(rng, sents):
+    """Say 'she'/'he' for the person who was also the subject just before (half of the time)."""
+    out, prev = [], None
+    for s in sents:
+        if isinstance(s, Clause):
+            subj = s.subj
+            if subj == prev and subj is not None and subj.kind == "name" and rng.random() < 0.5:
+                s = s._replace(subj=_pron(subj))
+        else:
+            conj, c1, c2 = s
+            subj = c1.subj
+            if c2.subj == subj and subj is not None and subj.kind == "name" and rng.random() < 0.6:
+                s = (conj, c1, c2._replace(subj=_pron(subj)))
+        prev = subj
+        out.append(s)
+    return out
+
+
+# ---- task items (language-neutral; prepare.py renders them in every language) ---------------------
+
+def passage(rng):
+    """Four people each go somewhere and buy something; one gives a thing to another (Belebele/XQuAD)."""
+    people = rng.sample(range(N_NAMES), 4)
+    info = dict(people=people, places=rng.sample(list(PLACES), 4), foods=rng.sample(list(COUNT_FOODS), 4),
+                nums=rng.sample(range(2, 10), 4), giver=rng.randrange(4), gift=rng.choice(CATEGORIES["toy"]))
+    info["taker"] = rng.choice([i for i in range(4) if i != info["giver"]])
+    sents = []
+    for i in rng.sample(range(4), 4):
+        go = clause(name(people[i]), "go", ("dest", the(info["places"][i])))
+        buy = clause(name(people[i]), "buy", ("obj", num(info["foods"][i], info["nums"][i])))
+        sents += [go, buy] if rng.random() < 0.5 else [buy, go]
+    give = clause(name(people[info["giver"]]), "give", ("obj", the(info["gift"])), ("to", name(people[info["taker"]])))
+    sents.insert(rng.randrange(len(sents) + 1), give)
+    return sents, info
+
+
+QUESTION_TYPES = ["where", "what", "howmany", "who", "giver"]
+
+
+def passage_question(info, qtype, i):
+    """Question of a type about person i -> (question, the four options, index of the answer, answer's role)."""
+    people, p = info["people"], name(info["people"][i])
+    if qtype == "where":
+        return clause(p, "go", ("dest", WHERE), q="wh"), [the(x) for x in info["places"]], i, "dest"
+    if qtype == "what":
+        return clause(p, "buy", ("obj", WHAT), q="wh"), [generic(x) for x in info["foods"]], i, "obj"
+    if qtype == "howmany":
+        f = info["foods"][i]
+        return (clause(p, "buy", ("obj", NP("noun", f, "howmany", None, None)), q="wh"),
+                [number(k) for k in info["nums"]], i, "num")
+    if qtype == "who":
+        return clause(WHO, "go", ("dest", the(info["places"][i])), q="wh"), [name(x) for x in people], i, "subj"
+    gift, taker = the(info["gift"]), name(people[info["taker"]])
+    return clause(WHO, "give", ("obj", gift), ("to", taker), q="wh"), [name(x) for x in people], info["giver"], "subj"
+
+
+def nli_item(rng, label):
+    """Premise of three or four events and a yes/no question: 0 entailed, 1 unknown, 2 contradicted.
+    The question's person and value both appear in the premise whatever the label (no overlap cue)."""
+    a_, b_, c_ = rng.sample(range(N_NAMES), 3)
+    kind = rng.choice(["at", "has", "in"])
+    if kind == "at":
+        l1, l2, l3 = rng.sample(list(PLACES), 3)
+        f, n = rng.choice(list(COUNT_FOODS)), rng.randint(2, 9)
+        sents = [clause(name(a_), "go", ("dest", the(l1))), clause(name(b_), "go", ("dest", the(l2))),
+                 clause(name(c_), "buy", ("obj", num(f, n)))]
+        who, where = [(a_, l1), (c_, rng.choice([l1, l2])), (a_, l2)][label]
+        hyp = clause(name(who), "be", ("loc", the(where)), tense="pres", q="yn")
+    elif kind == "has":
+        f = rng.choice(list(COUNT_FOODS))
+        n1, n2 = rng.sample(range(2, 10), 2)
+        sents = [clause(name(a_), "buy", ("obj", num(f, n1))), clause(name(b_), "buy", ("obj", num(f, n2))),
+                 clause(name(c_), "go", ("dest", the(rng.choice(list(PLACES)))))]
+        who, k = [(a_, n1), (c_, rng.choice([n1, n2])), (a_, n2)][label]
+        hyp = clause(name(who), "have", ("obj", num(f, k)), tense="pres", q="yn")
+    else:
+        o1, o2, o3 = rng.sample(CATEGORIES["valuable"] + CATEGORIES["toy"], 3)
+        c1, c2 = rng.sample(CATEGORIES["container"], 2)
+        sents = [clause(name(a_), "put", ("obj", the(o1)), ("loc", the(c1))),
+                 clause(name(b_), "put", ("obj", the(o2)), ("loc", the(c2))),
+                 clause(name(c_), "carry", ("obj", the(o3)))]
+        thing, box = [(o1, c1), (o3, rng.choice([c1, c2])), (o1, c2)][label]
+        hyp = clause(the(thing), "be", ("loc", the(box)), tense="pres", q="yn")
+    rng.shuffle(sents)
+    return sents, hyp
+
+
+def copa_item(rng, conj, p=None, length=len, before=()):
+    """(premise, right, wrong): conj 'so' asks for the effect, 'because' for the cause. The wrong
+    alternative comes from another rule with the same person, chosen to mention as many concepts of the
+    premise (and of the clauses `before` it) as the right one does, and to be about as long
+    (length(clause) measures it)."""
+    side = 1 if conj == "so" else 0
+    i = rng.randrange(len(RULES))
+    p = rng.randrange(N_NAMES) if p is None else p
+    x = draw(rng, RULES[i][2])
+    pair = rule_clauses(i, p, x)
+    premise, right = pair[1 - side], pair[side]
+    seen = [set().union(*parts) for parts in zip(*map(concepts, [premise, *before]))]
+    size = length(right)
+    best = None
+    for j in rng.sample(range(len(RULES)), len(RULES)):
+        if rule_key(j, side) == rule_key(i, side) or rule_key(j, 1 - side) == rule_key(i, 1 - side):
+            continue
+        cat = RULES[j][2]
+        y = x if cat and x in CATEGORIES[cat] else draw(rng, cat)
+        wrong = rule_clauses(j, p, y)[side]
+        score = (overlap_gap(seen, right, wrong), abs(length(wrong) - size))
+        if wrong != right and (best is None or score < best[0]):
+            best = (score, wrong)
+    return premise, right, best[1]
+
+
+def cloze_item(rng, w, length=len):
+    """(story, right ending, wrong ending); both endings mention the same people and things."""
+    kind = rng.choice(["rule", "count", "move"])
+    p, q = rng.sample(range(N_NAMES), 2)
+    if kind == "rule":
+        intro = [clause(name(p), "go", ("dest", the(rng.choice(list(PLACES)))))] + ev_activity(rng, w, [p], {})
+        premise, right, wrong = copa_item(rng, "so", p, length, intro)
+        return pronominalize(rng, intro + [premise]), right, wrong
+    if kind == "count":  # the two final counts are exchangeable: a pair is kept only if either could be right
+        f = rng.choice(list(COUNT_FOODS))
+
+        while True:
+            right_k, wrong_k = rng.sample(range(2, 10), 2)
+            who, m, k0, n0 = rng.choice((p, q)), rng.randint(1, 6), rng.randint(2, 9), rng.randint(2, 9)
+
+            def start(r):  # (n, k): what p and q had, so that `who` ends with r
+                return (r + m, k0) if who == p else (n0, r - m)
+            if all(m < n <= 12 and k >= 2 and not {n, k, m} & {right_k, wrong_k} for n, k in map(start, (right_k, wrong_k))):
+                n, k = start(right_k)
+                break
+        sents = [clause(name(p), "have", ("obj", num(f, n))), clause(name(q), "have", ("obj", num(f, k))),
+                 clause(name(p), "give", ("obj", num(f, m)), ("to", name(q)))]
+        end = [clause(name(who), "have", ("obj", num(f, v)), tense="pres", adv="now") for v in (right_k, wrong_k)]
+        return sents, end[0], end[1]
+    thing = rng.choice(CATEGORIES["valuable"] + CATEGORIES["toy"])
+    c1, c2 = rng.sample(CATEGORIES["container"], 2)
+    sents = [clause(name(p), "put", ("obj", the(thing)), ("loc", the(c1))),  # both boxes in the same case
+             clause(name(q), "put", ("obj", the(thing)), ("loc", the(c2)), adv="later")]
+    end = [clause(name(p), "find", ("obj", the(thing)), ("loc", the(c)), adv="then") for c in (c2, c1)]
+    return sents, end[0], end[1]

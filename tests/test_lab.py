@@ -1,0 +1,264 @@
+"""The built-in lab (data/lab): layout, determinism, scripts, parallel tasks, balance, no surface cues,
+instruction data disjoint from the benchmarks, and bad input. One small lab is generated per module."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import unicodedata
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from data.lab import prepare  # noqa: E402
+from data.lab import world as W  # noqa: E402
+from data.lab.languages import build_languages  # noqa: E402
+
+SMALL = dict(mb_per_lang=0.02, examples_per_task=40, n_instructions=300)
+CLI_SMALL = ["--mb_per_lang", "0.02", "--examples_per_task", "40", "--instructions", "300", "--progress", "0"]
+
+# Unicode blocks of the scripts, written out here (not taken from the generator) to check it independently
+RANGES = {"Latin": [(0x41, 0x5A), (0x61, 0x7A)], "Cyrillic": [(0x400, 0x4FF)], "Greek": [(0x370, 0x3FF)],
+          "Armenian": [(0x530, 0x58F)], "Georgian": [(0x10A0, 0x10FF)], "Devanagari": [(0x900, 0x97F)],
+          "Hangul": [(0xAC00, 0xD7A3)], "Thai": [(0xE00, 0xE7F)]}
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "data/lab/prepare.py", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    out = tmp_path_factory.mktemp("lab")
+    result = run_cli("--out", str(out), *CLI_SMALL)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def manifest(lab):
+    return json.loads((lab / "manifest.json").read_text(encoding="utf-8"))
+
+
+def rows(lab, path):
+    return [json.loads(line) for line in (lab / path).read_text(encoding="utf-8").splitlines()]
+
+
+def all_files(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_manifest_languages_and_groups(lab):
+    m = manifest(lab)
+    langs = {x["code"]: x for x in m["languages"]}
+    groups = m["groups"]
+    assert groups["pretraining"][0] == "en" and len(groups["pretraining"]) >= 4
+    assert len(groups["adapting"]) >= 4 and len(groups["other"]) >= 3
+    assert sorted(sum(groups.values(), [])) == sorted(langs) and len(langs) >= 12
+    assert {x["word_order"] for x in langs.values()} == {"SVO", "SOV", "VSO"}
+    assert {x["morphology"] for x in langs.values()} == {"isolating", "suffixing"}
+    assert len({x["script"] for x in langs.values()} - {"Latin"}) >= 4
+    assert any(not x["spaces"] for x in langs.values())
+    pre_scripts = {langs[c]["script"] for c in groups["pretraining"]}
+    shared = [c for c in groups["adapting"] if langs[c]["script"] in pre_scripts]
+    assert 0 < len(shared) < len(groups["adapting"])  # some adapting languages share a script, some do not
+    for x in langs.values():
+        for split in ("train", "val"):
+            text = (lab / x[split]).read_text(encoding="utf-8")
+            docs = text.split("\n\n")
+            assert all(d.strip() and "\n\n" not in d for d in docs)
+        size = (lab / x["train"]).stat().st_size
+        assert 0.02e6 <= size < 0.03e6, (x["code"], size)  # the requested size, give or take a document
+    for task, spec in m["tasks"].items():
+        expected = set(langs) - ({"en"} if task == "lab_translate" else set())
+        assert set(spec["files"]) == expected and all((lab / f).exists() for f in spec["files"].values())
+
+
+def test_same_seed_same_bytes_and_regeneration_is_idempotent(lab, tmp_path):
+    prepare.generate(tmp_path, **SMALL, progress=False)
+    first = all_files(tmp_path)
+    assert first == all_files(lab)  # in-process and CLI agree byte for byte
+    prepare.generate(tmp_path, **SMALL, progress=False)  # into the existing folder
+    assert all_files(tmp_path) == first and not list(tmp_path.rglob("*.tmp"))
+
+
+def test_another_seed_other_lexicons():
+    a, b = build_languages(1), build_languages(2)
+    assert a[0].names != b[0].names
+    for x, y in zip(a[1:], b[1:]):
+        assert x.code == y.code
+        differ = sum(x.words[c] != y.words[c] for c in x.words)
+        # the sister of English keeps English roots; only its sound changes and new words depend on the seed
+        assert differ > (0.5 if x.sister == "en" else 0.8) * len(x.words), x.code
+    assert W.World(1).home != W.World(2).home
+
+
+def _check_script(text, script, where):
+    for ch in set(text):
+        cat = unicodedata.category(ch)
+        if ch.isdigit() and ch in "0123456789" and script not in ("Devanagari", "Thai"):
+            continue
+        if cat[0] in "LMN":
+            assert any(lo <= ord(ch) <= hi for lo, hi in RANGES[script]), f"{where}: {ch!r} is not {script}"
+
+
+def test_scripts_as_declared_and_spaceless_language(lab):
+    m = manifest(lab)
+    for x in m["languages"]:
+        texts = [(lab / x[split]).read_text(encoding="utf-8") for split in ("train", "val")]
+        for task, spec in m["tasks"].items():
+            if task != "lab_translate" and x["code"] in spec["files"]:
+                for r in rows(lab, spec["files"][x["code"]]):
+                    texts += [r.get("context", ""), r.get("prompt", ""), *r.get("choices", []), *r.get("answers", [])]
+        if x["code"] in m["tasks"]["lab_translate"]["files"]:  # the target side is in the language
+            texts += [a for r in rows(lab, m["tasks"]["lab_translate"]["files"][x["code"]]) for a in r["answers"]]
+        text = "".join(texts)
+        _check_script(text, x["script"], x["code"])
+        assert (" " in text) == x["spaces"], x["code"]
+        if x["script"] in ("Devanagari", "Thai"):  # numbers are written with the script's own digits
+            assert not re.search("[0-9]", text) and re.search(r"\d", text)
+
+
+def test_every_line_matches_the_schema(lab):
+    m = manifest(lab)
+    for task, spec in m["tasks"].items():
+        assert spec["kind"] in ("mc", "gen")
+        for lang, path in spec["files"].items():
+            lines = rows(lab, path)
+            assert len(lines) == SMALL["examples_per_task"]
+            for i, r in enumerate(lines):
+                assert r["task"] == task and r["lang"] == lang and r["id"] == f"{task}-{i}" and r["kind"] == spec["kind"]
+                if spec["kind"] == "mc":
+                    assert set(r) == {"task", "lang", "id", "kind", "context", "choices", "label"}
+                    assert isinstance(r["context"], str) and r["context"]
+                    assert len(r["choices"]) >= 2 and len(set(r["choices"])) == len(r["choices"])
+                    assert all(isinstance(c, str) and c.strip() for c in r["choices"])
+                    assert isinstance(r["label"], int) and 0 <= r["label"] < len(r["choices"])
+                else:
+                    assert set(r) == {"task", "lang", "id", "kind", "prompt", "answers", "metric"}
+                    assert r["metric"] == spec["metric"] and r["prompt"]
+                    assert r["answers"] and all(isinstance(a, str) and a.strip() for a in r["answers"])
+
+
+def test_tasks_are_parallel_and_balanced(lab):
+    m = manifest(lab)
+    for task, spec in m["tasks"].items():
+        per_lang = {lang: rows(lab, path) for lang, path in spec["files"].items()}
+        ids = {lang: [r["id"] for r in rs] for lang, rs in per_lang.items()}
+        assert len({tuple(v) for v in ids.values()}) == 1, task
+        if spec["kind"] == "mc":
+            labels = {tuple(r["label"] for r in rs) for rs in per_lang.values()}
+            assert len(labels) == 1, task  # the same answer in every language
+            counts = np.bincount(next(iter(labels)), minlength=len(per_lang["en"][0]["choices"]))
+            assert counts.max() - counts.min() <= 1, (task, counts)
+        if task == "lab_qa":  # a number asked is the same number in every language (int() reads any digits)
+            for i, r in enumerate(per_lang["en"]):
+                if r["answers"][0].isdigit():
+                    assert {int(rs[i]["answers"][0]) for rs in per_lang.values()} == {int(r["answers"][0])}
+        for lang, rs in per_lang.items():  # the context ends where the choice starts
+            lang_spaces = next(x["spaces"] for x in m["languages"] if x["code"] == lang)
+            for r in rs:
+                for c in r.get("choices", []):
+                    assert c.startswith(" ") == lang_spaces and not c.startswith("  ")
+
+
+def test_read_options_all_appear_in_the_passage(lab):
+    for r in rows(lab, manifest(lab)["tasks"]["lab_read"]["files"]["en"]):
+        passage = r["context"].split("\nQuestion:")[0]
+        assert all(c.strip() in passage for c in r["choices"])
+
+
+# ---- no surface cue: a classifier that sees only length, position and word overlap is at chance ----
+
+def _cue_features(context, choices):
+    ctx = set(re.findall(r"\w+", context.lower()))
+    out = []
+    for c in choices:
+        words = re.findall(r"\w+", c.lower())
+        overlap = len(set(words) & ctx)
+        out.append([len(c), len(words), overlap, overlap / max(1, len(words))])
+    return np.array(out, float)
+
+
+def _cue_accuracy(examples):
+    """Conditional logit on cue features + a bias per position, fit on half, accuracy on the other half."""
+    X = np.stack([_cue_features(e["context"], e["choices"]) for e in examples])  # [n, k, d]
+    n, k, _ = X.shape
+    X = (X - X.reshape(-1, X.shape[2]).mean(0)) / (X.reshape(-1, X.shape[2]).std(0) + 1e-9)
+    X = np.concatenate([X, np.broadcast_to(np.eye(k), (n, k, k))], axis=2)
+    y = np.array([e["label"] for e in examples])
+    half = n // 2
+    w = np.zeros(X.shape[2])
+    for _ in range(300):
+        s = X[:half] @ w
+        p = np.exp(s - s.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        p[np.arange(half), y[:half]] -= 1
+        w -= 0.5 * np.einsum("nk,nkd->d", p, X[:half]) / half
+    return float(((X[half:] @ w).argmax(1) == y[half:]).mean())
+
+
+def test_cue_only_classifier_stays_at_chance():
+    w, en = W.World(7), build_languages(7)[0]
+    for task in ("lab_copa", "lab_nli", "lab_cloze", "lab_read"):
+        items = prepare.eval_items(task, 7, w, en, 400)
+        examples = [prepare.render(task, en, item, en) for item in items]
+        k = len(examples[0]["choices"])
+        assert _cue_accuracy(examples) < 1 / k + 0.1, task
+        # the classifier does find a cue when one is there: pad every right choice
+        planted = [dict(e, choices=[c + " indeed" * (j == e["label"]) for j, c in enumerate(e["choices"])])
+                   for e in examples]
+        assert _cue_accuracy(planted) > 0.9, task
+
+
+# ---- instruction data ----------------------------------------------------------------------------
+
+def test_instructions_are_valid_and_disjoint_from_eval(lab):
+    m = manifest(lab)
+    convs = rows(lab, m["instructions"]["train"]) + rows(lab, m["instructions"]["val"])
+    assert len(rows(lab, m["instructions"]["train"])) == SMALL["n_instructions"]
+    for c in convs:
+        roles = [x["role"] for x in c["messages"]]
+        assert roles[0] == "user" and roles[-1] == "assistant" and all(a != b for a, b in zip(roles, roles[1:]))
+        assert all(isinstance(x["content"], str) and x["content"].strip() for x in c["messages"])
+    text = "\n\n".join(x["content"] for c in convs for x in c["messages"]).lower()
+    assert "question:" in text and "tell me a short story" in text and ", so" in text  # the task types are there
+    for task in ("lab_copa", "lab_nli", "lab_cloze", "lab_read", "lab_qa"):
+        for r in rows(lab, m["tasks"][task]["files"]["en"]):
+            ctx = r.get("context", r.get("prompt"))
+            snippet = ctx if task == "lab_copa" else ctx.split("\nQuestion:")[0]
+            assert snippet.lower() not in text, (task, r["id"])
+
+
+def test_snippet_matcher():
+    s = prepare.Snippets(["Mara dropped the cup, so", "It rained, so", "Tom slept", "Lina"])
+    assert s.found_in("Later mara dropped the cup, so the cup broke.")
+    assert s.found_in("x\nTom slept.") and s.found_in("Linas") and not s.found_in("Tom sleeps. It rained.")
+    assert not prepare.Snippets(["the cup broke, so"]).found_in("The cup broke. So")
+
+
+# ---- bad input -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args, message", [
+    (["--no_such_option", "1"], "unrecognized arguments"),
+    (["--mb_per_lang", "0"], "--mb_per_lang must be a positive number"),
+    (["--examples_per_task", "-3"], "--examples_per_task must be a positive integer"),
+    (["--mb_per_lang", "abc"], "invalid float value"),
+])
+def test_bad_options(args, message, tmp_path):
+    result = run_cli("--out", str(tmp_path), *args)
+    assert result.returncode != 0 and message in result.stderr
+    assert not os.listdir(tmp_path)
+
+
+def test_unwritable_output_folder(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    result = run_cli("--out", str(blocker / "lab"), *CLI_SMALL)
+    assert result.returncode != 0 and "cannot write to the output folder" in result.stderr
+    assert "Traceback" not in result.stderr
