@@ -1,0 +1,374 @@
+"""
+Stage 2: adapt a pretrained model to new languages by vocabulary expansion (PAPER.md §2).
+
+    python adapt.py config/lab.py --init_from=out/pretrain                   # [AFA]: new tokens; new rows + head learn
+    python adapt.py config/lab.py --init_from=out/pretrain --mode=relearn    # [CHEN]: every embedding + the head relearned
+    python adapt.py config/lab.py --init_from=out/pretrain --adapt_tokens=100000   # one point of the sample-efficiency curve
+
+[AFA]'s recipe: learn new merges on the new languages' text and append them to the vocabulary (32,000 +
+16,000), give the head a row per token of the merged vocabulary, and train only the new embedding rows and
+the head, on all the new languages together. The body and the old embedding rows are frozen in fact, not
+by intent: they are tensors without gradients that no optimizer sees, so they leave this stage
+bit-identical. Gradients still flow through the frozen body down to the new input rows.
+
+What the paper leaves open is an option here (emb_init, head_init, head_rows); the comment beside each says
+what the lab measurement behind its default found.
+"""
+
+import os
+import sys
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm import tqdm
+
+import common
+import tokenizer
+from model import GPT, GPTConfig
+
+
+@dataclass
+class AdaptConfig:
+    """Stage 2: extend the vocabulary for new languages and learn the new embedding rows and the head."""
+    out_dir: str = "out/adapt"  # ckpt.pt, the merged tokenizer.tiktoken, config.json and log.jsonl go here
+    init_from: str = ""  # out_dir of a pretraining run (train.py) to adapt; required
+    data_dir: str = ""  # a folder with manifest.json; empty = the one the pretraining run used
+    langs: list[str] = field(default_factory=list)  # languages to adapt to, all together, mixed equally; empty = the manifest's adapting group
+    eval_langs: list[str] = field(default_factory=list)  # languages measured at every evaluation; empty = every language in the manifest
+    mode: str = "expand"  # expand ([AFA]: learn new rows + head) or relearn ([CHEN]: reset every embedding and the head, relearn them)
+    n_new_tokens: int = -1  # merges to learn on the adapting text; -1 = 50% of the base vocabulary under expand ([AFA]: 16,000 on 32,000), none under relearn
+    # the paper's unknowns (expand only; relearn starts every row and the head from N(0, 0.02))
+    emb_init: str = "mean"  # new embedding rows: mean (of the base tokens their bytes encode to) or random (N(0, 0.02)); UNKNOWN in [AFA]
+    head_init: str = "old"  # old (old tokens keep their head rows; new rows N(0, 0.02)) or fresh (every row N(0, 0.02)); UNKNOWN in [AFA]
+    head_rows: str = "new"  # head rows that learn: new (old rows frozen, pretraining languages kept) or all ([AFA]'s "new head")
+    # how much to adapt: the x-axis of [CHEN]'s sample-efficiency curve
+    adapt_tokens: int = 500_000  # training tokens seen; steps = adapt_tokens / (batch_size * grad_accum * block_size)
+    max_iters: int = 0  # optimizer steps; 0 = from adapt_tokens
+    # optimisation (UNKNOWN in [AFA]; AdamW with warm-up + cosine like pretraining)
+    batch_size: int = 32  # sequences per micro-batch (block_size is the pretrained model's)
+    grad_accum: int = 1  # micro-batches per step
+    lr: float = 1e-2  # peak learning rate
+    min_lr_frac: float = 0.1  # the cosine ends at min_lr_frac * lr
+    warmup_frac: float = 0.1  # linear warm-up over this fraction of the steps
+    weight_decay: float = 0.0  # AdamW weight decay ([AFA]: 0)
+    beta1: float = 0.9  # AdamW beta1
+    beta2: float = 0.95  # AdamW beta2
+    grad_clip: float = 1.0  # clip the gradient norm of the learned rows to this (0 = off)
+    # evaluation, logging, checkpoints
+    eval_every: int = 20  # measure val bits per byte of every eval language (and save a checkpoint) every this many steps
+    eval_tokens: int = 32768  # val tokens per language, counted in the base vocabulary; every model is measured on the same bytes
+    log_every: int = 10  # write a log line every this many steps
+    # runtime
+    device: str = "auto"  # auto, cpu, cuda, cuda:N or mps
+    dtype: str = "auto"  # auto (bfloat16 on CUDA, float32 elsewhere), float32, bfloat16, float16
+    compile: str = "auto"  # torch.compile: auto = on for CUDA, off elsewhere; true or false to force
+    seed: int = 1337  # seeds the new rows and the batches
+    resume: bool = False  # continue the run in out_dir exactly where its checkpoint left it
+    overwrite: bool = False  # delete the run in out_dir and start again
+    progress: bool = True  # show a progress bar
+
+
+CHOICES = {"mode": ("expand", "relearn"), "emb_init": ("mean", "random"), "head_init": ("old", "fresh"),
+           "head_rows": ("new", "all"), "compile": ("auto", "true", "false")}
+ROW_SEED_OFFSET = 1_000_003  # see start_rows
+
+
+# ---- the surgery: a matrix whose first rows are frozen ------------------------------------------------
+
+class PartlyFrozen(nn.Module):
+    """Stands in for model.wte or model.lm_head while adapting: rows [:n_frozen] are a buffer (no gradient,
+    no optimizer state, cannot change), the other rows a Parameter. `weight` is the whole matrix, so the
+    model's forward, generate and bits_per_byte work unchanged."""
+
+    def __init__(self, weight, n_frozen, apply):
+        super().__init__()
+        self.apply_fn = apply  # F.embedding for wte, F.linear for lm_head: both take (input, weight)
+        self.register_buffer("frozen", weight[:n_frozen].detach().clone(), persistent=False)
+        self.trainable = nn.Parameter(weight[n_frozen:].detach().clone())
+
+    @property
+    def weight(self):
+        return torch.cat([self.frozen, self.trainable]) if len(self.frozen) else self.trainable
+
+    def forward(self, x):
+        if self.apply_fn is F.linear and len(self.frozen):
+            # the head as two matmuls: the backward never forms the weight gradient of the frozen rows
+            return torch.cat([F.linear(x, self.frozen), F.linear(x, self.trainable)], dim=-1)
+        return self.apply_fn(x, self.weight)
+
+
+def freeze(model, n_frozen_emb, n_frozen_head):
+    """Freeze the whole model except the rows of wte from n_frozen_emb on and of lm_head from n_frozen_head
+    on; returns the parameters left to learn (the only ones the optimizer sees)."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    model.wte = PartlyFrozen(model.wte.weight, n_frozen_emb, F.embedding)
+    model.lm_head = PartlyFrozen(model.lm_head.weight, n_frozen_head, F.linear)
+    return [model.wte.trainable, model.lm_head.trainable]
+
+
+def merged_state_dict(model):
+    """A plain GPT state_dict of a frozen-up model: every other stage loads it with common.load_model."""
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith(("wte.", "lm_head."))}
+    state["wte.weight"] = model.wte.weight.detach().clone()
+    state["lm_head.weight"] = model.lm_head.weight.detach().clone()
+    return state
+
+
+def start_rows(model, base_tok, tok, mode, emb_init, head_init, seed):
+    """The surgery before adapting: grow the model to tok's vocabulary and start the rows that will learn."""
+    # not `seed` itself: train.py drew the pretraining init from it, and a "fresh" row must not be that one again
+    generator = torch.Generator().manual_seed(seed + ROW_SEED_OFFSET)
+    if tok.n_vocab > base_tok.n_vocab:
+        model.expand_vocab(tok.n_vocab, generator)
+    if mode == "expand":
+        init_new_rows(model, base_tok, tok, emb_init, head_init, generator)
+    else:  # [CHEN]: forget every token embedding and the head (tied in RoBERTa), keep the body
+        model.reset_token_embeddings(generator)
+        model.reset_head(generator)
+
+
+@torch.no_grad()
+def init_new_rows(model, base_tok, tok, emb_init, head_init, generator):
+    """Start the rows of the tokens base_tok lacks (model already expanded to tok.n_vocab)."""
+    n_old = base_tok.n_vocab
+    if emb_init == "mean":
+        # a new token starts where the base model would have been after reading its bytes as base tokens:
+        # the mean of those tokens' embeddings (N(0, 0.02) otherwise, which expand_vocab already drew)
+        old = model.wte.weight[:n_old].clone()
+        for i in range(n_old, tok.n_vocab):
+            pieces = tokenizer._bpe(tok.token_bytes(i), base_tok.mergeable_ranks, base_tok._bytes)
+            model.wte.weight[i] = old[pieces].mean(0)
+    if head_init == "fresh":  # the paper read literally: a new head of 48,000 rows
+        model.reset_head(generator)
+
+
+def extend_vocabulary(base_tok, train_paths, n_new):
+    """The base vocabulary + up to n_new merges learned on the adapting languages' training text."""
+    docs = (doc for path in train_paths.values() for doc in common.read_documents(path))
+    with warnings.catch_warnings():  # extend() warns when the text supports fewer merges; we say it ourselves
+        warnings.simplefilter("ignore")
+        tok = tokenizer.extend(base_tok, docs, n_new)
+    learned = tok.n_vocab - base_tok.n_vocab
+    if learned < n_new:
+        print(f"note: the adapting text supports only {learned} of the {n_new} new tokens asked for; learned {learned}")
+    return tok
+
+
+def has_text(path):
+    """True if the file holds anything but whitespace (read in chunks: real corpora are large)."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        while chunk := f.read(1 << 16):
+            if chunk.strip():
+                return True
+    return False
+
+
+def eval_spans(base_tok, tok, val_paths, eval_tokens):
+    """Tokens of each val file to evaluate under `tok` so that every vocabulary covers the same text: the
+    bytes of the first eval_tokens base tokens. Bits per byte compares vocabularies only on equal bytes."""
+    spans = {}
+    base_bytes, new_bytes = base_tok.token_byte_lengths(), tok.token_byte_lengths()
+    for lang, path in val_paths.items():
+        n_bytes = base_bytes[common.token_file(base_tok, path)[:eval_tokens]].sum()
+        covered = np.cumsum(new_bytes[common.token_file(tok, path)])
+        spans[lang] = int(np.searchsorted(covered, n_bytes)) + 1
+    return spans
+
+
+def evaluate(model, tok, val_paths, spans, groups, langs, block_size, batch_size, device, autocast):
+    """val bits per byte of every eval language, the mean of each manifest group, and val_bpb = the mean of
+    the adapted languages (the stage's objective)."""
+    token_bytes = tok.token_byte_lengths()
+    bpb = {lang: common.bits_per_byte(model, common.token_file(tok, path), token_bytes, block_size, batch_size,
+                                      device, autocast, max_tokens=spans[lang])[0] for lang, path in val_paths.items()}
+    result = {"val_bpb": float(np.mean([bpb[lang] for lang in langs]))}
+    for group, members in groups.items():
+        present = [bpb[lang] for lang in members if lang in bpb]
+        if present:
+            result[f"val_bpb_mean_{group}"] = float(np.mean(present))
+    result.update({f"val_bpb_{lang}": value for lang, value in bpb.items()})
+    return result
+
+
+def main(argv=None):
+    cfg = common.parse_config(AdaptConfig, "adapt", argv)
+    for key, allowed in CHOICES.items():
+        if getattr(cfg, key) not in allowed:
+            common._fail(f"--{key}={getattr(cfg, key)!r} is not one of {', '.join(allowed)}")
+    if cfg.mode == "expand" and cfg.head_rows == "new" and cfg.head_init == "fresh":
+        common._fail("--head_rows=new freezes the old head rows, so they must be the pretrained ones: use --head_init=old")
+    if cfg.mode == "expand" and cfg.n_new_tokens == 0:
+        common._fail("--mode=expand needs new tokens: --n_new_tokens > 0, or -1 for 50% of the base vocabulary")
+    if cfg.n_new_tokens < -1 or cfg.adapt_tokens <= 0 or cfg.max_iters < 0 or cfg.batch_size <= 0 or cfg.grad_accum <= 0:
+        common._fail("n_new_tokens must be >= -1; adapt_tokens, batch_size and grad_accum > 0; max_iters >= 0")
+    device = common.resolve_device(cfg.device)
+    autocast = common.autocast_for(device, cfg.dtype)
+
+    # ---- the pretrained model and the data, all checked before anything is written -------------------
+    if not cfg.init_from:
+        common._fail("--init_from is required: the out_dir of a pretraining run (train.py)")
+    base_model, base_tok, init_ckpt = common.load_model(cfg.init_from)  # also checks tokenizer vs checkpoint
+    if init_ckpt["stage"] != "train":
+        common._fail(f"{cfg.init_from}/ckpt.pt was written by {init_ckpt['stage']}.py; adapt.py starts from a "
+                     f"pretraining run (an out_dir of train.py)")
+    data_dir = cfg.data_dir or init_ckpt["config"].get("data_dir", "")
+    manifest = common.read_manifest(data_dir)
+    langs = cfg.langs or common.group_languages(data_dir, "adapting")
+    eval_langs = cfg.eval_langs or [entry["code"] for entry in manifest["languages"]]
+    if not langs:
+        common._fail(f"no languages to adapt to: {data_dir}/manifest.json has an empty adapting group; pass --langs")
+    if len(set(langs)) != len(langs):
+        common._fail(f"--langs names a language twice: {', '.join(langs)}")
+    train_paths = common.language_files(data_dir, langs, "train")
+    val_paths = common.language_files(data_dir, list(dict.fromkeys(langs + eval_langs)), "val")
+    for lang, path in [*train_paths.items(), *val_paths.items()]:
+        if not os.path.isfile(path) or not has_text(path):
+            common._fail(f"language '{lang}' has no text: {path} is {'empty' if os.path.isfile(path) else 'missing'}")
+    block_size = base_model.config.block_size
+    n_old = base_tok.n_vocab
+    if cfg.n_new_tokens == -1:
+        n_new = n_old // 2 if cfg.mode == "expand" else 0
+    else:
+        n_new = cfg.n_new_tokens
+
+    resume_ckpt = common.prepare_out_dir(cfg.out_dir, cfg, "adapt")
+    if resume_ckpt is not None and resume_ckpt["step"] >= resume_ckpt["max_iters"]:
+        print(f"{cfg.out_dir} is already complete ({resume_ckpt['step']} steps)")
+        return resume_ckpt["val_bpb"]
+
+    # ---- the merged vocabulary --------------------------------------------------------------------------
+    tok_path = os.path.join(cfg.out_dir, "tokenizer.tiktoken")
+    if resume_ckpt is None:
+        tok = extend_vocabulary(base_tok, train_paths, n_new) if n_new else base_tok
+        tok.save(tok_path)
+    else:
+        tok = common.load_tokenizer(tok_path)
+        if tok.n_vocab != resume_ckpt["model_config"]["vocab_size"] or any(
+                tok.token_bytes(i) != base_tok.token_bytes(i) for i in range(n_old)):
+            common._fail(f"{tok_path} does not match {cfg.out_dir}/ckpt.pt or the base vocabulary of {cfg.init_from}")
+    if tok.n_vocab > n_old:
+        print(f"vocabulary {n_old} + {tok.n_vocab - n_old} new tokens = {tok.n_vocab}; UTF-8 bytes per token on the val text:")
+        print(tokenizer.stats_table({"base": base_tok, "merged": tok},
+                                    {lang: common.read_documents(val_paths[lang]) for lang in langs}))
+
+    groups = manifest.get("groups", {})
+    spans = {"base": eval_spans(base_tok, base_tok, val_paths, cfg.eval_tokens),
+             "merged": eval_spans(base_tok, tok, val_paths, cfg.eval_tokens)}
+
+    def measure(model, tok, spans):
+        return evaluate(model, tok, val_paths, spans, groups, langs, block_size, cfg.batch_size, device, autocast)
+
+    # ---- the model: expand, start the new rows, freeze everything else ---------------------------------
+    common.seed_everything(cfg.seed)
+    base_model.to(device)
+    if resume_ckpt is None:
+        base_val = measure(base_model, base_tok, spans["base"])  # the pretrained model on its own vocabulary
+        model = base_model  # the surgery happens in place; the frozen tensors are copied, never shared
+        start_rows(model, base_tok, tok, cfg.mode, cfg.emb_init, cfg.head_init, cfg.seed)
+    else:
+        base_val = resume_ckpt["base_val"]
+        model = GPT(GPTConfig(**resume_ckpt["model_config"]))
+        model.load_state_dict(resume_ckpt["model"])
+        model.to(device)
+    n_frozen_emb = n_old if cfg.mode == "expand" else 0
+    n_frozen_head = n_old if cfg.mode == "expand" and cfg.head_rows == "new" else 0
+    if resume_ckpt is not None:  # what is frozen must still be what init_from holds
+        base_state, state = base_model.state_dict(), model.state_dict()
+        same = all(torch.equal(state[k], v) for k, v in base_state.items() if not k.startswith(("wte.", "lm_head.")))
+        same = same and torch.equal(state["wte.weight"][:n_frozen_emb], base_state["wte.weight"][:n_frozen_emb])
+        same = same and torch.equal(state["lm_head.weight"][:n_frozen_head], base_state["lm_head.weight"][:n_frozen_head])
+        if not same:
+            common._fail(f"{cfg.init_from} changed since {cfg.out_dir} started adapting it; use --overwrite to start again")
+    del base_model
+    trainable = freeze(model, n_frozen_emb, n_frozen_head)
+    optimizer = torch.optim.AdamW([{"params": trainable, "weight_decay": cfg.weight_decay}], lr=cfg.lr,
+                                  betas=(cfg.beta1, cfg.beta2), fused=device.startswith("cuda"))
+    start_step, start_val = 0, None
+    if resume_ckpt is not None:
+        optimizer.load_state_dict(resume_ckpt["optimizer"])
+        common.set_rng_state(resume_ckpt["rng"])
+        start_step, start_val = resume_ckpt["step"], resume_ckpt["start_val"]
+    train_model = model
+    if cfg.compile == "true" or (cfg.compile == "auto" and device.startswith("cuda")):
+        train_model = torch.compile(model)
+
+    # ---- data: the adapting languages, mixed equally ---------------------------------------------------
+    train_tokens = {lang: common.token_file(tok, path) for lang, path in train_paths.items()}
+    batches = common.Batches(train_tokens, [1.0] * len(langs), block_size, cfg.seed)
+    tokens_per_step = cfg.batch_size * cfg.grad_accum * block_size
+    max_iters = cfg.max_iters or max(1, round(cfg.adapt_tokens / tokens_per_step))
+
+    log = common.Log(cfg.out_dir, resume_step=start_step if resume_ckpt else None)
+    n_learned = sum(p.numel() for p in trainable)
+    print(f"adapting {cfg.init_from} to {', '.join(langs)} | mode={cfg.mode} | learning {n_learned / 1e6:.2f}M of "
+          f"{model.num_params() / 1e6:.2f}M parameters | {max_iters} steps x {tokens_per_step} tokens | {device}"
+          + (f" | resuming at step {start_step}" if start_step else ""))
+
+    def save(step):
+        common.save_checkpoint(cfg.out_dir, {
+            "stage": "adapt", "step": step, "max_iters": max_iters, "model": merged_state_dict(model),
+            "model_config": asdict(model.config), "optimizer": optimizer.state_dict(), "rng": common.rng_state(),
+            "config": asdict(cfg), "langs": langs, "n_base_vocab": n_old, "init_step": init_ckpt["step"],
+            "base_val": base_val, "start_val": start_val, "val_bpb": last_val})
+
+    last_val = None
+    bar = tqdm(range(start_step, max_iters), initial=start_step, total=max_iters, disable=not cfg.progress,
+               desc="adapt", dynamic_ncols=True)
+    t0 = time.time()
+    for step in bar:
+        # ---- evaluation over adaptation tokens: the sample-efficiency curve and the forgetting ----------
+        if step == 0 or (cfg.eval_every and step % cfg.eval_every == 0):
+            last_val = measure(model, tok, spans["merged"])
+            if step == 0:
+                start_val = last_val
+            log.write(step=step, tokens=step * tokens_per_step, **last_val,
+                      **({f"base_{k}": v for k, v in base_val.items()} if step == 0 else {}))
+            if step > start_step:
+                save(step)
+            t0 = time.time()
+
+        lr = common.lr_at(step, max_iters, cfg.lr, cfg.warmup_frac, cfg.min_lr_frac)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        train_model.train()
+        loss_sum = 0.0
+        for micro in range(cfg.grad_accum):
+            x, y = batches.get(step, micro, cfg.batch_size, device)
+            with autocast:
+                _, loss = train_model(x, y)
+            (loss / cfg.grad_accum).backward()
+            loss_sum += loss.item()
+        loss_value = loss_sum / cfg.grad_accum
+        if not np.isfinite(loss_value):
+            bar.close()
+            common._fail(f"loss became {loss_value} at step {step}; stopped without saving, so {cfg.out_dir}/ckpt.pt "
+                         f"still holds the last good checkpoint (lower lr, then --resume)")
+        grad_norm = torch.nn.utils.clip_grad_norm_(trainable, cfg.grad_clip if cfg.grad_clip > 0 else float("inf")).item()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+        dt, t0 = time.time() - t0, time.time()
+        bar.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{tokens_per_step / dt:,.0f}")
+        if step % cfg.log_every == 0 or step == max_iters - 1:
+            log.write(step=step, loss=loss_value, lr=lr, tokens=(step + 1) * tokens_per_step,
+                      tok_per_s=tokens_per_step / dt, grad_norm=grad_norm)
+
+    last_val = measure(model, tok, spans["merged"])  # the final evaluation and the complete checkpoint
+    log.write(step=max_iters, tokens=max_iters * tokens_per_step, **last_val)
+    save(max_iters)
+    print(f"\nval bits per byte on the same bytes: pretrained (base vocabulary) | adaptation start | adapted")
+    print("| language | pretrained | start | adapted |\n|---|---:|---:|---:|")
+    for key in [k for k in last_val if k.startswith("val_bpb_")]:
+        print(f"| {key[len('val_bpb_'):]} | {base_val[key]:.4f} | {start_val[key]:.4f} | {last_val[key]:.4f} |")
+    print(f"done: adapted languages {base_val['val_bpb']:.4f} -> {last_val['val_bpb']:.4f} bits per byte -> {cfg.out_dir}")
+    return last_val
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

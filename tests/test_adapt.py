@@ -1,0 +1,194 @@
+"""adapt.py: what is frozen stays bit-identical, what learns changes, the merged vocabulary keeps the base
+ids, relearn mode, adaptation helps the adapting languages, exact resume, and bad input."""
+
+import json
+import os
+import shutil
+
+import pytest
+import torch
+
+import adapt
+import common
+import tokenizer
+from conftest import run_script
+
+ADAPT = ["--batch_size=8", "--eval_tokens=2048", "--progress=false", "--device=cpu"]
+
+
+def run_adapt(init_from, out_dir, *extra):
+    return adapt.main([f"--init_from={init_from}", f"--out_dir={out_dir}", *ADAPT, *extra])
+
+
+def body(state):
+    return {k: v for k, v in state.items() if not k.startswith(("wte.", "lm_head."))}
+
+
+def assert_same_body(a, b):
+    body_a, body_b = body(a), body(b)
+    assert body_a.keys() == body_b.keys()
+    for k in body_a:
+        assert torch.equal(body_a[k], body_b[k]), k
+
+
+def seen_inputs(ckpt, tok, lab_dir):
+    """Which token ids were inputs in the batches of an adaptation run (Batches is reproducible)."""
+    files = common.language_files(lab_dir, ckpt["langs"], "train")
+    batches = common.Batches({lang: common.token_file(tok, path) for lang, path in files.items()}, [1.0] * len(files),
+                             ckpt["model_config"]["block_size"], ckpt["config"]["seed"])
+    seen = torch.zeros(tok.n_vocab, dtype=torch.bool)
+    for step in range(ckpt["step"]):
+        seen[batches.get(step, 0, ckpt["config"]["batch_size"], "cpu")[0].flatten()] = True
+    return seen
+
+
+@pytest.fixture(scope="module")
+def expanded(pretrained_dir, tmp_path_factory):
+    """The default [AFA] adaptation (expand, mean init, old head, only new head rows learn): 12 steps."""
+    out = tmp_path_factory.mktemp("adapt_expand")
+    run_adapt(pretrained_dir, out, "--max_iters=12", "--eval_every=6")
+    return str(out)
+
+
+def test_expand_learns_only_new_rows_and_their_head_rows(expanded, pretrained_dir, lab_dir):
+    base, base_tok, _ = common.load_model(pretrained_dir)
+    model, tok, ckpt = common.load_model(expanded)  # merged back into a plain GPT every stage can load
+    n_old, n_new = base_tok.n_vocab, tok.n_vocab
+    assert ckpt["stage"] == "adapt" and n_new == n_old + n_old // 2
+    before, after = base.state_dict(), model.state_dict()
+    assert_same_body(before, after)
+    for name in ("wte.weight", "lm_head.weight"):  # old rows bit-identical (head_rows=new freezes the head's too)
+        assert torch.equal(after[name][:n_old], before[name][:n_old])
+    # the start the run had: the same surgery, undone by nothing
+    start = common.load_model(pretrained_dir)[0]
+    adapt.start_rows(start, base_tok, tok, "expand", "mean", "old", ckpt["config"]["seed"])
+    changed_emb = (after["wte.weight"][n_old:n_new] != start.wte.weight[n_old:n_new]).any(1)
+    changed_head = (after["lm_head.weight"][n_old:n_new] != start.lm_head.weight[n_old:n_new]).any(1)
+    assert changed_head.all()  # every new head row gets a gradient from the softmax
+    # an embedding row learns exactly when its token was an input in some batch
+    seen = seen_inputs(ckpt, tok, lab_dir)
+    assert seen[n_old:].any() and torch.equal(changed_emb, seen[n_old:])
+    # only the new rows and the new head rows carry optimizer state
+    shapes = sorted(tuple(s["exp_avg"].shape) for s in ckpt["optimizer"]["state"].values())
+    padded = model.config.padded_vocab_size
+    assert shapes == [(padded - n_old, model.config.n_embd)] * 2
+
+
+def test_merged_tokenizer_keeps_base_ids(expanded, pretrained_dir):
+    base = tokenizer.Tokenizer.load(os.path.join(pretrained_dir, "tokenizer.tiktoken"))
+    merged = tokenizer.Tokenizer.load(os.path.join(expanded, "tokenizer.tiktoken"))
+    assert merged.n_vocab > base.n_vocab
+    assert all(merged.token_bytes(i) == base.token_bytes(i) for i in range(base.n_vocab))
+    assert merged.special_tokens == base.special_tokens
+
+
+def test_log_shows_adapting_languages_improve_and_every_group(expanded, lab_dir):
+    evals = [r for r in common.read_log(expanded) if "val_bpb" in r]
+    assert [r["step"] for r in evals] == [0, 6, 12] and [r["tokens"] for r in evals] == [0, 6 * 256, 12 * 256]
+    assert evals[-1]["val_bpb"] < evals[0]["val_bpb"]  # val_bpb = mean of the adapted languages
+    groups = common.read_manifest(lab_dir)["groups"]
+    for lang in groups["adapting"]:
+        assert evals[-1][f"val_bpb_{lang}"] < evals[0][f"val_bpb_{lang}"]
+    for group, langs in groups.items():
+        if langs:
+            assert f"val_bpb_mean_{group}" in evals[-1] and f"base_val_bpb_mean_{group}" in evals[0]
+            assert all(f"val_bpb_{lang}" in evals[-1] for lang in langs)
+
+
+def test_head_rows_all_and_fresh_inits_still_freeze_body_and_old_embeddings(pretrained_dir, tmp_path):
+    run_adapt(pretrained_dir, tmp_path, "--max_iters=3", "--eval_every=0", "--head_rows=all", "--head_init=fresh",
+              "--emb_init=random")
+    base, base_tok, _ = common.load_model(pretrained_dir)
+    model, _, _ = common.load_model(str(tmp_path))
+    before, after = base.state_dict(), model.state_dict()
+    assert_same_body(before, after)
+    n_old = base_tok.n_vocab
+    assert torch.equal(after["wte.weight"][:n_old], before["wte.weight"][:n_old])
+    assert (after["lm_head.weight"][:n_old] != before["lm_head.weight"][:n_old]).any(1).all()
+
+
+def test_relearn_changes_every_embedding_and_head_row_and_nothing_else(pretrained_dir, lab_dir, tmp_path):
+    run_adapt(pretrained_dir, tmp_path, "--mode=relearn", "--max_iters=3", "--eval_every=0")
+    base, base_tok, _ = common.load_model(pretrained_dir)
+    model, tok, ckpt = common.load_model(str(tmp_path))
+    assert tok.n_vocab == base_tok.n_vocab  # relearn keeps the vocabulary unless n_new_tokens > 0
+    before, after = base.state_dict(), model.state_dict()
+    assert_same_body(before, after)
+    for name in ("wte.weight", "lm_head.weight"):
+        assert (after[name] != before[name]).any(1).all()
+    start = common.load_model(pretrained_dir)[0]  # the reset it started from has learned too
+    adapt.start_rows(start, base_tok, tok, "relearn", "mean", "old", 1337)
+    assert (after["lm_head.weight"][:tok.n_vocab] != start.lm_head.weight[:tok.n_vocab]).any(1).all()
+    changed = (after["wte.weight"][:tok.n_vocab] != start.wte.weight[:tok.n_vocab]).any(1)
+    assert torch.equal(changed, seen_inputs(ckpt, tok, lab_dir))
+
+
+def test_resume_continues_exactly_and_a_complete_run_returns(expanded, pretrained_dir, tmp_path, monkeypatch, capsys):
+    real_save = common.save_checkpoint
+
+    def save_then_die(out_dir, ckpt):  # a kill right after the step-6 checkpoint
+        real_save(out_dir, ckpt)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(common, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run_adapt(pretrained_dir, tmp_path, "--max_iters=12", "--eval_every=6")
+    monkeypatch.setattr(common, "save_checkpoint", real_save)
+    assert common.load_checkpoint(str(tmp_path))["step"] == 6
+    run_adapt(pretrained_dir, tmp_path, "--max_iters=12", "--eval_every=6", "--resume")
+    resumed, reference = common.load_checkpoint(str(tmp_path)), common.load_checkpoint(expanded)
+    for k, v in reference["model"].items():
+        assert torch.equal(resumed["model"][k], v), k
+    for i, state in reference["optimizer"]["state"].items():
+        assert torch.equal(resumed["optimizer"]["state"][i]["exp_avg_sq"], state["exp_avg_sq"])
+    strip = lambda log: [{k: v for k, v in r.items() if k != "tok_per_s"} for r in log]
+    assert strip(common.read_log(str(tmp_path))) == strip(common.read_log(expanded))
+    capsys.readouterr()
+    run_adapt(pretrained_dir, tmp_path, "--max_iters=12", "--eval_every=6", "--resume")
+    assert "already complete" in capsys.readouterr().out
+
+
+def test_more_new_tokens_than_the_text_supports_learns_what_it_can(pretrained_dir, tmp_path, capsys):
+    run_adapt(pretrained_dir, tmp_path, "--n_new_tokens=1000000", "--max_iters=1", "--eval_every=0")
+    out = capsys.readouterr().out
+    learned = common.load_tokenizer(os.path.join(tmp_path, "tokenizer.tiktoken")).n_vocab - \
+        common.load_tokenizer(os.path.join(pretrained_dir, "tokenizer.tiktoken")).n_vocab
+    assert 0 < learned < 1000000 and f"supports only {learned} of the 1000000" in out
+
+
+def test_bad_inputs(pretrained_dir, expanded, lab_dir, tmp_path):
+    def fails(match, *args, init_from=pretrained_dir):
+        with pytest.raises(SystemExit, match=match):
+            run_adapt(init_from, tmp_path / "out", "--max_iters=1", *args)
+        assert not os.path.exists(tmp_path / "out" / "ckpt.pt")
+
+    fails("no checkpoint", init_from=str(tmp_path / "nowhere"))
+    fails("--init_from is required", init_from="")
+    fails("written by adapt.py", init_from=expanded)
+    fails("'xx' is not in", "--langs=xx")
+    fails("not one of", "--mode=forget")
+    fails("head_init=old", "--head_rows=new", "--head_init=fresh")
+    # a language whose training text is empty
+    manifest = common.read_manifest(lab_dir)
+    entry = next(e for e in manifest["languages"] if e["code"] in manifest["groups"]["adapting"])
+    data = tmp_path / "data"
+    data.mkdir()
+    for e in manifest["languages"]:
+        e["train"], e["val"] = (os.path.join(lab_dir, e[split]) for split in ("train", "val"))
+    (data / "empty.txt").write_text("\n\n")
+    entry["train"] = str(data / "empty.txt")
+    (data / "manifest.json").write_text(json.dumps(manifest))
+    fails(f"'{entry['code']}' has no text", f"--data_dir={data}")
+    # a checkpoint whose tokenizer is another vocabulary
+    wrong = tmp_path / "wrong"
+    shutil.copytree(pretrained_dir, wrong)
+    shutil.copy(os.path.join(expanded, "tokenizer.tiktoken"), wrong / "tokenizer.tiktoken")
+    fails(r"the tokenizer has \d+ tokens but the model expects", init_from=str(wrong))
+
+
+def test_cli_errors_exit_nonzero_and_help_lists_keys(tmp_path):
+    result = run_script("adapt.py", f"--init_from={tmp_path}/missing", f"--out_dir={tmp_path}/out", check=False)
+    assert result.returncode != 0 and "error: no checkpoint" in result.stderr
+    usage = common.usage(adapt.AdaptConfig, "adapt")
+    for key in ("init_from", "langs", "n_new_tokens", "adapt_tokens", "emb_init", "head_init", "head_rows", "mode"):
+        assert f"--{key}=" in usage
