@@ -78,27 +78,32 @@ def _place(right, others, label):
     return out
 
 
-def make_item(task, rng, w, label, en):
+def make_items(task, rng, w, labels, langs, drift):
+    """Items of a task with the given labels: two for lab_copa (a balanced pair), else one. `drift`
+    carries the word-overlap balance from item to item (world._pick); lengths are summed over langs."""
+    def length(clause):
+        return sum([len(lang.clause(clause)) for lang in langs])
+    label = labels[0]
     if task == "lab_copa":
         conj = rng.choice(["so", "because"])
-        premise, right, wrong = W.copa_item(rng, conj, length=lambda c: len(en.clause(c)))
-        return premise, conj, _place(right, [wrong], label), label
+        pair = W.copa_pair(rng, conj, drift)
+        return [(premise, conj, _place(right, [wrong], lab), lab) for (premise, right, wrong), lab in zip(pair, labels)]
     if task == "lab_nli":
         premise, hyp = W.nli_item(rng, label)
-        return premise, hyp, label
+        return [(premise, hyp, label)]
     if task == "lab_cloze":
-        story, right, wrong = W.cloze_item(rng, w, length=lambda c: len(en.clause(c)))
-        return story, _place(right, [wrong], label), label
+        story, right, wrong = W.cloze_item(rng, w, length, drift)
+        return [(story, _place(right, [wrong], label), label)]
     if task in ("lab_read", "lab_qa"):
         sents, info = W.passage(rng)
         q, options, right, role = W.passage_question(info, rng.choice(W.QUESTION_TYPES), rng.randrange(4))
         if task == "lab_qa":
-            return sents, q, options[right], role
+            return [(sents, q, options[right], role)]
         others = options[:right] + options[right + 1:]
         rng.shuffle(others)
-        return sents, q, _place(options[right], others, label), label
+        return [(sents, q, _place(options[right], others, label), label)]
     shots = [rng.choice(W.story(rng, w)) for _ in range(2)]  # lab_translate: 2-shot, EN -> X
-    return shots, rng.choice(W.story(rng, w))
+    return [(shots, rng.choice(W.story(rng, w)))]
 
 
 def render(task, lang, item, en):
@@ -138,19 +143,20 @@ def passage_text(task, en, item):
     return en.text(item[0])
 
 
-def eval_items(task, seed, w, en, n):
+def eval_items(task, seed, w, langs, n):
     """n distinct items with exactly balanced labels (each label n/k times, in shuffled order)."""
-    rng = random.Random(f"lab/eval/{seed}/{task}")
+    en, rng = langs[0], random.Random(f"lab/eval/{seed}/{task}")
     k = TASKS[task][2]
     labels = [i % k for i in range(n)] if k else [None] * n
     rng.shuffle(labels)
-    items, seen = [], set()
+    items, seen, drift = [], set(), [0, 0, 0]
     while len(items) < n:
-        item = make_item(task, rng, w, labels[len(items)], en)
-        key = json.dumps(render(task, en, item, en)) if task != "lab_translate" else en.sentence(item[1])
-        if key not in seen:
-            seen.add(key)
-            items.append(item)
+        batch = make_items(task, rng, w, labels[len(items):len(items) + 2], langs, drift)
+        keys = [json.dumps(render(task, en, item, en)) if task != "lab_translate" else en.sentence(item[1])
+                for item in batch]
+        if seen.isdisjoint(keys) and len(set(keys)) == len(keys):  # a copa pair is kept whole or not at all
+            seen.update(keys)
+            items += batch
     return items
 
 
@@ -201,7 +207,7 @@ def conversation(rng, w, en, kind):
             msgs += say(user, en.np(options[right]))
         return msgs
     if kind in TASKS:
-        item = make_item(kind, rng, w, rng.randrange(TASKS[kind][2]), en)
+        item = make_items(kind, rng, w, [rng.randrange(TASKS[kind][2])] * 2, [en], [0, 0, 0])[0]
         ex = render(kind, en, item, en)
         return say(rng.choice(PREFIXES[kind]) + ex["context"], ex["choices"][ex["label"]].strip())
     if kind == "facts":
@@ -275,7 +281,7 @@ def generate(out, seed=1337, mb_per_lang=1.0, examples_per_task=500, n_instructi
         manifest["languages"].append(entry)
     snippets = []
     for task, (kind, metric, _) in tqdm(TASKS.items(), desc="tasks", disable=not progress):
-        items = eval_items(task, seed, w, en, examples_per_task)
+        items = eval_items(task, seed, w, langs, examples_per_task)
         if task != "lab_translate":  # instruction data has no translation, so only these could leak
             snippets += [passage_text(task, en, item) for item in items]
         files = {}

@@ -184,27 +184,25 @@ def draw(rng, category):
 
 
 def concepts(c):
-    """What a clause mentions, as the words a language repeats when it mentions it again (to balance
-    word overlap between right and wrong choices): (without case endings: the concept, plus English
-    'the' and a preposition per role; with case endings: the concept in its role)."""
-    plain, cased = {c.verb}, {c.verb}
+    """What a clause mentions, as the words a language repeats when it mentions it again, for three
+    kinds of language: English (the concept, 'the', a preposition per role), one with separate particles
+    (the concept, a particle per role) and one with case endings (the concept in its role)."""
+    english, particles, cased = {c.verb}, {c.verb}, {c.verb}
     for role, x in (("subj", c.subj), *c.args):
         if isinstance(x, NP):
-            plain.add((x.kind, x.ref))
+            english.add((x.kind, x.ref))
+            particles.add((x.kind, x.ref))
             cased.add((x.kind, x.ref, role))
             if x.det:
-                plain.add(x.det)
+                english.add(x.det)
             if role not in ("subj", "obj"):
-                plain.add(role)
+                english.add(role)
+                particles.add(role)
         elif x is not None:
-            plain.add(x)
+            english.add(x)
+            particles.add(x)
             cased.add(x)
-    return plain, cased
-
-
-def overlap_gap(seen, right, wrong):
-    """How differently two choices repeat what came before, summed over both kinds of language."""
-    return sum(abs(len(a & b) - len(a & c)) for a, b, c in zip(seen, concepts(right), concepts(wrong)))
+    return english, particles, cased
 
 
 class World:
@@ -419,39 +417,87 @@ def nli_item(rng, label):
     return sents, hyp
 
 
-def copa_item(rng, conj, p=None, length=len, before=()):
-    """(premise, right, wrong): conj 'so' asks for the effect, 'because' for the cause. The wrong
-    alternative comes from another rule with the same person, chosen to mention as many concepts of the
-    premise (and of the clauses `before` it) as the right one does, and to be about as long
-    (length(clause) measures it)."""
+def _rule_pair(side, p, x, i):
+    """(premise, alternative) of rule i for person p and thing x: side 1 asks for the effect, 0 the cause."""
+    pair = rule_clauses(i, p, x)
+    return pair[1 - side], pair[side]
+
+
+def _other_rules(rng, side, i, x):
+    """Every rule that may give rule i's wrong alternative, with its thing (x itself if it fits)."""
+    for j in rng.sample(range(len(RULES)), len(RULES)):
+        if rule_key(j, side) != rule_key(i, side) and rule_key(j, 1 - side) != rule_key(i, 1 - side):
+            cat = RULES[j][2]
+            yield j, x if cat and x in CATEGORIES[cat] else draw(rng, cat)
+
+
+def _repeats(context, clause):
+    """How many words of the context a clause repeats, in each kind of language of concepts()."""
+    return [len(a & b) for a, b in zip(context, concepts(clause))]
+
+
+def _context(clauses):
+    return [set().union(*parts) for parts in zip(*map(concepts, clauses))]
+
+
+def _pick(drift, candidates):
+    """The candidate whose cues (right minus wrong) bring the running sums in drift closest to zero
+    (ties: the shorter length gap); drift is updated. Over many items the right choice then repeats
+    the context no more often than the wrong one, in every kind of language."""
+    best = min(candidates, key=lambda c: (sum(abs(d + g) for d, g in zip(drift, c[0])), c[1]))
+    drift[:] = [d + g for d, g in zip(drift, best[0])]
+    return best[2]
+
+
+def copa_item(rng, conj, p=None, length=len, before=(), drift=None):
+    """(premise, right, wrong) for conj 'so' (the effect is asked) or 'because' (the cause). The wrong
+    alternative is another rule's, for the same person; it repeats the context (the premise and the
+    clauses `before` it) as much as the right one, on balance (see _pick), and is about as long."""
     side = 1 if conj == "so" else 0
     i = rng.randrange(len(RULES))
     p = rng.randrange(N_NAMES) if p is None else p
     x = draw(rng, RULES[i][2])
-    pair = rule_clauses(i, p, x)
-    premise, right = pair[1 - side], pair[side]
-    seen = [set().union(*parts) for parts in zip(*map(concepts, [premise, *before]))]
-    size = length(right)
-    best = None
-    for j in rng.sample(range(len(RULES)), len(RULES)):
-        if rule_key(j, side) == rule_key(i, side) or rule_key(j, 1 - side) == rule_key(i, 1 - side):
-            continue
-        cat = RULES[j][2]
-        y = x if cat and x in CATEGORIES[cat] else draw(rng, cat)
-        wrong = rule_clauses(j, p, y)[side]
-        score = (overlap_gap(seen, right, wrong), abs(length(wrong) - size))
-        if wrong != right and (best is None or score < best[0]):
-            best = (score, wrong)
-    return premise, right, best[1]
+    premise, right = _rule_pair(side, p, x, i)
+    context = _context([premise, *before])
+    have, size = _repeats(context, right), length(right)
+    candidates = []
+    for j, y in _other_rules(rng, side, i, x):
+        wrong = _rule_pair(side, p, y, j)[1]
+        if wrong != right:
+            gaps = [a - b for a, b in zip(have, _repeats(context, wrong))]
+            candidates.append((gaps, abs(length(wrong) - size), wrong))
+    return premise, right, _pick([0, 0, 0] if drift is None else drift, candidates)
 
 
-def cloze_item(rng, w, length=len):
+def copa_pair(rng, conj, drift=None):
+    """Two items that share their two alternatives, each right for one premise (as in Balanced COPA),
+    so that nothing in an alternative alone (length, words) tells whether it is right:
+    ((premise 1, right 1, wrong 1), (premise 2, right 2 = wrong 1, wrong 2 = right 1))."""
+    side = 1 if conj == "so" else 0
+    i = rng.randrange(len(RULES))
+    p = rng.randrange(N_NAMES)
+    x = draw(rng, RULES[i][2])
+    premise1, alt1 = _rule_pair(side, p, x, i)
+    c1 = _context([premise1])
+    candidates = []
+    for j, y in _other_rules(rng, side, i, x):
+        premise2, alt2 = _rule_pair(side, p, y, j)
+        if alt2 != alt1 and premise2 != premise1:
+            c2 = _context([premise2])
+            gaps = [a - b + c - d for a, b, c, d in zip(_repeats(c1, alt1), _repeats(c1, alt2),
+                                                       _repeats(c2, alt2), _repeats(c2, alt1))]
+            candidates.append((gaps, 0, (premise2, alt2)))
+    premise2, alt2 = _pick([0, 0, 0] if drift is None else drift, candidates)
+    return (premise1, alt1, alt2), (premise2, alt2, alt1)
+
+
+def cloze_item(rng, w, length=len, drift=None):
     """(story, right ending, wrong ending); both endings mention the same people and things."""
     kind = rng.choice(["rule", "count", "move"])
     p, q = rng.sample(range(N_NAMES), 2)
     if kind == "rule":
         intro = [clause(name(p), "go", ("dest", the(rng.choice(list(PLACES)))))] + ev_activity(rng, w, [p], {})
-        premise, right, wrong = copa_item(rng, "so", p, length, intro)
+        premise, right, wrong = copa_item(rng, "so", p, length, intro, drift)
         return pronominalize(rng, intro + [premise]), right, wrong
     if kind == "count":  # the two final counts are exchangeable: a pair is kept only if either could be right
         f = rng.choice(list(COUNT_FOODS))
