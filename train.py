@@ -145,6 +145,9 @@ def main(argv=None):
 
     start_step, episode_start = 0, 0
     if resume_ckpt is not None:
+        if resume_ckpt["model_config"]["vocab_size"] != tok.n_vocab:
+            common._fail(f"{cfg.out_dir}/ckpt.pt has a vocabulary of {resume_ckpt['model_config']['vocab_size']} tokens "
+                         f"but {cfg.tokenizer} has {tok.n_vocab}: it is not the tokenizer this run started with")
         raw_model.load_state_dict(resume_ckpt["model"])
         optimizer.load_state_dict(resume_ckpt["optimizer"])
         common.set_rng_state(resume_ckpt["rng"])

@@ -11,7 +11,7 @@ train = dict(
     data_dir="out/wikipedia",
     tokenizer="out/wikipedia/tokenizer.tiktoken",
     n_layer=24, n_embd=1024, n_head=16, n_kv_head=4, block_size=4096,
-    batch_size=16, grad_accum=8,
+    batch_size=8, grad_accum=16,
     max_iters=150000, lr=1e-4, warmup_frac=0.1, min_lr_frac=0.1, weight_decay=0.0,
     forget_every=10000,
     eval_every=1000, eval_tokens=1048576, log_every=10,

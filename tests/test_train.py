@@ -1,0 +1,170 @@
+"""train.py: the resets happen where they should and touch only the embeddings, resume is exact (also
+after kill -9 and across a reset), the loss falls, and bad input stops with a clear message."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+import common
+from conftest import ROOT, TINY_MODEL, pretrain, run_script
+from model import GPT, GPTConfig
+
+
+def losses(out_dir):
+    return {r["step"]: r["loss"] for r in common.read_log(out_dir) if "loss" in r}
+
+
+def test_loss_falls_within_a_few_dozen_steps(pretrained_dir):
+    vals = [r["val_bpb"] for r in common.read_log(pretrained_dir) if "val_bpb" in r]
+    assert vals[-1] < 0.9 * vals[0], vals
+
+
+def test_resets_only_at_multiples_of_k_and_never_at_the_end(forgetting_dir):
+    forgets = [r["step"] for r in common.read_log(forgetting_dir) if r.get("forget")]
+    assert forgets == [10, 20, 30]  # 40 steps, K = 10: not at step 0, and no reset is left unrelearned
+
+
+def test_no_reset_at_the_final_step_or_with_k_zero(lab_dir, tokenizer_path, tmp_path):
+    last = pretrain(lab_dir, tokenizer_path, tmp_path / "last", "--max_iters=10", "--forget_every=9", "--eval_every=0")
+    assert not any(r.get("forget") for r in common.read_log(last))
+    none = pretrain(lab_dir, tokenizer_path, tmp_path / "none", "--max_iters=10", "--forget_every=0", "--eval_every=0")
+    assert not any(r.get("forget") for r in common.read_log(none))
+
+
+def test_a_reset_changes_exactly_the_embedding_and_clears_its_adam_state(lab_dir, tokenizer_path, tmp_path):
+    # lr = 0: nothing moves but what the reset itself changes
+    common_args = ["--max_iters=8", "--eval_every=0", "--lr=0", "--seed=7"]
+    plain = pretrain(lab_dir, tokenizer_path, tmp_path / "plain", *common_args)
+    forget = pretrain(lab_dir, tokenizer_path, tmp_path / "forget", *common_args, "--forget_every=5")
+    a, b = common.load_checkpoint(plain), common.load_checkpoint(forget)
+    for name in a["model"]:
+        assert torch.equal(a["model"][name], b["model"][name]) == (name != "wte.weight"), name
+    # the new embedding is exactly the seeded N(0, 0.02) draw of step 5: reproducible on every rank and on resume
+    fresh = GPT(GPTConfig(**b["model_config"]))
+    fresh.reset_token_embeddings(torch.Generator().manual_seed(7 + 5))
+    assert torch.equal(fresh.wte.weight, b["model"]["wte.weight"])
+    # Adam restarted for the embedding only: its bias-correction counter counts the 3 steps since the reset
+    params = [n for n, _ in GPT(GPTConfig(**b["model_config"])).named_parameters()]
+    state = b["optimizer"]["state"]
+    steps = {params_name: float(state[i]["step"]) for i, params_name in enumerate(_param_order(b, params))}
+    assert steps["wte.weight"] == 3
+    assert all(s == 8 for n, s in steps.items() if n != "wte.weight")
+
+
+def _param_order(ckpt, names):
+    # the optimizer numbers parameters group by group: the body's matrices, its vectors, then the embedding
+    shapes = {n: ckpt["model"][n].dim() for n in names}
+    body = [n for n in names if n != "wte.weight"]
+    return [n for n in body if shapes[n] >= 2] + [n for n in body if shapes[n] < 2] + ["wte.weight"]
+
+
+def test_resume_after_kill_9_is_exact_across_a_reset(lab_dir, tokenizer_path, tmp_path, capsys):
+    args = [f"--data_dir={lab_dir}", f"--tokenizer={tokenizer_path}", *TINY_MODEL,
+            "--max_iters=30", "--forget_every=8", "--eval_every=6"]
+    straight = pretrain(lab_dir, tokenizer_path, tmp_path / "straight", *args[2:])
+    out = str(tmp_path / "killed")
+    proc = subprocess.Popen([sys.executable, "train.py", f"--out_dir={out}", *args], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt = os.path.join(out, "ckpt.pt")
+    while not os.path.exists(ckpt) and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = common.load_checkpoint(out)["step"]
+    assert killed_at < 30, "the run finished before it could be killed"
+    pretrain(lab_dir, tokenizer_path, out, *args[2:], "--resume")
+    assert losses(out) == losses(straight)  # every step, bit for bit, the resets (8, 16, 24) included
+    assert [r["step"] for r in common.read_log(out) if r.get("forget")] == [8, 16, 24]
+    # a finished run resumes to nothing
+    pretrain(lab_dir, tokenizer_path, out, *args[2:], "--resume")
+    assert "already complete" in capsys.readouterr().out
+
+
+def test_chen_options_run(lab_dir, tokenizer_path, tmp_path):
+    out = pretrain(lab_dir, tokenizer_path, tmp_path / "chen", "--max_iters=12", "--forget_every=4", "--forget_head",
+                   "--emb_episode_lr", "--forget_clip=0.5", "--eval_every=0")
+    log = common.read_log(out)
+    assert [r["step"] for r in log if r.get("forget")] == [4, 8]
+    assert all(r["grad_norm"] >= 0 for r in log if "grad_norm" in r)
+
+
+def test_bad_config_keys_and_values_are_named(tmp_path):
+    # from the command line: a nonzero exit and a message naming the key
+    result = run_script("train.py", "--no_such_key=1", check=False)
+    assert result.returncode != 0 and "--no_such_key" in result.stderr
+    import train
+
+    with pytest.raises(SystemExit, match="--max_iters.*ten"):
+        train.main(["--max_iters=ten"])
+    bad = tmp_path / "bad.py"
+    bad.write_text("train = dict(n_layers=3)\n")
+    with pytest.raises(SystemExit, match=f"{bad}.*n_layers"):
+        train.main([str(bad)])
+    bad.write_text("train = dict(n_layer='three')\n")
+    with pytest.raises(SystemExit, match="n_layer.*three"):
+        train.main([str(bad)])
+    bad.write_text("lr = 0.1\n")
+    with pytest.raises(SystemExit, match="top-level key 'lr'"):
+        train.main([str(bad)])
+    help_text = run_script("train.py", "--help").stdout
+    assert "--forget_every=0" in help_text and "reset the token embeddings every K steps" in help_text
+
+
+def test_refuses_to_clobber_a_run_and_to_resume_with_another_config(pretrained_dir, lab_dir, tokenizer_path):
+    with pytest.raises(SystemExit, match="--resume.*--overwrite"):
+        pretrain(lab_dir, tokenizer_path, pretrained_dir, "--max_iters=40", "--eval_every=20")
+    with pytest.raises(SystemExit, match="lr: 0.003 -> 0.1"):
+        pretrain(lab_dir, tokenizer_path, pretrained_dir, "--max_iters=40", "--eval_every=20", "--lr=0.1", "--resume")
+
+
+def test_bad_data_and_checkpoints(lab_dir, tokenizer_path, tmp_path):
+    def run(out, *extra):
+        return pretrain(lab_dir, tokenizer_path, tmp_path / out, "--max_iters=4", "--eval_every=2", *extra)
+
+    with pytest.raises(SystemExit, match="'xx'"):
+        run("a", "--langs=xx")
+    with pytest.raises(SystemExit, match="manifest.json"):
+        run("b", f"--data_dir={tmp_path}")
+    with pytest.raises(SystemExit, match="block_size"):
+        run("c", "--block_size=100000")
+    empty = tmp_path / "empty"
+    (empty / "text").mkdir(parents=True)
+    (empty / "text" / "e.txt").write_text("")
+    (empty / "manifest.json").write_text(json.dumps({"languages": [{"code": "e", "train": "text/e.txt", "val": "text/e.txt"}],
+                                                    "groups": {"pretraining": ["e"]}}))
+    with pytest.raises(SystemExit, match="e.txt is empty"):
+        run("d", f"--data_dir={empty}")
+    # a truncated checkpoint: resuming says so instead of a traceback from torch.load
+    out = run("trunc")
+    path = os.path.join(out, "ckpt.pt")
+    data = open(path, "rb").read()
+    open(path, "wb").write(data[: len(data) // 2])
+    with pytest.raises(SystemExit, match="truncated or corrupt"):
+        run("trunc", "--resume")
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(lab_dir, tokenizer_path, tmp_path):
+    out = str(tmp_path / "nan")
+    with pytest.raises(SystemExit, match="loss became"):
+        pretrain(lab_dir, tokenizer_path, out, "--max_iters=60", "--eval_every=1", "--lr=1e9", "--warmup_frac=0", "--grad_clip=0")
+    ckpt = common.load_checkpoint(out)
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
+
+
+def test_vocabulary_mismatch_is_caught(pretrained_dir, tmp_path):
+    import shutil
+
+    import tokenizer
+
+    copy = tmp_path / "copy"
+    shutil.copytree(pretrained_dir, copy)
+    tok = tokenizer.Tokenizer.load(str(copy / "tokenizer.tiktoken"))
+    tokenizer.extend(tok, ["zyxw vutsr " * 50], 4).save(str(copy / "tokenizer.tiktoken"))
+    with pytest.raises(SystemExit, match="tokenizer has"):
+        common.load_model(str(copy))
