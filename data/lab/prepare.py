@@ -62,7 +62,7 @@ def document(rng, w, lang):
 
 
 def text_file(rng, w, lang, n_bytes):
-    docs, size = [], 0
+    docs, size = [], -1  # the file is the documents, a blank line between two, and a final newline
     while size < n_bytes:
         doc = document(rng, w, lang)
         docs.append(doc)

@@ -68,8 +68,8 @@ VERBS = dict(item.split(":") for item in (
     "be:was have:had go:went eat:ate drink:drank sleep:slept drop:dropped break:broke wear:wore find:found "
     "lose:lost run:ran wash:washed swim:swam fall:fell rain:rained open:opened cook:cooked bite:bit cry:cried "
     "win:won light:lit hear:heard play:played fill:filled read:read sing:sang climb:climbed see:saw fix:fixed "
-    "buy:bought give:gave put:put take:took move:moved meet:met live:lived sell:sold carry:carried "
-    "paint:painted write:wrote build:built throw:threw catch:caught help:helped visit:visited bring:brought "
+    "buy:bought give:gave put:put take:took meet:met live:lived sell:sold carry:carried "
+    "paint:painted write:wrote build:built throw:threw catch:caught bring:brought "
     "hide:hid clean:cleaned").split())
 
 # words that structure text and tasks; every language has its own (English spelling on the right)
@@ -87,8 +87,10 @@ CATEGORIES = {
     "cooked": "soup rice meat egg potato".split(), "biter": "dog snake goose bee".split(),
     "light": ["candle", "lamp"], "muddy": ["garden", "field", "farm"], "vessel": "cup bottle bucket bowl glass".split(),
     "fixable": "clock chair lamp drum kite".split(), "climbable": "tree hill mountain tower ladder".split(),
-    "readable": ["book", "letter", "map"], "paintable": ["fence", "door", "chair", "boat"],
-    "buildable": ["boat", "fence", "table"], "cleanable": ["room", "kitchen", "house", "barn"],
+    "readable": ["book", "letter", "map"], "writable": ["letter", "song", "book"],
+    "paintable": "fence door chair boat window".split(), "buildable": ["boat", "fence", "table"],
+    "cleanable": "room kitchen house barn bed".split(), "carriable": "box bag basket bucket knife spoon rope brush pen".split(),
+    "gift": "cup glass plate bowl bottle mirror lamp vase flower".split(),
 }
 NATURE = "river forest hill field lake mountain cave island meadow beach barn farm".split()
 SHOPS = ["market", "bakery", "farm", "shop"]
@@ -110,9 +112,9 @@ RULES = [
     ("P climb X", "P see town", "climbable"),
 ]
 # (verb, category of its object) for everyday activities in stories
-ACTIVITIES = [("play", "toy"), ("read", "readable"), ("write", "readable"), ("paint", "paintable"),
-              ("carry", "container"), ("build", "buildable"), ("clean", "cleanable"), ("hide", "valuable"),
-              ("bring", "fragile"), ("sing", None), ("throw", "toy"), ("catch", "toy")]
+ACTIVITIES = [("play", "toy"), ("read", "readable"), ("write", "writable"), ("paint", "paintable"),
+              ("carry", "carriable"), ("build", "buildable"), ("clean", "cleanable"), ("hide", "valuable"),
+              ("bring", "gift"), ("sing", None), ("throw", "toy"), ("catch", "toy")]
 
 
 def name(i):
@@ -499,17 +501,15 @@ def cloze_item(rng, w, length=len, drift=None):
         intro = [clause(name(p), "go", ("dest", the(rng.choice(list(PLACES)))))] + ev_activity(rng, w, [p], {})
         premise, right, wrong = copa_item(rng, "so", p, length, intro, drift)
         return pronominalize(rng, intro + [premise]), right, wrong
-    if kind == "count":  # the two final counts are exchangeable: a pair is kept only if either could be right
+    if kind == "count":  # the two final counts are exchangeable: kept only if either could be the right one
         f = rng.choice(list(COUNT_FOODS))
-
         while True:
             right_k, wrong_k = rng.sample(range(2, 10), 2)
             who, m, k0, n0 = rng.choice((p, q)), rng.randint(1, 6), rng.randint(2, 9), rng.randint(2, 9)
-
-            def start(r):  # (n, k): what p and q had, so that `who` ends with r
-                return (r + m, k0) if who == p else (n0, r - m)
-            if all(m < n <= 12 and k >= 2 and not {n, k, m} & {right_k, wrong_k} for n, k in map(start, (right_k, wrong_k))):
-                n, k = start(right_k)
+            # (n, k): what p and q had at first, so that `who` ends with the count
+            starts = [(v + m, k0) if who == p else (n0, v - m) for v in (right_k, wrong_k)]
+            if all(m < n <= 12 and k >= 2 and not {n, k, m} & {right_k, wrong_k} for n, k in starts):
+                n, k = starts[0]
                 break
         sents = [clause(name(p), "have", ("obj", num(f, n))), clause(name(q), "have", ("obj", num(f, k))),
                  clause(name(p), "give", ("obj", num(f, m)), ("to", name(q)))]
