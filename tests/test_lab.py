@@ -253,11 +253,20 @@ def test_snippet_matcher():
     (["--mb_per_lang", "0"], "--mb_per_lang must be a positive number"),
     (["--examples_per_task", "-3"], "--examples_per_task must be a positive integer"),
     (["--mb_per_lang", "abc"], "invalid float value"),
+    (["--instructions", "0"], "--instructions must be a positive integer"),
+    (["--show", "-1"], "--show must be a positive number"),
 ])
 def test_bad_options(args, message, tmp_path):
     result = run_cli("--out", str(tmp_path), *args)
     assert result.returncode != 0 and message in result.stderr
     assert not os.listdir(tmp_path)
+
+
+def test_help_lists_every_option():
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for option in ("--seed", "--out", "--mb_per_lang", "--examples_per_task", "--instructions", "--show"):
+        assert option in result.stdout
 
 
 def test_unwritable_output_folder(tmp_path):

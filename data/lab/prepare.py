@@ -317,13 +317,15 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=1337, help="same seed, same bytes; another seed, another lab")
     ap.add_argument("--out", default="out/lab", help="output folder (created; files in it are rewritten)")
     ap.add_argument("--mb_per_lang", type=float, default=1.0, help="train text per language, in MB (1e6 bytes); "
-                    f"val is {VAL_FRACTION:.0%} of it")
+                    f"val is {VAL_FRACTION * 100:g}%% of it")
     ap.add_argument("--examples_per_task", type=int, default=500, help="examples per task and language")
     ap.add_argument("--instructions", type=int, default=None, help="English instruction conversations "
                     "(default 10 x examples_per_task); val has 1/20 of that (at least 20)")
     ap.add_argument("--show", type=int, default=0, metavar="N", help="only print a story of N events in every language")
     ap.add_argument("--progress", type=int, default=1, help="1: show progress bars")
     args = ap.parse_args(argv)
+    if args.show < 0:
+        raise SystemExit(f"error: --show must be a positive number of events (got {args.show})")
     if args.show:
         return show(args.seed, args.show)
     if not (math.isfinite(args.mb_per_lang) and args.mb_per_lang > 0):
