@@ -29,7 +29,7 @@ class TrainConfig:
     """Stage 1: pretrain a decoder on the pretraining languages, with active forgetting if forget_every > 0."""
     out_dir: str = "out/pretrain"  # ckpt.pt, tokenizer.tiktoken, config.json and log.jsonl go here
     data_dir: str = "out/lab"  # a folder with manifest.json: the lab (data/lab/prepare.py) or a prepared corpus
-    tokenizer: str = "out/tokenizer/tokenizer.tiktoken"  # the base vocabulary (python tokenizer.py train ...)
+    tokenizer: str = "out/tokenizer/lab.tiktoken"  # the base vocabulary (python tokenizer.py train ...)
     langs: list[str] = field(default_factory=list)  # languages to pretrain on; empty = the manifest's pretraining group
     lang_weights: list[float] = field(default_factory=list)  # sampling weight per language; empty = equal
     # the model (Mistral-style; see model.py)

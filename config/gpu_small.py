@@ -6,9 +6,10 @@ compile = "auto"  # torch.compile on CUDA
 
 train = dict(
     out_dir="out/gpu_small",
+    data_dir="out/wikipedia", tokenizer="out/tokenizer/gpu_small.tiktoken",
     n_layer=12, n_head=12, n_kv_head=4, n_embd=768, block_size=1024,
     batch_size=32, grad_accum=4,  # 128 sequences x 1,024 tokens per step
-    max_iters=20000, lr=6e-4, warmup_frac=0.1, weight_decay=0.0,
-    forget_every=2000,  # the paper's ratio: 14 resets, the last episode free of them
+    max_iters=15000, lr=6e-4, warmup_frac=0.1, weight_decay=0.0,
+    forget_every=1000,  # [AFA]'s ratio (10,000 of 150,000): 14 resets, then a last episode to relearn
     eval_every=500, eval_tokens=262144, log_every=20,
 )

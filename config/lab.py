@@ -1,0 +1,27 @@
+# The lab: the whole experiment on the built-in multilingual lab in CPU minutes (run.sh's default).
+# Every stage reads its own section; the top level holds only keys every stage shares.
+device = "auto"
+dtype = "auto"
+compile = "auto"  # off on the CPU: compiling costs more than it saves at this size
+
+train = dict(
+    data_dir="out/lab",
+    tokenizer="out/tokenizer/lab.tiktoken",  # 2,048 tokens trained on the pretraining languages
+    n_layer=4, n_head=4, n_kv_head=2, n_embd=128, block_size=128,  # ~1.4M parameters
+    max_iters=1000, batch_size=16, lr=3e-3, warmup_frac=0.1,
+    forget_every=100,  # 9 resets, then a last episode to relearn ([AFA]: 14 resets of 10,000 steps in 150,000)
+    eval_every=100, eval_tokens=16384, log_every=1,
+)
+
+adapt = dict(
+    adapt_tokens=500_000,
+    eval_every=20,
+)
+
+finetune = dict(
+    epochs=1.0,
+)
+
+evaluate = dict(
+    max_examples=24,
+)
