@@ -28,6 +28,7 @@ import base64
 import binascii
 import heapq
 import os
+import sys
 import tempfile
 import warnings
 from collections import Counter, defaultdict
@@ -120,7 +121,8 @@ class Tokenizer:
             fields = line.split(" ")
             if fields[0] == SPECIAL_MARKER:
                 if len(fields) != 3 or not fields[1] or not _is_id(fields[2]):
-                    raise ValueError(f"{at}: malformed special-token line {line[:80]!r}, expected '{SPECIAL_MARKER} <name> <id>'")
+                    raise ValueError(f"{at}: malformed special-token line {line[:80]!r}, "
+                                     f"expected '{SPECIAL_MARKER} <name> <id>'")
                 name, i = fields[1], int(fields[2])
                 if name in specials:
                     raise ValueError(f"{at}: special token {name!r} already defined on line {special_line[name]}")
@@ -228,7 +230,8 @@ def train(texts, vocab_size):
     import rustbpe  # only training needs it
     n_special = len(SPECIAL_TOKENS)
     if not isinstance(vocab_size, int) or isinstance(vocab_size, bool) or vocab_size < 256 + n_special:
-        raise ValueError(f"vocab_size must be an integer >= {256 + n_special} (256 bytes + {n_special} special tokens), got {vocab_size!r}")
+        raise ValueError(f"vocab_size must be an integer >= {256 + n_special} (256 bytes + {n_special} special "
+                         f"tokens), got {vocab_size!r}")
     n_docs = 0
 
     def documents():
@@ -329,10 +332,9 @@ def extend(base, texts, n_new):
         # a weighted dict for the others.
         lost, gained, weighted = [], [], defaultdict(int)
         for w in where.pop(pair):
-            merged = _merge_word(words[w], pair, new_char)
-            if merged is None:
+            if pair not in words[w]:
                 continue  # a stale entry: the word no longer holds the pair
-            words[w], removed, added = merged
+            words[w], removed, added = _merge_word(words[w], pair, new_char)
             for p in added:
                 where[p].add(w)
             if freqs[w] == 1:
@@ -372,16 +374,19 @@ def _count_pairs(words, freqs):
 
 
 def _merge_word(word, ab, t):
-    """A word with every pair ab (leftmost first) replaced by the token t, as tiktoken merges it, and
-    the pair occurrences it lost and gained; None if ab is not in it. Only pairs beside a merge site
-    change: (x, a) -> (x, t) on the left, (b, y) -> (t, y) on the right, and between two adjacent
-    sites (b, a) -> (t, t), counted once."""
-    sites, i = [], word.find(ab)
-    while i >= 0:
-        sites.append(i)
-        i = word.find(ab, i + 2)
-    if not sites:
-        return None
+    """A word holding the pair ab with every ab (leftmost first) replaced by the token t, as tiktoken
+    merges it, and the pair occurrences it lost and gained. Only pairs beside a merge site change:
+    (x, a) -> (x, t) on the left, (b, y) -> (t, y) on the right, and between two adjacent sites
+    (b, a) -> (t, t), counted once."""
+    s = word.find(ab)
+    if word.find(ab, s + 2) < 0:  # one site, the common case
+        x, y = word[s - 1:s], word[s + 2:s + 3]  # "" at the edges
+        removed = ([x + ab[0]] if x else []) + ([ab[1] + y] if y else [])
+        return word[:s] + t + word[s + 2:], removed, ([x + t] if x else []) + ([t + y] if y else [])
+    sites = []
+    while s >= 0:
+        sites.append(s)
+        s = word.find(ab, s + 2)
     removed, added, n = [], [], len(word)
     for k, s in enumerate(sites):
         if s > 0 and (k == 0 or sites[k - 1] + 2 != s):
@@ -466,13 +471,6 @@ def read_documents(path):
     return [doc for doc in text.split("\n\n") if doc.strip()]
 
 
-def _read_corpus(paths):
-    docs = [doc for path in paths for doc in read_documents(path)]
-    if not docs:
-        raise SystemExit(f"error: empty corpus: no text in {', '.join(paths)}")
-    return docs
-
-
 def _load(path):
     try:
         return Tokenizer.load(path)
@@ -541,11 +539,17 @@ def main(argv=None):
     if args.command == "extend" and args.n_new <= 0:
         raise SystemExit(f"error: --n_new must be positive, got {args.n_new}")
     base = _load(args.base) if args.command == "extend" else None  # a bad base fails before reading text
-    docs = _read_corpus(args.input)
-    try:
-        tok = train(docs, args.vocab_size) if args.command == "train" else extend(base, docs, args.n_new)
-    except ValueError as e:
-        raise SystemExit(f"error: {e}")
+    docs = [doc for path in args.input for doc in read_documents(path)]
+    if not docs:
+        raise SystemExit(f"error: empty corpus: no text in {', '.join(args.input)}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            tok = train(docs, args.vocab_size) if args.command == "train" else extend(base, docs, args.n_new)
+        except ValueError as e:
+            raise SystemExit(f"error: {e}")
+    for w in caught:  # e.g. fewer merges than asked: said plainly, and the smaller vocabulary is kept
+        print(f"warning: {w.message}", file=sys.stderr)
     tok.save(args.out)
     n_bytes = sum(len(d.encode("utf-8")) for d in docs)
     n_tokens = sum(len(ids) for ids in tok.encode_batch(docs))

@@ -160,12 +160,10 @@ def test_merge_word_bookkeeping():
     rng = random.Random(3)
     pairs = lambda w: Counter(w[k:k + 2] for k in range(len(w) - 1))
     for _ in range(2000):
-        word, ab = "".join(rng.choice("abc") for _ in range(rng.randint(0, 12))), rng.choice(["ab", "aa", "ba"])
-        merged = T._merge_word(word, ab, "T")
+        word, ab = "".join(rng.choice("abc") for _ in range(rng.randint(2, 12))), rng.choice(["ab", "aa", "ba"])
         if ab not in word:
-            assert merged is None
             continue
-        out, removed, added = merged
+        out, removed, added = T._merge_word(word, ab, "T")
         assert out == word.replace(ab, "T") and ab not in out
         expected = pairs(out)
         expected.subtract(pairs(word))
@@ -224,6 +222,25 @@ def test_train_warns_when_text_is_too_small():
     with pytest.warns(UserWarning, match="supports only"):
         tok = T.train(["ab ab ab"], 400)
     assert tok.n_vocab < 400 and T.unreachable_tokens(tok) == []
+
+
+def test_train_drops_tokens_tiktoken_cannot_reach(monkeypatch):
+    # rustbpe merges pairs of ids; should it ever return a repeated byte string or a token that
+    # byte-level BPE cannot rebuild, train() must drop it and renumber without gaps.
+    class FakeTrainer:
+        def train_from_iterator(self, docs, vocab_size, pattern):
+            assert pattern == T.SPLIT_PATTERN and list(docs)
+
+        def get_mergeable_ranks(self):
+            tokens = [bytes([b]) for b in range(256)] + [b"ab", b"xyz", b"ab", b"abc", b"yz", b"xyz2"]
+            return [(b, i) for i, b in enumerate(tokens)]
+
+    import rustbpe
+    monkeypatch.setattr(rustbpe, "Tokenizer", FakeTrainer)
+    with pytest.warns(UserWarning, match="3 dropped as unreachable"):
+        tok = T.train(["abc xyz"], 256 + 6 + len(T.SPECIAL_TOKENS))
+    assert [tok.token_bytes(i) for i in range(256, 259)] == [b"ab", b"abc", b"yz"]
+    assert tok.eot_id == 259 and T.unreachable_tokens(tok) == []
 
 
 # ---- encoding, decoding, special tokens --------------------------------------------------------
@@ -415,6 +432,14 @@ def test_cli_train_extend_stats(tmp_path, capsys):
     assert [row.split(" | ")[0] for row in table[2:]] == ["| base.txt", "| new.txt", "| all"]
     new_row = [float(x) for x in table[3].strip("| ").split(" | ")[1:]]
     assert new_row[1] > new_row[0]  # more bytes per token for the new language after extension
+
+
+def test_cli_says_when_the_text_supports_fewer_merges(tmp_path, capsys):
+    small, out = tmp_path / "small.txt", str(tmp_path / "small.tiktoken")
+    small.write_text("ab ab abc\n\nabc ab\n")
+    T.main(["train", "--input", str(small), "--vocab_size", "400", "--out", out])
+    err = capsys.readouterr().err
+    assert err.startswith("warning: train: the text supports only") and T.Tokenizer.load(out).n_vocab < 400
 
 
 def test_cli_bad_inputs(base, tmp_path):
