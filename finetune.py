@@ -1,0 +1,357 @@
+"""
+Stage 3: English instruction finetuning in ChatML, the loss on the assistant's tokens only (PAPER.md §3).
+
+    python finetune.py config/lab.py --init_from=out/pretrain --out_dir=out/finetune
+    python finetune.py config/lab.py --init_from=out/adapt --out_dir=out/finetune_body --train_params=body
+    python finetune.py --init_from=out/adapt --data=orca/train.jsonl --val_data=orca/val.jsonl --out_dir=out/ft
+
+Data: JSONL, one conversation a line, {"messages": [{"role": "system"|"user"|"assistant", "content": "..."}, ...]}
+(the lab's instructions/{train,val}.jsonl by default; real sets are converted to the same shape).
+tokenizer.render turns a conversation into ChatML ids, the paper's system prompt first unless the
+conversation brings its own, and a loss mask that is 1 exactly on the assistant's content and its
+closing <|im_end|>: the model learns to answer, not to predict the user.
+
+Batches: one conversation per row, padded with <|pad|> to the longest row of the batch; never packed.
+Padding comes after the conversation and attention is causal, so it changes nothing a real token sees,
+and no conversation attends to another (packing would need a block-diagonal attention mask for that).
+A conversation longer than block_size + 1 tokens is cut to that length, ids and mask together, and
+counted. By default the cut keeps its end (--truncate=left), as evaluate.py cuts a prompt that is too
+long: the answer survives, and the model learns to answer from a context cut the way it will be at test
+time. (In the lab, the system prompt alone is ~48 of the 128 tokens, and a reading passage often fills
+the rest, so cutting the end would throw away a quarter of the answers.) --truncate=right keeps the start,
+as most SFT code does; a conversation with no assistant token left in its block is dropped and counted.
+
+Which parameters learn (--train_params):
+    all   every weight, as [AFA] finetunes (the default).
+    body  the transformer blocks and norms only; the input embeddings and the output head stay frozen,
+          bit for bit. [CHEN]'s recipe: an English finetune that leaves the embedding space alone keeps
+          the rows learned for new languages during adaptation aligned with the body.
+
+After training, a few held-out English prompts are answered greedily (KV cache, stop at <|im_end|>)
+through tokenizer.render_prompt, the template evaluation uses; the answers go into log.jsonl.
+"""
+
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+import common
+import tokenizer
+
+
+@dataclass
+class FinetuneConfig:
+    """Stage 3: finetune a pretrained or adapted model on English instructions (ChatML; loss on the assistant's tokens only)."""
+    out_dir: str = "out/finetune"  # ckpt.pt, tokenizer.tiktoken, config.json and log.jsonl go here
+    init_from: str = "out/pretrain"  # out_dir of train.py or adapt.py: the model and vocabulary to finetune
+    data_dir: str = "out/lab"  # a folder with manifest.json whose "instructions" are the default data
+    data: str = ""  # training conversations (JSONL); empty = the manifest's instructions train file
+    val_data: str = ""  # held-out conversations (JSONL); empty = the manifest's instructions val file
+    skip_bad: bool = False  # skip and count bad conversations instead of stopping at the first one
+    truncate: str = "left"  # a conversation longer than the block: left = keep its end (as evaluation cuts prompts), right = keep its start
+    train_params: str = "all"  # all = every weight ([AFA]); body = embeddings and head frozen ([CHEN])
+    # optimisation ([AFA]: AdamW, LR 1e-6, 5 epochs, batch 16, cosine with 10% warm-up, weight decay 0)
+    epochs: float = 2.0  # passes over the training conversations
+    max_iters: int = 0  # optimizer steps; 0 = as many as `epochs` needs
+    batch_size: int = 16  # conversations per step
+    lr: float = 1e-3  # peak learning rate ([AFA]'s 1e-6 is for billion-parameter models; the lab model needs far more)
+    min_lr_frac: float = 0.1  # the cosine ends at min_lr_frac * lr
+    warmup_frac: float = 0.1  # linear warm-up over this fraction of the steps
+    weight_decay: float = 0.0  # AdamW weight decay on matrices
+    beta1: float = 0.9  # AdamW beta1
+    beta2: float = 0.95  # AdamW beta2
+    grad_clip: float = 1.0  # clip the gradient norm to this (0 = off)
+    # evaluation, logging, checkpoints
+    eval_every: int = 50  # measure the val assistant loss (and save a checkpoint) every this many steps
+    val_conversations: int = 256  # held-out conversations for the val loss; 0 = all
+    n_samples: int = 3  # held-out prompts answered greedily after training (printed and logged)
+    max_new_tokens: int = 48  # length limit of those answers (a longer prompt is cut on the left to leave room)
+    log_every: int = 10  # write a log line every this many steps
+    # runtime
+    device: str = "auto"  # auto, cpu, cuda, cuda:N or mps
+    dtype: str = "auto"  # auto (bfloat16 on CUDA, float32 elsewhere), float32, bfloat16, float16
+    compile: str = "auto"  # torch.compile: auto = on for CUDA, off elsewhere; true or false to force
+    seed: int = 1337  # seeds the order of the conversations
+    resume: bool = False  # continue the run in out_dir exactly where its checkpoint left it
+    overwrite: bool = False  # delete the run in out_dir and start again
+    progress: bool = True  # show a progress bar
+
+
+# ---- data: JSONL conversations -> (ids, mask) rows -----------------------------------------------------
+
+def read_conversations(path, tok, skip_bad=False):
+    """The conversations of a JSONL file, each checked by rendering it: a list of (messages, ids, mask),
+    and the lines skipped as {reason: [line numbers]} (always empty unless skip_bad)."""
+    if not os.path.isfile(path):
+        common._fail(f"instruction file {path} not found")
+    conversations, skipped = [], {}
+    with open(path, encoding="utf-8", errors="strict") as f:
+        try:
+            lines = f.read().split("\n")
+        except UnicodeDecodeError as e:
+            common._fail(f"{path} is not UTF-8 text (bad byte at offset {e.start})")
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            messages = _parse_line(line)
+            ids, mask = tokenizer.render(tok, messages)
+        except ValueError as e:
+            if not skip_bad:
+                common._fail(f"{path}, line {lineno}: {e} (--skip_bad skips and counts such lines)")
+            skipped.setdefault(_reason(str(e)), []).append(lineno)
+            continue
+        conversations.append((messages, ids, mask))
+    if not conversations:
+        n_bad = sum(len(v) for v in skipped.values())
+        common._fail(f"{path} holds no usable conversations" + (f" ({n_bad} bad lines skipped)" if n_bad else ""))
+    return conversations, skipped
+
+
+def _parse_line(line):
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"not valid JSON ({e.msg} at column {e.colno})") from None
+    if not isinstance(record, dict) or not isinstance(record.get("messages"), list):
+        raise ValueError('expected an object {"messages": [{"role": ..., "content": ...}, ...]}')
+    return record["messages"]
+
+
+def _reason(message):
+    # group skipped lines by the kind of fault, not by their text ("messages[3]: unknown role 'bot'")
+    for kind in ("not valid JSON", "expected an object", "expected a dict", "non-empty list", "unknown role",
+                 "content must be", "no assistant message", "system message"):
+        if kind in message:
+            return kind
+    return message
+
+
+def to_rows(conversations, block_size, truncate="left"):
+    """(ids, mask) rows of at most block_size + 1 tokens (a block of inputs and its shifted targets); a
+    longer conversation keeps its end (truncate="left") or its start ("right"). Returns the rows, how many
+    conversations were cut, and how many were dropped because no assistant token was left in the block."""
+    rows, n_truncated, n_dropped = [], 0, 0
+    keep = slice(-(block_size + 1), None) if truncate == "left" else slice(0, block_size + 1)
+    for _, ids, mask in conversations:
+        if len(ids) > block_size + 1:
+            n_truncated += 1
+            ids, mask = ids[keep], mask[keep]  # cut together: they stay aligned
+        if not any(mask[1:]):  # mask[0] is never a target
+            n_dropped += 1
+            continue
+        rows.append((ids, mask))
+    return rows, n_truncated, n_dropped
+
+
+def collate(rows, pad_id, device="cpu"):
+    """Inputs x and targets y [B, L] for rows padded to the longest one; y is -1 wherever the target token
+    is not the assistant's (or is padding), so those positions take no loss and send back no gradient."""
+    length = max(len(ids) for ids, _ in rows)
+    ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), length), dtype=torch.bool)
+    for r, (row_ids, row_mask) in enumerate(rows):
+        ids[r, :len(row_ids)] = torch.tensor(row_ids)
+        mask[r, :len(row_mask)] = torch.tensor(row_mask, dtype=torch.bool)
+    x, y = ids[:, :-1], ids[:, 1:].masked_fill(~mask[:, 1:], -1)
+    return x.to(device), y.to(device)
+
+
+@lru_cache(maxsize=4)
+def _epoch_order(n, seed, epoch):
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def batch_indices(step, batch_size, n, seed):
+    """The conversations of batch `step`: every epoch is a fresh seeded shuffle and the epochs are read as
+    one stream, so a batch is a pure function of (seed, step) and a resumed run sees exactly the batches
+    of an uninterrupted one."""
+    return [int(_epoch_order(n, seed, k // n)[k % n]) for k in range(step * batch_size, (step + 1) * batch_size)]
+
+
+# ---- evaluation ----------------------------------------------------------------------------------------
+
+@torch.no_grad()
+def assistant_loss(model, rows, batch_size, pad_id, device, autocast):
+    """Mean nats per assistant token (content + <|im_end|>) over the rows."""
+    model.eval()
+    nats, count = 0.0, 0
+    for first in range(0, len(rows), batch_size):
+        x, y = collate(rows[first:first + batch_size], pad_id, device)
+        with autocast:
+            nats += model.token_nll(x, y).sum().item()
+        count += (y != -1).sum().item()
+    return nats / count
+
+
+def greedy_answers(model, tok, conversations, n, max_new_tokens):
+    """Answers to the first n held-out prompts (everything before a conversation's first assistant turn),
+    rendered with render_prompt exactly as evaluation renders its prompts."""
+    model.eval()
+    samples = []
+    for messages, _, _ in conversations:
+        if len(samples) == n:
+            break
+        first = next(k for k, m in enumerate(messages) if m["role"] == "assistant")
+        if first == 0 or messages[first - 1]["role"] != "user":
+            continue  # no user question right before the answer: nothing to prompt with
+        # too long a prompt loses its start, as evaluate.py cuts it, leaving room for the answer
+        prompt = tokenizer.render_prompt(tok, messages[:first])[-(model.config.block_size - max_new_tokens):]
+        new = model.generate(prompt, max_new_tokens, stop_ids=(tok.im_end_id,))
+        finished = bool(new) and new[-1] == tok.im_end_id
+        samples.append({"prompt": messages[first - 1]["content"], "reference": messages[first]["content"],
+                        "answer": tok.decode(new[:-1] if finished else new), "finished": finished})
+    return samples
+
+
+# ---- the run -------------------------------------------------------------------------------------------
+
+def main(argv=None):
+    cfg = common.parse_config(FinetuneConfig, "finetune", argv)
+    if cfg.train_params not in ("all", "body"):
+        common._fail(f"train_params must be 'all' or 'body', got '{cfg.train_params}'")
+    if cfg.truncate not in ("left", "right"):
+        common._fail(f"truncate must be 'left' or 'right', got '{cfg.truncate}'")
+    if cfg.batch_size <= 0 or cfg.max_iters < 0 or (cfg.max_iters == 0 and cfg.epochs <= 0):
+        common._fail("batch_size must be > 0, and max_iters > 0 or epochs > 0")
+    if cfg.data and not cfg.val_data:  # never score a real set on the lab's val file by accident
+        common._fail("--data needs --val_data too: held-out conversations in the same JSONL format")
+    if os.path.abspath(cfg.init_from) == os.path.abspath(cfg.out_dir):
+        common._fail(f"init_from and out_dir are both {cfg.out_dir}: finetune into a new folder")
+    device = common.resolve_device(cfg.device)
+    autocast = common.autocast_for(device, cfg.dtype)
+    resume_ckpt = common.prepare_out_dir(cfg.out_dir, cfg, "finetune")
+    if resume_ckpt is not None and resume_ckpt["step"] >= resume_ckpt["max_iters"]:
+        print(f"{cfg.out_dir} is already complete ({resume_ckpt['step']} steps)")
+        return resume_ckpt["results"]
+
+    # ---- model and data: a resumed run reads its own out_dir, a new one the earlier stage's -------------
+    model, tok, init_ckpt = common.load_model(cfg.out_dir if resume_ckpt else cfg.init_from, device)
+    block_size = model.config.block_size
+    if not 0 < cfg.max_new_tokens < block_size:
+        common._fail(f"max_new_tokens={cfg.max_new_tokens} must be between 1 and block_size - 1 = {block_size - 1}")
+    train_path, val_path = cfg.data, cfg.val_data
+    if not (train_path and val_path):
+        instructions = common.read_manifest(cfg.data_dir).get("instructions")
+        if not instructions:
+            common._fail(f"{cfg.data_dir}/manifest.json has no 'instructions' files; pass --data and --val_data")
+        train_path = train_path or os.path.join(cfg.data_dir, instructions["train"])
+        val_path = val_path or os.path.join(cfg.data_dir, instructions["val"])
+    train_convs, train_skipped = read_conversations(train_path, tok, cfg.skip_bad)
+    val_convs, val_skipped = read_conversations(val_path, tok, cfg.skip_bad)
+    train_rows, n_truncated, n_dropped = to_rows(train_convs, block_size, cfg.truncate)
+    val_rows, val_truncated, val_dropped = to_rows(val_convs[:cfg.val_conversations or None], block_size, cfg.truncate)
+    if not train_rows or not val_rows:
+        common._fail(f"no conversation of {train_path if not train_rows else val_path} has an assistant token inside "
+                     f"block_size={block_size}")
+    max_iters = cfg.max_iters or math.ceil(cfg.epochs * len(train_rows) / cfg.batch_size)
+    data_stats = dict(n_train=len(train_rows), n_truncated=n_truncated, n_dropped=n_dropped, n_val=len(val_rows),
+                      n_val_truncated=val_truncated, n_val_dropped=val_dropped,
+                      n_skipped=sum(map(len, train_skipped.values())), n_val_skipped=sum(map(len, val_skipped.values())))
+    for path, skipped in ((train_path, train_skipped), (val_path, val_skipped)):
+        for reason, lines in skipped.items():  # skipped, never silently
+            print(f"skipped {len(lines)} lines of {path} ({reason}): lines {', '.join(map(str, lines[:10]))}"
+                  + (" ..." if len(lines) > 10 else ""))
+
+    # ---- which parameters learn ------------------------------------------------------------------------
+    if cfg.train_params == "body":  # [CHEN]: the embedding space (input rows and output head) stays put
+        for p in (model.wte.weight, model.lm_head.weight):
+            p.requires_grad_(False)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in trainable if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+              {"params": [p for p in trainable if p.dim() < 2], "weight_decay": 0.0}]
+    optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=device.startswith("cuda"))
+
+    start_step, tokens_seen, val_loss_init = 0, 0, None
+    if resume_ckpt is not None:
+        optimizer.load_state_dict(resume_ckpt["optimizer"])
+        common.set_rng_state(resume_ckpt["rng"])
+        start_step, tokens_seen, val_loss_init = resume_ckpt["step"], resume_ckpt["tokens"], resume_ckpt["val_loss_init"]
+    else:
+        common.seed_everything(cfg.seed)
+        _copy_atomic(os.path.join(cfg.init_from, "tokenizer.tiktoken"), os.path.join(cfg.out_dir, "tokenizer.tiktoken"))
+    train_model = torch.compile(model) if cfg.compile == "true" or (cfg.compile == "auto" and device.startswith("cuda")) else model
+    log = common.Log(cfg.out_dir, resume_step=start_step if resume_ckpt else None)
+    if resume_ckpt is None:
+        log.write(step=0, **data_stats)
+    n_trainable = sum(p.numel() for p in trainable)
+    print(f"finetuning {n_trainable / 1e6:.2f}M of {model.num_params() / 1e6:.2f}M parameters ({cfg.train_params}) from "
+          f"{cfg.init_from} ({init_ckpt['stage']}) | {device} | {len(train_rows)} conversations, {max_iters} steps | "
+          f"{n_truncated} truncated, {n_dropped} dropped at block_size={block_size}"
+          + (f" | resuming at step {start_step}" if start_step else ""))
+
+    def save(step, results=None):
+        common.save_checkpoint(cfg.out_dir, {
+            "stage": "finetune", "step": step, "max_iters": max_iters, "model": model.state_dict(),
+            "model_config": asdict(model.config), "optimizer": optimizer.state_dict(), "rng": common.rng_state(),
+            "config": asdict(cfg), "tokens": tokens_seen, "val_loss_init": val_loss_init, "init_from": cfg.init_from,
+            "init_stage": init_ckpt["stage"] if resume_ckpt is None else resume_ckpt["init_stage"], "results": results})
+
+    val = lambda: assistant_loss(model, val_rows, cfg.batch_size, tok.pad_id, device, autocast)  # noqa: E731
+    bar = tqdm(range(start_step, max_iters), initial=start_step, total=max_iters, disable=not cfg.progress,
+               desc="finetune", dynamic_ncols=True)
+    t0 = time.time()
+    for step in bar:
+        # ---- val assistant loss and checkpoint of the model after `step` updates (step 0: the "before") ----
+        if step == 0 or (cfg.eval_every and step % cfg.eval_every == 0):
+            val_loss = val()
+            val_loss_init = val_loss if step == 0 else val_loss_init
+            log.write(step=step, val_loss=val_loss)
+            if step > start_step:
+                save(step)
+            t0 = time.time()  # the evaluation is not training time
+
+        lr = common.lr_at(step, max_iters, cfg.lr, cfg.warmup_frac, cfg.min_lr_frac)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        model.train()
+        x, y = collate([train_rows[i] for i in batch_indices(step, cfg.batch_size, len(train_rows), cfg.seed)], tok.pad_id, device)
+        with autocast:
+            _, loss = train_model(x, y)  # mean over the assistant's target tokens only
+        loss.backward()
+        loss_value = loss.item()
+        if not math.isfinite(loss_value):
+            bar.close()
+            common._fail(f"loss became {loss_value} at step {step}; stopped without saving, so {cfg.out_dir}/ckpt.pt "
+                         f"still holds the last good checkpoint (lower lr or raise warmup_frac, then --resume)")
+        grad_norm = torch.nn.utils.clip_grad_norm_(trainable, cfg.grad_clip if cfg.grad_clip > 0 else float("inf")).item()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+        step_tokens = int((x != tok.pad_id).sum())  # the conversations' tokens, padding not counted
+        tokens_seen += step_tokens
+        dt, t0 = time.time() - t0, time.time()
+        bar.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{step_tokens / dt:,.0f}")
+        if step % cfg.log_every == 0 or step == max_iters - 1:
+            log.write(step=step, loss=loss_value, lr=lr, tokens=tokens_seen, tok_per_s=step_tokens / dt, grad_norm=grad_norm,
+                      assistant_tokens=int((y != -1).sum()))
+
+    # ---- the final evaluation, greedy answers to held-out prompts, the complete checkpoint ---------------
+    val_loss = val()
+    samples = greedy_answers(model, tok, val_convs, cfg.n_samples, cfg.max_new_tokens)
+    log.write(step=max_iters, val_loss=val_loss, samples=samples)
+    results = {"val_loss": val_loss, "val_loss_init": val_loss_init, "samples": samples, **data_stats}
+    save(max_iters, results)
+    for s in samples:
+        print(f"\nuser:      {s['prompt']}\nassistant: {s['answer']}\nreference: {s['reference']}")
+    print(f"\ndone: val assistant loss {val_loss_init:.4f} -> {val_loss:.4f} -> {cfg.out_dir}")
+    return results
+
+
+def _copy_atomic(src, dst):
+    # the vocabulary this model uses travels with it, byte for byte
+    shutil.copyfile(src, dst + ".tmp")
+    os.replace(dst + ".tmp", dst)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,180 @@
+"""finetune.py: the loss mask covers exactly the assistant's tokens, truncation keeps ids and mask aligned,
+masked positions give no loss and no gradient, a tiny finetune lowers the held-out assistant loss, the
+body-only mode leaves embeddings and head bit-identical, resume is exact, and bad data stops clearly."""
+
+import json
+import os
+
+import pytest
+import torch
+
+import common
+import finetune
+import tokenizer
+from conftest import run_script
+from model import GPT, GPTConfig
+
+FAST = ["--batch_size=8", "--val_conversations=16", "--n_samples=2", "--max_new_tokens=8", "--progress=false", "--device=cpu"]
+
+
+def run(pretrained_dir, lab_dir, out_dir, *extra):
+    return finetune.main([f"--init_from={pretrained_dir}", f"--data_dir={lab_dir}", f"--out_dir={out_dir}", *FAST, *extra])
+
+
+def lab_conversations(lab_dir, tok):
+    return finetune.read_conversations(os.path.join(lab_dir, "instructions", "train.jsonl"), tok)[0]
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+    return str(path)
+
+
+def test_mask_covers_exactly_the_assistant_tokens_and_their_im_end(pretrained_dir, lab_dir):
+    tok = common.load_tokenizer(os.path.join(pretrained_dir, "tokenizer.tiktoken"))
+    convs = lab_conversations(lab_dir, tok)
+    assert any(sum(m["role"] == "assistant" for m in msgs) > 1 for msgs, _, _ in convs)  # multi-turn ones too
+    for messages, ids, mask in convs:
+        learned = [i for i, m in zip(ids, mask) if m]
+        expected = [t for m in messages if m["role"] == "assistant" for t in tok.encode(m["content"]) + [tok.im_end_id]]
+        assert learned == expected
+        # everything else is the prompt: the system prompt, user turns, the headers and the newlines
+        others = tok.decode([i for i, m in zip(ids, mask) if not m])
+        assert tokenizer.DEFAULT_SYSTEM_PROMPT in others and all(m["content"] in others for m in messages if m["role"] == "user")
+    # the targets a batch trains on are exactly the masked tokens, shifted by one
+    rows = [(ids, mask) for _, ids, mask in convs[:5]]
+    x, y = finetune.collate(rows, tok.pad_id)
+    for r, (ids, mask) in enumerate(rows):
+        assert x[r, :len(ids) - 1].tolist() == ids[:-1]
+        assert y[r][y[r] != -1].tolist() == [t for t, m in zip(ids[1:], mask[1:]) if m]
+        assert (y[r, len(ids) - 1:] == -1).all()  # padding is never a target
+
+
+def test_truncation_keeps_ids_and_mask_aligned_and_is_counted(pretrained_dir, lab_dir):
+    tok = common.load_tokenizer(os.path.join(pretrained_dir, "tokenizer.tiktoken"))
+    convs = lab_conversations(lab_dir, tok)[:40]
+    block = 24
+    long = [c for c in convs if len(c[1]) > block + 1]
+    assert long
+    for side in ("left", "right"):
+        rows, n_truncated, n_dropped = finetune.to_rows(convs, block, side)
+        assert n_truncated == len(long) and len(rows) + n_dropped == len(convs)
+        by_row = iter(rows)
+        for _, ids, mask in convs:
+            cut = slice(-(block + 1), None) if side == "left" else slice(0, block + 1)
+            if not any(mask[cut][1:]):
+                continue  # dropped: nothing left to learn
+            row_ids, row_mask = next(by_row)
+            assert len(row_ids) == len(row_mask) == min(len(ids), block + 1)
+            assert (row_ids, row_mask) == (ids[cut], mask[cut])  # the same slice of both
+    # keeping the start drops the conversations whose answer lies past the block (the lab's long passages)
+    assert finetune.to_rows(convs, block, "right")[2] > 0 and finetune.to_rows(convs, block, "left")[2] == 0
+
+
+def test_masked_positions_give_no_loss_and_no_gradient():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=50, block_size=16, n_layer=1, n_head=2, n_kv_head=1, n_embd=16))
+    short = ([1, 2, 3, 4, 5, 6], [0, 0, 0, 1, 1, 0])
+    longer = ([7, 8, 9, 10, 11, 12, 13, 14, 15, 16], [0, 0, 1, 1, 0, 0, 0, 1, 1, 0])
+    x, y = finetune.collate([short, longer], pad_id=49)
+    logits, loss = model(x, y)
+    logits.retain_grad()
+    loss.backward()
+    # the loss is the mean of -log p(target) over exactly the masked-in targets
+    log_probs = torch.log_softmax(logits.detach().float(), -1)
+    picked = [-log_probs[r, t, ids[t + 1]] for r, (ids, mask) in enumerate([short, longer]) for t in range(len(ids) - 1) if mask[t + 1]]
+    assert len(picked) == 6 and torch.allclose(loss.detach(), torch.stack(picked).mean())
+    counted = y != -1
+    assert (logits.grad[~counted] == 0).all() and (logits.grad[counted].abs().sum(-1) > 0).all()
+    # what sits at the ignored positions (user tokens, padding) changes neither the loss nor any gradient
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    x2, y2 = x.clone(), y.clone()
+    x2[0, 5:] = 3  # the padding after the short conversation
+    y2[~counted] = -1
+    _, loss2 = model(x2, y2)
+    loss2.backward()
+    assert torch.equal(loss, loss2) and all(torch.equal(grads[n], p.grad) for n, p in model.named_parameters())
+
+
+def test_batches_cover_every_conversation_once_per_epoch():
+    seen = [i for step in range(5) for i in finetune.batch_indices(step, 4, 10, seed=3)]
+    assert sorted(seen[:10]) == list(range(10)) and sorted(seen[10:20]) == list(range(10)) and seen[:10] != seen[10:20]
+    assert finetune.batch_indices(3, 4, 10, seed=3) == seen[12:16]  # a pure function of the step: exact resume
+
+
+def test_tiny_finetune_lowers_the_heldout_assistant_loss_and_resumes_exactly(pretrained_dir, lab_dir, tmp_path, monkeypatch):
+    args = ["--max_iters=16", "--eval_every=8", "--lr=1e-2"]
+    straight = str(tmp_path / "straight")
+    results = run(pretrained_dir, lab_dir, straight, *args)
+    assert results["val_loss"] < 0.9 * results["val_loss_init"], results
+    log = common.read_log(straight)
+    assert log[0]["n_train"] > 0 and "n_truncated" in log[0] and log[0]["n_truncated"] > 0  # block 32: the lab overflows
+    assert [r["step"] for r in log if "val_loss" in r] == [0, 8, 16]
+    assert all(k in r for r in log if "loss" in r for k in ("step", "loss", "lr", "tokens", "tok_per_s"))
+    samples = log[-1]["samples"]
+    assert len(samples) == 2 and all(s["prompt"] and isinstance(s["answer"], str) for s in samples)
+    with open(os.path.join(pretrained_dir, "tokenizer.tiktoken"), "rb") as a, open(os.path.join(straight, "tokenizer.tiktoken"), "rb") as b:
+        assert a.read() == b.read()
+    ckpt = common.load_checkpoint(straight)
+    assert ckpt["stage"] == "finetune" and ckpt["step"] == 16
+    # stop right after the step-8 checkpoint, as a crash would, then resume: every step bit for bit
+    stopped = str(tmp_path / "stopped")
+    save = common.save_checkpoint
+
+    def save_then_crash(out_dir, state):
+        save(out_dir, state)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(common, "save_checkpoint", save_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        run(pretrained_dir, lab_dir, stopped, *args)
+    monkeypatch.setattr(common, "save_checkpoint", save)
+    assert common.load_checkpoint(stopped)["step"] == 8
+    assert run(pretrained_dir, lab_dir, stopped, *args, "--resume") == results
+    untimed = lambda records: [{k: v for k, v in r.items() if k != "tok_per_s"} for r in records]  # noqa: E731
+    assert untimed(common.read_log(stopped)) == untimed(log)
+    final = common.load_checkpoint(stopped)["model"]
+    assert all(torch.equal(final[n], ckpt["model"][n]) for n in final)
+    # a complete run resumes to nothing
+    assert run(pretrained_dir, lab_dir, stopped, *args, "--resume") == results
+
+
+def test_body_only_leaves_embeddings_and_head_bit_identical(pretrained_dir, lab_dir, tmp_path):
+    out = str(tmp_path / "body")
+    run(pretrained_dir, lab_dir, out, "--max_iters=4", "--eval_every=0", "--lr=1e-2", "--train_params=body")
+    before, after = common.load_checkpoint(pretrained_dir)["model"], common.load_checkpoint(out)["model"]
+    for name in before:
+        assert torch.equal(before[name], after[name]) == (name in ("wte.weight", "lm_head.weight")), name
+
+
+def test_bad_conversations_are_named_or_skipped_and_counted(pretrained_dir, lab_dir, tmp_path, capsys):
+    tok = common.load_tokenizer(os.path.join(pretrained_dir, "tokenizer.tiktoken"))
+    good = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
+    bad = {"not valid JSON": '{"messages": [',
+           "unknown role": {"messages": [{"role": "bot", "content": "hi"}, {"role": "assistant", "content": "x"}]},
+           "no assistant message": {"messages": [{"role": "user", "content": "hi"}]},
+           "content must be": {"messages": [{"role": "user", "content": ""}, {"role": "assistant", "content": "x"}]},
+           "expected an object": {"msgs": []}}
+    for k, (reason, row) in enumerate(bad.items()):
+        path = write_jsonl(tmp_path / f"bad{k}.jsonl", [good, "", good, row, good])
+        with pytest.raises(SystemExit, match=rf"bad{k}.jsonl, line 4: .*{reason}"):
+            finetune.read_conversations(path, tok)
+    path = write_jsonl(tmp_path / "mixed.jsonl", [good, *bad.values(), good])
+    convs, skipped = finetune.read_conversations(path, tok, skip_bad=True)
+    assert len(convs) == 2 and {r: v for r, v in skipped.items()} == {r: [k + 2] for k, r in enumerate(bad)}
+    (tmp_path / "empty.jsonl").write_text("\n")
+    with pytest.raises(SystemExit, match="empty.jsonl holds no usable conversations"):
+        finetune.read_conversations(str(tmp_path / "empty.jsonl"), tok)
+    only_bad = write_jsonl(tmp_path / "only_bad.jsonl", list(bad.values()))
+    with pytest.raises(SystemExit, match=r"only_bad.jsonl holds no usable conversations \(5 bad lines skipped\)"):
+        finetune.read_conversations(only_bad, tok, skip_bad=True)
+    # a run with skip_bad says what it skipped and logs the count
+    out = str(tmp_path / "skip")
+    val = os.path.join(lab_dir, "instructions", "val.jsonl")
+    run(pretrained_dir, lab_dir, out, f"--data={path}", f"--val_data={val}", "--max_iters=1", "--skip_bad")
+    assert common.read_log(out)[0]["n_skipped"] == 5 and "skipped 1 lines of" in capsys.readouterr().out
+    # the command line: a clear message and a nonzero exit, never a traceback
+    result = run_script("finetune.py", f"--init_from={pretrained_dir}", f"--data={tmp_path / 'bad0.jsonl'}", f"--val_data={val}",
+                        f"--out_dir={tmp_path / 'cli'}", *FAST, check=False)
+    assert result.returncode != 0 and "bad0.jsonl, line 4: not valid JSON" in result.stderr and "Traceback" not in result.stderr
