@@ -56,13 +56,13 @@ class EvaluateConfig:
     bpb: bool = True  # measure bits per byte and perplexity
     self_sim: bool = True  # measure self-similarity per layer
     benchmarks: bool = True  # run the benchmarks
-    bpb_bytes: int = 32768  # held-out UTF-8 bytes per language for bits per byte (the same text for every model); 0 = all
-    sim_bytes: int = 16384  # held-out UTF-8 bytes per language sampled for self-similarity
+    bpb_bytes: int = 16384  # held-out UTF-8 bytes per language for bits per byte (the same text for every model); 0 = all
+    sim_bytes: int = 8192  # held-out UTF-8 bytes per language sampled for self-similarity
     min_count: int = 4  # self-similarity counts a word that occurs at least this many times in the sample
-    max_examples: int = 24  # examples per task and language (the first ones of the file); 0 = all
+    max_examples: int = 8  # examples per task and language (the first ones of the file); 0 = all
     shots: int = 0  # demonstrations in each prompt, drawn from other examples of the same task and language
     chat: str = "auto"  # ChatML prompts: auto (finetuned checkpoints only), true or false
-    gen_tokens: int = 24  # most new tokens per generative answer
+    gen_tokens: int = 32  # most new tokens per generative answer
     batch_size: int = 16  # windows per batch for bits per byte and self-similarity
     out: str = "out/report/results.json"  # results.json; results.md is written beside it
     device: str = "auto"  # auto, cpu, cuda, cuda:N or mps
@@ -342,28 +342,22 @@ def _delimiter(context, continuation, spaces):
     return "" if not spaces or context[-1:].isspace() or continuation[:1].isspace() else " "
 
 
-def mc_prompt(tok, example, demos, chat, spaces):
-    """(context ids, [continuation ids per choice]) of a multiple-choice example."""
-    if chat:  # demonstrations as earlier turns of the conversation
-        messages = []
-        for d in demos:
-            messages += [{"role": "user", "content": d["context"]}, {"role": "assistant", "content": d["choices"][d["label"]]}]
-        messages.append({"role": "user", "content": example["context"]})
-        return render_prompt(tok, messages), [tok.encode(c) for c in example["choices"]]
-    shots = "".join(d["context"] + _delimiter(d["context"], d["choices"][d["label"]], spaces) + d["choices"][d["label"]] + "\n\n" for d in demos)
-    context = example["context"]
-    return ([tok.eot_id] + tok.encode(shots + context),
-            [tok.encode(_delimiter(context, c, spaces) + c) for c in example["choices"]])
+def build_prompt(tok, example, demos, chat, spaces):
+    """The ids of a prompt: the demonstrations (question, then its answer), then the example's question.
+    Chat: as earlier turns of a ChatML conversation; plain: separated by blank lines, after <|endoftext|>."""
+    question = lambda e: e["context"] if e["kind"] == "mc" else e["prompt"]
+    answer = lambda e: e["choices"][e["label"]] if e["kind"] == "mc" else e["answers"][0]
+    if chat:  # an assistant's answer starts without the space a plain continuation may carry
+        turns = [m for d in demos for m in ({"role": "user", "content": question(d)}, {"role": "assistant", "content": answer(d).lstrip()})]
+        return render_prompt(tok, turns + [{"role": "user", "content": question(example)}])
+    shots = "".join(question(d) + _delimiter(question(d), answer(d), spaces) + answer(d) + "\n\n" for d in demos)
+    return [tok.eot_id] + tok.encode(shots + question(example))
 
 
-def gen_prompt(tok, example, demos, chat, spaces):
+def choice_ids(tok, example, chat, spaces):
     if chat:
-        messages = []
-        for d in demos:
-            messages += [{"role": "user", "content": d["prompt"]}, {"role": "assistant", "content": d["answers"][0]}]
-        return render_prompt(tok, messages + [{"role": "user", "content": example["prompt"]}])
-    shots = "".join(d["prompt"] + _delimiter(d["prompt"], d["answers"][0], spaces) + d["answers"][0] + "\n\n" for d in demos)
-    return [tok.eot_id] + tok.encode(shots + example["prompt"])
+        return [tok.encode(c.lstrip()) for c in example["choices"]]
+    return [tok.encode(_delimiter(example["context"], c, spaces) + c) for c in example["choices"]]
 
 
 def stop_ids(tok, chat):
@@ -375,23 +369,28 @@ def stop_ids(tok, chat):
 
 
 def run_task(model, tok, task, examples, pool, cfg, chat, spaces, autocast, stops):
-    """The scores of one task in one language: {metric: value}."""
+    """The scores of one task in one language ({metric: value}) and the model's outputs: its picks
+    (acc, acc_norm), None for an example whose choice does not fit the block; or its answers."""
     if task["kind"] == "mc":
-        correct = correct_norm = 0
+        picks = []
         for ex in examples:
-            context, continuations = mc_prompt(tok, ex, pick_demos(pool, ex, cfg.shots, cfg.seed), chat, spaces)
-            try:
-                with autocast:
-                    scores = score_choices(model, context, continuations)
-            except ValueError as e:
-                common._fail(f"{ex['task']} ({ex['lang']}) example {ex['id']}: {e}")
-            normed = [s / len(c.encode("utf-8")) for s, c in zip(scores, ex["choices"])]
-            correct += int(np.argmax(scores)) == ex["label"]
-            correct_norm += int(np.argmax(normed)) == ex["label"]
-        return {"acc": correct / len(examples), "acc_norm": correct_norm / len(examples)}, []
+            context, continuations = build_prompt(tok, ex, pick_demos(pool, ex, cfg.shots, cfg.seed), chat, spaces), choice_ids(tok, ex, chat, spaces)
+            if max(len(c) for c in continuations) >= model.config.block_size:
+                picks.append(None)
+                continue
+            with autocast:
+                scores = score_choices(model, context, continuations)
+            # acc_norm: log-likelihood per UTF-8 byte of the choice, as lm-evaluation-harness's acc_bytes
+            normed = [s / max(1, len(c.strip().encode("utf-8"))) for s, c in zip(scores, ex["choices"])]
+            picks.append((int(np.argmax(scores)), int(np.argmax(normed))))
+        scored = [(p, ex["label"]) for p, ex in zip(picks, examples) if p is not None]
+        if not scored:
+            return {"acc": None, "acc_norm": None}, picks
+        return {"acc": sum(p[0] == label for p, label in scored) / len(scored),
+                "acc_norm": sum(p[1] == label for p, label in scored) / len(scored)}, picks
     outputs = []
     for ex in examples:
-        prompt = gen_prompt(tok, ex, pick_demos(pool, ex, cfg.shots, cfg.seed), chat, spaces)
+        prompt = build_prompt(tok, ex, pick_demos(pool, ex, cfg.shots, cfg.seed), chat, spaces)
         prompt = prompt[-(model.config.block_size - cfg.gen_tokens):]
         with autocast:
             new = model.generate(prompt, cfg.gen_tokens, stop_ids=stops)
@@ -455,8 +454,7 @@ def _metric_order(metric, tasks):
     fixed = ["bpb", "perplexity", "self_sim", "anisotropy", "self_sim_adjusted"]
     if head in fixed:
         return (fixed.index(head), "", 0, int(tail[5:]) if tail else -1)
-    own = tasks[head]["metric"]
-    return (len(fixed), head, tail != own, (MC_METRICS + GEN_METRICS).index(tail))
+    return (len(fixed), list(tasks).index(head), tail != tasks[head]["metric"], (MC_METRICS + GEN_METRICS).index(tail))
 
 
 # ---- the run ------------------------------------------------------------------------------------------
@@ -485,6 +483,49 @@ def read_languages(cfg, tasks):
     return groups, group_of, spaces, text_langs, val_docs
 
 
+def evaluate_model(name, model, tok, chat, cfg, text_langs, samples, tasks, spaces, device, autocast):
+    """Every number of one model: ({metric: {lang: value}}, details)."""
+    scores, seconds = {}, {}
+    details = {"bpb_bytes": {}, "self_sim_words": {}, "self_sim_occurrences": {}, "tasks": {}, "seconds": seconds}
+    put = lambda metric, lang, value: scores.setdefault(metric, {}).__setitem__(lang, value)
+    bar = lambda items, what: tqdm(items, desc=f"{name}: {what}", disable=not cfg.progress, dynamic_ncols=True, leave=False)
+    t0 = time.time()
+    for lang in bar(text_langs if cfg.bpb else [], "bits per byte"):
+        val_path = common.language_files(cfg.data_dir, [lang], "val")[lang]
+        bpb, ppl, details["bpb_bytes"][lang] = language_bpb(model, tok, val_path, cfg.bpb_bytes, cfg.batch_size, device, autocast)
+        put("bpb", lang, bpb)
+        put("perplexity", lang, ppl)
+    seconds["bpb"], t0 = time.time() - t0, time.time()
+    for lang in bar(text_langs if cfg.self_sim else [], "self-similarity"):
+        sims, details["self_sim_occurrences"][lang] = language_self_sim(model, tok, samples[lang], cfg.batch_size, device, autocast)
+        details["self_sim_words"][lang] = len(samples[lang]["words"])
+        if sims is None:
+            print(f"warning: {lang}: no word occurs {cfg.min_count} times in {cfg.sim_bytes} bytes of held-out text, "
+                  f"so no self-similarity (raise sim_bytes or lower min_count)", file=sys.stderr)
+            continue
+        contextual = range(1, len(sims["self_sim"]))  # the headline leaves out layer 0: embeddings see no context
+        for metric, key in (("self_sim", "self_sim"), ("anisotropy", "anisotropy"), ("self_sim_adjusted", "adjusted")):
+            put(metric, lang, sum(sims[key][i] for i in contextual) / len(contextual))
+            for layer, value in enumerate(sims[key]):
+                put(f"{metric}/layer{layer}", lang, value)
+    seconds["self_sim"], t0 = time.time() - t0, time.time()
+    stops = stop_ids(tok, chat) if tasks else set()
+    for task_name, task in tasks.items():
+        details["tasks"][task_name] = {}
+        for lang, pool in bar(list(task["langs"].items()), task_name):
+            examples = pool[: cfg.max_examples or None]
+            task_scores, outputs = run_task(model, tok, task, examples, pool, cfg, chat, spaces[lang], autocast, stops)
+            for metric, value in task_scores.items():
+                put(f"{task_name}/{metric}", lang, value)
+            skipped = sum(o is None for o in outputs)
+            if skipped:
+                print(f"warning: {name}: {task_name} ({lang}): {skipped} of {len(examples)} examples skipped, a choice "
+                      f"longer than block_size={model.config.block_size} tokens", file=sys.stderr)
+            details["tasks"][task_name][lang] = {"n": len(examples) - skipped, "skipped": skipped, "outputs": outputs}
+        seconds[task_name], t0 = time.time() - t0, time.time()
+    return scores, details
+
+
 def main(argv=None):
     cfg = common.parse_config(EvaluateConfig, "evaluate", argv)
     if cfg.chat not in ("auto", "true", "false"):
@@ -511,11 +552,7 @@ def main(argv=None):
     results = {"settings": {**asdict(cfg), "device": device}, "models": {}, "groups": groups, "languages": group_of,
                "tasks": {t: {"kind": v["kind"], "metric": v["metric"], "langs": list(v["langs"])} for t, v in tasks.items()},
                "metrics": {}, "details": {}}
-    table = {}
-
-    def put(metric, model_name, lang, value):
-        table.setdefault(metric, {}).setdefault(model_name, {"langs": {}})["langs"][lang] = value
-
+    table = {}  # metric -> model -> {"langs": {lang: value}}
     for name, path in model_dirs.items():
         t0 = time.time()
         model, tok, ckpt = common.load_model(path, device)
@@ -523,36 +560,10 @@ def main(argv=None):
         chat = ckpt["stage"] == "finetune" if cfg.chat == "auto" else cfg.chat == "true"
         results["models"][name] = {"dir": path, "stage": ckpt["stage"], "step": ckpt["step"], "vocab_size": tok.n_vocab,
                                    "n_layer": model.config.n_layer, "block_size": model.config.block_size, "chat": chat}
-        details = results["details"][name] = {"bpb_bytes": {}, "self_sim_words": {}, "self_sim_occurrences": {}, "tasks": {}}
-        bar = lambda items, what: tqdm(items, desc=f"{name}: {what}", disable=not cfg.progress, dynamic_ncols=True, leave=False)
-        for lang in bar(text_langs if cfg.bpb else [], "bits per byte"):
-            val_path = common.language_files(cfg.data_dir, [lang], "val")[lang]
-            bpb, ppl, details["bpb_bytes"][lang] = language_bpb(model, tok, val_path, cfg.bpb_bytes, cfg.batch_size, device, autocast)
-            put("bpb", name, lang, bpb)
-            put("perplexity", name, lang, ppl)
-        for lang in bar(text_langs if cfg.self_sim else [], "self-similarity"):
-            sims, details["self_sim_occurrences"][lang] = language_self_sim(model, tok, samples[lang], cfg.batch_size, device, autocast)
-            details["self_sim_words"][lang] = len(samples[lang]["words"])
-            if sims is None:
-                print(f"warning: {lang}: no word occurs {cfg.min_count} times in {cfg.sim_bytes} bytes of held-out text, "
-                      f"so no self-similarity (raise sim_bytes or lower min_count)", file=sys.stderr)
-                continue
-            contextual = range(1, len(sims["self_sim"]))  # the headline leaves out layer 0: embeddings see no context
-            for metric, key in (("self_sim", "self_sim"), ("anisotropy", "anisotropy"), ("self_sim_adjusted", "adjusted")):
-                put(metric, name, lang, sum(sims[key][i] for i in contextual) / len(contextual))
-                for layer, value in enumerate(sims[key]):
-                    put(f"{metric}/layer{layer}", name, lang, value)
-        stops = stop_ids(tok, chat) if tasks else set()
-        for task_name, task in tasks.items():
-            details["tasks"][task_name] = {}
-            for lang, pool in bar(list(task["langs"].items()), task_name):
-                examples = pool[: cfg.max_examples or None]
-                scores, outputs = run_task(model, tok, task, examples, pool, cfg, chat, spaces[lang], autocast, stops)
-                for metric, value in scores.items():
-                    put(f"{task_name}/{metric}", name, lang, value)
-                details["tasks"][task_name][lang] = {"n": len(examples), "first_outputs": outputs[:3]}
-        results["models"][name]["seconds"] = round(time.time() - t0, 2)
-        print(f"{name}: evaluated in {time.time() - t0:.1f}s")
+        scores, results["details"][name] = evaluate_model(name, model, tok, chat, cfg, text_langs, samples, tasks, spaces, device, autocast)
+        for metric, per_lang in scores.items():
+            table.setdefault(metric, {})[name] = {"langs": per_lang}
+        print(f"{name}: evaluated in {time.time() - t0:.1f}s ({', '.join(f'{k} {v:.1f}s' for k, v in results['details'][name]['seconds'].items())})")
         del model
 
     for metric in sorted(table, key=lambda m: _metric_order(m, tasks)):

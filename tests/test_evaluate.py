@@ -174,6 +174,8 @@ def test_self_similarity_matches_pairwise_cosines():
 
 def test_words_do_not_depend_on_the_tokenizer():
     assert [w for w, _ in evaluate.text_words("The cat's hat, the cat.", True)] == ["The", "cat", "s", "hat", "the", "cat"]
+    # a word keeps its combining marks (Devanagari vowel signs and virama), which Python's re would split off
+    assert [w for w, _ in evaluate.text_words("हमुस् नोक्।", True)] == ["हमुस्", "नोक्"]
     # without spaces: grapheme clusters holding a letter ("e" + combining accent is one), punctuation skipped
     assert [w for w, _ in evaluate.text_words("かきe\u0301。か", False)] == ["か", "き", "e\u0301", "か"]
     docs = ["the cat sees the dog. the cat runs", "the dog eats. the cat"]
@@ -264,11 +266,17 @@ def test_prompts_few_shot_and_chat():
     assert len(demos) == 2 and pool[0] not in demos
     parallel = [dict(e, lang="yy") for e in pool]  # the same meanings in another language: the same demonstrations
     assert [d["id"] for d in evaluate.pick_demos(parallel, parallel[0], 2, seed=7)] == [d["id"] for d in demos]
-    context, conts = evaluate.mc_prompt(tok, pool[0], demos, chat=False, spaces=True)
-    assert tok.decode(context[1:]) == f"{demos[0]['context']} yes\n\n{demos[1]['context']} yes\n\nc0"
-    assert [tok.decode(c) for c in conts] == [" no", " yes"]
-    context, conts = evaluate.mc_prompt(tok, pool[0], [], chat=True, spaces=True)
-    assert context == tokenizer.render_prompt(tok, [{"role": "user", "content": "c0"}]) and tok.decode(conts[1]) == "yes"
+    context = evaluate.build_prompt(tok, pool[0], demos, chat=False, spaces=True)
+    assert context[0] == tok.eot_id and tok.decode(context[1:]) == f"{demos[0]['context']} yes\n\n{demos[1]['context']} yes\n\nc0"
+    assert [tok.decode(c) for c in evaluate.choice_ids(tok, pool[0], chat=False, spaces=True)] == [" no", " yes"]
+    assert [tok.decode(c) for c in evaluate.choice_ids(tok, pool[0], chat=False, spaces=False)] == ["no", "yes"]
+    # a finetuned model: ChatML with the system prompt, demonstrations as earlier turns, answers without a space
+    context = evaluate.build_prompt(tok, pool[0], demos[:1], chat=True, spaces=True)
+    assert context == tokenizer.render_prompt(tok, [{"role": "user", "content": demos[0]["context"]}, {"role": "assistant", "content": "yes"},
+                                                    {"role": "user", "content": "c0"}])
+    gen = {"task": "g", "lang": "en", "id": "g-0", "kind": "gen", "prompt": "Q: 2+2?\nAnswer:", "answers": ["4"], "metric": "exact"}
+    assert tok.decode(evaluate.build_prompt(tok, gen, [dict(gen, prompt="Q: 1+1?\nAnswer:", answers=["2"])], False, True)[1:]) == \
+        "Q: 1+1?\nAnswer: 2\n\nQ: 2+2?\nAnswer:"
 
 
 # ---- the whole run: tables and results.json -------------------------------------------------------------
@@ -335,3 +343,20 @@ def test_cli_help_and_exit_code(capsys):
     assert e.value.code == 0 and "--max_examples" in capsys.readouterr().out
     result = run_script("evaluate.py", "--models", "Baseline", check=False)
     assert result.returncode != 0 and "NAME=out_dir" in result.stderr
+
+
+def test_the_lab_end_to_end(lab_dir, pretrained_dir, two_models, tmp_path):
+    """A model pretrained on the lab beside one of another vocabulary, on every lab task, in three languages
+    (one per group, one of them written without spaces)."""
+    tasks = json.load(open(os.path.join(lab_dir, "manifest.json")))["tasks"]
+    out = evaluate.main(["--models", f"Lab={pretrained_dir}", f"Bytes={two_models['Bytes']}", f"--data_dir={lab_dir}",
+                         f"--out={tmp_path / 'results.json'}", "--langs", "en", "qth", "qdm", "--max_examples=2", "--gen_tokens=4",
+                         "--bpb_bytes=1000", "--sim_bytes=3000", "--device=cpu", "--progress=false"])
+    assert not out["models"]["Lab"]["chat"]  # a pretrained model gets plain prompts
+    for task, spec in tasks.items():
+        per_lang = out["metrics"][f"{task}/{spec['metric']}"]["Lab"]["langs"]
+        assert set(per_lang) == {"en", "qth", "qdm"} & set(spec["files"])
+        assert all(0 <= v <= 1 for v in per_lang.values() if v is not None)  # None: no choice fits in 32 tokens
+    assert set(out["metrics"]["bpb"]["Lab"]["groups"]) == {"pretraining", "adapting", "other", "overall"}
+    assert all(0 < v < 20 for v in out["metrics"]["bpb"]["Lab"]["langs"].values())
+    assert out["details"]["Lab"]["self_sim_occurrences"] == out["details"]["Bytes"]["self_sim_occurrences"]
