@@ -337,9 +337,13 @@ def pick_demos(pool, example, k, seed):
     return rng.sample(others, min(k, len(others)))
 
 
-def _delimiter(context, continuation, spaces):
-    # lm-evaluation-harness puts " " between context and answer; not in a script without spaces
-    return "" if not spaces or context[-1:].isspace() or continuation[:1].isspace() else " "
+def _delimiter(example, question, answer, spaces):
+    # Multiple choice: a choice continues its context as it is (DESIGN.md: context + choice is the string
+    # scored, the separator is in the choice). Generation: answers carry no leading space, so a " " goes
+    # between a demonstration's prompt and its answer, as lm-evaluation-harness does; not without spaces.
+    if example["kind"] == "mc" or not spaces or question[-1:].isspace() or answer[:1].isspace():
+        return ""
+    return " "
 
 
 def build_prompt(tok, example, demos, chat, spaces):
@@ -350,14 +354,12 @@ def build_prompt(tok, example, demos, chat, spaces):
     if chat:  # an assistant's answer starts without the space a plain continuation may carry
         turns = [m for d in demos for m in ({"role": "user", "content": question(d)}, {"role": "assistant", "content": answer(d).lstrip()})]
         return render_prompt(tok, turns + [{"role": "user", "content": question(example)}])
-    shots = "".join(question(d) + _delimiter(question(d), answer(d), spaces) + answer(d) + "\n\n" for d in demos)
+    shots = "".join(question(d) + _delimiter(d, question(d), answer(d), spaces) + answer(d) + "\n\n" for d in demos)
     return [tok.eot_id] + tok.encode(shots + question(example))
 
 
-def choice_ids(tok, example, chat, spaces):
-    if chat:
-        return [tok.encode(c.lstrip()) for c in example["choices"]]
-    return [tok.encode(_delimiter(example["context"], c, spaces) + c) for c in example["choices"]]
+def choice_ids(tok, example, chat):
+    return [tok.encode(c.lstrip() if chat else c) for c in example["choices"]]
 
 
 def stop_ids(tok, chat):
@@ -374,7 +376,7 @@ def run_task(model, tok, task, examples, pool, cfg, chat, spaces, autocast, stop
     if task["kind"] == "mc":
         picks = []
         for ex in examples:
-            context, continuations = build_prompt(tok, ex, pick_demos(pool, ex, cfg.shots, cfg.seed), chat, spaces), choice_ids(tok, ex, chat, spaces)
+            context, continuations = build_prompt(tok, ex, pick_demos(pool, ex, cfg.shots, cfg.seed), chat, spaces), choice_ids(tok, ex, chat)
             if max(len(c) for c in continuations) >= model.config.block_size:
                 picks.append(None)
                 continue
@@ -479,7 +481,7 @@ def read_languages(cfg, tasks):
         val_docs[lang] = common.read_documents(path) if os.path.isfile(path) else []
         if not val_docs[lang]:
             common._fail(f"language '{lang}' has no held-out text ({path} is missing or empty)")
-    spaces = {lang: entries.get(lang, {}).get("spaces", True) for lang in group_of}
+    spaces = {lang: entries.get(lang, {}).get("spaces") is not False for lang in group_of}  # unknown: with spaces
     return groups, group_of, spaces, text_langs, val_docs
 
 

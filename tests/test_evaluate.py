@@ -83,7 +83,7 @@ def mini_lab(tmp_path_factory):
             lines = []
             for k in range(6):
                 ex = {"task": task, "lang": lang, "id": f"{task}-{k}", "kind": kind}
-                ex.update({"context": sentence(lang), "choices": [sentence(lang), sentence(lang)], "label": k % 2} if kind == "mc"
+                ex.update({"context": sentence(lang), "choices": [" " * spaces[lang] + sentence(lang) for _ in range(2)], "label": k % 2} if kind == "mc"
                           else {"prompt": sentence(lang), "answers": [sentence(lang)], "metric": metric})
                 lines.append(json.dumps(ex, ensure_ascii=False))
             (root / "tasks" / task / f"{lang}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -260,7 +260,7 @@ def test_generation_stops_at_the_end_of_the_line():
 
 def test_prompts_few_shot_and_chat():
     tok = byte_tokenizer()
-    pool = [{"task": "t", "lang": "en", "id": f"t-{k}", "kind": "mc", "context": f"c{k}", "choices": ["no", "yes"], "label": 1}
+    pool = [{"task": "t", "lang": "en", "id": f"t-{k}", "kind": "mc", "context": f"c{k}", "choices": [" no", " yes"], "label": 1}
             for k in range(5)]
     demos = evaluate.pick_demos(pool, pool[0], 2, seed=7)
     assert len(demos) == 2 and pool[0] not in demos
@@ -268,15 +268,17 @@ def test_prompts_few_shot_and_chat():
     assert [d["id"] for d in evaluate.pick_demos(parallel, parallel[0], 2, seed=7)] == [d["id"] for d in demos]
     context = evaluate.build_prompt(tok, pool[0], demos, chat=False, spaces=True)
     assert context[0] == tok.eot_id and tok.decode(context[1:]) == f"{demos[0]['context']} yes\n\n{demos[1]['context']} yes\n\nc0"
-    assert [tok.decode(c) for c in evaluate.choice_ids(tok, pool[0], chat=False, spaces=True)] == [" no", " yes"]
-    assert [tok.decode(c) for c in evaluate.choice_ids(tok, pool[0], chat=False, spaces=False)] == ["no", "yes"]
+    # context + choice is the string scored; an assistant's answer starts without the space
+    assert [tok.decode(c) for c in evaluate.choice_ids(tok, pool[0], chat=False)] == [" no", " yes"]
+    assert [tok.decode(c) for c in evaluate.choice_ids(tok, pool[0], chat=True)] == ["no", "yes"]
     # a finetuned model: ChatML with the system prompt, demonstrations as earlier turns, answers without a space
     context = evaluate.build_prompt(tok, pool[0], demos[:1], chat=True, spaces=True)
     assert context == tokenizer.render_prompt(tok, [{"role": "user", "content": demos[0]["context"]}, {"role": "assistant", "content": "yes"},
                                                     {"role": "user", "content": "c0"}])
     gen = {"task": "g", "lang": "en", "id": "g-0", "kind": "gen", "prompt": "Q: 2+2?\nAnswer:", "answers": ["4"], "metric": "exact"}
-    assert tok.decode(evaluate.build_prompt(tok, gen, [dict(gen, prompt="Q: 1+1?\nAnswer:", answers=["2"])], False, True)[1:]) == \
-        "Q: 1+1?\nAnswer: 2\n\nQ: 2+2?\nAnswer:"
+    demo = dict(gen, prompt="Q: 1+1?\nAnswer:", answers=["2"])  # a generative answer gets a space, not without spaces
+    assert tok.decode(evaluate.build_prompt(tok, gen, [demo], False, True)[1:]) == "Q: 1+1?\nAnswer: 2\n\nQ: 2+2?\nAnswer:"
+    assert tok.decode(evaluate.build_prompt(tok, gen, [demo], False, False)[1:]) == "Q: 1+1?\nAnswer:2\n\nQ: 2+2?\nAnswer:"
 
 
 # ---- the whole run: tables and results.json -------------------------------------------------------------
