@@ -362,3 +362,18 @@ def test_the_lab_end_to_end(lab_dir, pretrained_dir, two_models, tmp_path):
     assert set(out["metrics"]["bpb"]["Lab"]["groups"]) == {"pretraining", "adapting", "other", "overall"}
     assert all(0 < v < 20 for v in out["metrics"]["bpb"]["Lab"]["langs"].values())
     assert out["details"]["Lab"]["self_sim_occurrences"] == out["details"]["Bytes"]["self_sim_occurrences"]
+
+
+def test_benchmarks_from_another_folder(mini_lab, two_models, tmp_path):
+    """Real benchmarks come from their own manifest; a language the text manifest lacks counts as 'other'."""
+    shutil.copytree(os.path.join(mini_lab, "tasks", "t_mc"), tmp_path / "tasks" / "t_mc")
+    lines = (tmp_path / "tasks" / "t_mc" / "en.jsonl").read_text().replace('"lang": "en"', '"lang": "xx"')
+    (tmp_path / "tasks" / "t_mc" / "xx.jsonl").write_text(lines)
+    files = {"en": "tasks/t_mc/en.jsonl", "xx": "tasks/t_mc/xx.jsonl"}
+    (tmp_path / "manifest.json").write_text(json.dumps({"tasks": {"t_mc": {"kind": "mc", "metric": "acc", "files": files}}}))
+    out = evaluate.main([f"--models=A={two_models['Bytes']}", f"--data_dir={mini_lab}", f"--tasks_dir={tmp_path}", "--bpb=false",
+                         "--self_sim=false", f"--out={tmp_path / 'r.json'}", *FAST])
+    assert list(out["metrics"]) == ["t_mc/acc", "t_mc/acc_norm"]
+    acc = out["metrics"]["t_mc/acc"]["A"]
+    assert out["languages"]["xx"] == "other" and acc["groups"]["other"] == acc["langs"]["xx"]
+    assert acc["langs"]["xx"] == acc["langs"]["en"]  # the same examples under another code
