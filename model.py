@@ -202,8 +202,8 @@ class GPT(nn.Module):
     def token_nll(self, idx, targets):
         """Nats of every target token, [B, T] (0 where target == -1): bits per byte and scoring sum these."""
         logits, _ = self(idx)
-        nll = F.cross_entropy(logits.float().transpose(1, 2), targets.clamp(min=0), reduction="none")
-        return nll.masked_fill(targets == -1, 0.0)
+        nll = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1, reduction="none")
+        return nll.view_as(targets)
 
     @torch.no_grad()
     def generate(self, prompt, max_new_tokens, temperature=0.0, stop_ids=(), generator=None):

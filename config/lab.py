@@ -7,8 +7,8 @@ compile = "auto"  # off on the CPU: compiling costs more than it saves at this s
 train = dict(
     data_dir="out/lab",
     tokenizer="out/tokenizer/lab.tiktoken",  # 2,048 tokens trained on the pretraining languages
-    n_layer=4, n_head=4, n_kv_head=2, n_embd=128, block_size=128,  # ~1.4M parameters
-    max_iters=1000, batch_size=16, lr=3e-3, warmup_frac=0.1,
+    n_layer=4, n_head=4, n_kv_head=2, n_embd=128, block_size=256,  # ~1.4M parameters; lab_read passages need 256
+    max_iters=1000, batch_size=8, lr=3e-3, warmup_frac=0.1,
     forget_every=100,  # 9 resets, then a last episode to relearn ([AFA]: 14 resets of 10,000 steps in 150,000)
     eval_every=100, eval_tokens=16384, log_every=1,
 )
@@ -23,5 +23,5 @@ finetune = dict(
 )
 
 evaluate = dict(
-    max_examples=24,
+    max_examples=16,
 )
