@@ -60,8 +60,8 @@ class AdaptConfig:
     beta2: float = 0.95  # AdamW beta2
     grad_clip: float = 1.0  # clip the gradient norm of the learned rows to this (0 = off)
     # evaluation, logging, checkpoints
-    eval_every: int = 20  # measure val bits per byte of every eval language (and save a checkpoint) every this many steps
-    eval_tokens: int = 32768  # val tokens per language, counted in the base vocabulary; every model is measured on the same bytes
+    eval_every: int = 25  # measure val bits per byte of every eval language (and save a checkpoint) every this many steps
+    eval_bytes: int = 16384  # UTF-8 bytes of val text per language per evaluation: the same text under every vocabulary
     log_every: int = 10  # write a log line every this many steps
     # runtime
     device: str = "auto"  # auto, cpu, cuda, cuda:N or mps
@@ -169,15 +169,15 @@ def has_text(path):
     return False
 
 
-def eval_spans(base_tok, tok, val_paths, eval_tokens):
-    """Tokens of each val file to evaluate under `tok` so that every vocabulary covers the same text: the
-    bytes of the first eval_tokens base tokens. Bits per byte compares vocabularies only on equal bytes."""
+def eval_spans(tok, val_paths, eval_bytes, block_size):
+    """How many tokens of each val file cover its first eval_bytes bytes under `tok`. Bits per byte compares
+    vocabularies only on the same text, so evaluations are sized in bytes, not tokens (a byte-level
+    language has 5x the tokens of one the vocabulary knows)."""
+    token_bytes = tok.token_byte_lengths()
     spans = {}
-    base_bytes, new_bytes = base_tok.token_byte_lengths(), tok.token_byte_lengths()
     for lang, path in val_paths.items():
-        n_bytes = base_bytes[common.token_file(base_tok, path)[:eval_tokens]].sum()
-        covered = np.cumsum(new_bytes[common.token_file(tok, path)])
-        spans[lang] = int(np.searchsorted(covered, n_bytes)) + 1
+        covered = np.cumsum(token_bytes[common.token_file(tok, path)])
+        spans[lang] = max(int(np.searchsorted(covered, eval_bytes)) + 1, block_size + 1)
     return spans
 
 
@@ -205,8 +205,8 @@ def main(argv=None):
         common._fail("--head_rows=new freezes the old head rows, so they must be the pretrained ones: use --head_init=old")
     if cfg.mode == "expand" and cfg.n_new_tokens == 0:
         common._fail("--mode=expand needs new tokens: --n_new_tokens > 0, or -1 for 50% of the base vocabulary")
-    if cfg.n_new_tokens < -1 or cfg.adapt_tokens <= 0 or cfg.max_iters < 0 or cfg.batch_size <= 0 or cfg.grad_accum <= 0:
-        common._fail("n_new_tokens must be >= -1; adapt_tokens, batch_size and grad_accum > 0; max_iters >= 0")
+    if cfg.n_new_tokens < -1 or cfg.max_iters < 0 or min(cfg.adapt_tokens, cfg.eval_bytes, cfg.batch_size, cfg.grad_accum) <= 0:
+        common._fail("n_new_tokens must be >= -1, max_iters >= 0, and adapt_tokens, eval_bytes, batch_size, grad_accum > 0")
     device = common.resolve_device(cfg.device)
     autocast = common.autocast_for(device, cfg.dtype)
 
@@ -258,11 +258,11 @@ def main(argv=None):
                                     {lang: common.read_documents(val_paths[lang]) for lang in langs}))
 
     groups = manifest.get("groups", {})
-    spans = {"base": eval_spans(base_tok, base_tok, val_paths, cfg.eval_tokens),
-             "merged": eval_spans(base_tok, tok, val_paths, cfg.eval_tokens)}
+    spans = {"base": eval_spans(base_tok, val_paths, cfg.eval_bytes, block_size),
+             "merged": eval_spans(tok, val_paths, cfg.eval_bytes, block_size)}
 
-    def measure(model, tok, spans):
-        return evaluate(model, tok, val_paths, spans, groups, langs, block_size, cfg.batch_size, device, autocast)
+    def measure(some_model, its_tok, its_spans):
+        return evaluate(some_model, its_tok, val_paths, its_spans, groups, langs, block_size, cfg.batch_size, device, autocast)
 
     # ---- the model: expand, start the new rows, freeze everything else ---------------------------------
     common.seed_everything(cfg.seed)
@@ -286,6 +286,7 @@ def main(argv=None):
         if not same:
             common._fail(f"{cfg.init_from} changed since {cfg.out_dir} started adapting it; use --overwrite to start again")
     del base_model
+    n_params = model.num_params()
     trainable = freeze(model, n_frozen_emb, n_frozen_head)
     optimizer = torch.optim.AdamW([{"params": trainable, "weight_decay": cfg.weight_decay}], lr=cfg.lr,
                                   betas=(cfg.beta1, cfg.beta2), fused=device.startswith("cuda"))
@@ -307,7 +308,7 @@ def main(argv=None):
     log = common.Log(cfg.out_dir, resume_step=start_step if resume_ckpt else None)
     n_learned = sum(p.numel() for p in trainable)
     print(f"adapting {cfg.init_from} to {', '.join(langs)} | mode={cfg.mode} | learning {n_learned / 1e6:.2f}M of "
-          f"{model.num_params() / 1e6:.2f}M parameters | {max_iters} steps x {tokens_per_step} tokens | {device}"
+          f"{n_params / 1e6:.2f}M parameters | {max_iters} steps x {tokens_per_step} tokens | {device}"
           + (f" | resuming at step {start_step}" if start_step else ""))
 
     def save(step):

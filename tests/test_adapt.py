@@ -13,7 +13,7 @@ import common
 import tokenizer
 from conftest import run_script
 
-ADAPT = ["--batch_size=8", "--eval_tokens=2048", "--progress=false", "--device=cpu"]
+ADAPT = ["--batch_size=8", "--eval_bytes=2048", "--progress=false", "--device=cpu"]
 
 
 def run_adapt(init_from, out_dir, *extra):
@@ -148,8 +148,10 @@ def test_resume_continues_exactly_and_a_complete_run_returns(expanded, pretraine
     assert "already complete" in capsys.readouterr().out
 
 
-def test_more_new_tokens_than_the_text_supports_learns_what_it_can(pretrained_dir, tmp_path, capsys):
-    run_adapt(pretrained_dir, tmp_path, "--n_new_tokens=1000000", "--max_iters=1", "--eval_every=0")
+def test_more_new_tokens_than_the_text_supports_learns_what_it_can(pretrained_dir, lab_dir, tmp_path, capsys):
+    lang = common.group_languages(lab_dir, "adapting")[0]
+    run_adapt(pretrained_dir, tmp_path, "--n_new_tokens=1000000", "--max_iters=1", "--eval_every=0", f"--langs={lang}",
+              f"--eval_langs={lang}")
     out = capsys.readouterr().out
     learned = common.load_tokenizer(os.path.join(tmp_path, "tokenizer.tiktoken")).n_vocab - \
         common.load_tokenizer(os.path.join(pretrained_dir, "tokenizer.tiktoken")).n_vocab
