@@ -235,7 +235,11 @@ def main(argv=None):
         return resume_ckpt["results"]
 
     # ---- model and data: a resumed run reads its own out_dir, a new one the earlier stage's -------------
-    model, tok, init_ckpt = common.load_model(cfg.out_dir if resume_ckpt else cfg.init_from, device)
+    model, tok, loaded = common.load_model(cfg.out_dir if resume_ckpt else cfg.init_from, device)
+    init_stage = resume_ckpt["init_stage"] if resume_ckpt else loaded["stage"]
+    if init_stage not in ("train", "adapt"):
+        common._fail(f"{cfg.init_from}/ckpt.pt was written by {init_stage}.py; finetune.py starts from a "
+                     f"train.py or adapt.py out_dir")
     block_size = model.config.block_size
     if not 0 < cfg.max_new_tokens < block_size:
         common._fail(f"max_new_tokens={cfg.max_new_tokens} must be between 1 and block_size - 1 = {block_size - 1}")
@@ -285,7 +289,7 @@ def main(argv=None):
         log.write(step=0, **data_stats)
     n_trainable = sum(p.numel() for p in trainable)
     print(f"finetuning {n_trainable / 1e6:.2f}M of {model.num_params() / 1e6:.2f}M parameters ({cfg.train_params}) from "
-          f"{cfg.init_from} ({init_ckpt['stage']}) | {device} | {len(train_rows)} conversations, {max_iters} steps | "
+          f"{cfg.init_from} ({init_stage}) | {device} | {len(train_rows)} conversations, {max_iters} steps | "
           f"{n_truncated} truncated, {n_dropped} dropped at block_size={block_size}"
           + (f" | resuming at step {start_step}" if start_step else ""))
 
@@ -294,7 +298,7 @@ def main(argv=None):
             "stage": "finetune", "step": step, "max_iters": max_iters, "model": model.state_dict(),
             "model_config": asdict(model.config), "optimizer": optimizer.state_dict(), "rng": common.rng_state(),
             "config": asdict(cfg), "tokens": tokens_seen, "val_loss_init": val_loss_init, "init_from": cfg.init_from,
-            "init_stage": init_ckpt["stage"] if resume_ckpt is None else resume_ckpt["init_stage"], "results": results})
+            "init_stage": init_stage, "results": results})
 
     val = lambda: assistant_loss(model, val_rows, cfg.batch_size, tok.pad_id, device, autocast)  # noqa: E731
     bar = tqdm(range(start_step, max_iters), initial=start_step, total=max_iters, disable=not cfg.progress,

@@ -103,7 +103,7 @@ def test_batches_cover_every_conversation_once_per_epoch():
     assert finetune.batch_indices(3, 4, 10, seed=3) == seen[12:16]  # a pure function of the step: exact resume
 
 
-def test_tiny_finetune_lowers_the_heldout_assistant_loss_and_resumes_exactly(pretrained_dir, lab_dir, tmp_path, monkeypatch):
+def test_tiny_finetune_lowers_the_heldout_assistant_loss_and_resumes_exactly(pretrained_dir, lab_dir, tmp_path, monkeypatch, capsys):
     args = ["--max_iters=16", "--eval_every=8", "--lr=1e-2"]
     straight = str(tmp_path / "straight")
     results = run(pretrained_dir, lab_dir, straight, *args)
@@ -137,7 +137,9 @@ def test_tiny_finetune_lowers_the_heldout_assistant_loss_and_resumes_exactly(pre
     final = common.load_checkpoint(stopped)["model"]
     assert all(torch.equal(final[n], ckpt["model"][n]) for n in final)
     # a complete run resumes to nothing
+    capsys.readouterr()
     assert run(pretrained_dir, lab_dir, stopped, *args, "--resume") == results
+    assert "already complete" in capsys.readouterr().out
 
 
 def test_body_only_leaves_embeddings_and_head_bit_identical(pretrained_dir, lab_dir, tmp_path):
@@ -174,6 +176,11 @@ def test_bad_conversations_are_named_or_skipped_and_counted(pretrained_dir, lab_
     val = os.path.join(lab_dir, "instructions", "val.jsonl")
     run(pretrained_dir, lab_dir, out, f"--data={path}", f"--val_data={val}", "--max_iters=1", "--skip_bad")
     assert common.read_log(out)[0]["n_skipped"] == 5 and "skipped 1 lines of" in capsys.readouterr().out
+    # a finetuned model is not a starting point, and a real training set needs its own held-out file
+    with pytest.raises(SystemExit, match="written by finetune.py"):
+        run(out, lab_dir, tmp_path / "again")
+    with pytest.raises(SystemExit, match="--data needs --val_data"):
+        run(pretrained_dir, lab_dir, tmp_path / "noval", f"--data={path}")
     # the command line: a clear message and a nonzero exit, never a traceback
     result = run_script("finetune.py", f"--init_from={pretrained_dir}", f"--data={tmp_path / 'bad0.jsonl'}", f"--val_data={val}",
                         f"--out_dir={tmp_path / 'cli'}", *FAST, check=False)
