@@ -8,20 +8,20 @@ train = dict(
     data_dir="out/lab",
     tokenizer="out/tokenizer/lab.tiktoken",  # 2,048 tokens trained on the pretraining languages
     n_layer=4, n_head=4, n_kv_head=2, n_embd=128, block_size=256,  # ~1.4M parameters; lab_read passages need 256
-    max_iters=1000, batch_size=8, lr=3e-3, warmup_frac=0.1,
-    forget_every=100,  # 9 resets, then a last episode to relearn ([AFA]: 14 resets of 10,000 steps in 150,000)
-    eval_every=100, eval_tokens=16384, log_every=1,
+    max_iters=400, batch_size=8, lr=3e-3, warmup_frac=0.1,  # 0.8M tokens
+    forget_every=40,  # 9 resets, then a last episode to relearn ([AFA]: 14 resets of 10,000 steps in 150,000)
+    eval_every=40, eval_tokens=8192, log_every=1,
 )
 
 adapt = dict(
-    adapt_tokens=500_000,
-    eval_every=20,
+    adapt_tokens=500_000,  # run.sh also runs 5e3, 2e4 and 1e5 for the sample-efficiency curve
+    eval_every=25, eval_bytes=16384,
 )
 
 finetune = dict(
-    epochs=1.0,
+    epochs=0.5,  # half of the 5,000 lab conversations: the answer formats are learned by then
 )
 
 evaluate = dict(
-    max_examples=16,
+    max_examples=8,
 )
