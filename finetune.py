@@ -17,15 +17,17 @@ and no conversation attends to another (packing would need a block-diagonal atte
 A conversation longer than block_size + 1 tokens is cut to that length, ids and mask together, and
 counted. By default the cut keeps its end (--truncate=left), as evaluate.py cuts a prompt that is too
 long: the answer survives, and the model learns to answer from a context cut the way it will be at test
-time. (In the lab, the system prompt alone is ~48 of the 128 tokens, and a reading passage often fills
-the rest, so cutting the end would throw away a quarter of the answers.) --truncate=right keeps the start,
-as most SFT code does; a conversation with no assistant token left in its block is dropped and counted.
+time. (The lab's system prompt alone is ~48 tokens and a reading passage can take 150 more: at block 128,
+cutting the end would throw away a quarter of the answers.) --truncate=right keeps the start, as most
+SFT code does; a conversation with no assistant token left in its block is dropped and counted.
 
 Which parameters learn (--train_params):
     all   every weight, as [AFA] finetunes (the default).
     body  the transformer blocks and norms only; the input embeddings and the output head stay frozen,
           bit for bit. [CHEN]'s recipe: an English finetune that leaves the embedding space alone keeps
-          the rows learned for new languages during adaptation aligned with the body.
+          the rows learned for new languages during adaptation aligned with the body. The rows of
+          <|im_start|> and <|im_end|> stay as pretraining left them too (never seen there), so the body
+          alone must learn to end an answer: on the lab this mode ends at a higher assistant loss.
 
 After training, a few held-out English prompts are answered greedily (KV cache, stop at <|im_end|>)
 through tokenizer.render_prompt, the template evaluation uses; the answers go into log.jsonl.
@@ -60,7 +62,7 @@ class FinetuneConfig:
     truncate: str = "left"  # a conversation longer than the block: left = keep its end (as evaluation cuts prompts), right = keep its start
     train_params: str = "all"  # all = every weight ([AFA]); body = embeddings and head frozen ([CHEN])
     # optimisation ([AFA]: AdamW, LR 1e-6, 5 epochs, batch 16, cosine with 10% warm-up, weight decay 0)
-    epochs: float = 2.0  # passes over the training conversations
+    epochs: float = 0.5  # passes over the training conversations ([AFA]: 5; the lab learns its answer formats in half of one)
     max_iters: int = 0  # optimizer steps; 0 = as many as `epochs` needs
     batch_size: int = 16  # conversations per step
     lr: float = 1e-3  # peak learning rate ([AFA]'s 1e-6 is for billion-parameter models; the lab model needs far more)
