@@ -7,6 +7,7 @@
 #   SEEDS=3 bash run.sh            # mean ± std over 3 seeds, and whether AFA − BA beats the seed spread
 #   CONFIG=gpu_small bash run.sh   # GPU scale, on prepared real data (README: "Real data")
 #   bash run.sh --force            # redo every stage (a plain re-run skips finished stages, resumes the rest)
+# CONFIG may also be a path to a config file; OUT (default out), VOCAB and BUDGETS override the defaults.
 set -euo pipefail
 cd "$(dirname "$0")"
 CONFIG=${CONFIG:-lab}
@@ -18,14 +19,17 @@ case "${1:-}" in
   "") ;;
   *) echo "usage: [CONFIG=lab|gpu_small] [SEEDS=N] bash run.sh [--force]" >&2; exit 2 ;;
 esac
-if [[ $CONFIG == lab ]]; then
-  DATA=${DATA:-out/lab}; VOCAB=2048; BUDGETS=${BUDGETS:-"5000 20000 100000 500000"}
+OUT=${OUT:-out}
+CONFIG_FILE=config/$CONFIG.py
+[[ $CONFIG == *.py ]] && CONFIG_FILE=$CONFIG && CONFIG=$(basename "$CONFIG" .py)
+[[ -f $CONFIG_FILE ]] || { echo "error: no config file $CONFIG_FILE" >&2; exit 2; }
+if [[ $CONFIG == gpu_small || $CONFIG == paper_* ]]; then
+  DATA=${DATA:-$OUT/wikipedia}; VOCAB=${VOCAB:-32000}; BUDGETS=${BUDGETS:-"1000000 10000000 100000000"}
 else
-  DATA=${DATA:-out/wikipedia}; VOCAB=32000; BUDGETS=${BUDGETS:-"1000000 10000000 100000000"}
+  DATA=${DATA:-$OUT/lab}; VOCAB=${VOCAB:-2048}; BUDGETS=${BUDGETS:-"5000 20000 100000 500000"}
 fi
-[[ -f config/$CONFIG.py ]] || { echo "error: no config/$CONFIG.py" >&2; exit 2; }
-RUNS=out/run/$CONFIG
-TOK=out/tokenizer/$CONFIG.tiktoken
+RUNS=$OUT/run/$CONFIG
+TOK=$OUT/tokenizer/$CONFIG.tiktoken
 START=$(date +%s)
 stage() { echo; echo "=== $* ($(( $(date +%s) - START ))s) ==="; }
 
@@ -53,27 +57,27 @@ for ((i = 0; i < SEEDS; i++)); do
     extra=()
     [[ $variant == standard ]] && extra=(--forget_every=0)
     [[ $variant == chen ]] && extra=(--emb_episode_lr)
-    $PY train.py config/$CONFIG.py --seed=$SEED $MODE --data_dir="$DATA" --tokenizer="$TOK" --out_dir="$S/pretrain_$variant" "${extra[@]}"
+    $PY train.py "$CONFIG_FILE" --seed=$SEED $MODE --data_dir="$DATA" --tokenizer="$TOK" --out_dir="$S/pretrain_$variant" "${extra[@]}"
   done
   # 4. adaptation of both pretrained models, at several budgets: the sample-efficiency curve
   stage "seed $SEED: adaptation"
   for kind in standard forgetting; do
     for T in $BUDGETS; do
-      $PY adapt.py config/$CONFIG.py --seed=$SEED $MODE --init_from="$S/pretrain_$kind" --out_dir="$S/adapt_${kind}_$T" --adapt_tokens=$T
+      $PY adapt.py "$CONFIG_FILE" --seed=$SEED $MODE --init_from="$S/pretrain_$kind" --out_dir="$S/adapt_${kind}_$T" --adapt_tokens=$T
     done
   done
   # 5. English instruction finetuning: Baseline (not adapted), BA, AFA
   stage "seed $SEED: finetuning"
-  $PY finetune.py config/$CONFIG.py --seed=$SEED $MODE --data_dir="$DATA" --init_from="$S/pretrain_standard" --out_dir="$S/finetune_Baseline"
-  $PY finetune.py config/$CONFIG.py --seed=$SEED $MODE --data_dir="$DATA" --init_from="$S/adapt_standard_$MAIN_BUDGET" --out_dir="$S/finetune_BA"
-  $PY finetune.py config/$CONFIG.py --seed=$SEED $MODE --data_dir="$DATA" --init_from="$S/adapt_forgetting_$MAIN_BUDGET" --out_dir="$S/finetune_AFA"
+  $PY finetune.py "$CONFIG_FILE" --seed=$SEED $MODE --data_dir="$DATA" --init_from="$S/pretrain_standard" --out_dir="$S/finetune_Baseline"
+  $PY finetune.py "$CONFIG_FILE" --seed=$SEED $MODE --data_dir="$DATA" --init_from="$S/adapt_standard_$MAIN_BUDGET" --out_dir="$S/finetune_BA"
+  $PY finetune.py "$CONFIG_FILE" --seed=$SEED $MODE --data_dir="$DATA" --init_from="$S/adapt_forgetting_$MAIN_BUDGET" --out_dir="$S/finetune_AFA"
   # 6. evaluation: bits per byte, self-similarity, benchmarks, per language group
   if [[ ! -f $S/results.json || $MODE == --overwrite || $S/finetune_AFA/ckpt.pt -nt $S/results.json ]]; then
     stage "seed $SEED: evaluation"
-    $PY evaluate.py config/$CONFIG.py --data_dir="$DATA" --models Baseline="$S/finetune_Baseline" BA="$S/finetune_BA" AFA="$S/finetune_AFA" --out="$S/results.json"
+    $PY evaluate.py "$CONFIG_FILE" --data_dir="$DATA" --models Baseline="$S/finetune_Baseline" BA="$S/finetune_BA" AFA="$S/finetune_AFA" --out="$S/results.json"
   fi
 done
 
 stage "report"
-$PY report.py --runs "$RUNS" --out out/report
-echo "done in $(( $(date +%s) - START ))s: out/report/results.md"
+$PY report.py --runs "$RUNS" --out "$OUT/report"
+echo "done in $(( $(date +%s) - START ))s: $OUT/report/results.md"

@@ -1,0 +1,34 @@
+"""run.sh end to end at a micro size: every stage runs, every output exists, the report has a row per model."""
+
+import os
+import subprocess
+
+from conftest import ROOT
+
+MICRO = """
+train = dict(n_layer=1, n_head=2, n_kv_head=1, n_embd=32, block_size=64, max_iters=12, batch_size=4,
+             forget_every=4, eval_every=6, eval_tokens=1024, progress=False, device="cpu")
+adapt = dict(batch_size=4, eval_every=0, eval_bytes=1024, n_new_tokens=32, progress=False, device="cpu")
+finetune = dict(max_iters=3, batch_size=4, eval_every=0, val_conversations=8, n_samples=1, max_new_tokens=8,
+                progress=False, device="cpu")
+evaluate = dict(max_examples=2, bpb_bytes=1024, sim_bytes=1024, gen_tokens=8, progress=False, device="cpu")
+"""
+
+
+def test_run_sh_at_micro_size(lab_dir, tmp_path):
+    config = tmp_path / "micro.py"
+    config.write_text(MICRO)
+    out = tmp_path / "out"
+    env = {**os.environ, "CONFIG": str(config), "OUT": str(out), "DATA": lab_dir, "VOCAB": "300",
+           "BUDGETS": "2000 4000", "PYTHON": os.sys.executable}
+    result = subprocess.run(["bash", "run.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    seed = out / "run" / "micro" / "seed0"
+    for stage in ["pretrain_standard", "pretrain_forgetting", "pretrain_chen", "adapt_standard_2000",
+                  "adapt_forgetting_4000", "finetune_Baseline", "finetune_BA", "finetune_AFA"]:
+        for name in ("ckpt.pt", "tokenizer.tiktoken", "config.json", "log.jsonl"):
+            assert (seed / stage / name).exists(), f"{stage}/{name}"
+    report = (out / "report" / "results.md").read_text()
+    assert "| μ_overall |" in report and "| | Baseline | BA | AFA |" in report
+    for png in ("pretraining_loss.png", "recovery.png", "adaptation.png", "benchmarks.png"):
+        assert (out / "report" / png).stat().st_size > 1000
