@@ -211,7 +211,7 @@ def prepare_out_dir(out_dir, config, stage):
     from, or None. An existing run is never overwritten by accident."""
     ckpt_path = os.path.join(out_dir, "ckpt.pt")
     config_path = os.path.join(out_dir, "config.json")
-    exists = os.path.exists(ckpt_path) or os.path.exists(config_path)
+    exists = os.path.exists(ckpt_path)  # a run that stopped before its first checkpoint has nothing to keep
     if exists and config.overwrite:
         for name in ("ckpt.pt", "config.json", "log.jsonl", "tokenizer.tiktoken"):
             if os.path.exists(os.path.join(out_dir, name)):
@@ -221,7 +221,7 @@ def prepare_out_dir(out_dir, config, stage):
         _fail(f"{out_dir} already holds a run; pass --resume to continue it or --overwrite to start again")
     os.makedirs(out_dir, exist_ok=True)
     resolved = dataclasses.asdict(config)
-    if not exists or not os.path.exists(ckpt_path):
+    if not exists:
         write_json(config_path, {"stage": stage, **resolved})
         return None
     ckpt = load_checkpoint(out_dir)
