@@ -60,14 +60,14 @@ def make_step(args, variant):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument("--vocab", type=int, default=4096, help="base vocabulary (old rows)")
-    parser.add_argument("--n_new", type=int, default=2048, help="new tokens (default: 50%% of the base)")
+    parser.add_argument("--vocab", type=int, default=2048, help="base vocabulary (old rows)")
+    parser.add_argument("--n_new", type=int, default=1024, help="new tokens (default: 50%% of the base)")
     parser.add_argument("--n_layer", type=int, default=4)
     parser.add_argument("--n_head", type=int, default=4)
     parser.add_argument("--n_kv_head", type=int, default=2)
     parser.add_argument("--n_embd", type=int, default=128)
-    parser.add_argument("--block_size", type=int, default=128)
-    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--block_size", type=int, default=256)
+    parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--steps", type=int, default=5, help="timed steps per variant per round")
     parser.add_argument("--rounds", type=int, default=3, help="rounds over all variants (median reported)")
     parser.add_argument("--device", default="cpu")
