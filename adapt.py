@@ -11,8 +11,9 @@ the head, on all the new languages together. The body and the old embedding rows
 by intent: they are tensors without gradients that no optimizer sees, so they leave this stage
 bit-identical. Gradients still flow through the frozen body down to the new input rows.
 
-What the paper leaves open is an option here (emb_init, head_init, head_rows); the comment beside each says
-what the lab measurement behind its default found.
+What the paper leaves open is an option here (emb_init, head_init, head_rows); the comment above them in
+AdaptConfig says what the lab measurement behind each default found. [CHEN]'s variant (--mode=relearn)
+keeps the vocabulary unless --n_new_tokens > 0: it is about relearning embeddings, not about new tokens.
 """
 
 import os
