@@ -15,7 +15,7 @@ train = dict(
 
 adapt = dict(
     adapt_tokens=500_000,  # run.sh also runs 5e3, 2e4 and 1e5 for the sample-efficiency curve
-    eval_every=25, eval_bytes=16384,
+    eval_every=50, eval_bytes=16384,
 )
 
 finetune = dict(
