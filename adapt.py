@@ -300,7 +300,7 @@ def main(argv=None):
         common.set_rng_state(resume_ckpt["rng"])
         start_step, start_val = resume_ckpt["step"], resume_ckpt["start_val"]
     train_model = model
-    if cfg.compile == "true" or (cfg.compile == "auto" and device.startswith("cuda")):
+    if common.compile_wanted(cfg.compile, device):
         train_model = torch.compile(model)
 
     # ---- data: the adapting languages, mixed equally ---------------------------------------------------

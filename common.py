@@ -62,11 +62,11 @@ def parse_config(config_class, stage, argv=None):
             while i < len(argv) and not argv[i].startswith("--"):
                 raws.append(argv[i])
                 i += 1
-                if _origin(types[key]) is not list:
+                if typing.get_origin(types[key]) is not list:
                     break
             if not raws and types[key] is not bool:
                 _fail(f"option --{key} needs a value")
-            raw = raws if _origin(types[key]) is list else (raws[0] if raws else "true")
+            raw = raws if typing.get_origin(types[key]) is list else (raws[0] if raws else "true")
         values[key] = _convert(key, raw, types[key])
     return config_class(**values)
 
@@ -110,7 +110,7 @@ def _read_config_file(path, stage, fields):
 def _check_type(path, key, value, expected):
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    base = _origin(expected) or expected
+    base = typing.get_origin(expected) or expected
     if not isinstance(value, base) or (base is int and isinstance(value, bool)):
         _fail(f"{path}: key '{key}' should be {getattr(expected, '__name__', expected)}, got {value!r}")
     return value
@@ -124,16 +124,12 @@ def _convert(key, raw, expected):
             if raw.lower() in ("0", "false", "no", "off"):
                 return False
             raise ValueError
-        if _origin(expected) is list:
+        if typing.get_origin(expected) is list:
             items = raw if isinstance(raw, list) else [x for x in raw.split(",") if x]
             return [typing.get_args(expected)[0](x) for x in items]
         return expected(raw)
     except ValueError:
         _fail(f"option --{key}: '{raw}' is not a valid {getattr(expected, '__name__', expected)}")
-
-
-def _origin(t):
-    return typing.get_origin(t)
 
 
 def _field_comments(config_class):
@@ -172,6 +168,13 @@ def autocast_for(device, dtype):
     if dtype == "float32":
         return nullcontext()
     return torch.autocast(device_type=device.split(":")[0], dtype=getattr(torch, dtype))
+
+
+def compile_wanted(value, device):
+    """torch.compile for a `compile` key: auto = on for CUDA only (on the CPU it costs more than it saves)."""
+    if value not in ("auto", "true", "false"):
+        _fail(f"compile must be auto, true or false, not '{value}'")
+    return value == "true" or (value == "auto" and device.startswith("cuda"))
 
 
 def seed_everything(seed):

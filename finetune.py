@@ -285,7 +285,7 @@ def main(argv=None):
     else:
         common.seed_everything(cfg.seed)
         _copy_atomic(os.path.join(cfg.init_from, "tokenizer.tiktoken"), os.path.join(cfg.out_dir, "tokenizer.tiktoken"))
-    train_model = torch.compile(model) if cfg.compile == "true" or (cfg.compile == "auto" and device.startswith("cuda")) else model
+    train_model = torch.compile(model) if common.compile_wanted(cfg.compile, device) else model
     log = common.Log(cfg.out_dir, resume_step=start_step if resume_ckpt else None)
     if resume_ckpt is None:
         log.write(step=0, **data_stats)

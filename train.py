@@ -153,7 +153,7 @@ def main(argv=None):
         common.set_rng_state(resume_ckpt["rng"])
         start_step, episode_start = resume_ckpt["step"], resume_ckpt["episode_start"]
     model = raw_model
-    if cfg.compile == "true" or (cfg.compile == "auto" and device.startswith("cuda")):
+    if common.compile_wanted(cfg.compile, device):
         model = torch.compile(model)
     if ddp:
         model = DDP(model, device_ids=[int(device.split(":")[1])] if device.startswith("cuda") else None)

@@ -85,3 +85,14 @@ def test_counts():
     model = tiny()
     assert model.num_params() - model.num_params(non_embedding=True) == 320 * 64
     assert model.flops_per_token() > 6 * model.num_params(non_embedding=True)
+
+
+def test_compile_key_is_checked():
+    import pytest
+
+    import common
+
+    assert common.compile_wanted("auto", "cuda") and not common.compile_wanted("auto", "cpu")
+    assert common.compile_wanted("true", "cpu") and not common.compile_wanted("false", "cuda")
+    with pytest.raises(SystemExit, match="compile must be auto, true or false, not 'maybe'"):
+        common.compile_wanted("maybe", "cpu")
