@@ -365,7 +365,7 @@ def token_file(tok, txt_path, max_tokens=None):
         for doc_ids in tok.encode_batch(docs):
             ids.append(tok.eot_id)
             ids.extend(doc_ids)
-        tmp = bin_path + ".tmp"
+        tmp = f"{bin_path}.{os.getpid()}.tmp"  # parallel runs (run.sh) may cache the same file at once
         np.asarray(ids, dtype=np.uint32).tofile(tmp)
         os.replace(tmp, bin_path)
     tokens = np.memmap(bin_path, dtype=np.uint32, mode="r")

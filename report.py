@@ -119,34 +119,59 @@ def plot_recovery(seed_dirs, path):
     return lines
 
 
-def adaptation_points(seed_dir, kind):
-    """{adaptation tokens: final val bits per byte of the adapting languages, and of the pretraining ones}."""
+ADAPT_MODES = {"relearn": "[CHEN] relearn: every embedding reset and relearned",
+               "adapt": "[AFA] vocabulary expansion: new rows + head learned"}
+
+
+def adaptation_points(seed_dir, mode, kind):
+    """{adaptation tokens: final val bits per byte of (adapting, pretraining) languages} of the runs
+    <mode>_<kind>_<tokens> (mode: relearn or adapt = expand)."""
     points = {}
-    for run in glob.glob(os.path.join(seed_dir, f"adapt_{kind}_*")):
-        tokens = int(re.search(r"_(\d+)$", run).group(1))
+    for run in glob.glob(os.path.join(seed_dir, f"{mode}_{kind}_*")):
+        match = re.search(r"_(\d+)$", run)
+        if not match or not os.path.isdir(run):
+            continue
         final = [r for r in read_log(run) if "val_bpb" in r][-1]
-        points[tokens] = (final["val_bpb"], final.get("val_bpb_mean_pretraining"), final.get("val_bpb_mean_other"))
+        points[int(match.group(1))] = (final["val_bpb"], final.get("val_bpb_mean_pretraining"))
     return dict(sorted(points.items()))
 
 
 def plot_adaptation(seed_dirs, path):
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    """Adapting-language bits per byte vs adaptation tokens, standard vs forgetting pretraining, under both
+    adaptation recipes; and what expansion did to the pretraining languages. Returns, per mode and budget,
+    the standard and forgetting bits per byte and their paired difference (each mean, std over seeds)."""
+    panels = [("relearn", 0, "adapting languages"), ("adapt", 0, "adapting languages"), ("adapt", 1, "pretraining languages")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(15, 4.5))
     summary = {}
-    for kind in ("standard", "forgetting"):
-        per_seed = [adaptation_points(d, kind) for d in seed_dirs]
-        budgets = sorted(set.intersection(*(set(p) for p in per_seed))) if per_seed else []
-        for ax, index, title in ((axes[0], 0, "adapting languages"), (axes[1], 1, "pretraining languages (not adapted)")):
+    for ax, (mode, index, what) in zip(axes, panels):
+        points = {kind: [adaptation_points(d, mode, kind) for d in seed_dirs] for kind in ("standard", "forgetting")}
+        budgets = sorted(set.intersection(*(set(p) for per_seed in points.values() for p in per_seed)))
+        for kind, per_seed in points.items():
             stats = [mean_std([p[b][index] for p in per_seed]) for b in budgets]
-            ax.errorbar(budgets, [m for m, _ in stats], yerr=[s for _, s in stats], fmt="o-", capsize=3, color=COLORS[kind],
-                        label=f"{kind} pretraining")
-            ax.set(xscale="log", xlabel="adaptation tokens", ylabel="val bits per byte", title=title)
-            ax.legend()
-        summary[kind] = {b: mean_std([p[b][0] for p in per_seed]) for b in budgets}
-    fig.suptitle("Adaptation with vocabulary expansion: sample efficiency")
+            ax.errorbar(budgets, [m for m, _ in stats], yerr=[s for _, s in stats], fmt="o-", capsize=3,
+                        color=COLORS[kind], label=f"{kind} pretraining")
+        ax.set(xscale="log", xlabel="adaptation tokens", ylabel="val bits per byte", title=f"{what}\n{ADAPT_MODES[mode]}")
+        ax.title.set_fontsize(9)
+        ax.legend(fontsize=8)
+        if index == 0 and budgets:
+            summary[mode] = {b: (mean_std([p[b][0] for p in points["standard"]]), mean_std([p[b][0] for p in points["forgetting"]]),
+                                 mean_std([f[b][0] - s[b][0] for s, f in zip(points["standard"], points["forgetting"])]))
+                             for b in budgets}
+    fig.suptitle("Adaptation: sample efficiency of standard vs forgetting pretraining (mean ± std over seeds)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return summary
+
+
+def beyond_spread(mean, std, n, lower_is_better=True, names=("forgetting", "standard")):
+    """Whether a mean difference (first - second) over n seeds is larger than twice its seed-to-seed std,
+    and which of the two is better then."""
+    if n < 2:
+        return "one seed: no spread"
+    if abs(mean) <= 2 * std:
+        return "no"
+    return f"yes, {names[0]} better" if (mean < 0) == lower_is_better else f"yes, {names[1]} better"
 
 
 # ---- the paper's tables over seeds ------------------------------------------------------------------
@@ -198,11 +223,7 @@ def differences(results):
             if not diffs:
                 continue
             mean, std = mean_std(diffs)
-            better = (mean < 0) == (metric in lower_is_better)
-            if len(diffs) < 2:
-                verdict = "one seed: no spread"
-            else:
-                verdict = ("yes, AFA better" if better else "yes, BA better") if abs(mean) > 2 * std else "no"
+            verdict = beyond_spread(mean, std, len(diffs), metric in lower_is_better, ("AFA", "BA"))
             lines.append(f"| {metric} | μ_{g} | {mean:+.4f} | {std:.4f} | {verdict} |")
     return lines
 
@@ -234,12 +255,14 @@ def main():
           "across vocabularies; perplexity is per token of each model's own vocabulary (Baseline's is the smaller one).", ""]
     md += tables(results)
     md += ["## AFA − BA", ""] + differences(results) + [""]
-    md += ["## Adaptation: adapting-language bits per byte vs adaptation tokens", "",
-           "| tokens | standard | forgetting | forgetting − standard |", "|---:|---:|---:|---:|"]
-    for tokens in adaptation.get("standard", {}):
-        s, f = adaptation["standard"][tokens], adaptation.get("forgetting", {}).get(tokens, (None, None))
-        diff = f"{f[0] - s[0]:+.3f}" if f[0] is not None else "-"
-        md.append(f"| {tokens:,} | {fmt(*s)} | {fmt(*f)} | {diff} |")
+    for mode, points in adaptation.items():
+        md += [f"## Adaptation, {ADAPT_MODES[mode]}: adapting-language bits per byte", "",
+               "| tokens | standard | forgetting | forgetting − standard | beyond the spread (2 × std)? |",
+               "|---:|---:|---:|---:|---|"]
+        for tokens, (standard, forgetting, diff) in points.items():
+            spread = f" ± {diff[1]:.3f}" if n > 1 else ""
+            md.append(f"| {tokens:,} | {fmt(*standard)} | {fmt(*forgetting)} | {diff[0]:+.3f}{spread} | {beyond_spread(*diff, n)} |")
+        md.append("")
     md += ["", "## Recovery after each reset (steps back to the pre-reset loss; * = not within the episode)", ""]
     for label, per_seed in recovery:
         for i, rec in enumerate(per_seed):

@@ -7,7 +7,8 @@
 #   SEEDS=3 bash run.sh            # mean ± std over 3 seeds, and whether AFA − BA beats the seed spread
 #   CONFIG=gpu_small bash run.sh   # GPU scale, on prepared real data (README: "Real data")
 #   bash run.sh --force            # redo every stage (a plain re-run skips finished stages, resumes the rest)
-# CONFIG may also be a path to a config file; OUT (default out), VOCAB and BUDGETS override the defaults.
+# CONFIG may also be a path to a config file; OUT (default out), DATA, VOCAB, BUDGETS (adaptation tokens) and
+# JOBS (runs at once; default: one per CPU core for the lab, 1 at GPU scale) override the defaults.
 set -euo pipefail
 cd "$(dirname "$0")"
 CONFIG=${CONFIG:-lab}
@@ -47,30 +48,56 @@ if [[ ! -f $TOK || $MODE == --overwrite ]]; then
   $PY tokenizer.py train --input "${PRETRAIN_TEXT[@]}" --vocab_size $VOCAB --out "$TOK"
 fi
 
+# Independent runs share the machine: up to JOBS at once, each with an equal share of the CPU threads (tiny
+# models train faster as two 1-thread processes than as one 2-thread process). A parallel run's output goes
+# to <its out_dir>.log; a failed run stops the whole script and prints the end of its log.
+if [[ $CONFIG == gpu_small || $CONFIG == paper_* ]]; then JOBS=${JOBS:-1}; else JOBS=${JOBS:-$(nproc)}; fi
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(( $(nproc) / JOBS > 0 ? $(nproc) / JOBS : 1 ))}
+FAILED=$(mktemp)  # the out_dirs of runs that failed, one per line
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -f "$FAILED"' EXIT
+spawn() {  # spawn OUT_DIR COMMAND...: start COMMAND in the background as soon as fewer than JOBS runs are going
+  local dir=$1; shift
+  while (( $(jobs -rp | wc -l) >= JOBS )); do wait -n || true; done
+  [[ -s $FAILED ]] && wait_all
+  mkdir -p "$(dirname "$dir")"
+  echo "  start $(basename "$dir")"
+  ( if "$@" > "$dir.log" 2>&1; then echo "  $(basename "$dir"): $(grep -aE '^done|already complete' "$dir.log" | tail -n 1)"
+    else echo "$dir" >> "$FAILED"; echo "error: $(basename "$dir") failed; the end of $dir.log:" >&2; tail -c 2000 "$dir.log" >&2; fi ) &
+}
+wait_all() {  # wait for every spawned run; stop here if any failed
+  wait
+  [[ ! -s $FAILED ]] || { echo "error: failed: $(tr '\n' ' ' < "$FAILED")" >&2; exit 1; }
+}
+
 MAIN_BUDGET=${BUDGETS##* }
 for ((i = 0; i < SEEDS; i++)); do
   S=$RUNS/seed$i
   SEED=$((1337 + i))
-  # 3. pretraining: standard, forgetting, and forgetting under [CHEN]'s per-episode embedding schedule
-  stage "seed $SEED: pretraining"
-  for variant in standard forgetting chen; do
-    extra=()
-    [[ $variant == standard ]] && extra=(--forget_every=0)
-    [[ $variant == chen ]] && extra=(--emb_episode_lr)
-    $PY train.py "$CONFIG_FILE" --seed=$SEED $MODE --data_dir="$DATA" --tokenizer="$TOK" --out_dir="$S/pretrain_$variant" "${extra[@]}"
-  done
-  # 4. adaptation of both pretrained models, at several budgets: the sample-efficiency curve
-  stage "seed $SEED: adaptation"
-  for kind in standard forgetting; do
-    for T in $BUDGETS; do
-      $PY adapt.py "$CONFIG_FILE" --seed=$SEED $MODE --init_from="$S/pretrain_$kind" --out_dir="$S/adapt_${kind}_$T" --adapt_tokens=$T
+  common=("$CONFIG_FILE" --seed=$SEED $MODE)
+  # 3. pretraining: a standard and a forgetting model
+  stage "seed $SEED: pretraining (log: $S/pretrain_*.log)"
+  spawn "$S/pretrain_standard" $PY train.py "${common[@]}" --data_dir="$DATA" --tokenizer="$TOK" --out_dir="$S/pretrain_standard" --forget_every=0
+  spawn "$S/pretrain_forgetting" $PY train.py "${common[@]}" --data_dir="$DATA" --tokenizer="$TOK" --out_dir="$S/pretrain_forgetting"
+  wait_all
+  # 4. adaptation of both at several budgets, largest first: [AFA]'s vocabulary expansion (BA and AFA continue
+  # from the largest) and [CHEN]'s relearning of every embedding (its sample-efficiency curve). Alongside run
+  # what nothing here waits for: forgetting under [CHEN]'s per-episode embedding LR (only plotted) and the
+  # Baseline's finetuning.
+  stage "seed $SEED: adaptation (log: $S/adapt_*.log, $S/relearn_*.log)"
+  for T in $(tr ' ' '\n' <<< "$BUDGETS" | sort -rn); do
+    for kind in standard forgetting; do
+      spawn "$S/adapt_${kind}_$T" $PY adapt.py "${common[@]}" --init_from="$S/pretrain_$kind" --out_dir="$S/adapt_${kind}_$T" --adapt_tokens=$T
+      spawn "$S/relearn_${kind}_$T" $PY adapt.py "${common[@]}" --init_from="$S/pretrain_$kind" --out_dir="$S/relearn_${kind}_$T" --adapt_tokens=$T --mode=relearn
     done
   done
+  spawn "$S/pretrain_chen" $PY train.py "${common[@]}" --data_dir="$DATA" --tokenizer="$TOK" --out_dir="$S/pretrain_chen" --emb_episode_lr
   # 5. English instruction finetuning: Baseline (not adapted), BA, AFA
-  stage "seed $SEED: finetuning"
-  $PY finetune.py "$CONFIG_FILE" --seed=$SEED $MODE --data_dir="$DATA" --init_from="$S/pretrain_standard" --out_dir="$S/finetune_Baseline"
-  $PY finetune.py "$CONFIG_FILE" --seed=$SEED $MODE --data_dir="$DATA" --init_from="$S/adapt_standard_$MAIN_BUDGET" --out_dir="$S/finetune_BA"
-  $PY finetune.py "$CONFIG_FILE" --seed=$SEED $MODE --data_dir="$DATA" --init_from="$S/adapt_forgetting_$MAIN_BUDGET" --out_dir="$S/finetune_AFA"
+  spawn "$S/finetune_Baseline" $PY finetune.py "${common[@]}" --data_dir="$DATA" --init_from="$S/pretrain_standard" --out_dir="$S/finetune_Baseline"
+  wait_all
+  stage "seed $SEED: finetuning (log: $S/finetune_*.log)"
+  spawn "$S/finetune_BA" $PY finetune.py "${common[@]}" --data_dir="$DATA" --init_from="$S/adapt_standard_$MAIN_BUDGET" --out_dir="$S/finetune_BA"
+  spawn "$S/finetune_AFA" $PY finetune.py "${common[@]}" --data_dir="$DATA" --init_from="$S/adapt_forgetting_$MAIN_BUDGET" --out_dir="$S/finetune_AFA"
+  wait_all
   # 6. evaluation: bits per byte, self-similarity, benchmarks, per language group
   if [[ ! -f $S/results.json || $MODE == --overwrite || $S/finetune_AFA/ckpt.pt -nt $S/results.json ]]; then
     stage "seed $SEED: evaluation"

@@ -8,14 +8,17 @@ train = dict(
     data_dir="out/lab",
     tokenizer="out/tokenizer/lab.tiktoken",  # 2,048 tokens trained on the pretraining languages
     n_layer=4, n_head=4, n_kv_head=2, n_embd=128, block_size=256,  # ~1.4M parameters; lab_read passages need 256
-    max_iters=400, batch_size=8, lr=3e-3, warmup_frac=0.1,  # 0.8M tokens
-    forget_every=40,  # 9 resets, then a last episode to relearn ([AFA]: 14 resets of 10,000 steps in 150,000)
-    eval_every=40, eval_tokens=8192, log_every=1,
+    max_iters=1000, batch_size=4, lr=3e-3, warmup_frac=0.1,  # 1.0M tokens: about 1.2 passes over the 4 MB of pretraining text
+    forget_every=100,  # 9 resets, then a last episode to relearn ([AFA]: 14 resets of 10,000 steps in 150,000);
+    # at 400 steps with K = 40 (batch 8) one seed showed no forgetting advantage when relearning: the body needs
+    # enough (and long enough) episodes to learn to use new embeddings
+    eval_every=100, eval_tokens=8192, log_every=1,
 )
 
 adapt = dict(
     adapt_tokens=500_000,  # run.sh also runs 5e3, 2e4 and 1e5 for the sample-efficiency curve
-    eval_every=50, eval_bytes=16384,
+    batch_size=2,  # 512 tokens a step: the small budgets still take some steps (5e3 tokens = 10 steps)
+    eval_every=250, eval_bytes=8192,
 )
 
 finetune = dict(

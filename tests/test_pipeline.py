@@ -24,11 +24,26 @@ def test_run_sh_at_micro_size(lab_dir, tmp_path):
     result = subprocess.run(["bash", "run.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     seed = out / "run" / "micro" / "seed0"
-    for stage in ["pretrain_standard", "pretrain_forgetting", "pretrain_chen", "adapt_standard_2000",
-                  "adapt_forgetting_4000", "finetune_Baseline", "finetune_BA", "finetune_AFA"]:
+    for stage in ["pretrain_standard", "pretrain_forgetting", "pretrain_chen", "adapt_standard_2000", "adapt_forgetting_4000",
+                  "relearn_standard_2000", "relearn_forgetting_4000", "finetune_Baseline", "finetune_BA", "finetune_AFA"]:
         for name in ("ckpt.pt", "tokenizer.tiktoken", "config.json", "log.jsonl"):
             assert (seed / stage / name).exists(), f"{stage}/{name}"
     report = (out / "report" / "results.md").read_text()
     assert "| μ_overall |" in report and "| | Baseline | BA | AFA |" in report
+    for mode in ("[CHEN] relearn", "[AFA] vocabulary expansion"):  # a row per adaptation budget
+        table = report.split(f"## Adaptation, {mode}")[1].split("##")[0]
+        assert "| 2,000 |" in table and "| 4,000 |" in table
     for png in ("pretraining_loss.png", "recovery.png", "adaptation.png", "benchmarks.png"):
         assert (out / "report" / png).stat().st_size > 1000
+
+
+def test_run_sh_stops_when_a_run_fails(lab_dir, tmp_path):
+    """A run that fails in the background stops run.sh with a nonzero exit that names it and shows its log."""
+    config = tmp_path / "broken.py"
+    config.write_text(MICRO.replace("n_embd=32", "n_embd=33"))  # not divisible by n_head: train.py refuses it
+    env = {**os.environ, "CONFIG": str(config), "OUT": str(tmp_path / "out"), "DATA": lab_dir, "VOCAB": "300",
+           "PYTHON": os.sys.executable}
+    result = subprocess.run(["bash", "run.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "error: pretrain_standard failed" in result.stderr and "n_embd" in result.stderr
+    assert not (tmp_path / "out" / "run" / "broken" / "seed0" / "adapt_standard_500000").exists()  # nothing ran after it
