@@ -69,7 +69,7 @@ wait_all() {  # wait for every spawned run; stop here if any failed
   [[ ! -s $FAILED ]] || { echo "error: failed: $(tr '\n' ' ' < "$FAILED")" >&2; exit 1; }
 }
 
-MAIN_BUDGET=${BUDGETS##* }
+MAIN_BUDGET=$(tr ' ' '\n' <<< "$BUDGETS" | sort -rn | head -n 1)  # BA and AFA continue from the largest
 for ((i = 0; i < SEEDS; i++)); do
   S=$RUNS/seed$i
   SEED=$((1337 + i))
@@ -79,21 +79,23 @@ for ((i = 0; i < SEEDS; i++)); do
   spawn "$S/pretrain_standard" $PY train.py "${common[@]}" --data_dir="$DATA" --tokenizer="$TOK" --out_dir="$S/pretrain_standard" --forget_every=0
   spawn "$S/pretrain_forgetting" $PY train.py "${common[@]}" --data_dir="$DATA" --tokenizer="$TOK" --out_dir="$S/pretrain_forgetting"
   wait_all
-  # 4. adaptation of both at several budgets, largest first: [AFA]'s vocabulary expansion (BA and AFA continue
-  # from the largest) and [CHEN]'s relearning of every embedding (its sample-efficiency curve). Alongside run
-  # what nothing here waits for: forgetting under [CHEN]'s per-episode embedding LR (only plotted) and the
-  # Baseline's finetuning.
+  # 4. adaptation of both at several budgets: [AFA]'s vocabulary expansion (BA and AFA continue from the
+  # largest) and [CHEN]'s relearning of every embedding (its sample-efficiency curve). Alongside run what
+  # nothing here waits for: forgetting under [CHEN]'s per-episode embedding LR (only plotted) and the
+  # Baseline's finetuning (5.). Longest first, so that no core idles at the end.
   stage "seed $SEED: adaptation (log: $S/adapt_*.log, $S/relearn_*.log)"
+  spawn "$S/pretrain_chen" $PY train.py "${common[@]}" --data_dir="$DATA" --tokenizer="$TOK" --out_dir="$S/pretrain_chen" --emb_episode_lr
   for T in $(tr ' ' '\n' <<< "$BUDGETS" | sort -rn); do
     for kind in standard forgetting; do
       spawn "$S/adapt_${kind}_$T" $PY adapt.py "${common[@]}" --init_from="$S/pretrain_$kind" --out_dir="$S/adapt_${kind}_$T" --adapt_tokens=$T
       spawn "$S/relearn_${kind}_$T" $PY adapt.py "${common[@]}" --init_from="$S/pretrain_$kind" --out_dir="$S/relearn_${kind}_$T" --adapt_tokens=$T --mode=relearn
     done
+    if [[ $T == "$MAIN_BUDGET" ]]; then
+      spawn "$S/finetune_Baseline" $PY finetune.py "${common[@]}" --data_dir="$DATA" --init_from="$S/pretrain_standard" --out_dir="$S/finetune_Baseline"
+    fi
   done
-  spawn "$S/pretrain_chen" $PY train.py "${common[@]}" --data_dir="$DATA" --tokenizer="$TOK" --out_dir="$S/pretrain_chen" --emb_episode_lr
-  # 5. English instruction finetuning: Baseline (not adapted), BA, AFA
-  spawn "$S/finetune_Baseline" $PY finetune.py "${common[@]}" --data_dir="$DATA" --init_from="$S/pretrain_standard" --out_dir="$S/finetune_Baseline"
   wait_all
+  # 5. English instruction finetuning of the adapted models: BA, AFA
   stage "seed $SEED: finetuning (log: $S/finetune_*.log)"
   spawn "$S/finetune_BA" $PY finetune.py "${common[@]}" --data_dir="$DATA" --init_from="$S/adapt_standard_$MAIN_BUDGET" --out_dir="$S/finetune_BA"
   spawn "$S/finetune_AFA" $PY finetune.py "${common[@]}" --data_dir="$DATA" --init_from="$S/adapt_forgetting_$MAIN_BUDGET" --out_dir="$S/finetune_AFA"
