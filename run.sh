@@ -54,7 +54,9 @@ fi
 if [[ $CONFIG == gpu_small || $CONFIG == paper_* ]]; then JOBS=${JOBS:-1}; else JOBS=${JOBS:-$(nproc)}; fi
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(( $(nproc) / JOBS > 0 ? $(nproc) / JOBS : 1 ))}
 FAILED=$(mktemp)  # the out_dirs of runs that failed, one per line
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -f "$FAILED"' EXIT
+# on any exit (an error, Ctrl-C, kill) stop the runs still going: each job is a subshell with the run as its child
+trap 'for job in $(jobs -p); do pkill -P "$job" 2>/dev/null || true; kill "$job" 2>/dev/null || true; done; rm -f "$FAILED"' EXIT
+trap 'exit 130' INT TERM
 spawn() {  # spawn OUT_DIR COMMAND...: start COMMAND in the background as soon as fewer than JOBS runs are going
   local dir=$1; shift
   while (( $(jobs -rp | wc -l) >= JOBS )); do wait -n || true; done

@@ -1,7 +1,9 @@
 """run.sh end to end at a micro size: every stage runs, every output exists, the report has a row per model."""
 
 import os
+import signal
 import subprocess
+import time
 
 from conftest import ROOT
 
@@ -47,3 +49,22 @@ def test_run_sh_stops_when_a_run_fails(lab_dir, tmp_path):
     assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
     assert "error: pretrain_standard failed" in result.stderr and "n_embd" in result.stderr
     assert not (tmp_path / "out" / "run" / "broken" / "seed0" / "adapt_standard_500000").exists()  # nothing ran after it
+
+
+def test_stopping_run_sh_stops_its_runs(lab_dir, tmp_path):
+    """SIGTERM (or Ctrl-C) to run.sh also stops the stages running in the background: no orphans keep training."""
+    config = tmp_path / "long.py"
+    config.write_text(MICRO.replace("max_iters=12", "max_iters=100000"))
+    out = tmp_path / "out"
+    env = {**os.environ, "CONFIG": str(config), "OUT": str(out), "DATA": lab_dir, "VOCAB": "300", "PYTHON": os.sys.executable}
+    proc = subprocess.Popen(["bash", "run.sh"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = out / "run" / "long" / "seed0" / "pretrain_forgetting" / "log.jsonl"
+    deadline = time.time() + 120
+    while not (log.exists() and log.stat().st_size > 0) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert log.exists(), "pretraining never started"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) != 0
+    time.sleep(1)
+    running = subprocess.run(["pgrep", "-f", str(out)], capture_output=True, text=True).stdout.split()
+    assert running == [], f"processes still running on {out}: {running}"
