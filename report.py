@@ -3,12 +3,14 @@ The report of run.sh: the paper's tables over seeds and the plots that show forg
 
     python report.py --runs out/run/lab --out out/report
 
-Reads the layout run.sh writes (<runs>/seed<S>/{pretrain_*, adapt_*_<tokens>, finetune_*, results.json}) and
-writes <out>/results.md and four PNGs:
+Reads the layout run.sh writes (<runs>/seed<S>/{pretrain_*, adapt_*_<tokens>, relearn_*_<tokens>, finetune_*,
+results.json}) and writes <out>/results.md and four PNGs:
   pretraining_loss.png   loss of standard vs forgetting pretraining, resets marked
   recovery.png           steps each forgetting episode needs to get back to its loss before the reset
-  adaptation.png         adapting-language bits per byte vs adaptation tokens ([CHEN]'s sample efficiency)
+  adaptation.png         adapting-language bits per byte vs adaptation tokens, standard vs forgetting pretraining,
+                         under [CHEN]'s relearning (its sample-efficiency plot) and [AFA]'s vocabulary expansion
   benchmarks.png         benchmark scores per language group for Baseline, BA and AFA
+Every difference is paired within a seed and judged against its seed-to-seed spread (beyond 2 x std?).
 """
 
 import argparse
