@@ -24,11 +24,19 @@ OUT=${OUT:-out}
 CONFIG_FILE=config/$CONFIG.py
 [[ $CONFIG == *.py ]] && CONFIG_FILE=$CONFIG && CONFIG=$(basename "$CONFIG" .py)
 [[ -f $CONFIG_FILE ]] || { echo "error: no config file $CONFIG_FILE" >&2; exit 2; }
+# Independent runs share the machine: up to JOBS at once, each with an equal share of the CPU threads (tiny
+# models train faster as two 1-thread processes than as one 2-thread process). A parallel run's output goes
+# to <its out_dir>.log; a failed run stops the whole script and prints the end of its log.
+CORES=$(nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 1)  # sysctl: macOS
 if [[ $CONFIG == gpu_small || $CONFIG == paper_* ]]; then
-  DATA=${DATA:-$OUT/wikipedia}; VOCAB=${VOCAB:-32000}; BUDGETS=${BUDGETS:-"1000000 10000000 100000000"}
+  DATA=${DATA:-$OUT/wikipedia}; VOCAB=${VOCAB:-32000}; BUDGETS=${BUDGETS:-"1000000 10000000 100000000"}; JOBS=${JOBS:-1}
 else
-  DATA=${DATA:-$OUT/lab}; VOCAB=${VOCAB:-2048}; BUDGETS=${BUDGETS:-"5000 20000 100000 500000"}
+  DATA=${DATA:-$OUT/lab}; VOCAB=${VOCAB:-2048}; BUDGETS=${BUDGETS:-"5000 20000 100000 500000"}; JOBS=${JOBS:-$CORES}
 fi
+for n in "JOBS=$JOBS" "SEEDS=$SEEDS" $(printf 'BUDGETS=%s ' $BUDGETS); do
+  [[ ${n#*=} =~ ^[1-9][0-9]*$ ]] || { echo "error: ${n%%=*}: '${n#*=}' is not a positive whole number" >&2; exit 2; }
+done
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(( CORES / JOBS > 0 ? CORES / JOBS : 1 ))}
 RUNS=$OUT/run/$CONFIG
 TOK=$OUT/tokenizer/$CONFIG.tiktoken
 START=$(date +%s)
@@ -48,11 +56,6 @@ if [[ ! -f $TOK || $MODE == --overwrite ]]; then
   $PY tokenizer.py train --input "${PRETRAIN_TEXT[@]}" --vocab_size $VOCAB --out "$TOK"
 fi
 
-# Independent runs share the machine: up to JOBS at once, each with an equal share of the CPU threads (tiny
-# models train faster as two 1-thread processes than as one 2-thread process). A parallel run's output goes
-# to <its out_dir>.log; a failed run stops the whole script and prints the end of its log.
-if [[ $CONFIG == gpu_small || $CONFIG == paper_* ]]; then JOBS=${JOBS:-1}; else JOBS=${JOBS:-$(nproc)}; fi
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(( $(nproc) / JOBS > 0 ? $(nproc) / JOBS : 1 ))}
 FAILED=$(mktemp)  # the out_dirs of runs that failed, one per line
 # on any exit (an error, Ctrl-C, kill) stop the runs still going: each job is a subshell with the run as its child
 trap 'for job in $(jobs -p); do pkill -P "$job" 2>/dev/null || true; kill "$job" 2>/dev/null || true; done; rm -f "$FAILED"' EXIT

@@ -16,7 +16,7 @@ train = dict(
 )
 
 adapt = dict(
-    adapt_tokens=500_000,  # run.sh also runs 5e3, 2e4 and 1e5 for the sample-efficiency curve
+    adapt_tokens=500_000,  # run.sh also runs 5e3, 2e4 and 1e5, and each budget again with --mode=relearn
     batch_size=2,  # 512 tokens a step: the small budgets still take some steps (5e3 tokens = 10 steps)
     eval_every=250, eval_bytes=4096,  # per language; the standard-forgetting differences are paired on the same text
 )

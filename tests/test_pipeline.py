@@ -5,6 +5,8 @@ import signal
 import subprocess
 import time
 
+import pytest
+
 from conftest import ROOT
 
 MICRO = """
@@ -68,3 +70,19 @@ def test_stopping_run_sh_stops_its_runs(lab_dir, tmp_path):
     time.sleep(1)
     running = subprocess.run(["pgrep", "-f", str(out)], capture_output=True, text=True).stdout.split()
     assert running == [], f"processes still running on {out}: {running}"
+
+
+@pytest.mark.parametrize("name, value", [("JOBS", "0"), ("SEEDS", "two"), ("BUDGETS", "1000 5e4"), ("BUDGETS", "-5")])
+def test_run_sh_refuses_bad_settings_before_doing_anything(tmp_path, name, value):
+    env = {**os.environ, "OUT": str(tmp_path / "out"), name: value}
+    result = subprocess.run(["bash", "run.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and f"error: {name}:" in result.stderr and "not a positive whole number" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_run_sh_refuses_unknown_arguments_and_configs(tmp_path):
+    result = subprocess.run(["bash", "run.sh", "--forse"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "usage:" in result.stderr
+    env = {**os.environ, "CONFIG": "no_such_config", "OUT": str(tmp_path / "out")}
+    result = subprocess.run(["bash", "run.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "config/no_such_config.py" in result.stderr
