@@ -1,4 +1,5 @@
-"""run.sh end to end at a micro size: every stage runs, every output exists, the report has a row per model."""
+"""run.sh end to end at a micro size (every stage runs, every output exists, the report has a row per model),
+and how it fails: bad settings, a failing stage, a signal."""
 
 import os
 import signal
