@@ -25,8 +25,8 @@ CONFIG_FILE=config/$CONFIG.py
 [[ $CONFIG == *.py ]] && CONFIG_FILE=$CONFIG && CONFIG=$(basename "$CONFIG" .py)
 [[ -f $CONFIG_FILE ]] || { echo "error: no config file $CONFIG_FILE" >&2; exit 2; }
 # Independent runs share the machine: up to JOBS at once, each with an equal share of the CPU threads (tiny
-# models train faster as two 1-thread processes than as one 2-thread process). A parallel run's output goes
-# to <its out_dir>.log; a failed run stops the whole script and prints the end of its log.
+# models train faster as two 1-thread processes than as one 2-thread process). A run's output is appended
+# to <its out_dir>.log (a re-run adds to it); a failed run stops the whole script and prints the end of its log.
 CORES=$(nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 1)  # sysctl: macOS
 if [[ $CONFIG == gpu_small || $CONFIG == paper_* ]]; then
   DATA=${DATA:-$OUT/wikipedia}; VOCAB=${VOCAB:-32000}; BUDGETS=${BUDGETS:-"1000000 10000000 100000000"}; JOBS=${JOBS:-1}
@@ -66,7 +66,7 @@ spawn() {  # spawn OUT_DIR COMMAND...: start COMMAND in the background as soon a
   [[ -s $FAILED ]] && wait_all
   mkdir -p "$(dirname "$dir")"
   echo "  start $(basename "$dir")"
-  ( if "$@" > "$dir.log" 2>&1; then echo "  $(basename "$dir"): $(grep -aE '^done|already complete' "$dir.log" | tail -n 1)"
+  ( if "$@" >> "$dir.log" 2>&1; then echo "  $(basename "$dir"): $(grep -aE '^done|already complete' "$dir.log" | tail -n 1)"
     else echo "$dir" >> "$FAILED"; echo "error: $(basename "$dir") failed; the end of $dir.log:" >&2; tail -c 2000 "$dir.log" >&2; fi ) &
 }
 wait_all() {  # wait for every spawned run; stop here if any failed
