@@ -74,7 +74,8 @@ wait_all() {  # wait for every spawned run; stop here if any failed
   [[ ! -s $FAILED ]] || { echo "error: failed: $(tr '\n' ' ' < "$FAILED")" >&2; exit 1; }
 }
 
-MAIN_BUDGET=$(tr ' ' '\n' <<< "$BUDGETS" | sort -rn | head -n 1)  # BA and AFA continue from the largest
+BUDGETS=$(tr ' ' '\n' <<< "$BUDGETS" | sort -rn | tr '\n' ' ')  # largest first, so that no core idles at the end
+MAIN_BUDGET=${BUDGETS%% *}  # BA and AFA continue from the largest
 for ((i = 0; i < SEEDS; i++)); do
   S=$RUNS/seed$i
   SEED=$((1337 + i))
@@ -87,10 +88,10 @@ for ((i = 0; i < SEEDS; i++)); do
   # 4. adaptation of both at several budgets: [AFA]'s vocabulary expansion (BA and AFA continue from the
   # largest) and [CHEN]'s relearning of every embedding (its sample-efficiency curve). Alongside run what
   # nothing here waits for: forgetting under [CHEN]'s per-episode embedding LR (only plotted) and the
-  # Baseline's finetuning (5.). Longest first, so that no core idles at the end.
+  # Baseline's finetuning (5.). Longest first.
   stage "seed $SEED: adaptation (log: $S/adapt_*.log, $S/relearn_*.log)"
   spawn "$S/pretrain_chen" $PY train.py "${common[@]}" --data_dir="$DATA" --tokenizer="$TOK" --out_dir="$S/pretrain_chen" --emb_episode_lr
-  for T in $(tr ' ' '\n' <<< "$BUDGETS" | sort -rn); do
+  for T in $BUDGETS; do
     for kind in standard forgetting; do
       spawn "$S/adapt_${kind}_$T" $PY adapt.py "${common[@]}" --init_from="$S/pretrain_$kind" --out_dir="$S/adapt_${kind}_$T" --adapt_tokens=$T
       spawn "$S/relearn_${kind}_$T" $PY adapt.py "${common[@]}" --init_from="$S/pretrain_$kind" --out_dir="$S/relearn_${kind}_$T" --adapt_tokens=$T --mode=relearn
