@@ -6,6 +6,11 @@ atomic writes, the data folder's manifest.json, and a table of the languages we 
 Only the standard library, tqdm and (optionally, for parquet) pyarrow. Every failure a user can cause
 or meet - no network, a missing file, a truncated download - ends in a SystemExit("error: ...") that
 names the URL or file at fault.
+
+Hugging Face: the hub's address is $HF_ENDPOINT (a mirror, default https://huggingface.co), read at
+each call as huggingface_hub does; $HF_TOKEN, when set, goes with every request to that address as
+"Authorization: Bearer <token>" (gated sets, higher rate limits) and never to another host: the hub
+redirects downloads to a CDN, and the header is not forwarded there.
 """
 
 import contextlib
@@ -20,7 +25,7 @@ import urllib.request
 
 from tqdm import tqdm
 
-HF = "https://huggingface.co"
+HF = "https://huggingface.co"  # the default of $HF_ENDPOINT
 USER_AGENT = "afa-reference-data-prepare/1.0 (python urllib)"
 CHUNK = 1 << 20
 TIMEOUT = 60
@@ -117,9 +122,16 @@ class NotFound(Exception):
     """HTTP 404: the caller knows what that means (an unknown language, a file a set does not have)."""
 
 
+def hf_endpoint():
+    return (os.environ.get("HF_ENDPOINT") or HF).rstrip("/")
+
+
 def open_url(url, headers=None):
     """urlopen with a user agent and a timeout; network failures stop with a message naming the URL."""
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT, **(headers or {})})
+    token = os.environ.get("HF_TOKEN")
+    if token and url.startswith(hf_endpoint() + "/"):
+        request.add_unredirected_header("Authorization", f"Bearer {token}")  # not sent on to a redirect's host
     try:
         return urllib.request.urlopen(request, timeout=TIMEOUT)
     except urllib.error.HTTPError as e:
@@ -141,14 +153,15 @@ def get_json(url):
             fail(f"{url} did not return JSON ({e})")
 
 
-def hf_url(repo, path, revision="main"):
-    return f"{HF}/datasets/{repo}/resolve/{revision}/{urllib.parse.quote(path)}"
+def hf_url(repo, path, revision):
+    """The download address of a file of a Hugging Face dataset repo at `revision` (a commit, ideally)."""
+    return f"{hf_endpoint()}/datasets/{repo}/resolve/{revision}/{urllib.parse.quote(path)}"
 
 
-def hf_files(repo, path="", revision="main", recursive=False):
-    """The files of a Hugging Face dataset repo under `path`: [{"path", "size", "sha256" or None}],
-    sorted by path. Uses the Hub's tree API (paginated by a Link: <...>; rel="next" header)."""
-    url = f"{HF}/api/datasets/{repo}/tree/{revision}"
+def hf_files(repo, revision, path="", recursive=False):
+    """The files of a Hugging Face dataset repo at `revision` under `path`: [{"path", "size", "sha256" or
+    None}], sorted by path. Uses the Hub's tree API (paginated by a Link: <...>; rel="next" header)."""
+    url = f"{hf_endpoint()}/api/datasets/{repo}/tree/{revision}"
     url += f"/{urllib.parse.quote(path)}" if path else ""
     url += "?recursive=true" if recursive else ""
     files = []

@@ -30,6 +30,7 @@ def load(path, name):
 wiki = load("data/wikipedia/prepare.py", "wikipedia_prepare")
 instructions = load("data/instructions/prepare.py", "instructions_prepare")
 benchmarks = load("data/benchmarks/prepare.py", "benchmarks_prepare")
+import metrics  # noqa: E402
 from data import shared  # noqa: E402  (the scripts put the repo root on sys.path)
 
 HF = "https://huggingface.co"
@@ -208,9 +209,9 @@ def test_wikipedia_end_to_end_from_parquet(web, tok, tmp_path):
         for s in range(n_shards):
             rows = [{"id": f"{s}-{k}", "url": "u", "title": f"T{k}", "text": f"{code} article {s}.{k}\n\nbody {k}."} for k in range(30)]
             entries.append((f"20231101.{code}/train-0000{s}-of-0000{n_shards}.parquet", parquet_bytes(rows)))
-        web.files[f"{HF}/api/datasets/wikimedia/wikipedia/tree/main/20231101.{code}"] = tree(entries)
+        web.files[f"{HF}/api/datasets/wikimedia/wikipedia/tree/{wiki.REVISION}/20231101.{code}"] = tree(entries)
         for path, body in entries:
-            web.files[f"{HF}/datasets/wikimedia/wikipedia/resolve/main/{path}"] = body
+            web.files[f"{HF}/datasets/wikimedia/wikipedia/resolve/{wiki.REVISION}/{path}"] = body
     out = str(tmp_path / "data")
     tok_path = str(tmp_path / "tok.tiktoken")
     tok.save(tok_path)
@@ -232,8 +233,8 @@ def test_wikipedia_end_to_end_from_parquet(web, tok, tmp_path):
     assert not [f for f in os.listdir(os.path.join(out, "text", "fr")) if f.endswith(".bin")]  # stale token files go
 
     bad = parquet_bytes([{"id": "1", "url": "u", "title": "t"}], columns=("id", "url", "title"))
-    web.files[f"{HF}/api/datasets/wikimedia/wikipedia/tree/main/20231101.sw"] = tree([("20231101.sw/train-00000-of-00001.parquet", bad)])
-    web.files[f"{HF}/datasets/wikimedia/wikipedia/resolve/main/20231101.sw/train-00000-of-00001.parquet"] = bad
+    web.files[f"{HF}/api/datasets/wikimedia/wikipedia/tree/{wiki.REVISION}/20231101.sw"] = tree([("20231101.sw/train-00000-of-00001.parquet", bad)])
+    web.files[f"{HF}/datasets/wikimedia/wikipedia/resolve/{wiki.REVISION}/20231101.sw/train-00000-of-00001.parquet"] = bad
     with pytest.raises(SystemExit, match=r"train-00000-of-00001.parquet does not have the expected columns: missing \['text'\]"):
         wiki.main(["--langs", "sw", "--out", out])
     assert not os.path.exists(os.path.join(out, "text", "sw"))
@@ -246,7 +247,7 @@ def test_instructions_dolly_to_messages(web, tok, tmp_path):
 
     rows = [{"instruction": f"Question {k}?", "context": "Some reference text." if k % 2 else "", "response": f"Answer {k}.",
              "category": "closed_qa"} for k in range(40)] + [{"instruction": "No answer", "context": "", "response": " ", "category": "x"}]
-    web.files[f"{HF}/datasets/databricks/databricks-dolly-15k/resolve/main/databricks-dolly-15k.jsonl"] = \
+    web.files[f"{HF}/datasets/databricks/databricks-dolly-15k/resolve/{instructions.DOLLY_REVISION}/databricks-dolly-15k.jsonl"] = \
         "\n".join(json.dumps(r) for r in rows).encode()
     out = str(tmp_path / "data")
     counts = instructions.main(["--sources", "dolly", "--val_fraction", "0.2", "--out", out])
@@ -269,8 +270,8 @@ def test_openorca_records_to_messages(web, tmp_path):
     pytest.importorskip("pyarrow")
     body = parquet_bytes([{"id": f"o{k}", "system_prompt": "", "question": f"q{k}", "response": f"r{k}"} for k in range(10)],
                          columns=("id", "system_prompt", "question", "response"))
-    web.files[f"{HF}/api/datasets/Open-Orca/OpenOrca/tree/main"] = tree([("1M-GPT4-Augmented.parquet", body)])
-    web.files[f"{HF}/datasets/Open-Orca/OpenOrca/resolve/main/1M-GPT4-Augmented.parquet"] = body
+    web.files[f"{HF}/api/datasets/Open-Orca/OpenOrca/tree/{instructions.ORCA_REVISION}"] = tree([("1M-GPT4-Augmented.parquet", body)])
+    web.files[f"{HF}/datasets/Open-Orca/OpenOrca/resolve/{instructions.ORCA_REVISION}/1M-GPT4-Augmented.parquet"] = body
     counts = instructions.main(["--max_examples", "6", "--out", str(tmp_path)])
     assert counts["train"] + counts["val"] == 6
 
@@ -316,7 +317,7 @@ def benchmark_web(web):
     bele = lambda p: {"flores_passage": f"{p} passage", "question": f" {p} question? ", "mc_answer1": "a", "mc_answer2": "b",  # noqa: E731
                       "mc_answer3": "c", "mc_answer4": "d", "correct_answer_num": "3", "link": "https://x/1", "question_number": 1,
                       "dialect": "x"}
-    f[f"{HF}/datasets/facebook/belebele/resolve/main/data/zho_Hans.jsonl"] = jsonl([bele("zh")])  # no en file: skipped
+    f[f"{HF}/datasets/facebook/belebele/resolve/{benchmarks.BELEBELE_REVISION}/data/zho_Hans.jsonl"] = jsonl([bele("zh")])  # no en file: skipped
     header = "language\tgold_label\tsentence1_binary_parse\tsentence2_binary_parse\tsentence1_parse\tsentence2_parse\tsentence1\tsentence2\tpromptID\tpairID\tgenre"
     xnli_rows = [f"{lang}\t{label}\t(\t(\t(\t(\t{lang} \"premise\" {k}\t{lang} hypothesis {k}\t{k}\t{k}\tfiction"
                  for k, label in enumerate(["entailment", "neutral", "contradiction"]) for lang in ("en", "zh", "fr")]
@@ -327,28 +328,40 @@ def benchmark_web(web):
         csv.writer(story, delimiter="\t", lineterminator="\n").writerows(
             [story_header.split("\t")] + [[f"s{k}", f"{lang} one.", f'"Two," said {k}.', "three.", "four.", "good end.", "bad end.",
                                             str(1 + k % 2)] for k in range(3)])
-        f[f"{HF}/datasets/juletxara/xstory_cloze/resolve/main/spring2016.val.{lang}.tsv.split_20_80_eval.tsv"] = story.getvalue().encode()
+        f[f"{HF}/datasets/juletxara/xstory_cloze/resolve/{benchmarks.XSTORYCLOZE_REVISION}/spring2016.val.{lang}.tsv.split_20_80_eval.tsv"] = story.getvalue().encode()
         f[benchmarks.XQUAD_URL.format(lang=lang)] = squad(lang, 3)
     f[benchmarks.PAWSX_URL] = tar_bytes({f"x-final/{lang}/test_2k.tsv": "id\tsentence1\tsentence2\tlabel\n"
-                                         f"1\t{lang} a b\t{lang} b a\t1\n2\t{lang} c\t{lang} d\t0\n3\t\t{lang} empty\t0\n" for lang in ("en", "zh")})
+                                         f"1\t{lang} a b .\t{lang} b a\t1\n2\t{lang} c\t{lang} d\t0\n3\t\t{lang} empty\t0\n"
+                                         f"4\tNS\t{lang} untranslated\t1\n5\t{lang} e\tNS\t0\n" for lang in ("en", "zh")})
     wino = {"en": jsonl([{"sentence": "The trophy doesn't fit in the case because the _ is too big.", "option1": "trophy",
                           "option2": "case", "answer": "1"}]),
             "zh": jsonl([{"sentence": "_不适合放在箱子里，因为它太大了。", "option1": "奖杯", "option2": "箱子", "answer": "1"}])}
-    f[f"{HF}/api/datasets/Muennighoff/xwinograd/tree/main?recursive=true"] = tree(
+    f[f"{HF}/api/datasets/Muennighoff/xwinograd/tree/{benchmarks.XWINOGRAD_REVISION}?recursive=true"] = tree(
         [("README.md", b"x"), *((f"data/{lang}/test.jsonl", body) for lang, body in wino.items())])
     for lang, body in wino.items():
-        f[f"{HF}/datasets/Muennighoff/xwinograd/resolve/main/data/{lang}/test.jsonl"] = body
+        f[f"{HF}/datasets/Muennighoff/xwinograd/resolve/{benchmarks.XWINOGRAD_REVISION}/data/{lang}/test.jsonl"] = body
     f[benchmarks.MLQA_URL] = zip_bytes({f"MLQA_V1/test/test-context-{lang}-question-{lang}.json": squad(lang, 2).decode() for lang in ("en", "zh")})
     for lang, name in (("en", "english"), ("zh", "chinese_simplified")):
-        f[f"{HF}/datasets/csebuetnlp/xlsum/resolve/main/data/{name}_XLSum_v2.0.tar.bz2"] = tar_bytes(
+        f[f"{HF}/datasets/csebuetnlp/xlsum/resolve/{benchmarks.XLSUM_REVISION}/data/{name}_XLSum_v2.0.tar.bz2"] = tar_bytes(
             {f"{name}_test.jsonl": jsonl([{"id": f"{lang}-{k}", "url": "u", "title": "t", "summary": f"summary {k}", "text": f"article {k}"}
                                           for k in range(2)]).decode()}, mode="w:bz2")
     lines = lambda tag: "\n".join(f"{tag} sentence {k}" for k in range(6)) + "\n"  # noqa: E731
     f[benchmarks.FLORES_URL] = tar_bytes({f"flores200_dataset/{split}/{code}.{split}": lines(f"{code}-{split}")
                                           for code in ("eng_Latn", "zho_Hans", "fra_Latn") for split in ("dev", "devtest")})
+    f[benchmarks.FLORES_SPM_URL] = b"a sentencepiece model"
 
 
-def test_benchmarks_end_to_end(web, tmp_path, capsys):
+@pytest.fixture
+def sacrebleu_dir(monkeypatch, tmp_path):
+    """sacrebleu's folder ($SACREBLEU) in the test's own tmp_path: the real ~/.sacrebleu is never touched."""
+    import sacrebleu.utils
+
+    folder = str(tmp_path / "sacrebleu")
+    monkeypatch.setattr(sacrebleu.utils, "SACREBLEU_DIR", folder)
+    return folder
+
+
+def test_benchmarks_end_to_end(web, sacrebleu_dir, tmp_path, capsys):
     benchmark_web(web)
     out = str(tmp_path / "data")
     fragment = benchmarks.main(["--langs", "en,zh", "--out", out])
@@ -363,7 +376,10 @@ def test_benchmarks_end_to_end(web, tmp_path, capsys):
             rows = [json.loads(line) for line in open(os.path.join(out, path), encoding="utf-8")]
             for r in rows:
                 assert (r["task"], r["lang"], r["kind"]) == (task, lang, info["kind"])
-                if r["kind"] == "mc":
+                if r["kind"] == "mc" and "contexts" in r:  # partial scoring (XWinograd)
+                    assert "context" not in r and "choices" not in r and isinstance(r["continuation"], str) and r["continuation"]
+                    assert isinstance(r["label"], int) and 0 <= r["label"] < len(r["contexts"])
+                elif r["kind"] == "mc":
                     assert isinstance(r["context"], str) and all(isinstance(c, str) and c for c in r["choices"])
                     assert isinstance(r["label"], int) and 0 <= r["label"] < len(r["choices"])
                 else:
@@ -375,26 +391,34 @@ def test_benchmarks_end_to_end(web, tmp_path, capsys):
     assert copa[0]["context"] == "我的身体在草地上投下了阴影 因为" and copa[0]["choices"][0] == " 太阳正在升起。"
     assert copa[1]["context"].endswith(" 所以") and copa[1]["id"] == "xcopa-2" and copa[1]["label"] == 1
     bele = data["belebele", "zh"][0]
-    assert bele["context"] == "P: zh passage\nQ: zh question?\nA: a\nB: b\nC: c\nD: d\nAnswer：" and bele["label"] == 2
+    assert bele["context"] == "P: zh passage\nQ: zh question?\nA: a\nB: b\nC: c\nD: d\nAnswer:" and bele["label"] == 2
     nli = data["xnli", "en"]
     assert nli[0]["context"] == 'en "premise" 0, right?' and nli[0]["choices"][1] == " Also, en hypothesis 0"
     assert [r["label"] for r in nli] == [0, 1, 2] and data["xnli", "zh"][0]["context"].endswith(", 正确?")
     story = data["xstorycloze", "en"][1]
     assert story["context"] == 'en one. "Two," said 1. three. four.' and story["label"] == 1 and story["id"] == "xstorycloze-s1"
-    paws = data["pawsx", "en"]
-    assert len(paws) == 2 and paws[0]["choices"][paws[0]["label"]] == " Yes, en b a"  # label 1 = paraphrase = "Yes"
-    for lang, sentence in (("en", "The trophy doesn't fit in the case because the trophy is too big."), ("zh", "奖杯不适合放在箱子里，因为它太大了。")):
-        w = data["xwinograd", lang][0]
-        assert w["context"] + w["choices"][w["label"]] == sentence
+    paws = data["pawsx", "en"]  # the empty and the two "NS" rows are gone
+    assert [r["id"] for r in paws] == ["pawsx-1", "pawsx-2"] and paws[0]["context"] == "en a b, right?"  # final " ." dropped
+    assert paws[0]["choices"][paws[0]["label"]] == " Yes, en b a"  # label 1 = paraphrase = "Yes"
+    # XWinograd, partial scoring: the sentence up to each option, then the same rest after the harness's " "
+    w = data["xwinograd", "en"][0]
+    assert w["contexts"] == ["The trophy doesn't fit in the case because the trophy", "The trophy doesn't fit in the case because the case"]
+    assert w["continuation"] == " is too big." and w["label"] == 0
+    w = data["xwinograd", "zh"][0]
+    assert w["contexts"] == ["奖杯", "箱子"] and w["continuation"] == " 不适合放在箱子里，因为它太大了。"
     assert data["mlqa", "zh"][0]["prompt"] == "Context: zh context 0.\n\nQuestion: zh question 0?\n\nAnswer:"
-    assert data["xquad", "zh"][0]["prompt"].startswith("上下文: zh context 0.") and data["xquad", "en"][0]["answers"] == ["ans 0"]
-    assert data["xlsum", "en"][0]["prompt"] == "Article:\narticle 0\n\nSummary:\n" and data["xlsum", "zh"][0]["answers"] == ["summary 0"]
+    assert data["xquad", "zh"][0]["prompt"] == "语境: zh context 0.\n\n问题: zh question 0?\n\n回答:" and data["xquad", "en"][0]["answers"] == ["ans 0"]
+    assert data["xlsum", "en"][0]["prompt"] == "English document: article 0\nSummary:" and data["xlsum", "zh"][0]["answers"] == ["summary 0"]
+    assert data["xlsum", "zh"][0]["prompt"].startswith("Chinese document: ")
     fl = data["flores", "zh"][2]
     assert fl["prompt"].count("English phrase:") == 5 and fl["prompt"].endswith("English phrase: eng_Latn-devtest sentence 2\nChinese phrase:")
     assert fl["answers"] == ["zho_Hans-devtest sentence 2"] and ("flores", "en") not in data
+    # the spBLEU model is cached where sacrebleu (and metrics.corpus_spbleu) look for it
+    spm_model = metrics.flores200_spm_path()
+    assert spm_model.startswith(sacrebleu_dir) and open(spm_model, "rb").read() == b"a sentencepiece model"
 
 
-def test_benchmarks_bad_input(web, tmp_path):
+def test_benchmarks_bad_input(web, sacrebleu_dir, tmp_path):
     out = str(tmp_path / "data")
     with pytest.raises(SystemExit, match="unknown task"):
         benchmarks.main(["--tasks", "xcopa,mmlu", "--out", out])

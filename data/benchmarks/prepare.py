@@ -8,10 +8,13 @@ The multilingual benchmarks, converted into the project's benchmark JSONL (DESIG
     python data/benchmarks/prepare.py                                  # every task, every language it has
     python data/benchmarks/prepare.py --tasks xcopa,belebele,flores --langs en,fr,sw,th
 
-Prompts follow lm-evaluation-harness (data/benchmarks/README.md has each set's source, split, licence
-and prompt). Multiple choice: the model scores context + choice for each choice, i.e. the choices carry
-the harness's separator (usually a leading space), so `context + choices[i]` is exactly the string the
-harness scores. Generation: the model continues the prompt; answers are the references.
+Prompts follow lm-evaluation-harness (data/benchmarks/README.md has each set's source, revision, split,
+licence and prompt). Multiple choice: the model scores context + choice for each choice, i.e. the choices
+carry the harness's separator (usually a leading space), so `context + choices[i]` is exactly the string
+the harness scores. XWinograd is the one set scored the other way round, as the harness does ("partial
+scoring"): one `continuation` after each of several `contexts`. Generation: the model continues the
+prompt; answers are the references. `--tasks flores` also caches the FLORES-200 sentencepiece model that
+spBLEU (metrics.corpus_spbleu) needs, where sacrebleu looks for it.
 Ids are shared across languages where the set is parallel (example k of XCOPA is "xcopa-k" everywhere).
 Downloads are resumable and cached under <out>/raw/benchmarks; a language a set does not have is skipped
 with a warning.
@@ -32,6 +35,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, ROOT)
 from data.shared import (LANGUAGES, NotFound, atomic_open, fail, fetch, hf_files, hf_url, parse_codes, read_parquet,  # noqa: E402
                          update_manifest, write_jsonl)
+from metrics import SPM_MODELS, flores200_spm_path  # noqa: E402
 
 # lm-evaluation-harness's per-language words
 XCOPA_CONNECTORS = {"et": ("sest", "seetõttu"), "ht": ("poukisa", "donk sa"), "it": ("perché", "quindi"),
@@ -49,13 +53,13 @@ XNLI_WORDS = {"ar": ("صحيح", "نعم", "لذا", "رقم"), "bg": ("прав
 PAWSX_WORDS = {"de": ("richtig", "Ja", "Nein"), "en": ("right", "Yes", "No"), "es": ("verdad", "Sí", "No"),
                "fr": ("n'est-ce pas", "Oui", "Non"), "ja": ("ですね", "はい", "いいえ"), "ko": ("맞죠", "예", "아니요"),
                "zh": ("对吧", "是", "不是")}  # (question word, yes, no)
-# ar/de/en/es are the harness's words; the others are our translations of Context/Question/Answer
-XQUAD_WORDS = {"en": ("Context", "Question", "Answer"), "ar": ("سياق", "سؤال", "إجابة"),
+# the harness's, letter for letter (its Arabic "context" word is "سيا", as in its xquad_ar.yaml)
+XQUAD_WORDS = {"en": ("Context", "Question", "Answer"), "ar": ("سيا", "سؤال", "إجابة"),
                "de": ("Kontext", "Frage", "Antwort"), "es": ("Contexto", "Pregunta", "Respuesta"),
-               "el": ("Πλαίσιο", "Ερώτηση", "Απάντηση"), "hi": ("संदर्भ", "प्रश्न", "उत्तर"),
+               "el": ("Συμφραζόμενα", "Ερώτηση", "Απάντηση"), "hi": ("प्रसंग", "सवाल", "उत्तर"),
                "ro": ("Context", "Întrebare", "Răspuns"), "ru": ("Контекст", "Вопрос", "Ответ"),
                "th": ("บริบท", "คำถาม", "คำตอบ"), "tr": ("Bağlam", "Soru", "Cevap"),
-               "vi": ("Ngữ cảnh", "Câu hỏi", "Câu trả lời"), "zh": ("上下文", "问题", "答案")}
+               "vi": ("Bối cảnh", "Câu hỏi", "Trả lời"), "zh": ("语境", "问题", "回答")}
 XSTORYCLOZE_LANGS = ["en", "ru", "zh", "es", "ar", "hi", "id", "te", "sw", "eu", "my"]
 XWINOGRAD_CODES = {"en": "en", "fr": "fr", "ja": "jp", "pt": "pt", "ru": "ru", "zh": "zh"}
 MLQA_LANGS = ["en", "ar", "de", "es", "hi", "vi", "zh"]
@@ -64,16 +68,25 @@ XLSUM_NAMES = {"ar": "arabic", "bn": "bengali", "my": "burmese", "zh": "chinese_
                "mr": "marathi", "fa": "persian", "pt": "portuguese", "ru": "russian", "es": "spanish", "sw": "swahili",
                "ta": "tamil", "te": "telugu", "th": "thai", "tr": "turkish", "uk": "ukrainian", "ur": "urdu",
                "vi": "vietnamese", "am": "amharic", "yo": "yoruba"}
-XLSUM_WORDS = {"zh": ("文章", "摘要")}  # the harness's; English words for every other language
 FLORES_CODES = {code: info[3] for code, info in LANGUAGES.items() if info[3]}
 BELEBELE_LANGS = [c for c in FLORES_CODES if c != "qu"]  # Belebele covers 122 of FLORES-200's variants
 
-XCOPA_URL = "https://raw.githubusercontent.com/cambridgeltl/xcopa/master/data/{lang}/test.{lang}.jsonl"
+# Sources, each at a fixed revision so that a rerun reads the same data. Git commits were read from the
+# repositories; the Hugging Face commits are the ones other projects pin (not checked against the Hub
+# from here); "main" marks a set for which we found no commit to verify (README, "Revisions").
+XCOPA_COMMIT = "e2e9d7f105a758ee869cd13e0fe251ef93a29840"  # cambridgeltl/xcopa on GitHub, Feb 2021
+XQUAD_COMMIT = "7d30520c717524000f0d9d2f9c10a069acd9d285"  # google-deepmind/xquad on GitHub, Nov 2021
+BELEBELE_REVISION = "75b399394a9803252cfec289d103de462763db7c"  # the data/<flores code>.jsonl layout
+XSTORYCLOZE_REVISION = "main"  # not verified: no commit found to pin
+XWINOGRAD_REVISION = "main"  # not verified: no commit found to pin
+XLSUM_REVISION = "main"  # not verified: no commit found to pin
+XCOPA_URL = f"https://raw.githubusercontent.com/cambridgeltl/xcopa/{XCOPA_COMMIT}/data/{{lang}}/test.{{lang}}.jsonl"
 XNLI_URL = "https://dl.fbaipublicfiles.com/XNLI/XNLI-1.0.zip"
 PAWSX_URL = "https://storage.googleapis.com/paws/pawsx/x-final.tar.gz"
 MLQA_URL = "https://dl.fbaipublicfiles.com/MLQA/MLQA_V1.zip"
-XQUAD_URL = "https://raw.githubusercontent.com/google-deepmind/xquad/master/xquad.{lang}.json"
+XQUAD_URL = f"https://raw.githubusercontent.com/google-deepmind/xquad/{XQUAD_COMMIT}/xquad.{{lang}}.json"
 FLORES_URL = "https://dl.fbaipublicfiles.com/nllb/flores200_dataset.tar.gz"
+FLORES_SPM_URL = SPM_MODELS["flores200"]["url"]  # sacrebleu's own address for the spBLEU model
 
 
 # ---- the two example shapes --------------------------------------------------------------------------
@@ -82,6 +95,13 @@ def mc(task, lang, id, context, choices, label):
     if not all(isinstance(c, str) and c.strip() for c in choices) or not 0 <= label < len(choices):
         raise ValueError(f"{task}/{lang} {id}: bad choices {choices!r} or label {label!r}")
     return {"task": task, "lang": lang, "id": id, "kind": "mc", "context": context, "choices": choices, "label": label}
+
+
+def mc_partial(task, lang, id, contexts, continuation, label):
+    """Partial scoring: the same `continuation` after each of the `contexts`; `label` is the right context."""
+    if not all(isinstance(c, str) and c.strip() for c in contexts) or not continuation.strip() or not 0 <= label < len(contexts):
+        raise ValueError(f"{task}/{lang} {id}: bad contexts {contexts!r}, continuation {continuation!r} or label {label!r}")
+    return {"task": task, "lang": lang, "id": id, "kind": "mc", "contexts": contexts, "continuation": continuation, "label": label}
 
 
 def gen(task, lang, id, prompt, answers, metric):
@@ -176,10 +196,11 @@ def belebele(raw, langs):
 
     def load(lang):
         code = FLORES_CODES[lang]
-        rows = read_jsonl(get(raw, hf_url("facebook/belebele", f"data/{code}.jsonl"), f"belebele.{code}.jsonl"), fields)
+        rows = read_jsonl(get(raw, hf_url("facebook/belebele", f"data/{code}.jsonl", BELEBELE_REVISION), f"belebele.{code}.jsonl"),
+                          fields)
         return [mc("belebele", lang, f"belebele-{hashlib.sha1(r['link'].encode()).hexdigest()[:10]}-{r['question_number']}",
                    f"P: {r['flores_passage']}\nQ: {r['question'].strip()}\nA: {r['mc_answer1']}\nB: {r['mc_answer2']}\n"
-                   f"C: {r['mc_answer3']}\nD: {r['mc_answer4']}\nAnswer：",  # full-width colon: the harness's (and the paper's)
+                   f"C: {r['mc_answer3']}\nD: {r['mc_answer4']}\nAnswer:",  # ASCII colon: the harness's since July 2024
                    [" A", " B", " C", " D"], int(r["correct_answer_num"]) - 1) for r in rows]
     return per_language("belebele", langs, load)
 
@@ -201,7 +222,7 @@ def xnli(raw, langs):
 def xstorycloze(raw, langs):
     def load(lang):
         name = f"spring2016.val.{lang}.tsv.split_20_80_eval.tsv"
-        path = get(raw, hf_url("juletxara/xstory_cloze", name), f"xstorycloze.{lang}.tsv")
+        path = get(raw, hf_url("juletxara/xstory_cloze", name, XSTORYCLOZE_REVISION), f"xstorycloze.{lang}.tsv")
         with open(path, encoding="utf-8", newline="") as f:
             # read as the dataset's own loader does: by position after a header, quoted fields allowed;
             # columns: story id, four sentences, two endings, the right ending (1 or 2)
@@ -225,15 +246,37 @@ def pawsx(raw, langs):
             continue
         question, yes, no = PAWSX_WORDS[lang]
         rows = read_tsv(text, f"{path}:{lang}/test_2k.tsv", ("id", "sentence1", "sentence2", "label"), csv.QUOTE_NONE)
-        # [No, Yes] so that PAWS's label (1 = paraphrase) indexes the right choice, as in the fixed harness
-        out[lang] = [mc("pawsx", lang, f"pawsx-{r['id']}", f"{r['sentence1']}, {question}?",
-                        [f" {no}, {r['sentence2']}", f" {yes}, {r['sentence2']}"], int(r["label"]))
-                     for r in rows if r["sentence1"].strip() and r["sentence2"].strip() and r["label"] in ("0", "1")]
+        # empty sentences (failed translations) and "NS" placeholders have nothing to judge: dropped
+        kept = [r for r in rows if r["sentence1"].strip() not in ("", "NS") and r["sentence2"].strip() not in ("", "NS")
+                and r["label"] in ("0", "1")]
+        out[lang] = []
+        for r in kept:
+            first, second = pawsx_sentences(r["sentence1"], r["sentence2"])
+            # [No, Yes] so that PAWS's label (1 = paraphrase) indexes the right choice, as in the harness
+            out[lang].append(mc("pawsx", lang, f"pawsx-{r['id']}", f"{first}, {question}?", [f" {no}, {second}", f" {yes}, {second}"],
+                                int(r["label"])))
     return out
 
 
+def detokenize(text):
+    """Undo PAWS's tokenisation as the harness does: no space before n't, ) . , ' or after (, and none
+    on either side of a double quote."""
+    for spaced, joined in ((" n't", "n't"), (" )", ")"), ("( ", "("), ('" ', '"'), (' "', '"')):
+        text = text.replace(spaced, joined)
+    return re.sub(r" (['.,])", r"\1", text)
+
+
+def pawsx_sentences(first, second):
+    """The two sentences as the harness joins them ("<first>, right? Yes, <second>"): detokenised, the
+    first without its final . , or ;, the second starting with a lower-case letter."""
+    first, second = detokenize(first).strip(), detokenize(second).strip()
+    if first.endswith((".", ",", ";")):
+        first = first[:-1]
+    return first, second[:1].lower() + second[1:]
+
+
 def xwinograd(raw, langs):
-    files = hf_files("Muennighoff/xwinograd", recursive=True)
+    files = hf_files("Muennighoff/xwinograd", XWINOGRAD_REVISION, recursive=True)
 
     def load(lang):
         code = XWINOGRAD_CODES[lang]
@@ -243,7 +286,7 @@ def xwinograd(raw, langs):
         if not hits:
             raise NotFound(f"Muennighoff/xwinograd ({code} test file)")
         f = sorted(hits, key=lambda f: not f["path"].endswith(".jsonl"))[0]
-        path = fetch(hf_url("Muennighoff/xwinograd", f["path"]), os.path.join(raw, f"xwinograd.{code}.{f['path'].rsplit('.', 1)[1]}"),
+        path = fetch(hf_url("Muennighoff/xwinograd", f["path"], XWINOGRAD_REVISION), os.path.join(raw, f"xwinograd.{code}.{f['path'].rsplit('.', 1)[1]}"),
                      size=f["size"], desc=f"xwinograd {code}")
         fields = ("sentence", "option1", "option2", "answer")
         rows = read_jsonl(path, fields) if path.endswith(".jsonl") else list(read_parquet(path, fields))
@@ -252,10 +295,10 @@ def xwinograd(raw, langs):
             before, blank, after = r["sentence"].partition("_")
             if not blank:
                 fail(f"{path}: row {k + 1} has no '_' to fill in: {r['sentence'][:80]!r}")
-            # the whole sentence with each option is scored; the shared start is the context
-            space = " " if before.endswith(" ") else ""
-            examples.append(mc("xwinograd", lang, f"xwinograd-{code}-{k}", before[:len(before) - len(space)],
-                               [space + r["option1"] + after, space + r["option2"] + after], int(r["answer"]) - 1))
+            # partial scoring, as the harness: the sentence up to each filled-in option is a context, and
+            # what follows the blank (stripped, after the harness's " " separator) is scored after each
+            examples.append(mc_partial("xwinograd", lang, f"xwinograd-{code}-{k}", [before + r["option1"], before + r["option2"]],
+                                       " " + after.strip(), int(r["answer"]) - 1))
         return examples
     return per_language("xwinograd", langs, load)
 
@@ -288,15 +331,16 @@ def xquad(raw, langs):
 def xlsum(raw, langs):
     def load(lang):
         name = XLSUM_NAMES[lang]
-        path = get(raw, hf_url("csebuetnlp/xlsum", f"data/{name}_XLSum_v2.0.tar.bz2"), f"xlsum.{name}.tar.bz2")
+        path = get(raw, hf_url("csebuetnlp/xlsum", f"data/{name}_XLSum_v2.0.tar.bz2", XLSUM_REVISION), f"xlsum.{name}.tar.bz2")
         text = read_members(path, [f"{name}_test.jsonl"]).get(f"{name}_test.jsonl") or fail(f"{path} has no {name}_test.jsonl")
-        article, summary = XLSUM_WORDS.get(lang, ("Article", "Summary"))
+        language = LANGUAGES[lang][0]
         examples = []
         for n, line in enumerate(text.splitlines(), 1):
             if line.strip():
                 r = json.loads(line)
                 check_fields(f"{path}:{name}_test.jsonl", n, r, ("id", "text", "summary"))
-                prompt = f"{article}:\n{r['text']}\n\n{summary}:\n"
+                # the harness's AfroBench XL-Sum prompt 5, with the document in it and no space after "Summary:"
+                prompt = f"{language} document: {r['text']}\nSummary:"
                 examples.append(gen("xlsum", lang, f"xlsum-{r['id']}", prompt, [r["summary"]], "rouge_l"))
         return examples
     return per_language("xlsum", langs, load)
@@ -306,6 +350,12 @@ def flores(raw, langs, shots=4):
     """English -> X, 4-shot like the paper, in the harness's GPT-3 translation prompt; the shots are the
     first sentences of the dev split, the examples the devtest split."""
     path = get(raw, FLORES_URL, "flores200_dataset.tar.gz")
+    spm_model = flores200_spm_path()
+    if not os.path.exists(spm_model):  # sacrebleu would download it at scoring time; we do it here, once
+        try:
+            fetch(FLORES_SPM_URL, spm_model, desc="FLORES-200 sentencepiece model (spBLEU)")
+        except OSError as e:
+            fail(f"could not write {spm_model} ({e}); set $SACREBLEU to a writable folder for sacrebleu's files")
     codes = {lang: FLORES_CODES[lang] for lang in langs if lang != "en"}
     wanted = [f"/{split}/{code}.{split}" for code in ["eng_Latn", *codes.values()] for split in ("dev", "devtest")]
     files = read_members(path, wanted)

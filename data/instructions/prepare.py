@@ -36,6 +36,10 @@ ORCA_PARTS = {"gpt4": ["1M-GPT4-Augmented.parquet"], "gpt35": ["3_5M-GPT3_5-Augm
 ORCA_PARTS["all"] = ORCA_PARTS["gpt4"] + ORCA_PARTS["gpt35"]
 ORCA_COLUMNS = ("id", "system_prompt", "question", "response")
 DOLLY = "databricks/databricks-dolly-15k"
+# dataset repo commits, so that a rerun reads the same files. Dolly's is the commit other projects pin
+# (its last change, June 2023); for OpenOrca we found no commit to check, so it stays the moving "main"
+DOLLY_REVISION = "bdd27f4d94b9c1f951818a7da7fd7aeea5dbff1a"
+ORCA_REVISION = "main"  # not verified: no commit hash found to pin
 DOLLY_FILE = "databricks-dolly-15k.jsonl"
 DOLLY_FIELDS = ("instruction", "context", "response")
 
@@ -65,18 +69,18 @@ def dolly_example(record):
 # ---- raw records -----------------------------------------------------------------------------------
 
 def orca_records(raw_dir, parts):
-    files = {f["path"]: f for f in hf_files(ORCA)}
+    files = {f["path"]: f for f in hf_files(ORCA, ORCA_REVISION)}
     for name in ORCA_PARTS[parts]:
         if name not in files:
             fail(f"{ORCA} has no file {name} any more (it has {sorted(files)[:10]})")
-        path = fetch(hf_url(ORCA, name), os.path.join(raw_dir, name), size=files[name]["size"],
+        path = fetch(hf_url(ORCA, name, ORCA_REVISION), os.path.join(raw_dir, name), size=files[name]["size"],
                      sha256=files[name]["sha256"], desc=f"openorca {name}")
         for k, row in enumerate(read_parquet(path, ORCA_COLUMNS)):
             yield row.get("id") or f"{name}:{k}", row
 
 
 def dolly_records(raw_dir):
-    path = fetch(hf_url(DOLLY, DOLLY_FILE), os.path.join(raw_dir, DOLLY_FILE), desc="dolly")
+    path = fetch(hf_url(DOLLY, DOLLY_FILE, DOLLY_REVISION), os.path.join(raw_dir, DOLLY_FILE), desc="dolly")
     yield from read_jsonl(path, DOLLY_FIELDS)
 
 

@@ -36,6 +36,9 @@ from data.shared import (PAPER_GROUPS, NotFound, atomic_open, fail, fetch, hf_fi
                          parse_codes, read_parquet, update_manifest)
 
 DATASET = "wikimedia/wikipedia"
+# the dataset repo's commit (its 20231101 snapshot); pinned so that a rerun reads the same shards. Verified
+# only as the commit other projects pin for this dataset: not checked against the Hub from here
+REVISION = "b04c8d1ceb2f5cd4588862100d08de323dccfbaa"
 COLUMNS = ("id", "title", "text")
 
 
@@ -85,14 +88,14 @@ def shard_records(out, code, shards):
     byte budget that the first shards meet never downloads the rest."""
     for shard in shards:
         path = os.path.join(out, "raw", code, os.path.basename(shard["path"]))
-        fetch(hf_url(DATASET, shard["path"]), path, size=shard["size"], sha256=shard["sha256"],
+        fetch(hf_url(DATASET, shard["path"], REVISION), path, size=shard["size"], sha256=shard["sha256"],
               desc=f"{code} {os.path.basename(shard['path'])}")
         yield from read_parquet(path, COLUMNS)
 
 
 def list_shards(snapshot, code):
     try:
-        files = hf_files(DATASET, f"{snapshot}.{code}")
+        files = hf_files(DATASET, REVISION, f"{snapshot}.{code}")
     except NotFound:
         fail(f"unknown language code '{code}': {DATASET} has no config {snapshot}.{code} "
              f"(see https://huggingface.co/datasets/{DATASET} for the languages it has)")
@@ -235,7 +238,7 @@ def main(argv=None):
             text_dir = os.path.join(args.out, "text", code)
             stats = write_language(shard_records(args.out, code, shards[code]), os.path.join(text_dir, "train.txt"),
                                    os.path.join(text_dir, "val.txt"), code, max_bytes, args.val_fraction, settings["max_val_bytes"])
-            entry = {**stats, **settings, "source": f"{DATASET}:{args.snapshot}.{code}"}
+            entry = {**stats, **settings, "source": f"{DATASET}@{REVISION}:{args.snapshot}.{code}"}
             for name in os.listdir(text_dir):  # token files of the old text would be taken for the new one
                 if name.endswith(".bin") and name.startswith(("train.txt.", "val.txt.")):
                     os.remove(os.path.join(text_dir, name))
