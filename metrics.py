@@ -33,9 +33,8 @@ import re
 import string
 import unicodedata
 
-import sacrebleu.utils
 from sacrebleu.metrics import BLEU, CHRF
-from sacrebleu.tokenizers.tokenizer_spm import SPM_MODELS
+from sacrebleu.tokenizers import tokenizer_spm
 
 ARTICLES = {  # MLQA's, matched after punctuation is gone
     "en": re.compile(r"\b(a|an|the)\b"),
@@ -47,6 +46,7 @@ ARTICLES = {  # MLQA's, matched after punctuation is gone
 MIXED_SEGMENTATION = {"zh"}
 CJK = re.compile(r"([\u4e00-\u9fa5])")
 PREPARE_FLORES = "python data/benchmarks/prepare.py --tasks flores"
+FLORES200_SPM_URL = tokenizer_spm.SPM_MODELS["flores200"]["url"]  # sacrebleu's own address for it
 
 
 def normalize(text, lang=None, drop_articles=True):
@@ -142,7 +142,7 @@ def corpus_chrf(predictions, answers_per_example):
 
 def flores200_spm_path():
     """Where sacrebleu looks for the FLORES-200 sentencepiece model ($SACREBLEU, default ~/.sacrebleu)."""
-    return os.path.join(sacrebleu.utils.SACREBLEU_DIR, "models", os.path.basename(SPM_MODELS["flores200"]["url"]))
+    return os.path.join(tokenizer_spm.SACREBLEU_DIR, "models", os.path.basename(FLORES200_SPM_URL))
 
 
 def corpus_spbleu(predictions, answers_per_example):

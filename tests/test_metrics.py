@@ -1,6 +1,10 @@
-"""metrics.py against values derived by hand from the metrics' definitions, and sacrebleu's README example."""
+"""metrics.py against values derived by hand from the metrics' definitions (MLQA's normalisation as its
+official script defines it), and sacrebleu's README example."""
+
+import io
 
 import pytest
+from sacrebleu.metrics import BLEU
 
 import metrics
 
@@ -18,6 +22,52 @@ def test_squad_normalisation_f1_and_exact():
     assert metrics.exact("apple pie", ["apple"]) == 0.0
     # Unicode punctuation is punctuation too (MLQA's normalisation): «…» and the ideographic full stop
     assert metrics.exact("«Ñandú»。", ["ñandú"]) == 1.0
+
+
+def test_mlqa_normalisation_removes_punctuation_without_a_space():
+    assert metrics.normalize("U.S.") == "us" and metrics.normalize("Tom's  car-park!") == "toms carpark"
+    assert metrics.exact("the U.S.", ["US"]) == 1.0
+    # ASCII symbols count as punctuation too (MLQA adds string.punctuation): "$5+" is "5"
+    assert metrics.exact("$5+", ["5"]) == 1.0
+
+
+@pytest.mark.parametrize("lang, prediction, answer", [
+    ("en", "the dog", "a dog"),
+    ("de", "der Hund", "einen Hund"),
+    ("es", "la casa", "unas casa"),
+    ("vi", "những con chó", "con chó"),
+    ("ar", "البيت", "بيت"),  # the al- prefix, where it starts a word
+])
+def test_articles_are_per_language(lang, prediction, answer):
+    assert metrics.exact(prediction, [answer], lang=lang) == 1.0
+
+
+def test_articles_of_one_language_are_words_in_another():
+    # "die" is German's article but an English word; "the" is no article in German
+    assert metrics.exact("die Katze", ["Katze"], lang="de") == 1.0
+    assert metrics.f1("die Katze", ["Katze"], lang="en") == pytest.approx(2 / 3)  # P = 1/2, R = 1
+    assert metrics.exact("the Katze", ["Katze"], lang="de") == 0.0
+    # Arabic: only a word-initial al- goes (the harness's fix); "المال" keeps the "ال" inside it
+    assert metrics.words("المال في البيت", lang="ar") == ["مال", "في", "بيت"]
+    # no article list: hi and zh (as in MLQA), languages MLQA does not cover, and the lab's languages
+    assert metrics.exact("the cat", ["cat"], lang="hi") == 0.0
+    assert metrics.exact("the cat", ["cat"], lang="qen") == 0.0
+    assert metrics.exact("the cat", ["cat"]) == 1.0  # no language given: SQuAD's English
+
+
+def test_chinese_mixed_segmentation():
+    # each CJK character is a word; the runs between them are split at whitespace
+    assert metrics.words("iPhone手机 很好。", spaces=False, lang="zh") == ["iphone", "手", "机", "很", "好"]
+    assert metrics.words("2008年 Beijing Olympics", lang="zh") == ["2008", "年", "beijing", "olympics"]
+    # "北京大学" vs "北京": 2 words in common, P = 2/4, R = 2/2, F1 = 2/3
+    assert metrics.f1("北京大学", ["北京"], spaces=False, lang="zh") == pytest.approx(2 / 3)
+    # "version 2 of iPhone手机" vs "iPhone 手机": 3 in common of 6 and 3, P = 1/2, R = 1, F1 = 2/3
+    assert metrics.f1("version 2 of iPhone手机", ["iPhone 手机"], spaces=False, lang="zh") == pytest.approx(2 / 3)
+
+
+def test_f1_of_two_empty_answers_is_zero_as_in_mlqa():
+    # "The" and "a" both normalise to nothing: exact match (equal strings) but no word in common
+    assert metrics.exact("The", ["a"]) == 1.0 and metrics.f1("The", ["a"]) == 0.0
 
 
 def test_f1_counts_characters_for_scripts_without_spaces():
@@ -76,3 +126,31 @@ def test_score_generations_gives_every_metric_in_unit_range():
     assert all(0 <= v <= 1 for v in scores.values())
     with pytest.raises(ValueError):
         metrics.score_generations([], [])
+
+
+def test_spbleu_refuses_to_download_its_model(monkeypatch, tmp_path):
+    monkeypatch.setattr(metrics.tokenizer_spm, "SACREBLEU_DIR", str(tmp_path))
+    with pytest.raises(SystemExit, match="python data/benchmarks/prepare.py --tasks flores"):
+        metrics.corpus_spbleu(["a b"], [["a b"]])
+    with pytest.raises(SystemExit, match="FLORES-200 sentencepiece model"):
+        metrics.score_generations(["a b"], [["a b"]], spbleu=True)
+    assert "spbleu" not in metrics.score_generations(["a b"], [["a b"]])
+
+
+def test_spbleu_is_bleu_over_the_cached_sentencepiece_pieces(monkeypatch, tmp_path):
+    spm = pytest.importorskip("sentencepiece")
+    monkeypatch.setattr(metrics.tokenizer_spm, "SACREBLEU_DIR", str(tmp_path))
+    monkeypatch.setattr(metrics.tokenizer_spm, "download_file", lambda *a, **k: pytest.fail("sacrebleu tried to download"))
+    model = io.BytesIO()  # a tiny model trained here stands in for FLORES-200's
+    texts = ["the cat sat on the mat", "a dog ran in the park", "le chat est sur le tapis", "猫在垫子上"] * 30
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(texts), model_writer=model, vocab_size=60,
+                                   character_coverage=1.0, hard_vocab_limit=False)
+    path = metrics.flores200_spm_path()
+    (tmp_path / "models").mkdir()
+    open(path, "wb").write(model.getvalue())
+    pieces = spm.SentencePieceProcessor(model_proto=model.getvalue())
+    split = lambda text: " ".join(pieces.encode(text, out_type=str))  # noqa: E731
+    hyps, refs = ["the cat sat on a mat", "猫在垫子"], [["the cat sat on the mat"], ["猫在垫子上"]]
+    expected = BLEU(tokenize="none").corpus_score([split(h) for h in hyps], [[split(r[0]) for r in refs]]).score / 100
+    assert metrics.corpus_spbleu(hyps, refs) == pytest.approx(expected) and 0 < expected < 1
+    assert metrics.score_generations(hyps, refs, spbleu=True)["spbleu"] == pytest.approx(expected)

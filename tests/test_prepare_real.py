@@ -53,11 +53,12 @@ class FakeResponse(io.BytesIO):
 
 class FakeWeb:
     def __init__(self, files):
-        self.files, self.requests, self.breaks = dict(files), [], {}
+        self.files, self.requests, self.breaks, self.sent = dict(files), [], {}, []
 
     def __call__(self, request, timeout=None):
         url, byte_range = request.full_url, request.get_header("Range")
         self.requests.append((url, byte_range))
+        self.sent.append(request)
         if url not in self.files:
             raise urllib.error.HTTPError(url, 404, "Not Found", {}, None)
         body = self.files[url]
@@ -137,6 +138,31 @@ def test_offline_names_what_failed_and_writes_nothing(script, args, monkeypatch,
         script.main(args + ["--out", str(tmp_path / "data")])
     assert "could not fetch https://" in str(e.value) and "name resolution" in str(e.value)
     assert files_under(tmp_path) == []
+
+
+def test_hf_endpoint_and_token(web, monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_ENDPOINT", "https://mirror.example/hf/")
+    monkeypatch.setenv("HF_TOKEN", "hf_secret")
+    body = b"x" * 10
+    web.files["https://mirror.example/hf/api/datasets/o/d/tree/abc123/sub"] = tree([("sub/f.bin", body)])
+    web.files["https://mirror.example/hf/datasets/o/d/resolve/abc123/sub/f.bin"] = body
+    web.files["https://example.org/other.bin"] = body
+    files = shared.hf_files("o/d", "abc123", "sub")
+    assert [f["path"] for f in files] == ["sub/f.bin"]
+    shared.fetch(shared.hf_url("o/d", "sub/f.bin", "abc123"), str(tmp_path / "f.bin"), size=files[0]["size"])
+    shared.fetch("https://example.org/other.bin", str(tmp_path / "other.bin"))
+    assert [r.full_url for r in web.sent][:2] == ["https://mirror.example/hf/api/datasets/o/d/tree/abc123/sub",
+                                                  "https://mirror.example/hf/datasets/o/d/resolve/abc123/sub/f.bin"]
+    assert [r.get_header("Authorization") for r in web.sent] == ["Bearer hf_secret", "Bearer hf_secret", None]  # the hub only
+    # the hub redirects downloads to a CDN: the token must not follow the redirect there
+    redirected = urllib.request.HTTPRedirectHandler().redirect_request(web.sent[1], None, 302, "Found", {}, "https://cdn.example/f.bin")
+    assert redirected.get_header("Authorization") is None and redirected.get_header("User-agent")
+    monkeypatch.delenv("HF_TOKEN")
+    monkeypatch.delenv("HF_ENDPOINT")
+    (tmp_path / "f.bin").unlink()
+    web.files[f"{HF}/datasets/o/d/resolve/abc123/sub/f.bin"] = body
+    shared.fetch(shared.hf_url("o/d", "sub/f.bin", "abc123"), str(tmp_path / "f.bin"))
+    assert web.sent[-1].full_url.startswith("https://huggingface.co/") and web.sent[-1].get_header("Authorization") is None
 
 
 # ---- Wikipedia ------------------------------------------------------------------------------------
@@ -348,16 +374,14 @@ def benchmark_web(web):
     lines = lambda tag: "\n".join(f"{tag} sentence {k}" for k in range(6)) + "\n"  # noqa: E731
     f[benchmarks.FLORES_URL] = tar_bytes({f"flores200_dataset/{split}/{code}.{split}": lines(f"{code}-{split}")
                                           for code in ("eng_Latn", "zho_Hans", "fra_Latn") for split in ("dev", "devtest")})
-    f[benchmarks.FLORES_SPM_URL] = b"a sentencepiece model"
+    f[metrics.FLORES200_SPM_URL] = b"a sentencepiece model"
 
 
 @pytest.fixture
 def sacrebleu_dir(monkeypatch, tmp_path):
     """sacrebleu's folder ($SACREBLEU) in the test's own tmp_path: the real ~/.sacrebleu is never touched."""
-    import sacrebleu.utils
-
     folder = str(tmp_path / "sacrebleu")
-    monkeypatch.setattr(sacrebleu.utils, "SACREBLEU_DIR", folder)
+    monkeypatch.setattr(metrics.tokenizer_spm, "SACREBLEU_DIR", folder)
     return folder
 
 
@@ -416,6 +440,15 @@ def test_benchmarks_end_to_end(web, sacrebleu_dir, tmp_path, capsys):
     # the spBLEU model is cached where sacrebleu (and metrics.corpus_spbleu) look for it
     spm_model = metrics.flores200_spm_path()
     assert spm_model.startswith(sacrebleu_dir) and open(spm_model, "rb").read() == b"a sentencepiece model"
+
+
+def test_pawsx_detokenised_as_the_harness_does():
+    assert benchmarks.detokenize('He said " yes " ( twice ) , did n\'t he \'s .') == 'He said"yes"(twice), didn\'t he\'s.'
+    first, second = benchmarks.pawsx_sentences(" It was built in 1990 . ", "The house was built in 1990 .")
+    assert (first, second) == ("It was built in 1990", "the house was built in 1990.")
+    # " ;" is not detokenised, so the space before it stays once the ";" is dropped, as in the harness
+    assert benchmarks.pawsx_sentences("Built in 1990 ;", "x")[0] == "Built in 1990 "
+    assert benchmarks.pawsx_sentences("1990 年建成。", "这座房子")[0] == "1990 年建成。"  # only . , ; end a sentence here
 
 
 def test_benchmarks_bad_input(web, sacrebleu_dir, tmp_path):

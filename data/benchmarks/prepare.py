@@ -35,7 +35,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, ROOT)
 from data.shared import (LANGUAGES, NotFound, atomic_open, fail, fetch, hf_files, hf_url, parse_codes, read_parquet,  # noqa: E402
                          update_manifest, write_jsonl)
-from metrics import SPM_MODELS, flores200_spm_path  # noqa: E402
+from metrics import FLORES200_SPM_URL, flores200_spm_path  # noqa: E402
 
 # lm-evaluation-harness's per-language words
 XCOPA_CONNECTORS = {"et": ("sest", "seetõttu"), "ht": ("poukisa", "donk sa"), "it": ("perché", "quindi"),
@@ -86,7 +86,6 @@ PAWSX_URL = "https://storage.googleapis.com/paws/pawsx/x-final.tar.gz"
 MLQA_URL = "https://dl.fbaipublicfiles.com/MLQA/MLQA_V1.zip"
 XQUAD_URL = f"https://raw.githubusercontent.com/google-deepmind/xquad/{XQUAD_COMMIT}/xquad.{{lang}}.json"
 FLORES_URL = "https://dl.fbaipublicfiles.com/nllb/flores200_dataset.tar.gz"
-FLORES_SPM_URL = SPM_MODELS["flores200"]["url"]  # sacrebleu's own address for the spBLEU model
 
 
 # ---- the two example shapes --------------------------------------------------------------------------
@@ -353,7 +352,7 @@ def flores(raw, langs, shots=4):
     spm_model = flores200_spm_path()
     if not os.path.exists(spm_model):  # sacrebleu would download it at scoring time; we do it here, once
         try:
-            fetch(FLORES_SPM_URL, spm_model, desc="FLORES-200 sentencepiece model (spBLEU)")
+            fetch(FLORES200_SPM_URL, spm_model, desc="FLORES-200 sentencepiece model (spBLEU)")
         except OSError as e:
             fail(f"could not write {spm_model} ({e}); set $SACREBLEU to a writable folder for sacrebleu's files")
     codes = {lang: FLORES_CODES[lang] for lang in langs if lang != "en"}
