@@ -1,6 +1,7 @@
 """The real-data scripts (data/wikipedia, data/instructions, data/benchmarks) on tiny fixtures written
 here in each source's raw format, served by a fake web: nothing touches the network. The parquet tests
-need pyarrow (optional, requirements-data.txt) and are skipped without it."""
+need pyarrow (optional, requirements-data.txt) and are skipped without it. One file for the three scripts
+(a little over 450 lines): they share the fake web and its fixtures."""
 
 import csv
 import hashlib

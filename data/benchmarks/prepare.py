@@ -9,12 +9,10 @@ The multilingual benchmarks, converted into the project's benchmark JSONL (DESIG
     python data/benchmarks/prepare.py --tasks xcopa,belebele,flores --langs en,fr,sw,th
 
 Prompts follow lm-evaluation-harness (data/benchmarks/README.md has each set's source, revision, split,
-licence and prompt). Multiple choice: the model scores context + choice for each choice, i.e. the choices
-carry the harness's separator (usually a leading space), so `context + choices[i]` is exactly the string
-the harness scores. XWinograd is the one set scored the other way round, as the harness does ("partial
-scoring"): one `continuation` after each of several `contexts`. Generation: the model continues the
-prompt; answers are the references. `--tasks flores` also caches the FLORES-200 sentencepiece model that
-spBLEU (metrics.corpus_spbleu) needs, where sacrebleu looks for it.
+licence and prompt). Multiple choice: `context + choices[i]` is exactly the string the harness scores (the
+choices carry its separator); XWinograd is scored the other way round, as the harness does: one
+`continuation` after each of several `contexts`. Generation: the model continues the prompt; answers are
+the references. `--tasks flores` also caches the sentencepiece model of spBLEU where sacrebleu looks for it.
 Ids are shared across languages where the set is parallel (example k of XCOPA is "xcopa-k" everywhere).
 Downloads are resumable and cached under <out>/raw/benchmarks; a language a set does not have is skipped
 with a warning.
