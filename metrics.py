@@ -145,18 +145,22 @@ def flores200_spm_path():
     return os.path.join(tokenizer_spm.SACREBLEU_DIR, "models", os.path.basename(FLORES200_SPM_URL))
 
 
-def corpus_spbleu(predictions, answers_per_example):
-    """spBLEU: BLEU over FLORES-200 sentencepiece pieces (sacrebleu tokenize="flores200"), one tokeniser
-    for every language. The model must be cached already: sacrebleu would otherwise download it here."""
+def spbleu_metric():
+    """sacrebleu's BLEU with tokenize="flores200", or a stop naming what is missing. The model must be
+    cached already (sacrebleu would otherwise download it); call this before a long run to fail early."""
     path = flores200_spm_path()
     if not os.path.exists(path):
         raise SystemExit(f"error: spBLEU needs the FLORES-200 sentencepiece model at {path}; "
                          f"fetch it once with: {PREPARE_FLORES}")
     try:
-        bleu = BLEU(tokenize="flores200")
+        return BLEU(tokenize="flores200")
     except ImportError:
         raise SystemExit("error: spBLEU needs the sentencepiece package: pip install sentencepiece") from None
-    return bleu.corpus_score(list(predictions), _reference_streams(answers_per_example)).score / 100
+
+
+def corpus_spbleu(predictions, answers_per_example):
+    """spBLEU: BLEU over FLORES-200 sentencepiece pieces, one tokeniser for every language."""
+    return spbleu_metric().corpus_score(list(predictions), _reference_streams(answers_per_example)).score / 100
 
 
 def score_generations(predictions, answers_per_example, spaces=True, lang=None, spbleu=False):
