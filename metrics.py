@@ -9,7 +9,7 @@ Words. F1, exact match and ROUGE-L compare *words*, normalised as MLQA's officia
 (every Unicode punctuation character and ASCII's string.punctuation) removed, not replaced by a space,
 so "U.S." is "us"; the language's articles dropped (F1 and exact only); then split into words.
   - Articles: MLQA's lists for en, es, de, vi and Arabic's al- prefix (only where it starts a word, as
-    the harness has it since 2026; the official script's regex also cut "ال" inside words); none for
+    the harness has it since March 2026, PR #3589; the official regex also cuts "ال" inside words); none for
     every other language, MLQA's hi and zh included. lang=None means English (SQuAD's a/an/the).
   - Splitting: Chinese by MLQA's mixed segmentation (each CJK character U+4E00-U+9FA5 a word, the runs
     between them split at whitespace, so "iPhone手机" is "iphone 手 机"); any other language written
