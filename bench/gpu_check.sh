@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The one device check to run when a GPU is lent (under 5 minutes; prints one table): see bench/gpu_check.py.
+#   bash bench/gpu_check.sh                       # CUDA: speed, a reset under torch.compile, exact resume, a lab run
+#   bash bench/gpu_check.sh --device=cpu --quick  # the same checks at toy size, to test the script
+set -euo pipefail
+cd "$(dirname "$0")/.."
+exec "${PYTHON:-python}" bench/gpu_check.py "$@"
