@@ -211,8 +211,6 @@ def export(init_from, out_dir, overwrite=False):
     save_file(llama_state_dict(model), os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
     hf_tok.save(os.path.join(tmp, "tokenizer.json"))
     common.write_json(os.path.join(tmp, "tokenizer_config.json"), tokenizer_config(tok, chat, model.config.block_size))
-    common.write_json(os.path.join(tmp, "special_tokens_map.json"),
-                      {k: v for k, v in tokenizer_config(tok, chat, 0).items() if k.endswith("_token")})
     if os.path.exists(out_dir):
         shutil.rmtree(out_dir)
     os.replace(tmp, out_dir)

@@ -62,6 +62,12 @@ def test_transformers_gives_our_ids_logits_and_greedy_tokens(stage, stages, expo
     assert type(hf_model).__name__ == "LlamaForCausalLM" and hf_model.config.vocab_size == tok.n_vocab
     if stage == "adapt":
         assert tok.n_vocab > ckpt["n_base_vocab"] + 4 and tok.eot_id < ckpt["n_base_vocab"]  # specials sit mid-vocabulary
+    # every document of the lab, train and val, every language: the same ids
+    languages = [entry["code"] for entry in common.read_manifest(lab_dir)["languages"]]
+    for split in ("train", "val"):
+        for path in common.language_files(lab_dir, languages, split).values():
+            docs = common.read_documents(path)
+            assert hf_tok(docs, add_special_tokens=False)["input_ids"] == tok.encode_batch(docs), path
     texts = lab_texts(lab_dir) + EDGE_TEXTS
     block = model.config.block_size
     worst = 0.0
