@@ -22,10 +22,12 @@ do) is what tiktoken does. A vocabulary with an unreachable token is refused, ne
 Special tokens keep their ids (in the middle of an extended vocabulary). Every tokenizer call prepends
 <|endoftext|> (BOS), as our stages put it before every document and every prompt; pass
 add_special_tokens=False for the bare ids of tokenizer.encode. Unlike tokenizer.encode, a special
-token's spelling inside the text becomes that special token (Hugging Face's rule; chat templates need it).
+token's spelling inside the text becomes that special token (Hugging Face's rule; chat templates need it;
+split_special_tokens=True reads it as text, as tokenizer.encode does).
 
 A finetuned model gets a ChatML chat_template that renders tokenizer.render_prompt's ids (the default
-system prompt included) and stops generation at <|im_end|>; other models stop at <|endoftext|>.
+system prompt included) and stops generation at <|im_end|> (or <|endoftext|>, <|im_start|>);
+other models stop at <|endoftext|>.
 """
 
 import json
@@ -205,7 +207,7 @@ def export(init_from, out_dir, overwrite=False):
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
     common.write_json(os.path.join(tmp, "config.json"), llama_config(model.config, tok, chat))
-    stops = [tok.im_end_id, tok.eot_id] if chat else [tok.eot_id]
+    stops = [tok.im_end_id, tok.eot_id, tok.im_start_id] if chat else [tok.eot_id]  # where sample.py and evaluate.py stop
     common.write_json(os.path.join(tmp, "generation_config.json"),
                       {"bos_token_id": tok.eot_id, "eos_token_id": stops, "pad_token_id": tok.pad_id})
     save_file(llama_state_dict(model), os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})

@@ -89,7 +89,7 @@ def test_transformers_gives_our_ids_logits_and_greedy_tokens(stage, stages, expo
     assert hf_tok(text, split_special_tokens=True, add_special_tokens=False)["input_ids"] == tok.encode(text)
     assert hf_tok.encode(text, add_special_tokens=False).count(tok.im_end_id) == 1
     # greedy generation: the same tokens, stopping where we stop
-    stops = [tok.im_end_id, tok.eot_id] if stage == "finetune" else [tok.eot_id]
+    stops = [tok.im_end_id, tok.eot_id, tok.im_start_id] if stage == "finetune" else [tok.eot_id]
     for text in texts[:4]:
         prompt = [tok.eot_id] + tok.encode(text)[:8]
         ours = model.generate(prompt, 12, stop_ids=set(stops))
@@ -188,7 +188,8 @@ def test_lm_eval_scores_like_evaluate(stages, exported, lab_dir, tmp_path):
                             cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     found = [os.path.join(d, f) for d, _, files in os.walk(out) for f in files if f.startswith("results") and f.endswith(".json")]
-    theirs = json.load(open(found[0]))["results"]["lab_copa_en"]["acc,none"]
+    with open(found[0]) as f:
+        theirs = json.load(f)["results"]["lab_copa_en"]["acc,none"]
     ours = evaluate.main([f"--models=A={stages['train']}", f"--data_dir={lab_dir}", f"--tasks_dir={tasks}", "--langs=en",
                           "--bpb=false", "--self_sim=false", "--max_examples=0", "--device=cpu", "--progress=false",
                           f"--out={tmp_path / 'results.json'}"])["metrics"]["lab_copa/acc"]["A"]["langs"]["en"]
