@@ -103,7 +103,7 @@ def last_merges(tok):
     """For every mergeable token of 2+ bytes, in id (= rank) order: the pair of ids (left, right) that
     byte-by-byte BPE merges last when it encodes the token's own bytes. ValueError if some token is not
     what that BPE makes of its bytes (unreachable: no merge list can reproduce tiktoken on it)."""
-    ranks, tok_bytes = tok.mergeable_ranks, tok._bytes
+    ranks, tok_bytes = tok.mergeable_ranks, [tok.token_bytes(i) for i in range(tok.n_vocab)]
     merges = []
     for token_id in sorted(ranks.values()):
         data = tok_bytes[token_id]
@@ -132,6 +132,9 @@ def hf_tokenizer(tok):
     chars = byte_to_char()
     spell = lambda i: "".join(chars[b] for b in tok.token_bytes(i))  # noqa: E731
     vocab = {spell(i): i for i in tok.mergeable_ranks.values()}
+    clash = [name for name in tok.special_tokens if name in vocab]
+    if clash:
+        raise ValueError(f"the special token {clash[0]} is also spelled by the mergeable token {vocab[clash[0]]}")
     vocab.update(tok.special_tokens)  # in the model's vocabulary too, so that they keep their ids
     merges = [(spell(a), spell(b)) for a, b in last_merges(tok)]
     hf = Tokenizer(models.BPE(vocab=vocab, merges=merges, ignore_merges=False))
