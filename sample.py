@@ -1,0 +1,160 @@
+"""
+Generate text from any stage's out_dir, streamed token by token.
+
+    python sample.py --init_from=out/pretrain --prompt="The cat" --temperature=0.8 --top_k=50
+    echo "What do cats eat?" | python sample.py --init_from=out/finetune
+    python sample.py --init_from=out/finetune --chat          # one user turn per line of stdin
+
+A finetuned checkpoint (stage "finetune") is prompted in ChatML, as evaluation prompts it
+(tokenizer.render_prompt, the default system prompt first) and stops at <|im_end|>; any other stage
+continues <|endoftext|> + the text and stops at <|endoftext|>. The KV cache makes each new token one
+position of work. Text is printed as it arrives; a character whose UTF-8 bytes are split over several
+tokens is printed once its last byte has come.
+
+Sampling: logits / temperature, then the top_k most likely tokens, then the smallest set of those whose
+probabilities reach top_p; temperature 0 is greedy (argmax) and ignores the rest. The seed fixes the draws.
+"""
+
+import codecs
+import os
+import sys
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+import common
+import tokenizer
+
+
+@dataclass
+class SampleConfig:
+    """Generate text from a stage's out_dir: continue a prompt, answer it (finetuned models), or chat."""
+    init_from: str = "out/finetune"  # out_dir of a finished train.py, adapt.py or finetune.py run
+    prompt: str = ""  # the text to continue (a finetuned model: the user's message); empty = read stdin
+    chat: bool = False  # interactive chat: every line of stdin is a user turn; the conversation is kept
+    chatml: str = "auto"  # ChatML prompts: auto (finetuned checkpoints only), true or false
+    max_new_tokens: int = 256  # most tokens per answer (fewer if the context is full)
+    temperature: float = 0.8  # 0 = greedy
+    top_k: int = 0  # sample among the k most likely tokens only; 0 = all
+    top_p: float = 1.0  # sample among the most likely tokens whose probabilities add up to top_p; 1 = all
+    seed: int = 1337  # seeds the sampling
+    device: str = "auto"  # auto, cpu, cuda, cuda:N or mps
+
+
+def load_stage(out_dir, device="cpu"):
+    """(model, tokenizer, checkpoint) of the out_dir of a finished stage, or a clear error."""
+    for needed in ("ckpt.pt", "tokenizer.tiktoken"):
+        if not os.path.isfile(os.path.join(out_dir, needed)):
+            common._fail(f"no {needed} in {out_dir} (is it the out_dir of a finished train.py, adapt.py or finetune.py run?)")
+    model, tok, ckpt = common.load_model(out_dir, device)
+    if ckpt["stage"] not in ("train", "adapt", "finetune"):
+        common._fail(f"{out_dir}/ckpt.pt was written by {ckpt['stage']}.py, not by a training stage")
+    total = ckpt.get("max_iters", ckpt["config"].get("max_iters"))
+    if total is not None and ckpt["step"] < total:
+        common._fail(f"{out_dir} is an unfinished {ckpt['stage']} run (step {ckpt['step']} of {total}); "
+                     f"finish it with {ckpt['stage']}.py --resume")
+    model.eval()
+    return model, tok, ckpt
+
+
+def next_token(logits, temperature, top_k=0, top_p=1.0, generator=None):
+    """One token id drawn from logits [vocab] (see the module docstring)."""
+    if temperature == 0:
+        return int(logits.argmax())
+    logits = logits.float() / temperature
+    if 0 < top_k < logits.numel():
+        kth = torch.topk(logits, top_k).values[-1]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        probs, order = F.softmax(logits, dim=-1).sort(descending=True)
+        # drop a token when the tokens ranked above it already reach top_p (the first is always kept)
+        drop = probs.cumsum(0) - probs >= top_p
+        logits[order[drop]] = float("-inf")
+    return int(torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator))
+
+
+@torch.no_grad()
+def stream(model, prompt, max_new_tokens, temperature, top_k=0, top_p=1.0, stop_ids=(), generator=None):
+    """Yield new token ids one at a time, with a KV cache, until a stop id (yielded too), max_new_tokens
+    or a full context. model.generate's loop with top-k/top-p and a generator instead of a list."""
+    device = model.wte.weight.device
+    caches = [{} for _ in model.blocks]
+    x = torch.tensor([prompt], dtype=torch.long, device=device)
+    for _ in range(min(max_new_tokens, model.config.block_size - len(prompt))):
+        hidden = model.hidden_states(x, caches)[-1][:, -1]
+        logits = model.lm_head(model.norm(hidden))[0, : model.config.vocab_size]
+        token = next_token(logits, temperature, top_k, top_p, generator)
+        yield token
+        if token in stop_ids:
+            return
+        x = torch.tensor([[token]], dtype=torch.long, device=device)
+
+
+def print_stream(tok, tokens, out=sys.stdout):
+    """Print the text of a stream of token ids as it comes (special tokens print nothing); returns the ids.
+    An incremental UTF-8 decoder holds back the bytes of a character that is not complete yet."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    ids = []
+    for token in tokens:
+        ids.append(token)
+        out.write(decoder.decode(tok.token_bytes(token)))
+        out.flush()
+    out.write(decoder.decode(b"", final=True))
+    out.flush()
+    return ids
+
+
+def fit(prompt, block_size, max_new_tokens):
+    # a prompt too long for the context keeps its end (as evaluation cuts it), leaving room for the answer
+    room = max(1, block_size - max_new_tokens)
+    return prompt[-room:]
+
+
+def main(argv=None, stdin=sys.stdin, out=sys.stdout):
+    cfg = common.parse_config(SampleConfig, "sample", argv)
+    if cfg.temperature < 0 or cfg.top_k < 0 or not 0 < cfg.top_p <= 1 or cfg.max_new_tokens <= 0:
+        common._fail("need temperature >= 0, top_k >= 0, 0 < top_p <= 1 and max_new_tokens > 0")
+    if cfg.chatml not in ("auto", "true", "false"):
+        common._fail(f"chatml must be auto, true or false, not '{cfg.chatml}'")
+    model, tok, ckpt = load_stage(cfg.init_from, common.resolve_device(cfg.device))
+    chatml = ckpt["stage"] == "finetune" if cfg.chatml == "auto" else cfg.chatml == "true"
+    if cfg.chat and not chatml:
+        common._fail(f"--chat needs a finetuned model ({cfg.init_from} is a {ckpt['stage']} run; --chatml=true forces ChatML)")
+    stops = {tok.eot_id, tok.im_start_id, tok.im_end_id} if chatml else {tok.eot_id}
+    generator = torch.Generator().manual_seed(cfg.seed)
+    block = model.config.block_size
+
+    def answer(prompt_ids):
+        prompt_ids = fit(prompt_ids, block, cfg.max_new_tokens)
+        new = print_stream(tok, stream(model, prompt_ids, cfg.max_new_tokens, cfg.temperature, cfg.top_k, cfg.top_p,
+                                       stops, generator), out)
+        out.write("\n")
+        return tok.decode([t for t in new if t not in stops])
+
+    if not cfg.chat:
+        text = cfg.prompt or stdin.read()
+        if not text.strip():
+            common._fail("nothing to answer: pass --prompt or write the prompt to stdin")
+        messages = [{"role": "user", "content": text.strip()}]
+        answer(tokenizer.render_prompt(tok, messages) if chatml else [tok.eot_id] + tok.encode(text))
+        return
+    messages = []
+    interactive = stdin.isatty()
+    while True:
+        if interactive:
+            out.write("> ")
+            out.flush()
+        line = stdin.readline()
+        if not line:
+            break
+        if not line.strip():
+            continue
+        messages.append({"role": "user", "content": line.strip()})
+        reply = answer(tokenizer.render_prompt(tok, messages))
+        if reply.strip():  # an empty reply cannot be rendered (tokenizer.render refuses it): the turn is left out
+            messages.append({"role": "assistant", "content": reply.strip()})
+
+
+if __name__ == "__main__":
+    main()
