@@ -17,9 +17,9 @@ The scores of a multiple-choice task in one language:
   gold_bpb   bits per byte of the gold choice after its context: its nats summed over the examples,
              / ln 2 / the UTF-8 bytes of its tokens as scored (the separator space included)
 
-Batching. Multiple choice runs mc_batch_size examples at a time: their contexts once, left-padded with a
-mask; then each context's keys and values are copied for each of its choices, which run together,
-right-padded. Generation runs gen_batch_size prompts at a time with model.generate_batch. Examples are
+Batching. Multiple choice runs mc_batch_size examples at a time: the prefix all their contexts share (a
+chat's system prompt) once, then the rest of every context, left-padded with a mask; then each context's
+keys and values are copied for each of its choices, which run together, right-padded. Generation runs gen_batch_size prompts at a time with model.generate_batch. Examples are
 sorted by length before they are batched (little padding) and their results put back in file order; no
 score depends on the batch size (tests/test_benchmarks.py checks it against one example at a time).
 """
@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 import common
 import metrics
-from model import select_rows
+from model import select_rows, shared_prefix
 from tokenizer import render_prompt
 
 MC_METRICS = ("acc", "acc_bytes", "margin", "gold_bpb")
@@ -193,11 +193,16 @@ def score_choices(model, contexts, choices, batch_size):
 
 def _score_batch(model, contexts, choices):
     device = model.wte.weight.device
-    # the contexts, left-padded: the last column holds every context's last token
-    width = max(len(c) for c in contexts)
-    x = torch.tensor([[0] * (width - len(c)) + c for c in contexts], device=device)
-    mask = torch.tensor([[k >= width - len(c) for k in range(width)] for c in contexts], device=device)
-    caches = [{} for _ in model.blocks]
+    # what every context of the batch starts with (<|endoftext|>, a chat's system prompt) runs once
+    caches, shared = [{} for _ in model.blocks], shared_prefix(contexts)
+    if shared:
+        model.hidden_states(torch.tensor([contexts[0][:shared]], device=device), caches)
+        caches = select_rows(caches, torch.zeros(len(contexts), dtype=torch.long, device=device))
+    # the rest of each context, left-padded (after the shared part): the last column holds its last token
+    rest = [c[shared:] for c in contexts]
+    width = max(len(r) for r in rest)
+    x = torch.tensor([[0] * (width - len(r)) + r for r in rest], device=device)
+    mask = torch.tensor([[k >= width - len(r) for k in range(width)] for r in rest], device=device)
     last = model.hidden_states(x, caches, mask)[-1][:, -1]  # [examples, C]: predicts each choice's first token
     # every choice of every example, right-padded, after a copy of its context's keys and values
     flat = [c for cs in choices for c in cs]
@@ -211,7 +216,7 @@ def _score_batch(model, contexts, choices):
         hidden = torch.cat([hidden, states], dim=1)  # [choices, n, C]
     logits = model.lm_head(model.norm(hidden[counted]))[:, : model.config.vocab_size].float()  # only what counts
     token_ll = torch.zeros(counted.shape, device=device)
-    token_ll[counted] = F.log_softmax(logits, dim=-1).gather(-1, targets[counted][:, None])[:, 0]
+    token_ll[counted] = -F.cross_entropy(logits, targets[counted], reduction="none")  # log p(token), fused
     ll = token_ll.sum(1).tolist()
     out, k = [], 0
     for cs in choices:

@@ -51,7 +51,7 @@ class EvaluateConfig:
     gen_tokens: int = 0  # most new tokens per generative answer; 0 = sized by its reference (benchmarks.answer_budget)
     batch_size: int = 16  # windows per batch for bits per byte and self-similarity
     mc_batch_size: int = 32  # multiple-choice examples per forward pass (all their choices together)
-    gen_batch_size: int = 16  # prompts generated together
+    gen_batch_size: int = 32  # prompts generated together
     out: str = "out/report/results.json"  # results.json; results.md is written beside it
     device: str = "auto"  # auto, cpu, cuda, cuda:N or mps
     dtype: str = "auto"  # auto (bfloat16 on CUDA, float32 elsewhere), float32, bfloat16, float16

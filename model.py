@@ -251,11 +251,17 @@ class GPT(nn.Module):
         active = [r for r, b in enumerate(budgets) if b > 0]  # the rows still generating, in batch order
         if not active:
             return new
-        width = max(len(prompts[r]) for r in active)
-        x = torch.tensor([[0] * (width - len(prompts[r])) + prompts[r] for r in active], dtype=torch.long, device=device)
-        mask = torch.tensor([[k >= width - len(prompts[r]) for k in range(width)] for r in active], device=device)
+        # what every prompt starts with (<|endoftext|>, a chat's system prompt) runs once, then the rest of
+        # each prompt, left-padded (after the shared part) so that the last column holds its last token
+        caches, shared = [{} for _ in self.blocks], shared_prefix([prompts[r] for r in active]) if len(active) > 1 else 0
+        if shared:
+            self.hidden_states(torch.tensor([prompts[active[0]][:shared]], device=device), caches)
+            caches = select_rows(caches, torch.zeros(len(active), dtype=torch.long, device=device))
+        rest = [prompts[r][shared:] for r in active]
+        width = max(len(r) for r in rest)
+        x = torch.tensor([[0] * (width - len(r)) + r for r in rest], dtype=torch.long, device=device)
+        mask = torch.tensor([[k >= width - len(r) for k in range(width)] for r in rest], device=device)
         mask = None if mask.all() else mask  # prompts of one length need no mask
-        caches = [{} for _ in self.blocks]
         while active:
             logits = self.lm_head(self.norm(self.hidden_states(x, caches, mask)[-1][:, -1]))[:, : self.config.vocab_size]
             if temperature == 0:
@@ -292,6 +298,14 @@ def select_rows(caches, rows):
     """The caches of some rows of a batch (rows: a tensor of row indices, repeats allowed): a finished
     generation leaves the batch, a context's keys and values are copied for each of its choices."""
     return [{name: t.index_select(0, rows) for name, t in cache.items()} for cache in caches]
+
+
+def shared_prefix(rows):
+    """How many first tokens all rows (lists of ids) share, leaving each row at least one of its own."""
+    for k in range(min(len(r) for r in rows) - 1):
+        if any(r[k] != rows[0][k] for r in rows):
+            return k
+    return min(len(r) for r in rows) - 1
 
 
 def _normal_(tensor, std, generator=None):

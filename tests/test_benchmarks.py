@@ -34,7 +34,8 @@ def test_batched_choices_equal_one_forward_pass_per_choice():
     model = tiny_model(260, seed=5, block_size=24)
     g = torch.Generator().manual_seed(0)
     ids = lambda n: torch.randint(0, 256, (n,), generator=g).tolist()
-    contexts = [[256] + ids(n) for n in (4, 1, 30, 11, 0, 17)]  # 31 + a choice of 6 tokens: cut on the left
+    shared = ids(6)  # as a chat's system prompt: batches run it once (but the context cut on the left loses it)
+    contexts = [[256] + shared + ids(n) for n in (4, 1, 24, 11, 0, 17)]  # 31 + a choice of 6 tokens: cut on the left
     choices = [[ids(1), ids(3), ids(2)], [ids(5), ids(1)], [ids(6), ids(2), ids(4), ids(1)], [ids(1), ids(1)],
                [ids(2), ids(7)], [ids(3), ids(3), ids(9)]]
     expected = [full_forward_logliks(model, c, cs) for c, cs in zip(contexts, choices)]
@@ -57,7 +58,7 @@ def test_multiple_choice_skips_what_does_not_fit_and_does_not_depend_on_the_batc
             for b in (1, 3, 32)]
     for scores, picks in runs:
         assert picks[2] is None and all(p is not None for k, p in enumerate(picks) if k != 2)  # a choice of 31 bytes + separator
-        assert picks == runs[0][1] and scores == pytest.approx(runs[0][0], abs=1e-6)
+        assert picks == runs[0][1] and scores == pytest.approx(runs[0][0], abs=1e-5)
     # the scores by hand from one full forward pass per choice
     acc, margins, nats, n_bytes = [], [], 0.0, 0
     for k, ex in enumerate(examples):

@@ -186,6 +186,11 @@ def test_bad_models(two_models, tmp_path):
     fails(["--models", f"A={tmp_path / 'nothing'}"], "no ckpt.pt in")
 
 
+def test_bad_settings():
+    fails(["--models", "A=x", "--mc_batch_size=0"], "mc_batch_size and gen_batch_size must be >= 1")
+    fails(["--models", "A=x", "--gen_tokens=-1"], "gen_tokens must be >= 0")
+
+
 def test_bad_data(mini_lab, two_models, tmp_path):
     lab = tmp_path / "lab"
     shutil.copytree(mini_lab, lab)

@@ -111,6 +111,9 @@ def test_batched_generation_equals_one_prompt_at_a_time():
     assert len(alone[3]) == 2  # 30 + 2 tokens fill the block of 32
     budgets = [1, 12, 5, 12, 3, 7]
     assert model.generate_batch(prompts, budgets) == [model.generate(p, b) for p, b in zip(prompts, budgets)]
+    # prompts that start alike (a chat's system prompt): the shared part runs once
+    prompts = [prompts[1][:9] + p[:12] for p in prompts] + [prompts[1][:9]]
+    assert model.generate_batch(prompts, 8) == [model.generate(p, 8) for p in prompts]
 
 
 def test_padding_is_invisible_to_real_tokens():
