@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 import common
 import metrics
-from model import select_rows, shared_prefix
+from model import select_rows
 from tokenizer import render_prompt
 
 MC_METRICS = ("acc", "acc_bytes", "margin", "gold_bpb")
@@ -193,17 +193,7 @@ def score_choices(model, contexts, choices, batch_size):
 
 def _score_batch(model, contexts, choices):
     device = model.wte.weight.device
-    # what every context of the batch starts with (<|endoftext|>, a chat's system prompt) runs once
-    caches, shared = [{} for _ in model.blocks], shared_prefix(contexts)
-    if shared:
-        model.hidden_states(torch.tensor([contexts[0][:shared]], device=device), caches)
-        caches = select_rows(caches, torch.zeros(len(contexts), dtype=torch.long, device=device))
-    # the rest of each context, left-padded (after the shared part): the last column holds its last token
-    rest = [c[shared:] for c in contexts]
-    width = max(len(r) for r in rest)
-    x = torch.tensor([[0] * (width - len(r)) + r for r in rest], device=device)
-    mask = torch.tensor([[k >= width - len(r) for k in range(width)] for r in rest], device=device)
-    last = model.hidden_states(x, caches, mask)[-1][:, -1]  # [examples, C]: predicts each choice's first token
+    caches, last = model.prefill(contexts)  # last: [examples, C], predicts each choice's first token
     # every choice of every example, right-padded, after a copy of its context's keys and values
     flat = [c for cs in choices for c in cs]
     owner = torch.tensor([e for e, cs in enumerate(choices) for _ in cs], device=device)

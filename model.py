@@ -240,8 +240,9 @@ class GPT(nn.Module):
     def generate_batch(self, prompts, max_new_tokens, temperature=0.0, stop_ids=(), generator=None):
         """Continue several prompts (lists of ids) together, token by token with a KV cache; greedy when
         temperature == 0. max_new_tokens: one number for all, or one per prompt. A row stops after a
-        stop id, at its own budget or when its context is full, and then leaves the batch. Prompts are
-        left-padded, with a mask, so every row gets the tokens it would get alone. Returns the new ids."""
+        stop id, at its own budget or when its context is full, and then leaves the batch. Prompts of
+        different lengths are left-padded with a mask (prefill), so that every row gets the tokens it would
+        get alone. Returns the new ids of every prompt."""
         device = self.wte.weight.device
         if not all(prompts):
             raise ValueError("generate_batch: every prompt needs at least one token")
@@ -251,19 +252,9 @@ class GPT(nn.Module):
         active = [r for r, b in enumerate(budgets) if b > 0]  # the rows still generating, in batch order
         if not active:
             return new
-        # what every prompt starts with (<|endoftext|>, a chat's system prompt) runs once, then the rest of
-        # each prompt, left-padded (after the shared part) so that the last column holds its last token
-        caches, shared = [{} for _ in self.blocks], shared_prefix([prompts[r] for r in active]) if len(active) > 1 else 0
-        if shared:
-            self.hidden_states(torch.tensor([prompts[active[0]][:shared]], device=device), caches)
-            caches = select_rows(caches, torch.zeros(len(active), dtype=torch.long, device=device))
-        rest = [prompts[r][shared:] for r in active]
-        width = max(len(r) for r in rest)
-        x = torch.tensor([[0] * (width - len(r)) + r for r in rest], dtype=torch.long, device=device)
-        mask = torch.tensor([[k >= width - len(r) for k in range(width)] for r in rest], device=device)
-        mask = None if mask.all() else mask  # prompts of one length need no mask
-        while active:
-            logits = self.lm_head(self.norm(self.hidden_states(x, caches, mask)[-1][:, -1]))[:, : self.config.vocab_size]
+        caches, hidden = self.prefill([prompts[r] for r in active])  # hidden: each row's last position
+        while True:
+            logits = self.lm_head(self.norm(hidden))[:, : self.config.vocab_size]
             if temperature == 0:
                 tokens = logits.argmax(-1)
             else:
@@ -274,12 +265,29 @@ class GPT(nn.Module):
                 new[r].append(token)
                 if token not in stop_ids and len(new[r]) < budgets[r]:
                     keep.append(i)
-            if len(keep) < len(active) and keep:  # finished rows leave the batch and its caches
+            if not keep:
+                return new
+            if len(keep) < len(active):  # finished rows leave the batch and its caches
                 rows = torch.tensor(keep, device=device)
                 caches, tokens = select_rows(caches, rows), tokens[rows]
             active = [active[i] for i in keep]
-            x, mask = tokens[:, None], None
-        return new
+            hidden = self.hidden_states(tokens[:, None], caches)[-1][:, -1]
+
+    @torch.no_grad()
+    def prefill(self, prompts):
+        """Run prompts (lists of ids) into fresh caches: (caches, the last hidden state of each [B, C]).
+        What every prompt starts with (<|endoftext|>, a chat's system prompt) runs once; the rest of each
+        is left-padded after it, with a mask, so that the last column holds every prompt's last token."""
+        device = self.wte.weight.device
+        caches, shared = [{} for _ in self.blocks], shared_prefix(prompts) if len(prompts) > 1 else 0
+        if shared:
+            self.hidden_states(torch.tensor([prompts[0][:shared]], device=device), caches)
+            caches = select_rows(caches, torch.zeros(len(prompts), dtype=torch.long, device=device))
+        rest = [p[shared:] for p in prompts]
+        width = max(len(r) for r in rest)
+        x = torch.tensor([[0] * (width - len(r)) + r for r in rest], dtype=torch.long, device=device)
+        mask = torch.tensor([[k >= width - len(r) for k in range(width)] for r in rest], device=device)
+        return caches, self.hidden_states(x, caches, None if mask.all() else mask)[-1][:, -1]  # equal lengths: no mask
 
     # ---- accounting ---------------------------------------------------------------------------------
 
