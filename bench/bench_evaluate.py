@@ -1,15 +1,19 @@
 """
-Speed of evaluate.py's two benchmark loops: multiple-choice examples per second and generated tokens per
-second, on a random model of the lab's size (weights do not change the speed; a random model never
-stops early, so generation runs its full length).
+Speed of the benchmark loops (benchmarks.py): multiple-choice examples per second and generated tokens
+per second, one example at a time against batched, on a random model of the lab's size (weights do not
+change the speed; a random model never stops early, so generation runs its full length).
 
-    python bench/bench_evaluate.py                      # the lab model on the CPU, one thread
+    python bench/bench_evaluate.py                                            # the lab model, CPU, one thread
+    python bench/bench_evaluate.py --context=8 --choices=2 --choice_tokens=6  # short examples (lab_copa's shape)
+    python bench/bench_evaluate.py --dtype=bfloat16                           # autocast, as evaluate.py --dtype=bfloat16
     python bench/bench_evaluate.py --device=cuda --n_layer=12 --n_embd=768 --block_size=1024 --vocab=32000
 
-Multiple choice is measured two ways: evaluate.score_choices (the context runs once, its keys/values are
-shared by all choices, which run as one batch) and, for reference, one forward pass per choice over
-context + choice. The rounds interleave the variants so that a busy machine slows them all alike; the
-median round is reported.
+Multiple choice, three ways: `before` is the scoring evaluate.py had before batching (kept below to
+measure against: one example per call, its context once, its choices on the context's keys/values);
+`batch 1` and `batch N` are benchmarks.score_choices with one example or N examples per forward pass.
+Generation: model.generate one prompt at a time against model.generate_batch with N prompts. Contexts and
+prompts vary in length (half to one and a half times the given length), as a task's do. The rounds
+interleave the variants so that a busy machine slows them all alike; the median round is reported.
 """
 
 import argparse
@@ -19,29 +23,55 @@ import sys
 import time
 
 import torch
+import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import evaluate  # noqa: E402
+import benchmarks  # noqa: E402
+import common  # noqa: E402
 from model import GPT, GPTConfig  # noqa: E402
+
+
+@torch.no_grad()
+def score_choices_before(model, context, choices):
+    """evaluate.py's multiple-choice scoring before batching: one example per call."""
+    device = model.wte.weight.device
+    longest = max(len(c) for c in choices)
+    context = context[-(model.config.block_size - longest):]
+    caches = [{} for _ in model.blocks]
+    last = model.hidden_states(torch.tensor([context], device=device), caches)[-1][:, -1:]
+    n = len(choices)
+    for cache in caches:
+        cache["k"], cache["v"] = cache["k"].expand(n, -1, -1, -1), cache["v"].expand(n, -1, -1, -1)
+    ids = torch.tensor([c + [0] * (longest - len(c)) for c in choices], device=device)
+    hidden = last.expand(n, -1, -1)
+    if longest > 1:
+        hidden = torch.cat([hidden, model.hidden_states(ids[:, :-1], caches)[-1]], dim=1)
+    logits = model.lm_head(model.norm(hidden))[..., : model.config.vocab_size].float()
+    log_probs = F.log_softmax(logits, dim=-1).gather(-1, ids[..., None])[..., 0]
+    counted = torch.arange(longest, device=device)[None] < torch.tensor([len(c) for c in choices], device=device)[:, None]
+    return (log_probs * counted).sum(1).tolist()
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.strip().split("\n")[0])
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dtype", default="float32", help="float32 (evaluate.py's default on the CPU), bfloat16 or float16: autocast, as evaluate.py's --dtype")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (evaluate.py's lab default is 1)")
     ap.add_argument("--n_layer", type=int, default=4)
     ap.add_argument("--n_head", type=int, default=4)
     ap.add_argument("--n_kv_head", type=int, default=2)
     ap.add_argument("--n_embd", type=int, default=128)
-    ap.add_argument("--block_size", type=int, default=128)
+    ap.add_argument("--block_size", type=int, default=256)
     ap.add_argument("--vocab", type=int, default=3072, help="the lab's adapted vocabulary: 2,048 + 1,024")
-    ap.add_argument("--context", type=int, default=80, help="context tokens of a multiple-choice example")
+    ap.add_argument("--context", type=int, default=80, help="mean context tokens of a multiple-choice example")
     ap.add_argument("--choices", type=int, default=4, help="choices per example (lab_read has 4)")
     ap.add_argument("--choice_tokens", type=int, default=12, help="tokens per choice")
-    ap.add_argument("--examples", type=int, default=40, help="multiple-choice examples per round")
-    ap.add_argument("--prompt", type=int, default=80, help="prompt tokens of a generative example")
-    ap.add_argument("--new_tokens", type=int, default=32, help="tokens generated per example (evaluate.py's gen_tokens)")
-    ap.add_argument("--generations", type=int, default=8, help="generative examples per round")
+    ap.add_argument("--examples", type=int, default=64, help="multiple-choice examples per round")
+    ap.add_argument("--mc_batch_size", type=int, default=32, help="examples per forward pass (evaluate.py's mc_batch_size)")
+    ap.add_argument("--prompt", type=int, default=80, help="mean prompt tokens of a generative example")
+    ap.add_argument("--new_tokens", type=int, default=32, help="tokens generated per example")
+    ap.add_argument("--generations", type=int, default=32, help="generative examples per round")
+    ap.add_argument("--gen_batch_size", type=int, default=32, help="prompts per batch (evaluate.py's gen_batch_size)")
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     if args.threads > 0:
@@ -53,45 +83,54 @@ def main():
     model.init_weights(torch.Generator().manual_seed(0))
     g = torch.Generator().manual_seed(1)
     ids = lambda n: torch.randint(0, args.vocab, (n,), generator=g).tolist()
-    mc = [(ids(args.context), [ids(args.choice_tokens) for _ in range(args.choices)]) for _ in range(args.examples)]
-    prompts = [ids(args.prompt) for _ in range(args.generations)]
+    about = lambda n: max(1, int(torch.randint(n // 2, n + n // 2 + 1, (1,), generator=g)))  # half to 1.5 times n
+    contexts = [ids(about(args.context)) for _ in range(args.examples)]
+    choices = [[ids(args.choice_tokens) for _ in range(args.choices)] for _ in range(args.examples)]
+    prompts = [ids(about(args.prompt)) for _ in range(args.generations)]
 
-    def batched():
-        for context, choices in mc:
-            evaluate.score_choices(model, context, choices)
+    def mc_before():
+        for context, cs in zip(contexts, choices):
+            score_choices_before(model, context, cs)
 
-    @torch.no_grad()
-    def one_pass_per_choice():
-        for context, choices in mc:
-            for choice in choices:
-                seq = torch.tensor([context + choice], device=args.device)
-                model.token_nll(seq[:, :-1], seq[:, 1:])[:, len(context) - 1:].sum().item()
-
-    def generate():
+    def generate_alone():
         for prompt in prompts:
             assert len(model.generate(prompt, args.new_tokens)) == args.new_tokens
 
-    variants = {"multiple choice, batched (evaluate.py)": (batched, args.examples, "examples/s"),
-                "multiple choice, one pass per choice": (one_pass_per_choice, args.examples, "examples/s"),
-                "generation, KV cache (model.generate)": (generate, args.generations * args.new_tokens, "tokens/s")}
+    def generate_batched():
+        for first in range(0, len(prompts), args.gen_batch_size):
+            new = model.generate_batch(prompts[first:first + args.gen_batch_size], args.new_tokens)
+            assert all(len(n) == args.new_tokens for n in new)
+
+    mc_n = f"multiple choice, batch {args.mc_batch_size}"
+    variants = {"multiple choice, before (one per call)": (mc_before, args.examples, "examples/s"),
+                "multiple choice, batch 1": (lambda: benchmarks.score_choices(model, contexts, choices, 1), args.examples, "examples/s"),
+                mc_n: (lambda: benchmarks.score_choices(model, contexts, choices, args.mc_batch_size), args.examples, "examples/s"),
+                "generation, one prompt at a time": (generate_alone, args.generations * args.new_tokens, "tokens/s"),
+                f"generation, batch {args.gen_batch_size}": (generate_batched, args.generations * args.new_tokens, "tokens/s")}
+    autocast = common.autocast_for(args.device, args.dtype)
     for fn, _, _ in variants.values():  # warm-up
-        fn()
+        with autocast:
+            fn()
     times = {name: [] for name in variants}
     for _ in range(args.rounds):
         for name, (fn, _, _) in variants.items():
             if args.device.startswith("cuda"):
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
-            fn()
+            with autocast:
+                fn()
             if args.device.startswith("cuda"):
                 torch.cuda.synchronize()
             times[name].append(time.perf_counter() - t0)
     print(f"model: {model.num_params() / 1e6:.2f}M parameters, {args.n_layer} layers x {args.n_embd}, vocab {args.vocab}, "
-          f"{args.device}, {torch.get_num_threads()} thread(s); multiple choice: {args.context} context + {args.choices} x "
-          f"{args.choice_tokens} choice tokens; generation: {args.prompt} prompt + {args.new_tokens} new tokens")
-    for name, (_, count, unit) in variants.items():
-        seconds = statistics.median(times[name])
-        print(f"{name:42s} {count / seconds:10.1f} {unit}")
+          f"{args.device}, {args.dtype}, {torch.get_num_threads()} thread(s); multiple choice: ~{args.context} context + {args.choices} x "
+          f"{args.choice_tokens} choice tokens; generation: ~{args.prompt} prompt + {args.new_tokens} new tokens")
+    rate = {name: count / statistics.median(times[name]) for name, (_, count, _) in variants.items()}
+    for name, (_, _, unit) in variants.items():
+        print(f"{name:42s} {rate[name]:10.1f} {unit}")
+    gen_n = f"generation, batch {args.gen_batch_size}"
+    print(f"speed-up: multiple choice {rate[mc_n] / rate['multiple choice, before (one per call)']:.1f}x, "
+          f"generation {rate[gen_n] / rate['generation, one prompt at a time']:.1f}x")
 
 
 if __name__ == "__main__":

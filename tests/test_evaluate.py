@@ -1,8 +1,7 @@
-"""evaluate.py: bits per byte and perplexity, self-similarity, multiple choice and generation, the tables,
-and bad input. Models here are tiny and random (or built by hand so that their probabilities are known);
-a mini lab of three languages is written in-process."""
+"""evaluate.py: bits per byte and perplexity, the whole run (tables, results.json) and bad input. Models
+here are tiny and random (or built by hand so that their probabilities are known); a mini lab of three
+languages is written in-process. tests/test_selfsim.py and tests/test_benchmarks.py use these helpers."""
 
-import itertools
 import json
 import math
 import os
@@ -147,147 +146,13 @@ def test_bits_per_byte_of_a_uniform_model(tmp_path):
     assert n_bytes > cut and cut <= 100
 
 
-# ---- self-similarity ------------------------------------------------------------------------------------
-
-def test_self_similarity_of_identical_and_random_vectors():
-    same = torch.ones(6, 16)
-    sim, aniso = evaluate.self_similarity(same, torch.tensor([0, 0, 0, 1, 1, -1]))
-    assert sim == pytest.approx([1.0]) and aniso == pytest.approx([1.0])
-    g = torch.Generator().manual_seed(0)
-    random_vectors = torch.randn(300, 4096, generator=g)
-    sim, aniso = evaluate.self_similarity(random_vectors, torch.arange(300) % 20)
-    assert abs(sim[0]) < 0.02 and abs(aniso[0]) < 0.02  # cosines of random vectors ~ N(0, 1/4096)
-
-
-def test_self_similarity_matches_pairwise_cosines():
-    g = torch.Generator().manual_seed(1)
-    vectors = torch.randn(3, 12, 5, generator=g)  # 3 layers, 12 occurrences
-    ids = torch.tensor([0, 1, 0, 2, 1, -1, 0, 2, -1, 1, 3, 2])  # word 3 occurs once: it has no pair
-    sim, aniso = evaluate.self_similarity(vectors, ids)
-    cos = lambda u, v: float(u @ v / (u.norm() * v.norm()))
-    for layer in range(3):
-        per_word = [np.mean([cos(vectors[layer, i], vectors[layer, j]) for i, j in itertools.combinations(torch.where(ids == w)[0], 2)])
-                    for w in (0, 1, 2)]
-        assert sim[layer] == pytest.approx(np.mean(per_word))
-        assert aniso[layer] == pytest.approx(np.mean([cos(vectors[layer, i], vectors[layer, j]) for i, j in itertools.combinations(range(12), 2)]))
-
-
-def test_words_do_not_depend_on_the_tokenizer():
-    assert [w for w, _ in evaluate.text_words("The cat's hat, the cat.", True)] == ["The", "cat", "s", "hat", "the", "cat"]
-    # a word keeps its combining marks (Devanagari vowel signs and virama), which Python's re would split off
-    assert [w for w, _ in evaluate.text_words("हमुस् नोक्।", True)] == ["हमुस्", "नोक्"]
-    # without spaces: grapheme clusters holding a letter ("e" + combining accent is one), punctuation skipped
-    assert [w for w, _ in evaluate.text_words("かきe\u0301。か", False)] == ["か", "き", "e\u0301", "か"]
-    docs = ["the cat sees the dog. the cat runs", "the dog eats. the cat"]
-    byte_tok, bpe = byte_tokenizer(), tokenizer.train(docs * 20, 280)
-    one = evaluate.self_sim_sample(docs, [(byte_tok, 64, byte_tok.token_byte_lengths())], 10_000, True, 2)
-    both = evaluate.self_sim_sample(docs, [(byte_tok, 64, byte_tok.token_byte_lengths()), (bpe, 64, bpe.token_byte_lengths())], 10_000, True, 2)
-    assert one["words"] == both["words"] == ["cat", "dog", "the"]
-    # a short block cuts the documents (for every model alike), and a word the cut may split is dropped
-    cut = evaluate.self_sim_sample(docs, [(byte_tok, 12, byte_tok.token_byte_lengths())], 10_000, True, 1)
-    assert cut["texts"][0] == "the cat see" and cut["words"] == ["cat", "dog", "the"] and len(cut["word_ids"][0]) == 2
-
-
-@pytest.mark.parametrize("vocab", ["bytes", "bpe"])
-def test_language_self_sim_uses_the_last_token_of_each_word(vocab):
-    docs = ["the cat sees the dog. the cat runs", "the dog eats. the cat"]
-    tok = byte_tokenizer() if vocab == "bytes" else tokenizer.train(docs * 20, 280)  # words of many tokens / of one
-    model = tiny_model(tok.n_vocab, seed=4)
-    sample = evaluate.self_sim_sample(docs, [(tok, 64, tok.token_byte_lengths())], 10_000, True, 2)
-    sims, n = evaluate.language_self_sim(model, tok, sample, 1, "cpu", nullcontext())
-    # independently: walk the tokens, note the one where each word's last byte lands, take its hidden states
-    vectors, ids = [], []
-    for text, word_ids in zip(sample["texts"], sample["word_ids"]):
-        tokens = [tok.eot_id] + tok.encode(text)
-        with torch.no_grad():
-            states = model.hidden_states(torch.tensor([tokens]))
-        owner = [k for k, t in enumerate(tokens) for _ in tok.token_bytes(t)]  # byte -> its token
-        ends = [len(text[:m.end()].encode()) for m in evaluate.WORD.finditer(text)]
-        vectors += [torch.stack([s[0, owner[e - 1]] for s in states]) for e in ends]
-        ids += list(word_ids)
-    expected_sim, expected_aniso = evaluate.self_similarity(torch.stack(vectors, 1), torch.tensor(ids))
-    assert n == len(ids)
-    assert sims["self_sim"] == pytest.approx(expected_sim, abs=1e-5)
-    assert sims["anisotropy"] == pytest.approx(expected_aniso, abs=1e-5)
-
-
-# ---- benchmarks -----------------------------------------------------------------------------------------
-
-def test_score_choices_equals_the_full_forward_pass():
-    model = tiny_model(260, seed=5)
-    context, choices = [256, 10, 20, 30, 40], [[50], [60, 70, 80], [90, 100]]
-    got = evaluate.score_choices(model, context, choices)
-    for choice, score in zip(choices, got):
-        ids = torch.tensor([context + choice])
-        with torch.no_grad():
-            nll = model.token_nll(ids[:, :-1], ids[:, 1:])[0, len(context) - 1:]
-        assert score == pytest.approx(-nll.sum().item(), abs=1e-4)
-
-
-def test_multiple_choice_picks_the_likelier_choice_and_length_normalisation_can_flip_it():
-    tok = byte_tokenizer()
-    logits = torch.zeros(tok.n_vocab)
-    logits[ord("x")], logits[ord("y")] = 5.0, 6.0
-    model = unigram_model(tok, logits)
-    log_p = torch.log_softmax(logits, -1)
-    # "x" is likelier than "yyyy" (log p(x) > 4 log p(y)) but less likely per byte (log p(x) < log p(y))
-    assert log_p[ord("x")] > 4 * log_p[ord("y")] and log_p[ord("x")] < log_p[ord("y")]
-    scores = evaluate.score_choices(model, [tok.eot_id] + tok.encode("q"), [tok.encode("x"), tok.encode("yyyy")])
-    assert scores == pytest.approx([log_p[ord("x")].item(), 4 * log_p[ord("y")].item()], abs=1e-4)
-    task = {"kind": "mc"}
-    cfg = evaluate.EvaluateConfig(shots=0)
-    for label, expected in ((0, {"acc": 1.0, "acc_norm": 0.0}), (1, {"acc": 0.0, "acc_norm": 1.0})):
-        ex = {"task": "t", "lang": "zz", "id": "t-0", "kind": "mc", "context": "q", "choices": ["x", "yyyy"], "label": label}
-        got, _ = evaluate.run_task(model, tok, task, [ex], [ex], cfg, False, False, nullcontext(), set())
-        assert got == expected
-
-
-def test_generation_stops_at_the_end_of_the_line():
-    tok = byte_tokenizer()
-    logits = torch.zeros(tok.n_vocab)
-    logits[ord("a")] = 20.0  # greedy: "aaaa..." forever
-    model = unigram_model(tok, logits)
-    ex = {"task": "t", "lang": "en", "id": "t-0", "kind": "gen", "prompt": "say a", "answers": ["aaaa"], "metric": "exact"}
-    cfg = evaluate.EvaluateConfig(gen_tokens=4)
-    scores, outputs = evaluate.run_task(model, tok, {"kind": "gen"}, [ex], [ex], cfg, False, True, nullcontext(),
-                                        evaluate.stop_ids(tok, False))
-    assert outputs == ["aaaa"] and scores["exact"] == 1.0
-    logits[ord("\n")] = 30.0  # now a newline comes first: the answer is empty
-    scores, outputs = evaluate.run_task(unigram_model(tok, logits), tok, {"kind": "gen"}, [ex], [ex], cfg, False, True,
-                                        nullcontext(), evaluate.stop_ids(tok, False))
-    assert outputs == [""] and scores["exact"] == 0.0
-
-
-def test_prompts_few_shot_and_chat():
-    tok = byte_tokenizer()
-    pool = [{"task": "t", "lang": "en", "id": f"t-{k}", "kind": "mc", "context": f"c{k}", "choices": [" no", " yes"], "label": 1}
-            for k in range(5)]
-    demos = evaluate.pick_demos(pool, pool[0], 2, seed=7)
-    assert len(demos) == 2 and pool[0] not in demos
-    parallel = [dict(e, lang="yy") for e in pool]  # the same meanings in another language: the same demonstrations
-    assert [d["id"] for d in evaluate.pick_demos(parallel, parallel[0], 2, seed=7)] == [d["id"] for d in demos]
-    context = evaluate.build_prompt(tok, pool[0], demos, chat=False, spaces=True)
-    assert context[0] == tok.eot_id and tok.decode(context[1:]) == f"{demos[0]['context']} yes\n\n{demos[1]['context']} yes\n\nc0"
-    # context + choice is the string scored; an assistant's answer starts without the space
-    assert [tok.decode(c) for c in evaluate.choice_ids(tok, pool[0], chat=False)] == [" no", " yes"]
-    assert [tok.decode(c) for c in evaluate.choice_ids(tok, pool[0], chat=True)] == ["no", "yes"]
-    # a finetuned model: ChatML with the system prompt, demonstrations as earlier turns, answers without a space
-    context = evaluate.build_prompt(tok, pool[0], demos[:1], chat=True, spaces=True)
-    assert context == tokenizer.render_prompt(tok, [{"role": "user", "content": demos[0]["context"]}, {"role": "assistant", "content": "yes"},
-                                                    {"role": "user", "content": "c0"}])
-    gen = {"task": "g", "lang": "en", "id": "g-0", "kind": "gen", "prompt": "Q: 2+2?\nAnswer:", "answers": ["4"], "metric": "exact"}
-    demo = dict(gen, prompt="Q: 1+1?\nAnswer:", answers=["2"])  # a generative answer gets a space, not without spaces
-    assert tok.decode(evaluate.build_prompt(tok, gen, [demo], False, True)[1:]) == "Q: 1+1?\nAnswer: 2\n\nQ: 2+2?\nAnswer:"
-    assert tok.decode(evaluate.build_prompt(tok, gen, [demo], False, False)[1:]) == "Q: 1+1?\nAnswer:2\n\nQ: 2+2?\nAnswer:"
-
-
 # ---- the whole run: tables and results.json -------------------------------------------------------------
 
 def test_results_group_means_and_tables(results):
     groups, group_of = results["groups"], results["languages"]
     assert list(results["models"]) == ["Bytes", "BPE"]
     assert results["models"]["BPE"]["chat"] and not results["models"]["Bytes"]["chat"]  # finetuned -> ChatML
-    assert {"bpb", "perplexity", "self_sim", "anisotropy", "self_sim_adjusted", "self_sim/layer2", "t_mc/acc", "t_mc/acc_norm",
+    assert {"bpb", "perplexity", "self_sim", "anisotropy", "self_sim_adjusted", "self_sim/layer2", "t_mc/acc", "t_mc/acc_bytes", "t_mc/margin", "t_mc/gold_bpb",
             "t_qa/f1", "t_qa/rouge_l", "t_mt/chrf", "t_mt/bleu", "t_mt/exact"} <= set(results["metrics"])
     for metric, per_model in results["metrics"].items():
         for entry in per_model.values():
@@ -319,6 +184,11 @@ def test_bad_models(two_models, tmp_path):
     shutil.copy(os.path.join(two_models["Bytes"], "ckpt.pt"), tmp_path)
     fails(["--models", f"A={tmp_path}"], "no tokenizer.tiktoken in")
     fails(["--models", f"A={tmp_path / 'nothing'}"], "no ckpt.pt in")
+
+
+def test_bad_settings():
+    fails(["--models", "A=x", "--mc_batch_size=0"], "mc_batch_size and gen_batch_size must be >= 1")
+    fails(["--models", "A=x", "--gen_tokens=-1"], "gen_tokens must be >= 0")
 
 
 def test_bad_data(mini_lab, two_models, tmp_path):
@@ -373,7 +243,7 @@ def test_benchmarks_from_another_folder(mini_lab, two_models, tmp_path):
     (tmp_path / "manifest.json").write_text(json.dumps({"tasks": {"t_mc": {"kind": "mc", "metric": "acc", "files": files}}}))
     out = evaluate.main([f"--models=A={two_models['Bytes']}", f"--data_dir={mini_lab}", f"--tasks_dir={tmp_path}", "--bpb=false",
                          "--self_sim=false", f"--out={tmp_path / 'r.json'}", *FAST])
-    assert list(out["metrics"]) == ["t_mc/acc", "t_mc/acc_norm"]
+    assert list(out["metrics"]) == ["t_mc/acc", "t_mc/acc_bytes", "t_mc/margin", "t_mc/gold_bpb"]
     acc = out["metrics"]["t_mc/acc"]["A"]
     assert out["languages"]["xx"] == "other" and acc["groups"]["other"] == acc["langs"]["xx"]
     assert acc["langs"]["xx"] == acc["langs"]["en"]  # the same examples under another code
