@@ -4,6 +4,9 @@ The benchmarks of evaluate.py: task files, prompts, and the scoring of multiple 
 A task is one JSONL file per language (DESIGN.md's contract, checked line by line as it is read):
   - multiple choice ("mc"): a context and its choices. The string scored is context + choice (the choice
     carries its separator); a choice's score is the log-likelihood of its tokens after the context.
+    Partial scoring (XWinograd, as lm-evaluation-harness scores it): several "contexts" (the sentence up
+    to the blank, filled with each option) and one "continuation" (the rest of the sentence); an option's
+    score is the log-likelihood of the continuation after its context.
   - generation ("gen"): a prompt and reference answers. The model decodes greedily until the end of the
     line (plain prompts) or <|im_end|> (ChatML); metrics.py scores the answer against the references.
 
@@ -39,7 +42,7 @@ from model import select_rows
 from tokenizer import render_prompt
 
 MC_METRICS = ("acc", "acc_bytes", "margin", "gold_bpb")
-GEN_METRICS = ("exact", "f1", "rouge_l", "chrf", "bleu")
+GEN_METRICS = ("exact", "f1", "rouge_l", "chrf", "bleu", "spbleu")
 
 
 # ---- task files -------------------------------------------------------------------------------------
@@ -74,7 +77,17 @@ def _example_problem(ex, task, lang, kind):
         return f"missing key(s) {', '.join(missing)}"
     if ex["task"] != task or ex["lang"] != lang or ex["kind"] != kind:
         return f"example is task={ex['task']!r} lang={ex['lang']!r} kind={ex['kind']!r}; the manifest expects {task!r} {lang!r} {kind!r}"
-    if kind == "mc":
+    if kind == "mc" and "contexts" in ex:
+        contexts, label = ex["contexts"], ex.get("label")
+        if "context" in ex or "choices" in ex:
+            return "a partial-scoring example has 'contexts' and 'continuation', not 'context' or 'choices'"
+        if not isinstance(contexts, list) or len(contexts) < 2 or not all(isinstance(c, str) and c for c in contexts):
+            return "'contexts' must be a list of at least 2 non-empty strings"
+        if not isinstance(ex.get("continuation"), str) or not ex["continuation"].strip():
+            return "'continuation' must be a non-empty string"
+        if not isinstance(label, int) or isinstance(label, bool) or not 0 <= label < len(contexts):
+            return f"label {label!r} is out of range for {len(contexts)} contexts (an index 0..{len(contexts) - 1})"
+    elif kind == "mc":
         choices, label = ex.get("choices"), ex.get("label")
         if not isinstance(ex.get("context"), str):
             return "'context' must be a string"
@@ -107,6 +120,7 @@ def load_tasks(tasks_dir, names, langs):
             common._fail(f"{tasks_dir}/manifest.json: task {name} has kind {spec.get('kind')!r}, expected 'mc' or 'gen'")
         files = {lang: path for lang, path in spec["files"].items() if not langs or lang in langs}
         tasks[name] = {"kind": spec["kind"], "metric": spec.get("metric", "acc" if spec["kind"] == "mc" else "f1"),
+                       "spbleu": name == "flores",  # FLORES-200's own metric, beside BLEU and chrF
                        "langs": {lang: read_task_file(os.path.join(tasks_dir, path), name, lang, spec["kind"])
                                  for lang, path in files.items()}}
     return tasks
@@ -133,8 +147,8 @@ def _delimiter(example, question, answer, spaces):
 def build_prompt(tok, example, demos, chat, spaces):
     """The ids of a prompt: the demonstrations (question, then its answer), then the example's question.
     Chat: as earlier turns of a ChatML conversation; plain: separated by blank lines, after <|endoftext|>."""
-    question = lambda e: e["context"] if e["kind"] == "mc" else e["prompt"]
-    answer = lambda e: e["choices"][e["label"]] if e["kind"] == "mc" else e["answers"][0]
+    question = lambda e: e["prompt"] if e["kind"] == "gen" else e["contexts"][e["label"]] if "contexts" in e else e["context"]
+    answer = lambda e: e["answers"][0] if e["kind"] == "gen" else e["continuation"] if "contexts" in e else e["choices"][e["label"]]
     if chat:  # an assistant's answer starts without the space a plain continuation may carry
         turns = [m for d in demos for m in ({"role": "user", "content": question(d)}, {"role": "assistant", "content": answer(d).lstrip()})]
         return render_prompt(tok, turns + [{"role": "user", "content": question(example)}])
@@ -143,8 +157,20 @@ def build_prompt(tok, example, demos, chat, spaces):
 
 
 def choice_texts(example, chat):
-    """The choices as scored: an assistant's answer starts without the space a plain continuation carries."""
-    return [c.lstrip() if chat else c for c in example["choices"]]
+    """The text scored for each choice (under partial scoring, the one continuation after each context): an
+    assistant's answer starts without the space a plain continuation carries."""
+    texts = [example["continuation"]] * len(example["contexts"]) if "contexts" in example else example["choices"]
+    return [c.lstrip() if chat else c for c in texts]
+
+
+def scoring_items(tok, example, demos, chat, spaces):
+    """(context ids, [choice ids]) pairs whose log-likelihoods, in order, are the example's choice scores:
+    its one context with every choice, or under partial scoring every context with the continuation."""
+    if "contexts" in example:
+        continuation = tok.encode(choice_texts(example, chat)[0])
+        return [(build_prompt(tok, {**example, "contexts": [c], "label": 0}, demos, chat, spaces), [continuation])
+                for c in example["contexts"]]
+    return [(build_prompt(tok, example, demos, chat, spaces), choice_ids(tok, example, chat))]
 
 
 def choice_ids(tok, example, chat):
@@ -218,15 +244,19 @@ def _score_batch(model, contexts, choices):
 def run_multiple_choice(model, tok, examples, pool, cfg, chat, spaces, autocast):
     """({metric: value}, picks) of one task in one language: see the module docstring for the metrics.
     picks[i] = (pick by acc, pick by acc_bytes), None for an example whose longest choice fills the block."""
-    contexts = [build_prompt(tok, ex, pick_demos(pool, ex, cfg.shots, cfg.seed), chat, spaces) for ex in examples]
-    choices = [choice_ids(tok, ex, chat) for ex in examples]
-    fits = [i for i, cs in enumerate(choices) if max(len(c) for c in cs) < model.config.block_size]
+    items = [scoring_items(tok, ex, pick_demos(pool, ex, cfg.shots, cfg.seed), chat, spaces) for ex in examples]
+    fits = [i for i, its in enumerate(items) if max(len(c) for _, cs in its for c in cs) < model.config.block_size]
+    flat = [item for i in fits for item in items[i]]
     with autocast:
-        logliks = score_choices(model, [contexts[i] for i in fits], [choices[i] for i in fits], cfg.mc_batch_size)
+        flat_ll = score_choices(model, [ctx for ctx, _ in flat], [cs for _, cs in flat], cfg.mc_batch_size)
+    logliks, k = [], 0
+    for i in fits:  # each example's choice scores, its items' put back together
+        logliks.append([s for ll in flat_ll[k:k + len(items[i])] for s in ll])
+        k += len(items[i])
     picks, margins, gold_nats, gold_bytes = [None] * len(examples), [], 0.0, 0
     for i, ll in zip(fits, logliks):
         ex, gold = examples[i], examples[i]["label"]
-        per_byte = [s / max(1, len(c.strip().encode("utf-8"))) for s, c in zip(ll, ex["choices"])]
+        per_byte = [s / max(1, len(c.strip().encode("utf-8"))) for s, c in zip(ll, choice_texts(ex, chat))]
         picks[i] = (int(np.argmax(ll)), int(np.argmax(per_byte)))
         margins.append(ll[gold] - max(s for j, s in enumerate(ll) if j != gold))
         gold_nats -= ll[gold]
@@ -240,8 +270,9 @@ def run_multiple_choice(model, tok, examples, pool, cfg, chat, spaces, autocast)
             "gold_bpb": gold_nats / math.log(2) / max(1, gold_bytes)}, picks
 
 
-def run_generation(model, tok, examples, pool, cfg, chat, spaces, autocast, stops):
-    """({metric: value}, answers) of one generative task in one language."""
+def run_generation(model, tok, examples, pool, cfg, chat, spaces, autocast, stops, lang, spbleu):
+    """({metric: value}, answers) of one generative task in one language (`lang` picks the word metrics'
+    normalisation; spbleu adds FLORES-200's spBLEU)."""
     block = model.config.block_size
     budgets = [answer_budget(ex, block, cfg.gen_tokens) for ex in examples]
     prompts = [build_prompt(tok, ex, pick_demos(pool, ex, cfg.shots, cfg.seed), chat, spaces)[-(block - budget):]
@@ -256,11 +287,11 @@ def run_generation(model, tok, examples, pool, cfg, chat, spaces, autocast, stop
         for i, ids in zip(batch, new):
             text = tok.decode([t for t in ids if t not in specials])
             outputs[i] = (text if chat else text.split("\n")[0]).strip()  # a plain answer is its first line
-    return metrics.score_generations(outputs, [ex["answers"] for ex in examples], spaces), outputs
+    return metrics.score_generations(outputs, [ex["answers"] for ex in examples], spaces, lang, spbleu), outputs
 
 
-def run_task(model, tok, task, examples, pool, cfg, chat, spaces, autocast, stops):
+def run_task(model, tok, task, examples, pool, cfg, chat, spaces, autocast, stops, lang):
     """The scores of one task in one language ({metric: value}) and the model's picks or answers."""
     if task["kind"] == "mc":
         return run_multiple_choice(model, tok, examples, pool, cfg, chat, spaces, autocast)
-    return run_generation(model, tok, examples, pool, cfg, chat, spaces, autocast, stops)
+    return run_generation(model, tok, examples, pool, cfg, chat, spaces, autocast, stops, lang, task["spbleu"])

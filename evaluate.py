@@ -27,6 +27,7 @@ import torch
 from tqdm import tqdm
 
 import common
+import metrics
 from benchmarks import GEN_METRICS, MC_METRICS, load_tasks, run_task, stop_ids
 from selfsim import language_self_sim, self_sim_sample
 
@@ -222,7 +223,7 @@ def evaluate_model(name, model, tok, chat, cfg, text_langs, samples, tasks, spac
         details["tasks"][task_name] = {}
         for lang, pool in bar(list(task["langs"].items()), task_name):
             examples = pool[: cfg.max_examples or None]
-            task_scores, outputs = run_task(model, tok, task, examples, pool, cfg, chat, spaces[lang], autocast, stops)
+            task_scores, outputs = run_task(model, tok, task, examples, pool, cfg, chat, spaces[lang], autocast, stops, lang)
             for metric, value in task_scores.items():
                 put(f"{task_name}/{metric}", lang, value)
             skipped = sum(o is None for o in outputs)
@@ -249,6 +250,8 @@ def main(argv=None):
     autocast = common.autocast_for(device, cfg.dtype)
     # every input is checked before the first model runs: a bad task file fails in seconds, not after an hour
     tasks = load_tasks(cfg.tasks_dir or cfg.data_dir, cfg.tasks, cfg.langs) if cfg.benchmarks else {}
+    if any(task["spbleu"] for task in tasks.values()):
+        metrics.spbleu_metric()  # the FLORES-200 sentencepiece model must be there before hours of generation
     groups, group_of, spaces, text_langs, val_docs = read_languages(cfg, tasks)
     readers = []
     for path in model_dirs.values():

@@ -87,7 +87,7 @@ def test_multiple_choice_metrics_on_a_model_with_known_probabilities():
     for label, expected in ((0, {"acc": 1.0, "acc_bytes": 0.0, "margin": lp_x - 4 * lp_y, "gold_bpb": -lp_x / math.log(2)}),
                             (1, {"acc": 0.0, "acc_bytes": 1.0, "margin": 4 * lp_y - lp_x, "gold_bpb": -lp_y / math.log(2)})):
         ex = {"task": "t", "lang": "zz", "id": "t-0", "kind": "mc", "context": "q", "choices": ["x", "yyyy"], "label": label}
-        got, _ = benchmarks.run_task(model, tok, {"kind": "mc"}, [ex], [ex], cfg, False, False, nullcontext(), set())
+        got, _ = benchmarks.run_task(model, tok, {"kind": "mc"}, [ex], [ex], cfg, False, False, nullcontext(), set(), "zz")
         assert got == pytest.approx(expected, abs=1e-4)
 
 
@@ -98,12 +98,12 @@ def test_generation_stops_at_the_end_of_the_line():
     model = unigram_model(tok, logits)
     ex = {"task": "t", "lang": "en", "id": "t-0", "kind": "gen", "prompt": "say a", "answers": ["aaaa"], "metric": "exact"}
     cfg = EvaluateConfig(gen_tokens=4)
-    scores, outputs = benchmarks.run_task(model, tok, {"kind": "gen"}, [ex], [ex], cfg, False, True, nullcontext(),
-                                        benchmarks.stop_ids(tok, False))
+    scores, outputs = benchmarks.run_task(model, tok, {"kind": "gen", "spbleu": False}, [ex], [ex], cfg, False, True, nullcontext(),
+                                        benchmarks.stop_ids(tok, False), "en")
     assert outputs == ["aaaa"] and scores["exact"] == 1.0
     logits[ord("\n")] = 30.0  # now a newline comes first: the answer is empty
-    scores, outputs = benchmarks.run_task(unigram_model(tok, logits), tok, {"kind": "gen"}, [ex], [ex], cfg, False, True,
-                                        nullcontext(), benchmarks.stop_ids(tok, False))
+    scores, outputs = benchmarks.run_task(unigram_model(tok, logits), tok, {"kind": "gen", "spbleu": False}, [ex], [ex], cfg, False, True,
+                                        nullcontext(), benchmarks.stop_ids(tok, False), "en")
     assert outputs == [""] and scores["exact"] == 0.0
 
 
@@ -139,8 +139,8 @@ def test_the_answer_budget_follows_the_reference():
     logits = torch.zeros(tok.n_vocab)
     logits[ord("a")] = 20.0  # greedy: "aaaa..." forever, until the budget
     ex = {"task": "t", "lang": "en", "id": "t-0", "kind": "gen", "prompt": "say a", "answers": ["aaaa"], "metric": "exact"}
-    _, outputs = benchmarks.run_task(unigram_model(tok, logits), tok, {"kind": "gen"}, [ex], [ex], EvaluateConfig(), False, True,
-                                     nullcontext(), benchmarks.stop_ids(tok, False))
+    _, outputs = benchmarks.run_task(unigram_model(tok, logits), tok, {"kind": "gen", "spbleu": False}, [ex], [ex], EvaluateConfig(), False, True,
+                                     nullcontext(), benchmarks.stop_ids(tok, False), "en")
     assert outputs == ["a" * 10]
 
 
@@ -151,5 +151,30 @@ def test_batched_generation_gives_the_answers_of_one_at_a_time():
                 for k, (p, a) in enumerate([("a", "bc"), ("some longer prompt", "x"), ("mid prompt", "a longer answer"),
                                             ("x" * 60, "cut prompt")])]
     runs = [benchmarks.run_generation(model, tok, examples, examples, EvaluateConfig(gen_batch_size=b), False, True, nullcontext(),
-                                      benchmarks.stop_ids(tok, False)) for b in (1, 2, 4)]
+                                      benchmarks.stop_ids(tok, False), "en", False) for b in (1, 2, 4)]
     assert runs[1] == runs[0] and runs[2] == runs[0]
+
+
+def test_partial_scoring_scores_the_continuation_after_each_context():
+    """XWinograd as lm-evaluation-harness scores it: each option fills the blank of its own context, and the
+    pick is the context under which the shared continuation is likeliest."""
+    tok = byte_tokenizer()
+    model = tiny_model(tok.n_vocab, seed=8, block_size=48)
+    examples = [{"task": "w", "lang": "en", "id": f"w-{k}", "kind": "mc", "label": k % 2, "continuation": cont,
+                 "contexts": [f"The {a} did not fit in the {b} because the {a}", f"The {a} did not fit in the {b} because the {b}"]}
+                for k, (a, b, cont) in enumerate([("cup", "box", " was too big."), ("ball", "bag", " was small.")])]
+    for ex in examples:
+        assert benchmarks._example_problem(ex, "w", "en", "mc") is None
+    scores, picks = benchmarks.run_multiple_choice(model, tok, examples, examples, EvaluateConfig(), False, True, nullcontext())
+    acc, nats, n_bytes = [], 0.0, 0
+    for ex, pick in zip(examples, picks):
+        ll = [full_forward_logliks(model, [tok.eot_id] + tok.encode(c), [tok.encode(ex["continuation"])])[0] for c in ex["contexts"]]
+        assert pick[0] == pick[1] == max(range(2), key=ll.__getitem__)  # one continuation: per byte picks the same
+        acc.append(pick[0] == ex["label"])
+        nats -= ll[ex["label"]]
+        n_bytes += len(ex["continuation"].encode())
+    assert scores["acc"] == sum(acc) / 2 and scores["gold_bpb"] == pytest.approx(nats / math.log(2) / n_bytes, abs=1e-5)
+    bad = dict(examples[0], context="x")
+    assert "not 'context' or 'choices'" in benchmarks._example_problem(bad, "w", "en", "mc")
+    assert "'continuation'" in benchmarks._example_problem(dict(examples[0], continuation=" "), "w", "en", "mc")
+    assert "out of range" in benchmarks._example_problem(dict(examples[0], label=2), "w", "en", "mc")
