@@ -30,7 +30,8 @@ CONFIG_FILE=config/$CONFIG.py
 # Independent runs share the machine: up to JOBS at once, each with an equal share of the CPU threads (tiny
 # models train faster as two 1-thread processes than as one 2-thread process). A run's output is appended
 # to <its out_dir>.log (a re-run adds to it); a failed run stops the whole script and prints the end of its log.
-CORES=$(nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 1)  # sysctl: macOS
+# (nproc counts OMP_NUM_THREADS as the cores; the runs' thread count is set from CORES below, not the other way)
+CORES=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 1)  # sysctl: macOS
 if [[ $CONFIG == gpu_small || $CONFIG == paper_* ]]; then
   DATA=${DATA:-$OUT/wikipedia}; VOCAB=${VOCAB:-32000}; BUDGETS=${BUDGETS:-"1000000 10000000 100000000"}; JOBS=${JOBS:-1}
 else

@@ -72,7 +72,8 @@ def test_stopping_run_sh_stops_its_runs(lab_dir, tmp_path):
     config = tmp_path / "long.py"
     config.write_text(MICRO.replace("max_iters=12", "max_iters=100000"))
     out = tmp_path / "out"
-    env = {**os.environ, "CONFIG": str(config), "OUT": str(out), "DATA": lab_dir, "VOCAB": "300", "PYTHON": os.sys.executable}
+    env = {**os.environ, "CONFIG": str(config), "OUT": str(out), "DATA": lab_dir, "VOCAB": "300", "PYTHON": os.sys.executable,
+           "JOBS": "2"}  # both pretrainings at once, whatever the cores
     proc = subprocess.Popen(["bash", "run.sh"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     log = out / "run" / "long" / "seed0" / "pretrain_forgetting" / "log.jsonl"
     deadline = time.time() + 120
