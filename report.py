@@ -126,8 +126,9 @@ def plot_recovery(seed_dirs, path):
 
 
 ADAPT_MODES = {"relearn": "[CHEN] relearn: every embedding reset and relearned",
-               "adapt": "[AFA] vocabulary expansion: new rows and a fresh head of all rows learned",
+               "adapt": "[AFA] vocabulary expansion: new rows and the head learned",
                "keephead": "vocabulary expansion keeping the old head rows (frozen): new rows learned"}
+RECIPE_KEYS = ("emb_init", "head_rows", "head_init")  # what the paper leaves open (adapt.py)
 
 
 def adaptation_points(seed_dir, mode, kind):
@@ -141,6 +142,22 @@ def adaptation_points(seed_dir, mode, kind):
         final = [r for r in read_log(run) if "val_bpb" in r][-1]
         points[int(match.group(1))] = (final["val_bpb"], final.get("val_bpb_mean_pretraining"))
     return dict(sorted(points.items()))
+
+
+def recipe(seed_dirs, mode):
+    """The expansion recipe the runs <mode>_* were made with, from their config.json ("" under relearn);
+    every recipe found if the runs differ (a folder of old runs beside new ones)."""
+    found = set()
+    for run in (r for d in seed_dirs for r in glob.glob(os.path.join(d, f"{mode}_*")) if os.path.isdir(r)):
+        try:
+            with open(os.path.join(run, "config.json"), encoding="utf-8") as f:
+                config = json.load(f)
+        except (OSError, ValueError):
+            found.add("recipe unknown")
+            continue
+        if config.get("mode") == "expand":
+            found.add(", ".join(f"{k}={config.get(k)}" for k in RECIPE_KEYS))
+    return " / ".join(sorted(found))
 
 
 def adaptation_summary(seed_dirs):
@@ -313,16 +330,19 @@ def chance_of(result, task, lang):
 
 
 def pooled_accuracy(result, model, task, langs):
-    """(correct, n, chance) over the examples of the given languages; None if the results lack n or the score."""
-    metric = f"{task}/{result['tasks'][task]['metric']}"
+    """(correct, n, chance) over the examples of the given languages; None if the results lack n or the score.
+    The accuracy is the task's own metric if it is one (acc, acc_bytes, ...), else plain acc."""
+    own = result["tasks"][task]["metric"]
+    metric = f"{task}/{own if own.startswith('acc') else 'acc'}"
     correct = n = 0
     chance = 0.0
     for lang in langs:
         acc = result["metrics"].get(metric, {}).get(model, {}).get("langs", {}).get(lang)
-        count = result.get("details", {}).get(model, {}).get("tasks", {}).get(task, {}).get(lang, {}).get("n")
+        detail = result.get("details", {}).get(model, {}).get("tasks", {}).get(task, {}).get(lang, {})
+        count = detail.get("n")
         if acc is None or not count:
             return None
-        lang_chance = chance_of(result, task, lang)
+        lang_chance = detail.get("chance") or chance_of(result, task, lang)  # recorded by evaluate.py, else from the files
         correct, n = correct + round(acc * count), n + count
         chance = None if chance is None or lang_chance is None else chance + lang_chance * count
     return correct, n, (None if chance is None else chance / n)
@@ -330,7 +350,7 @@ def pooled_accuracy(result, model, task, langs):
 
 def above_chance_cells(pooled):
     if pooled is None:
-        return ["n not recorded", "-"]
+        return ["no score or n in the results", "-"]
     correct, n, chance = pooled
     low, high = stats.wilson(correct, n)
     verdict = "chance unknown" if chance is None else ("yes" if low > chance else "no")
@@ -355,7 +375,8 @@ def above_chance(results, english=ENGLISH):
             cells = above_chance_cells(pooled_accuracy(r, "Baseline", task, [english]) if english in r["tasks"][task]["langs"] else None)
             for m in models:
                 cells += above_chance_cells(pooled_accuracy(r, m, task, adapting) if adapting else None)
-            lines.append(f"| {task}/{spec['metric']} | {i} | " + " | ".join(cells) + " |")
+            own = spec["metric"] if spec["metric"].startswith("acc") else "acc"
+            lines.append(f"| {task}/{own} | {i} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -408,7 +429,9 @@ def main():
                    "paired t-test; Holm's step-down across every row of this table (family-wise α = .05).", ""]
             md += differences(results, first, second) + [""]
     for mode, points in adaptation.items():
+        how = recipe(seed_dirs, mode)
         md += [f"## Adaptation, {ADAPT_MODES[mode]}: adapting-language bits per byte", "",
+               *([f"Recipe: {how}.", ""] if how else []),
                "Paired within each seed; 95% t-interval; Holm across the budgets of this table.", ""]
         md += adaptation_table(points) + [""]
     md += ["", "## Recovery after each reset (steps back to the pre-reset loss; * = not within the episode)", ""]

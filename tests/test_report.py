@@ -135,6 +135,17 @@ def test_report_refuses_a_folder_without_results(tmp_path):
     assert result.returncode != 0 and "results.json is not valid JSON" in result.stderr
 
 
+def test_above_chance_says_what_it_lacks(tmp_path):
+    result = fake_results(tmp_path / "nowhere", 0.7, (1.0, 1.0, 1.0))  # no task files there: chance unknown
+    lines = report.above_chance([result])
+    assert lines[2].startswith("| lab_copa/acc | 0 | 0.700 (7/10) [0.397, 0.892] | chance unknown |")
+    result["details"]["BA"]["tasks"]["lab_copa"]["qgr"].pop("n")  # an older results.json without n
+    result["details"]["AFA"]["tasks"]["lab_copa"]["qen"]["chance"] = 0.25  # evaluate.py's own record wins
+    result["details"]["AFA"]["tasks"]["lab_copa"]["qgr"]["chance"] = 0.25
+    cells = report.above_chance([result])[2].split(" | ")
+    assert cells[4] == "no score or n in the results" and cells[6].endswith("chance 0.250") and cells[7] == "yes |"
+
+
 @pytest.mark.parametrize("metric, lower", [("bpb", True), ("perplexity", True), ("self_sim", True), ("lab_copa/gold_bpb", True),
                                            ("lab_copa/acc", False), ("lab_copa/acc_bytes", False), ("lab_copa/margin", False),
                                            ("self_sim_adjusted", True), ("lab_qa/f1", False)])
