@@ -200,10 +200,10 @@ def lower_is_better(metric):
     return any(word in tail for word in ("bpb", "bits", "perplexity", "loss")) or tail in ("self_sim", "self_sim_adjusted")
 
 
-def tested(rows, alpha=0.05):
-    """rows: [(label, [paired difference per seed], lower is better)] -> markdown cells per row:
+def tested(rows, names, alpha=0.05):
+    """rows: [(label, [paired difference first − second per seed], lower is better)] -> markdown cells per row:
     n, mean difference, its unadjusted 95% t-interval, p (two-sided), Holm's adjusted p over the rows
-    that have a test (n >= 2) and whether the row survives at family-wise alpha."""
+    that have a test (n >= 2) and whether the row survives at family-wise alpha (and which of names is better)."""
     results = [stats.paired_t(diffs) for _, diffs, _ in rows]
     family = [i for i, r in enumerate(results) if r[3] is not None]
     adjusted, survives = stats.holm([results[i][3] for i in family], alpha)
@@ -214,7 +214,7 @@ def tested(rows, alpha=0.05):
             cells.append((label, [str(n), f"{mean:+.4f}", "-", "-", "-", "one seed: no test"]))
             continue
         adj, ok = holm_of[i]
-        verdict = f"yes, {'first' if (mean < 0) == lower else 'second'} better" if ok else "no"
+        verdict = f"yes, {names[0] if (mean < 0) == lower else names[1]} better" if ok else "no"
         cells.append((label, [str(n), f"{mean:+.4f}", f"[{interval[0]:+.4f}, {interval[1]:+.4f}]", f"{p:.3g}", f"{adj:.3g}", verdict]))
     return cells
 
@@ -238,8 +238,7 @@ def differences(results, first, second):
             if diffs:
                 rows.append((f"{metric} | μ_{g}", diffs, lower_is_better(metric)))
     lines = [f"| metric | group | {TEST_HEADER.replace('mean', f'{first} − {second}')} |", "|---|---|---:|---:|---|---:|---:|---|"]
-    for label, cells in tested(rows):
-        cells[-1] = cells[-1].replace("first", first).replace("second", second)
+    for label, cells in tested(rows, (first, second)):
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return lines
 
@@ -249,9 +248,8 @@ def adaptation_table(points):
     lines = [f"| tokens | standard | forgetting | {TEST_HEADER.replace('mean', 'forgetting − standard')} |",
              "|---:|---:|---:|---:|---:|---|---:|---:|---|"]
     rows = [(f"{tokens:,}", [f[0] - s[0] for s, f in zip(kinds["standard"], kinds["forgetting"])], True) for tokens, kinds in points.items()]
-    for (label, cells), kinds in zip(tested(rows), points.values()):
+    for (label, cells), kinds in zip(tested(rows, ("forgetting", "standard")), points.values()):
         means = [fmt(*mean_std([seed[0] for seed in kinds[kind]])) for kind in ("standard", "forgetting")]
-        cells[-1] = cells[-1].replace("first", "forgetting").replace("second", "standard")
         lines.append(f"| {label} | " + " | ".join(means + cells) + " |")
     return lines
 
