@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# The paper's whole experiment (PAPER.md §4) on the built-in lab: pretrain a standard and a forgetting model,
+# The paper's whole experiment (its §4) on the built-in lab: pretrain a standard and a forgetting model,
 # adapt both to new languages (several adaptation budgets), finetune Baseline / BA / AFA on English
 # instructions, evaluate all three, and write out/report/results.md with plots.
 #
 #   bash run.sh                    # the lab, one seed, CPU minutes
-#   SEEDS=3 bash run.sh            # mean ± std over 3 seeds, and whether AFA − BA beats the seed spread
+#   SEEDS=3 bash run.sh            # mean ± std over 3 seeds; AFA − BA as paired t-intervals, Holm-corrected
 #   CONFIG=gpu_small bash run.sh   # GPU scale, on prepared real data (README: "Real data")
 #   bash run.sh --force            # redo every stage (a plain re-run skips finished stages, resumes the rest)
+#   VARIANTS=keephead bash run.sh  # also today's expansion recipe (old head rows kept, frozen) at the largest
+#                                  # budget, finetuned and evaluated as BA_keephead and AFA_keephead (not in
+#                                  # the default: 2 more large adaptations, finetunings and evaluations)
 # CONFIG may also be a path to a config file; OUT (default out), DATA, VOCAB, BUDGETS (adaptation tokens) and
 # JOBS (runs at once; default: one per CPU core for the lab, 1 at GPU scale) override the defaults.
 set -euo pipefail
@@ -18,7 +21,7 @@ MODE=--resume
 case "${1:-}" in
   --force) MODE=--overwrite ;;
   "") ;;
-  *) echo "usage: [CONFIG=lab|gpu_small] [SEEDS=N] bash run.sh [--force]" >&2; exit 2 ;;
+  *) echo "usage: [CONFIG=lab|gpu_small] [SEEDS=N] [VARIANTS=keephead] bash run.sh [--force]" >&2; exit 2 ;;
 esac
 OUT=${OUT:-out}
 CONFIG_FILE=config/$CONFIG.py
@@ -27,7 +30,8 @@ CONFIG_FILE=config/$CONFIG.py
 # Independent runs share the machine: up to JOBS at once, each with an equal share of the CPU threads (tiny
 # models train faster as two 1-thread processes than as one 2-thread process). A run's output is appended
 # to <its out_dir>.log (a re-run adds to it); a failed run stops the whole script and prints the end of its log.
-CORES=$(nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 1)  # sysctl: macOS
+# (nproc counts OMP_NUM_THREADS as the cores; the runs' thread count is set from CORES below, not the other way)
+CORES=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 1)  # sysctl: macOS
 if [[ $CONFIG == gpu_small || $CONFIG == paper_* ]]; then
   DATA=${DATA:-$OUT/wikipedia}; VOCAB=${VOCAB:-32000}; BUDGETS=${BUDGETS:-"1000000 10000000 100000000"}; JOBS=${JOBS:-1}
 else
@@ -36,6 +40,15 @@ fi
 for n in "JOBS=$JOBS" "SEEDS=$SEEDS" $(printf 'BUDGETS=%s ' $BUDGETS); do
   [[ ${n#*=} =~ ^[1-9][0-9]*$ ]] || { echo "error: ${n%%=*}: '${n#*=}' is not a positive whole number" >&2; exit 2; }
 done
+VARIANTS=${VARIANTS:-}
+for v in $VARIANTS; do
+  [[ $v == keephead ]] || { echo "error: VARIANTS: unknown variant '$v' (known: keephead)" >&2; exit 2; }
+done
+# [AFA]'s adaptation recipe, read literally: a fresh head of all rows, learned with the new embedding rows.
+# The variant keeps the pretrained head rows (frozen) and learns only the new ones. Both spelled out here so
+# that run.sh does not depend on adapt.py's defaults.
+EXPAND=(--mode=expand --head_rows=all --head_init=fresh)
+KEEPHEAD=(--mode=expand --head_rows=new --head_init=old)
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(( CORES / JOBS > 0 ? CORES / JOBS : 1 ))}
 RUNS=$OUT/run/$CONFIG
 TOK=$OUT/tokenizer/$CONFIG.tiktoken
@@ -89,11 +102,14 @@ for ((i = 0; i < SEEDS; i++)); do
   # largest) and [CHEN]'s relearning of every embedding (its sample-efficiency curve). Alongside run what
   # nothing here waits for: forgetting under [CHEN]'s per-episode embedding LR (only plotted) and the
   # Baseline's finetuning (5.). Longest first.
-  stage "seed $SEED: adaptation (log: $S/adapt_*.log, $S/relearn_*.log)"
+  stage "seed $SEED: adaptation (log: $S/adapt_*.log, $S/relearn_*.log${VARIANTS:+, $S/keephead_*.log})"
   spawn "$S/pretrain_chen" $PY train.py "${common[@]}" --data_dir="$DATA" --tokenizer="$TOK" --out_dir="$S/pretrain_chen" --emb_episode_lr
   for T in $BUDGETS; do
     for kind in standard forgetting; do
-      spawn "$S/adapt_${kind}_$T" $PY adapt.py "${common[@]}" --init_from="$S/pretrain_$kind" --out_dir="$S/adapt_${kind}_$T" --adapt_tokens=$T
+      spawn "$S/adapt_${kind}_$T" $PY adapt.py "${common[@]}" --init_from="$S/pretrain_$kind" --out_dir="$S/adapt_${kind}_$T" --adapt_tokens=$T "${EXPAND[@]}"
+      if [[ $T == "$MAIN_BUDGET" && " $VARIANTS " == *" keephead "* ]]; then
+        spawn "$S/keephead_${kind}_$T" $PY adapt.py "${common[@]}" --init_from="$S/pretrain_$kind" --out_dir="$S/keephead_${kind}_$T" --adapt_tokens=$T "${KEEPHEAD[@]}"
+      fi
       spawn "$S/relearn_${kind}_$T" $PY adapt.py "${common[@]}" --init_from="$S/pretrain_$kind" --out_dir="$S/relearn_${kind}_$T" --adapt_tokens=$T --mode=relearn
     done
     if [[ $T == "$MAIN_BUDGET" ]]; then
@@ -101,15 +117,29 @@ for ((i = 0; i < SEEDS; i++)); do
     fi
   done
   wait_all
-  # 5. English instruction finetuning of the adapted models: BA, AFA
+  # 5. English instruction finetuning of the adapted models: BA, AFA (and the variants' BA_<v>, AFA_<v>)
   stage "seed $SEED: finetuning (log: $S/finetune_*.log)"
-  spawn "$S/finetune_BA" $PY finetune.py "${common[@]}" --data_dir="$DATA" --init_from="$S/adapt_standard_$MAIN_BUDGET" --out_dir="$S/finetune_BA"
-  spawn "$S/finetune_AFA" $PY finetune.py "${common[@]}" --data_dir="$DATA" --init_from="$S/adapt_forgetting_$MAIN_BUDGET" --out_dir="$S/finetune_AFA"
+  MODELS=(Baseline="$S/finetune_Baseline")
+  for recipe in adapt $VARIANTS; do
+    suffix=${recipe/#adapt/}; suffix=${suffix:+_$suffix}
+    for pair in BA:standard AFA:forgetting; do
+      name=${pair%%:*}$suffix
+      spawn "$S/finetune_$name" $PY finetune.py "${common[@]}" --data_dir="$DATA" --init_from="$S/${recipe}_${pair#*:}_$MAIN_BUDGET" --out_dir="$S/finetune_$name"
+      MODELS+=("$name=$S/finetune_$name")
+    done
+  done
   wait_all
-  # 6. evaluation: bits per byte, self-similarity, benchmarks, per language group
-  if [[ ! -f $S/results.json || $MODE == --overwrite || $S/finetune_AFA/ckpt.pt -nt $S/results.json ]]; then
+  # 6. evaluation: bits per byte, self-similarity, benchmarks, per language group; again if a model was
+  # finetuned after the results were written or the results lack one
+  evaluate=$MODE
+  for m in "${MODELS[@]}"; do
+    if [[ ! -f $S/results.json || ${m#*=}/ckpt.pt -nt $S/results.json ]] || ! grep -q "\"${m%%=*}\":" "$S/results.json"; then
+      evaluate=needed
+    fi
+  done
+  if [[ $evaluate != --resume ]]; then
     stage "seed $SEED: evaluation"
-    $PY evaluate.py "$CONFIG_FILE" --data_dir="$DATA" --models Baseline="$S/finetune_Baseline" BA="$S/finetune_BA" AFA="$S/finetune_AFA" --out="$S/results.json"
+    $PY evaluate.py "$CONFIG_FILE" --data_dir="$DATA" --models "${MODELS[@]}" --out="$S/results.json"
   fi
 done
 

@@ -1,6 +1,7 @@
-"""run.sh end to end at a micro size (every stage runs, every output exists, the report has a row per model),
-and how it fails: bad settings, a failing stage, a signal."""
+"""run.sh end to end at a micro size (every stage runs, the keephead variant too, every output exists, the
+report has a column per model, a re-run redoes nothing), and how it fails: bad settings, a failing stage, a signal."""
 
+import json
 import os
 import signal
 import subprocess
@@ -21,25 +22,37 @@ evaluate = dict(max_examples=2, bpb_bytes=1024, sim_bytes=1024, gen_tokens=8, pr
 
 
 def test_run_sh_at_micro_size(lab_dir, tmp_path):
+    """The default stages, and the keephead variant beside them (VARIANTS=keephead)."""
     config = tmp_path / "micro.py"
     config.write_text(MICRO)
     out = tmp_path / "out"
     env = {**os.environ, "CONFIG": str(config), "OUT": str(out), "DATA": lab_dir, "VOCAB": "300",
-           "BUDGETS": "2000 4000", "PYTHON": os.sys.executable}
+           "BUDGETS": "2000 4000", "VARIANTS": "keephead", "PYTHON": os.sys.executable}
     result = subprocess.run(["bash", "run.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     seed = out / "run" / "micro" / "seed0"
     for stage in ["pretrain_standard", "pretrain_forgetting", "pretrain_chen", "adapt_standard_2000", "adapt_forgetting_4000",
-                  "relearn_standard_2000", "relearn_forgetting_4000", "finetune_Baseline", "finetune_BA", "finetune_AFA"]:
+                  "relearn_standard_2000", "relearn_forgetting_4000", "keephead_standard_4000", "keephead_forgetting_4000",
+                  "finetune_Baseline", "finetune_BA", "finetune_AFA", "finetune_BA_keephead", "finetune_AFA_keephead"]:
         for name in ("ckpt.pt", "tokenizer.tiktoken", "config.json", "log.jsonl"):
             assert (seed / stage / name).exists(), f"{stage}/{name}"
+    assert not (seed / "keephead_standard_2000").exists()  # the variant runs at the largest budget only
+    # the recipes are passed explicitly: [AFA]'s fresh head of all rows, and the variant's kept (frozen) head rows
+    for run, rows, init in (("adapt_forgetting_4000", "all", "fresh"), ("keephead_forgetting_4000", "new", "old")):
+        config_json = json.loads((seed / run / "config.json").read_text())
+        assert (config_json["head_rows"], config_json["head_init"]) == (rows, init), run
     report = (out / "report" / "results.md").read_text()
-    assert "| μ_overall |" in report and "| | Baseline | BA | AFA |" in report
-    for mode in ("[CHEN] relearn", "[AFA] vocabulary expansion"):  # a row per adaptation budget
+    assert "| μ_overall |" in report and "| | Baseline | BA | AFA | BA_keephead | AFA_keephead |" in report
+    assert "## AFA − BA" in report and "## AFA_keephead − BA_keephead" in report and "one seed: no test" in report
+    assert "| lab_copa/acc | 0 |" in report  # the chance check, per multiple-choice task
+    for mode in ("[CHEN] relearn", "[AFA] vocabulary expansion", "vocabulary expansion keeping"):  # a row per budget
         table = report.split(f"## Adaptation, {mode}")[1].split("##")[0]
-        assert "| 2,000 |" in table and "| 4,000 |" in table
+        assert "| 4,000 |" in table and ("| 2,000 |" in table) == (mode != "vocabulary expansion keeping")
     for png in ("pretraining_loss.png", "recovery.png", "adaptation.png", "benchmarks.png"):
         assert (out / "report" / png).stat().st_size > 1000
+    # a re-run finds everything done, and evaluates nothing again
+    rerun = subprocess.run(["bash", "run.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0 and "seed 1337: evaluation" not in rerun.stdout, rerun.stdout[-2000:] + rerun.stderr[-2000:]
 
 
 def test_run_sh_stops_when_a_run_fails(lab_dir, tmp_path):
@@ -59,7 +72,8 @@ def test_stopping_run_sh_stops_its_runs(lab_dir, tmp_path):
     config = tmp_path / "long.py"
     config.write_text(MICRO.replace("max_iters=12", "max_iters=100000"))
     out = tmp_path / "out"
-    env = {**os.environ, "CONFIG": str(config), "OUT": str(out), "DATA": lab_dir, "VOCAB": "300", "PYTHON": os.sys.executable}
+    env = {**os.environ, "CONFIG": str(config), "OUT": str(out), "DATA": lab_dir, "VOCAB": "300", "PYTHON": os.sys.executable,
+           "JOBS": "2"}  # both pretrainings at once, whatever the cores
     proc = subprocess.Popen(["bash", "run.sh"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     log = out / "run" / "long" / "seed0" / "pretrain_forgetting" / "log.jsonl"
     deadline = time.time() + 120
@@ -78,6 +92,13 @@ def test_run_sh_refuses_bad_settings_before_doing_anything(tmp_path, name, value
     env = {**os.environ, "OUT": str(tmp_path / "out"), name: value}
     result = subprocess.run(["bash", "run.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and f"error: {name}:" in result.stderr and "not a positive whole number" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_run_sh_refuses_unknown_variants(tmp_path):
+    env = {**os.environ, "OUT": str(tmp_path / "out"), "VARIANTS": "keephead freshhead"}
+    result = subprocess.run(["bash", "run.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "error: VARIANTS: unknown variant 'freshhead'" in result.stderr
     assert not (tmp_path / "out").exists()
 
 

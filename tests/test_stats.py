@@ -1,0 +1,77 @@
+"""stats.py against closed forms, textbook table values and hand-computed examples."""
+
+import math
+
+import pytest
+
+import stats
+
+
+@pytest.mark.parametrize("t", [-7.0, -1.0, -0.3, 0.0, 0.25, 1.0, 3.0, 12.706, 100.0])
+def test_t_cdf_matches_the_closed_forms_for_one_and_two_degrees_of_freedom(t):
+    # df = 1 is the Cauchy distribution: 1/2 + atan(t)/pi; df = 2: 1/2 + t / (2 sqrt(2 + t^2))
+    assert stats.t_cdf(t, 1) == pytest.approx(0.5 + math.atan(t) / math.pi, abs=1e-12)
+    assert stats.t_cdf(t, 2) == pytest.approx(0.5 + t / (2 * math.sqrt(2 + t * t)), abs=1e-12)
+
+
+def test_t_cdf_by_hand():
+    assert stats.t_cdf(1.0, 1) == pytest.approx(0.75)  # atan(1) = pi/4
+    assert stats.t_cdf(1.0, 2) == pytest.approx(0.5 + 1 / (2 * math.sqrt(3)))
+    assert stats.t_two_sided_p(math.sqrt(12), 2) == pytest.approx(1 - math.sqrt(12 / 14))  # 2 (1 - F(sqrt 12))
+
+
+def test_incomplete_beta_against_the_binomial_sum():
+    # for whole a, b: I_x(a, b) = P(Binomial(a + b - 1, x) >= a)
+    for x in (0.05, 0.3, 0.9):
+        binomial = sum(math.comb(4, j) * x ** j * (1 - x) ** (4 - j) for j in range(2, 5))
+        assert stats.incomplete_beta(x, 2, 3) == pytest.approx(binomial, abs=1e-12)
+
+
+@pytest.mark.parametrize("df, table", [(1, 12.706), (2, 4.303), (4, 2.776), (9, 2.262), (30, 2.042)])
+def test_t_quantile_matches_the_textbook_table(df, table):
+    assert stats.t_quantile(0.975, df) == pytest.approx(table, abs=6e-4)
+    assert stats.t_quantile(0.025, df) == pytest.approx(-table, abs=6e-4)
+
+
+def test_t_quantile_inverts_the_cdf_and_tends_to_the_normal():
+    for df in (1, 3, 17):
+        for p in (0.6, 0.9, 0.995):
+            assert stats.t_cdf(stats.t_quantile(p, df), df) == pytest.approx(p, abs=1e-10)
+    assert stats.t_quantile(0.975, 10 ** 7) == pytest.approx(stats.NORMAL_975, abs=1e-5)
+    with pytest.raises(ValueError):
+        stats.t_quantile(1.0, 3)
+
+
+def test_paired_t_by_hand():
+    # differences 1, 2, 3: mean 2, sd 1, n 3; interval 2 ± t(2, .975) / sqrt(3) = 2 ± 4.3027 / 1.7321 = 2 ± 2.4841;
+    # t = 2 / (1 / sqrt 3) = sqrt 12, and with 2 degrees of freedom p = 1 - sqrt(12 / 14) = 0.0742
+    n, mean, (low, high), p = stats.paired_t([1.0, 2.0, 3.0])
+    assert (n, mean) == (3, 2.0)
+    assert (low, high) == (pytest.approx(-0.4841, abs=1e-4), pytest.approx(4.4841, abs=1e-4))
+    assert p == pytest.approx(0.0742, abs=1e-4)
+
+
+def test_paired_t_edge_cases():
+    assert stats.paired_t([0.4]) == (1, 0.4, None, None)  # one seed: no test
+    assert stats.paired_t([0.5, 0.5, 0.5]) == (3, 0.5, (0.5, 0.5), 0.0)  # no spread at all
+    assert stats.paired_t([0.0, 0.0]) == (2, 0.0, (0.0, 0.0), 1.0)
+
+
+def test_holm_by_hand():
+    # sorted: 0.005 x 4 = 0.02, 0.01 x 3 = 0.03, 0.03 x 2 = 0.06, 0.04 x 1 = 0.04 -> 0.06 (never below the one before)
+    adjusted, survives = stats.holm([0.01, 0.04, 0.03, 0.005])
+    assert adjusted == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert survives == [True, False, False, True]
+    # capped at 1, and one test is its own family
+    assert stats.holm([0.5, 0.6])[0] == pytest.approx([1.0, 1.0])
+    assert stats.holm([0.04]) == ([0.04], [True])
+    assert stats.holm([]) == ([], [])
+
+
+def test_wilson_by_hand():
+    # z = 1.96, n = 10: scale 1 + z^2/10 = 1.38415; 5/10: centre 0.5, half 1.96/1.38415 * sqrt(0.025 + 0.0096) = 0.2634;
+    # 0/10: centre (z^2/20)/1.38415 = 0.1388 and the same half: [0, 0.2775]
+    assert stats.wilson(5, 10) == (pytest.approx(0.2366, abs=1e-4), pytest.approx(0.7634, abs=1e-4))
+    low, high = stats.wilson(0, 10)
+    assert low == pytest.approx(0.0, abs=1e-12) and high == pytest.approx(0.2775, abs=1e-4)
+    assert stats.wilson(10, 10)[1] == pytest.approx(1.0)
