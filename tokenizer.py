@@ -7,6 +7,11 @@ render ChatML conversations to (ids, loss mask).
     python tokenizer.py extend --base out/tokenizer/tokenizer.tiktoken --input new.txt --n_new 4096 --out ext.tiktoken
     python tokenizer.py stats  --tokenizer base.tiktoken ext.tiktoken --input en.txt new.txt
 
+Input text is streamed a chunk at a time (read_documents), so a corpus larger than memory trains
+(rustbpe keeps only its unique pieces); --max_bytes trains on an even, seeded sample of each file
+instead (sample_documents). The file is longer than the usual ~450 lines because reading text is
+part of what the three commands share.
+
 Id layout: byte tokens and base merges 0..R-1, the special tokens R..R+3 (SPECIAL_TOKENS order),
 extension merges from R+4 on. An id is also its BPE rank, as in tiktoken: lower ids merge first.
 
@@ -472,7 +477,7 @@ _WINDOW_BYTES = 1 << 16  # --max_bytes reads the file in windows of about this m
 def read_documents(path, chunk_bytes=1 << 20):
     """The documents of a UTF-8 text file, one at a time: its text split on "\\n\\n" (universal newlines)
     without the whitespace-only pieces. Only about a chunk (or one document, if longer) is in memory."""
-    with _open_text(path) as f:
+    with _open_input(path) as f:
         for at, raw in _raw_documents(f, 0, True, chunk_bytes):
             doc = _decode(raw, path, at)
             if doc.strip():
@@ -493,7 +498,7 @@ def sample_documents(path, max_bytes, seed=0, chunk_bytes=1 << 20):
     rng = random.Random(seed)
     n_windows = min(4096, max(16, max_bytes // _WINDOW_BYTES))
     taken = 0
-    with _open_text(path) as f:
+    with _open_input(path) as f:
         for k in range(n_windows):
             begin, end = k * size // n_windows, (k + 1) * size // n_windows
             allowed = max_bytes * (k + 1) // n_windows  # a window that took less leaves the rest to the next
@@ -545,7 +550,7 @@ def _decode(raw, path, at):
     return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 
-def _open_text(path):
+def _open_input(path):
     try:
         return open(path, "rb")
     except OSError as e:
@@ -642,7 +647,7 @@ def main(argv=None):
         raise SystemExit(f"error: --stats_bytes must be 0 (skip) or at least one byte per input file ({n_files}), "
                          f"got {args.stats_bytes}")
     for path in args.input:  # fail before any work, not when the stream reaches a bad file
-        _open_text(path).close()
+        _open_input(path).close()
     if args.command == "stats":
         tokenizers = {path: _load(path) for path in args.tokenizer}
         inputs = {path: corpus_documents([path], args.max_bytes, args.seed) for path in args.input}

@@ -122,19 +122,20 @@ SCRIPTS = {"lat": ("abcdefghijklmnopqrstuvwxyz", " "), "cyr": ("абвгдежз
            "han": ("".join(chr(0x4E00 + 37 * k) for k in range(600)), "")}  # no spaces: long pieces, as in Chinese
 
 
-def zipf_lexicon(rng, letters, n_words):
-    """n_words distinct words of 1-4 random syllables, and cumulative Zipf probabilities; a word also
-    appears with a trailing comma or full stop (more pieces, as punctuation makes in real text)."""
+def zipf_lexicon(rng, letters, n_words, punctuation=True):
+    """n_words distinct words of 1-4 random syllables, and cumulative Zipf probabilities. With punctuation
+    a word also comes with a trailing comma or full stop (which ends a piece in unspaced text)."""
     syllables = list({"".join(rng.choices(letters, k=rng.randint(1, 3))) for _ in range(400)})
     words = set()
     while len(words) < n_words:
         words.add("".join(rng.choices(syllables, k=rng.randint(1, 4))))
     words = sorted(words)
     rng.shuffle(words)
-    lexicon = words + [w + "," for w in words] + [w + "." for w in words]
     zipf = 1 / np.arange(1, n_words + 1)
+    if not punctuation:
+        return words, np.cumsum(zipf / zipf.sum())
     p = np.concatenate([0.86 * zipf, 0.09 * zipf, 0.05 * zipf])
-    return lexicon, np.cumsum(p / p.sum())
+    return words + [w + "," for w in words] + [w + "." for w in words], np.cumsum(p / p.sum())
 
 
 def synthetic_corpus(n_bytes, words_per_script=300_000, seed=0):
@@ -163,8 +164,9 @@ def peak_rss_mb(who=resource.RUSAGE_SELF):
 def bench_extend_memory(n_pieces, n_new):
     """extend() on text holding about n_pieces unique pre-tokenized pieces: peak RSS and time."""
     rng, words_rng = np.random.default_rng(1), random.Random(1)
-    per_script = n_pieces // (3 * len(SCRIPTS))  # three forms of each word (bare, comma, full stop)
-    langs = [zipf_lexicon(words_rng, letters, per_script) for letters, _ in SCRIPTS.values()]
+    # every word a distinct run of letters and every document " " + words joined by " ": the unique
+    # pieces are exactly the words, each with its leading space
+    langs = [zipf_lexicon(words_rng, letters, n_pieces // len(SCRIPTS), punctuation=False) for letters, _ in SCRIPTS.values()]
     base_text = [" ".join(lex[i] for i in np.searchsorted(cdf, rng.random(20_000))) for lex, cdf in langs]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -183,7 +185,7 @@ def bench_extend_memory(n_pieces, n_new):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ext, wall, cpu = timed(lambda: T.extend(base, docs(), n_new))
-    print(f"extend(): ~{n_unique} unique pieces (+ first-word variants), base {base.n_vocab} ids, {n_new} merges "
+    print(f"extend(): {n_unique} unique pieces, base {base.n_vocab} ids, {n_new} merges "
           f"asked, {ext.n_vocab - base.n_vocab} learned: {wall:.1f} s wall, {cpu:.1f} s CPU; peak RSS "
           f"{peak_rss_mb():.0f} MB (the process held {before:.0f} MB before extend)")
 
