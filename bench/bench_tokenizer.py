@@ -17,6 +17,7 @@ Memory at Wikipedia scale (paper-scale issue), each mode on its own, peak RSS fr
     python bench/bench_tokenizer.py --train_mb 1000 [--max_bytes 200000000]
         # writes a synthetic multi-script text of that size to a temp dir, runs `tokenizer.py train` on it
         # in a child process (its peak RSS and wall time), deletes the text
+    python bench/bench_tokenizer.py --train_mb 1000 --write_corpus /tmp/corpus.txt   # only write the text
 """
 import argparse
 import json
@@ -125,7 +126,7 @@ SCRIPTS = {"lat": ("abcdefghijklmnopqrstuvwxyz", " "), "cyr": ("абвгдежз
 def zipf_lexicon(rng, letters, n_words, punctuation=True):
     """n_words distinct words of 1-4 random syllables, and cumulative Zipf probabilities. With punctuation
     a word also comes with a trailing comma or full stop (which ends a piece in unspaced text)."""
-    syllables = list({"".join(rng.choices(letters, k=rng.randint(1, 3))) for _ in range(400)})
+    syllables = sorted({"".join(rng.choices(letters, k=rng.randint(1, 3))) for _ in range(400)})
     words = set()
     while len(words) < n_words:
         words.add("".join(rng.choices(syllables, k=rng.randint(1, 4))))
@@ -157,8 +158,8 @@ def synthetic_corpus(n_bytes, words_per_script=300_000, seed=0):
                     return
 
 
-def peak_rss_mb(who=resource.RUSAGE_SELF):
-    return resource.getrusage(who).ru_maxrss / 1024  # Linux reports KiB
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
 def bench_extend_memory(n_pieces, n_new):
@@ -194,17 +195,26 @@ def bench_train_memory(n_mb, vocab_size, max_bytes):
     """`tokenizer.py train` on an n_mb synthetic text, in a child process: its peak RSS and wall time."""
     with tempfile.TemporaryDirectory() as tmp:
         text = os.path.join(tmp, "corpus.txt")
-        _, wall, _ = timed(lambda: _write(text, synthetic_corpus(n_mb * 1e6)))
+        # written by a child too: a child's peak RSS counts the parent's size when it was started
+        _, wall, _ = timed(lambda: subprocess.run([sys.executable, os.path.abspath(__file__), "--train_mb", str(n_mb),
+                                                   "--write_corpus", text], check=True))
         print(f"wrote {os.path.getsize(text) / 1e6:.0f} MB of synthetic text in {wall:.0f} s", flush=True)
         cmd = [sys.executable, os.path.join(ROOT, "tokenizer.py"), "train", "--input", text, "--vocab_size",
                str(vocab_size), "--out", os.path.join(tmp, "x.tiktoken")]
         cmd += ["--max_bytes", str(max_bytes)] if max_bytes else []
-        done, wall, _ = timed(lambda: subprocess.run(cmd, capture_output=True, text=True))
-        if done.returncode:
-            raise SystemExit(f"error: tokenizer.py train failed:\n{done.stderr[-2000:]}")
+        log = os.path.join(tmp, "train.log")
+        with open(log, "w") as out:
+            wall = time.perf_counter()
+            child = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+            _, status, usage = os.wait4(child.pid, 0)  # this child's own rusage, not all children's
+            wall = time.perf_counter() - wall
+        with open(log) as f:
+            output = f.read().strip()
+        if status:
+            raise SystemExit(f"error: tokenizer.py train failed:\n{output[-2000:]}")
         print(f"tokenizer.py train{f' --max_bytes {max_bytes}' if max_bytes else ''} on {n_mb} MB, vocab "
-              f"{vocab_size}: {wall:.0f} s wall, peak RSS {peak_rss_mb(resource.RUSAGE_CHILDREN):.0f} MB\n"
-              f"{done.stdout.strip()}")
+              f"{vocab_size}: {wall:.0f} s wall, {usage.ru_utime:.0f} s user CPU, peak RSS {usage.ru_maxrss / 1024:.0f} MB\n"
+              f"{output.splitlines()[-1]}")
 
 
 def _write(path, docs):
@@ -223,12 +233,15 @@ def main():
     ap.add_argument("--full_mb", type=float, default=100.0, help="size of the --full text in MB")
     ap.add_argument("--extend_pieces", type=int, default=None, help="only: extend() memory at about this many unique pieces")
     ap.add_argument("--train_mb", type=int, default=None, help="only: `tokenizer.py train` memory on this many MB")
+    ap.add_argument("--write_corpus", default=None, help="only: write the --train_mb MB synthetic text here")
     ap.add_argument("--vocab_size", type=int, default=32000, help="vocabulary of --train_mb")
     ap.add_argument("--max_bytes", type=int, default=None, help="--max_bytes given to tokenizer.py train")
     ap.add_argument("--n_new", type=int, default=4096, help="merges of --extend_pieces")
     args = ap.parse_args()
     if args.extend_pieces:
         return bench_extend_memory(args.extend_pieces, args.n_new)
+    if args.write_corpus:
+        return _write(args.write_corpus, synthetic_corpus((args.train_mb or 1000) * 1e6))
     if args.train_mb:
         return bench_train_memory(args.train_mb, args.vocab_size, args.max_bytes)
     if args.base_vocab < 260 or min(args.merges) <= 0 or args.mb_per_lang <= 0 or args.full_mb <= 0:
