@@ -7,6 +7,11 @@ render ChatML conversations to (ids, loss mask).
     python tokenizer.py extend --base out/tokenizer/tokenizer.tiktoken --input new.txt --n_new 4096 --out ext.tiktoken
     python tokenizer.py stats  --tokenizer base.tiktoken ext.tiktoken --input en.txt new.txt
 
+Input text is streamed a chunk at a time (read_documents), so a corpus larger than memory trains
+(rustbpe keeps only its unique pieces); --max_bytes trains on an even, seeded sample of each file
+instead (sample_documents). The file is longer than the usual ~450 lines because reading text is
+part of what the three commands share.
+
 Id layout: byte tokens and base merges 0..R-1, the special tokens R..R+3 (SPECIAL_TOKENS order),
 extension merges from R+4 on. An id is also its BPE rank, as in tiktoken: lower ids merge first.
 
@@ -27,7 +32,10 @@ import argparse
 import base64
 import binascii
 import heapq
+import itertools
 import os
+import random
+import re
 import sys
 import tempfile
 import warnings
@@ -457,19 +465,110 @@ def _check_messages(messages, system_prompt):
 
 
 # ----------------------------------------------------------------------------------------------
-# Command line
+# Reading text: documents separated by a blank line, streamed a chunk at a time
 
-def read_documents(path):
-    """Documents of a text file: separated by one blank line (the layout of every corpus here)."""
+# Two line ends in a row, a line end being "\r\n", "\r" or "\n" as in Python's universal newlines: the
+# split is on the raw bytes (so every document's byte offset is known for sampling and for errors) yet
+# gives exactly the documents of open(path).read().split("\n\n").
+_BLANK_LINE = re.compile(rb"(?:\r\n|\r(?!\n)|\n){2}")
+_WINDOW_BYTES = 1 << 16  # --max_bytes reads the file in windows of about this much text, evenly spread
+
+
+def read_documents(path, chunk_bytes=1 << 20):
+    """The documents of a UTF-8 text file, one at a time: its text split on "\\n\\n" (universal newlines)
+    without the whitespace-only pieces. Only about a chunk (or one document, if longer) is in memory."""
+    with _open_input(path) as f:
+        for at, raw in _raw_documents(f, 0, True, chunk_bytes):
+            doc = _decode(raw, path, at)
+            if doc.strip():
+                yield doc
+
+
+def sample_documents(path, max_bytes, seed=0, chunk_bytes=1 << 20):
+    """Whole documents of path, at most max_bytes of them, taken evenly through the file: the file is
+    cut into equal segments and each segment gives its share of documents from a seeded random point
+    on (a document counts for the segment it starts in, so none is taken twice). A file no larger
+    than max_bytes is read whole. Same seed, same file: same documents."""
+    if max_bytes <= 0:
+        raise ValueError(f"max_bytes must be positive, got {max_bytes}")
+    size = os.path.getsize(path)
+    if size <= max_bytes:
+        yield from read_documents(path, chunk_bytes)
+        return
+    rng = random.Random(seed)
+    n_windows = min(4096, max(16, max_bytes // _WINDOW_BYTES))
+    taken = 0
+    with _open_input(path) as f:
+        for k in range(n_windows):
+            begin, end = k * size // n_windows, (k + 1) * size // n_windows
+            allowed = max_bytes * (k + 1) // n_windows  # a window that took less leaves the rest to the next
+            start = begin + rng.randrange(max(1, end - begin - max_bytes // n_windows))
+            read_size = min(chunk_bytes, 2 * (allowed - taken) + 4096)
+            for at, raw in _raw_documents(f, start, start == 0, read_size):
+                if at >= end or taken + len(raw) > allowed:
+                    break
+                doc = _decode(raw, path, at)
+                if doc.strip():
+                    taken += len(raw)
+                    yield doc
+
+
+def _raw_documents(f, position, at_boundary, chunk_bytes):
+    """(byte offset, raw bytes) of the documents of a binary file from position on, blank ones included.
+    Not at_boundary: position may be inside a document, so the text up to the first blank line is
+    skipped, scanning from a byte that is not a line end (where the file's own split would scan too)."""
+    f.seek(position)
+    buffer, buffer_at, skipping_line_ends = b"", position, not at_boundary
+    while True:
+        chunk = f.read(max(chunk_bytes, len(buffer)))  # at least as much as is held: long documents stay linear
+        buffer += chunk
+        if skipping_line_ends:
+            stripped = buffer.lstrip(b"\r\n")
+            buffer_at, buffer = buffer_at + len(buffer) - len(stripped), stripped
+            skipping_line_ends = not buffer
+            if skipping_line_ends and chunk:
+                continue
+        # a "\r" at the end may be the start of "\r\n": scan without it until the next chunk shows
+        end = len(buffer) - 1 if chunk and buffer.endswith(b"\r") else len(buffer)
+        begin = 0
+        for m in _BLANK_LINE.finditer(buffer, 0, end):
+            if at_boundary:
+                yield buffer_at + begin, buffer[begin:m.start()]
+            at_boundary, begin = True, m.end()
+        if not chunk:
+            if at_boundary:
+                yield buffer_at + begin, buffer[begin:]
+            return
+        buffer, buffer_at = buffer[begin:], buffer_at + begin
+
+
+def _decode(raw, path, at):
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SystemExit(f"error: {path} is not UTF-8 text (bad byte at offset {at + e.start})")
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
+def _open_input(path):
+    try:
+        return open(path, "rb")
     except OSError as e:
         raise SystemExit(f"error: cannot read {path}: {e.strerror}")
-    except UnicodeDecodeError as e:
-        raise SystemExit(f"error: {path} is not UTF-8 text (bad byte at offset {e.start})")
-    return [doc for doc in text.split("\n\n") if doc.strip()]
 
+
+def corpus_documents(paths, max_bytes=None, seed=0):
+    """The documents of several files in turn; with max_bytes, an even sample of max_bytes // len(paths)
+    bytes from each (every language its share, whatever the sizes of the files)."""
+    for path in paths:
+        if max_bytes is None:
+            yield from read_documents(path)
+        else:
+            yield from sample_documents(path, max_bytes // len(paths), seed)
+
+
+# ----------------------------------------------------------------------------------------------
+# Command line
 
 def _load(path):
     try:
@@ -491,46 +590,67 @@ def _short_names(paths):
 
 
 def stats_table(tokenizers, inputs):
-    """Markdown table of UTF-8 bytes per token: a row per input file, a column per vocabulary."""
+    """Markdown table of UTF-8 bytes per token: a row per input file, a column per vocabulary. The
+    documents of an input may be any iterable (a stream): each is read once."""
     tok_names, in_names = _short_names(list(tokenizers)), _short_names(list(inputs))
     rows = ["| input | " + " | ".join(f"{n} ({tok.n_vocab})" for n, tok in zip(tok_names, tokenizers.values())) + " |",
             "|---|" + "---:|" * len(tokenizers)]
     totals = [[0, 0] for _ in tokenizers]
     for name, docs in zip(in_names, inputs.values()):
-        n_bytes = sum(len(d.encode("utf-8")) for d in docs)
-        cells = []
-        for t, tok in zip(totals, tokenizers.values()):
-            n_tokens = sum(len(ids) for ids in tok.encode_batch(docs))
-            t[0], t[1] = t[0] + n_bytes, t[1] + n_tokens
-            cells.append(f"{n_bytes / n_tokens:.3f}" if n_tokens else "-")
-        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+        n_bytes, n_tokens = _bytes_and_tokens(list(tokenizers.values()), docs)
+        for t, n in zip(totals, n_tokens):
+            t[0], t[1] = t[0] + n_bytes, t[1] + n
+        rows.append(f"| {name} | " + " | ".join(f"{n_bytes / n:.3f}" if n else "-" for n in n_tokens) + " |")
     if len(inputs) > 1:
         rows.append("| all | " + " | ".join(f"{b / n:.3f}" if n else "-" for b, n in totals) + " |")
     return "\n".join(rows)
 
 
+def _bytes_and_tokens(tokenizers, docs, batch_docs=1024):
+    """UTF-8 bytes of the documents and their number of tokens under each tokenizer, a batch at a time."""
+    docs, n_bytes, n_tokens = iter(docs), 0, [0] * len(tokenizers)
+    while batch := list(itertools.islice(docs, batch_docs)):
+        n_bytes += sum(len(d.encode("utf-8")) for d in batch)
+        for k, tok in enumerate(tokenizers):
+            n_tokens[k] += sum(map(len, tok.encode_batch(batch)))
+    return n_bytes, n_tokens
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Byte-level BPE: train a base vocabulary, extend it for new "
                                      "languages, or compare bytes per token. Inputs are UTF-8 text files with "
-                                     "documents separated by blank lines.")
+                                     "documents separated by blank lines, read a chunk at a time.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("train", help="train a base vocabulary with rustbpe")
     p.add_argument("--input", nargs="+", required=True, help="text files to train on")
     p.add_argument("--vocab_size", type=int, required=True, help=f"total ids, {len(SPECIAL_TOKENS)} special tokens included")
     p.add_argument("--out", required=True, help="tokenizer file to write (e.g. out/tokenizer/tokenizer.tiktoken)")
+    _sample_arguments(p)
     p = sub.add_parser("extend", help="learn new merges on new-language text on top of a base vocabulary")
     p.add_argument("--base", required=True, help="tokenizer file to extend")
     p.add_argument("--input", nargs="+", required=True, help="new-language text files")
     p.add_argument("--n_new", type=int, required=True, help="number of new tokens (merges) to learn")
     p.add_argument("--out", required=True, help="tokenizer file to write")
+    _sample_arguments(p)
     p = sub.add_parser("stats", help="print a markdown table of bytes per token (higher = shorter sequences)")
     p.add_argument("--tokenizer", nargs="+", required=True, help="tokenizer files (table columns)")
     p.add_argument("--input", nargs="+", required=True, help="text files (table rows)")
+    p.add_argument("--max_bytes", type=int, default=None,
+                   help="read an even, seeded sample of at most this many bytes of each file (default: all)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the --max_bytes sample")
     args = parser.parse_args(argv)
 
+    n_files = len(args.input)
+    if args.max_bytes is not None and args.max_bytes < (1 if args.command == "stats" else n_files):
+        raise SystemExit(f"error: --max_bytes must be at least one byte per input file, got {args.max_bytes}")
+    if getattr(args, "stats_bytes", 0) and not args.stats_bytes >= n_files:
+        raise SystemExit(f"error: --stats_bytes must be 0 (skip) or at least one byte per input file ({n_files}), "
+                         f"got {args.stats_bytes}")
+    for path in args.input:  # fail before any work, not when the stream reaches a bad file
+        _open_input(path).close()
     if args.command == "stats":
         tokenizers = {path: _load(path) for path in args.tokenizer}
-        inputs = {path: read_documents(path) for path in args.input}
+        inputs = {path: corpus_documents([path], args.max_bytes, args.seed) for path in args.input}
         print(stats_table(tokenizers, inputs))
         return
     if args.command == "train" and args.vocab_size < 256 + len(SPECIAL_TOKENS):
@@ -539,21 +659,32 @@ def main(argv=None):
     if args.command == "extend" and args.n_new <= 0:
         raise SystemExit(f"error: --n_new must be positive, got {args.n_new}")
     base = _load(args.base) if args.command == "extend" else None  # a bad base fails before reading text
-    docs = [doc for path in args.input for doc in read_documents(path)]
-    if not docs:
-        raise SystemExit(f"error: empty corpus: no text in {', '.join(args.input)}")
+    docs = corpus_documents(args.input, args.max_bytes, args.seed)  # streamed: read while training
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             tok = train(docs, args.vocab_size) if args.command == "train" else extend(base, docs, args.n_new)
         except ValueError as e:
+            if str(e).startswith("empty corpus"):
+                raise SystemExit(f"error: empty corpus: no text in {', '.join(args.input)}")
             raise SystemExit(f"error: {e}")
     for w in caught:  # e.g. fewer merges than asked: said plainly, and the smaller vocabulary is kept
         print(f"warning: {w.message}", file=sys.stderr)
     tok.save(args.out)
-    n_bytes = sum(len(d.encode("utf-8")) for d in docs)
-    n_tokens = sum(len(ids) for ids in tok.encode_batch(docs))
-    print(f"wrote {args.out}: {tok.n_vocab} ids; {n_bytes / n_tokens:.3f} bytes per token on the input")
+    print(f"wrote {args.out}: {tok.n_vocab} ids", end="")
+    if args.stats_bytes:  # a sample: re-encoding gigabytes only to print one number is not worth it
+        n_bytes, (n_tokens,) = _bytes_and_tokens([tok], corpus_documents(args.input, args.stats_bytes, args.seed))
+        print(f"; {n_bytes / n_tokens:.3f} bytes per token on {n_bytes / 1e6:.1f} MB of the input", end="")
+    print()
+
+
+def _sample_arguments(p):
+    p.add_argument("--max_bytes", type=int, default=None,
+                   help="use an even, seeded sample of at most this many bytes of the input, each file giving "
+                        "an equal share (max_bytes / number of files) from throughout the file (default: all)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the --max_bytes and --stats_bytes samples")
+    p.add_argument("--stats_bytes", type=int, default=10_000_000,
+                   help="print bytes per token on an even sample of this many bytes of the input (0: skip)")
 
 
 if __name__ == "__main__":
