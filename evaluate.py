@@ -42,6 +42,7 @@ from tqdm import tqdm
 
 import common
 import metrics
+import runtime
 from tokenizer import render_prompt
 
 
@@ -82,26 +83,26 @@ GEN_METRICS = ("exact", "f1", "rouge_l", "chrf", "bleu")
 def parse_models(entries):
     """['Baseline=out/a', ...] -> {'Baseline': 'out/a', ...}, each folder checked before any work starts."""
     if not entries:
-        common._fail("no models to evaluate: pass --models NAME=out_dir [NAME=out_dir ...]")
+        runtime.fail("no models to evaluate: pass --models NAME=out_dir [NAME=out_dir ...]")
     models = {}
     for entry in entries:
         name, eq, path = entry.partition("=")
         if not eq or not name or not path:
-            common._fail(f"--models entry '{entry}' should look like NAME=out_dir (e.g. Baseline=out/baseline)")
+            runtime.fail(f"--models entry '{entry}' should look like NAME=out_dir (e.g. Baseline=out/baseline)")
         if name in models:
-            common._fail(f"--models: the name '{name}' is given twice")
+            runtime.fail(f"--models: the name '{name}' is given twice")
         models[name] = path
     for name, path in models.items():
         for needed in ("ckpt.pt", "tokenizer.tiktoken"):
             if not os.path.isfile(os.path.join(path, needed)):
-                common._fail(f"model {name}: no {needed} in {path} (is it the out_dir of a finished stage?)")
+                runtime.fail(f"model {name}: no {needed} in {path} (is it the out_dir of a finished stage?)")
     return models
 
 
 def read_task_file(path, task, lang, kind):
     """The examples of one JSONL benchmark file, every line checked against DESIGN.md's contract."""
     if not os.path.isfile(path):
-        common._fail(f"task {task}: file {path} for language {lang} not found")
+        runtime.fail(f"task {task}: file {path} for language {lang} not found")
     examples = []
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
@@ -110,13 +111,13 @@ def read_task_file(path, task, lang, kind):
             try:
                 ex = json.loads(line)
             except json.JSONDecodeError as e:
-                common._fail(f"{path}, line {lineno}: not valid JSON ({e.msg})")
+                runtime.fail(f"{path}, line {lineno}: not valid JSON ({e.msg})")
             problem = _example_problem(ex, task, lang, kind)
             if problem:
-                common._fail(f"{path}, line {lineno}: {problem}")
+                runtime.fail(f"{path}, line {lineno}: {problem}")
             examples.append(ex)
     if not examples:
-        common._fail(f"{path}: no examples")
+        runtime.fail(f"{path}: no examples")
     return examples
 
 
@@ -153,12 +154,12 @@ def load_tasks(tasks_dir, names, langs):
     available = manifest.get("tasks", {})
     for name in names:
         if name not in available:
-            common._fail(f"unknown task '{name}' ({tasks_dir}/manifest.json lists: {', '.join(available) or 'none'})")
+            runtime.fail(f"unknown task '{name}' ({tasks_dir}/manifest.json lists: {', '.join(available) or 'none'})")
     tasks = {}
     for name in names or list(available):
         spec = available[name]
         if spec.get("kind") not in ("mc", "gen"):
-            common._fail(f"{tasks_dir}/manifest.json: task {name} has kind {spec.get('kind')!r}, expected 'mc' or 'gen'")
+            runtime.fail(f"{tasks_dir}/manifest.json: task {name} has kind {spec.get('kind')!r}, expected 'mc' or 'gen'")
         files = {lang: path for lang, path in spec["files"].items() if not langs or lang in langs}
         tasks[name] = {"kind": spec["kind"], "metric": spec.get("metric", "acc" if spec["kind"] == "mc" else "f1"),
                        "langs": {lang: read_task_file(os.path.join(tasks_dir, path), name, lang, spec["kind"])
@@ -179,7 +180,7 @@ def language_bpb(model, tok, val_path, max_bytes, batch_size, device, autocast):
         tokens = head[: int(np.searchsorted(np.cumsum(byte_lengths[head]), max_bytes)) + 1]
     n_windows = (len(tokens) - 1) // block
     if n_windows == 0:
-        common._fail(f"{val_path}: {len(tokens)} held-out tokens are fewer than one window of block_size={block}")
+        runtime.fail(f"{val_path}: {len(tokens)} held-out tokens are fewer than one window of block_size={block}")
     bpb, nats = common.bits_per_byte(model, tokens, byte_lengths, block, batch_size, device, autocast)
     n_bytes = int(byte_lengths[np.asarray(tokens[1:n_windows * block + 1])].sum())
     return bpb, math.exp(nats), n_bytes
@@ -474,13 +475,13 @@ def read_languages(cfg, tasks):
         groups.append("other")
     for lang in cfg.langs:
         if lang not in entries and not any(lang in t["langs"] for t in tasks.values()):
-            common._fail(f"language '{lang}' is neither in {cfg.data_dir}/manifest.json nor in any task")
+            runtime.fail(f"language '{lang}' is neither in {cfg.data_dir}/manifest.json nor in any task")
     text_langs = [lang for lang in (cfg.langs or list(entries)) if lang in entries] if cfg.bpb or cfg.self_sim else []
     val_docs = {}
     for lang, path in common.language_files(cfg.data_dir, text_langs, "val").items():
         val_docs[lang] = common.read_documents(path) if os.path.isfile(path) else []
         if not val_docs[lang]:
-            common._fail(f"language '{lang}' has no held-out text ({path} is missing or empty)")
+            runtime.fail(f"language '{lang}' has no held-out text ({path} is missing or empty)")
     spaces = {lang: entries.get(lang, {}).get("spaces") is not False for lang in group_of}  # unknown: with spaces
     return groups, group_of, spaces, text_langs, val_docs
 
@@ -529,25 +530,25 @@ def evaluate_model(name, model, tok, chat, cfg, text_langs, samples, tasks, spac
 
 
 def main(argv=None):
-    cfg = common.parse_config(EvaluateConfig, "evaluate", argv)
+    cfg = runtime.parse_config(EvaluateConfig, "evaluate", argv)
     if cfg.chat not in ("auto", "true", "false"):
-        common._fail(f"chat must be auto, true or false, not '{cfg.chat}'")
+        runtime.fail(f"chat must be auto, true or false, not '{cfg.chat}'")
     if min(cfg.shots, cfg.max_examples, cfg.bpb_bytes, cfg.sim_bytes) < 0 or cfg.min_count < 2 or cfg.gen_tokens < 1:
-        common._fail("shots, max_examples, bpb_bytes and sim_bytes must be >= 0, min_count >= 2 and gen_tokens >= 1")
+        runtime.fail("shots, max_examples, bpb_bytes and sim_bytes must be >= 0, min_count >= 2 and gen_tokens >= 1")
     model_dirs = parse_models(cfg.models)
-    device = common.resolve_device(cfg.device)
+    device = runtime.resolve_device(cfg.device)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    autocast = common.autocast_for(device, cfg.dtype)
+    autocast = runtime.autocast_for(device, cfg.dtype)
     # every input is checked before the first model runs: a bad task file fails in seconds, not after an hour
     tasks = load_tasks(cfg.tasks_dir or cfg.data_dir, cfg.tasks, cfg.langs) if cfg.benchmarks else {}
     groups, group_of, spaces, text_langs, val_docs = read_languages(cfg, tasks)
     readers = []
     for name, path in model_dirs.items():
-        tok, block = common.load_tokenizer(os.path.join(path, "tokenizer.tiktoken")), _block_size(path)
+        tok, block = runtime.load_tokenizer(os.path.join(path, "tokenizer.tiktoken")), _block_size(path)
         readers.append((tok, block, tok.token_byte_lengths()))
         if cfg.gen_tokens >= block and any(t["kind"] == "gen" for t in tasks.values()):
-            common._fail(f"gen_tokens={cfg.gen_tokens} leaves no room for a prompt in model {name}'s block of {block} tokens")
+            runtime.fail(f"gen_tokens={cfg.gen_tokens} leaves no room for a prompt in model {name}'s block of {block} tokens")
     samples = {lang: self_sim_sample(val_docs[lang], readers, cfg.sim_bytes, spaces[lang], cfg.min_count)
                for lang in text_langs} if cfg.self_sim else {}
 
@@ -557,7 +558,7 @@ def main(argv=None):
     table = {}  # metric -> model -> {"langs": {lang: value}}
     for name, path in model_dirs.items():
         t0 = time.time()
-        model, tok, ckpt = common.load_model(path, device)
+        model, tok, ckpt = runtime.load_model(path, device)
         model.eval()
         chat = ckpt["stage"] == "finetune" if cfg.chat == "auto" else cfg.chat == "true"
         results["models"][name] = {"dir": path, "stage": ckpt["stage"], "step": ckpt["step"], "vocab_size": tok.n_vocab,
@@ -573,7 +574,7 @@ def main(argv=None):
                                       for m, v in table[metric].items()}
     text = report(results)
     os.makedirs(os.path.dirname(os.path.abspath(cfg.out)), exist_ok=True)
-    common.write_json(cfg.out, results)
+    runtime.write_json(cfg.out, results)
     md_path = os.path.splitext(cfg.out)[0] + ".md"
     with open(md_path + ".tmp", "w", encoding="utf-8") as f:
         f.write(text)
@@ -588,7 +589,7 @@ def _block_size(out_dir):
     try:
         return torch.load(os.path.join(out_dir, "ckpt.pt"), map_location="cpu", mmap=True, weights_only=False)["model_config"]["block_size"]
     except Exception:
-        return common.load_checkpoint(out_dir)["model_config"]["block_size"]  # an old format, or a clear error
+        return runtime.load_checkpoint(out_dir)["model_config"]["block_size"]  # an old format, or a clear error
 
 
 if __name__ == "__main__":

@@ -25,15 +25,12 @@ import matplotlib
 matplotlib.use("Agg")  # no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 
+from runtime import read_log  # noqa: E402
+
 GROUPS = ("pretraining", "adapting", "other", "overall")
 MODELS = ("Baseline", "BA", "AFA")
 COLORS = {"standard": "tab:blue", "forgetting": "tab:red", "chen": "tab:purple",
           "Baseline": "tab:gray", "BA": "tab:blue", "AFA": "tab:red"}
-
-
-def read_log(path):
-    with open(os.path.join(path, "log.jsonl")) as f:
-        return [json.loads(line) for line in f if line.strip()]
 
 
 def mean_std(values):
