@@ -1,5 +1,6 @@
 """
-Stage 4: evaluation of several models side by side, in the shape of the paper's tables (PAPER.md §4).
+Stage 4: evaluation of several models side by side, in the shape of the paper's tables (docs/method.md,
+"Evaluation").
 
     python evaluate.py config/lab.py --models Baseline=out/baseline BA=out/ba AFA=out/afa
     python evaluate.py --models A=out/a --tasks lab_copa --shots=4 --out=out/report/results.json
@@ -100,7 +101,7 @@ def parse_models(entries):
 
 
 def read_task_file(path, task, lang, kind):
-    """The examples of one JSONL benchmark file, every line checked against DESIGN.md's contract."""
+    """The examples of one JSONL benchmark file, every line checked against docs/protocol.md."""
     if not os.path.isfile(path):
         runtime.fail(f"task {task}: file {path} for language {lang} not found")
     examples = []
@@ -339,8 +340,8 @@ def pick_demos(pool, example, k, seed):
 
 
 def _delimiter(example, question, answer, spaces):
-    # Multiple choice: a choice continues its context as it is (DESIGN.md: context + choice is the string
-    # scored, the separator is in the choice). Generation: answers carry no leading space, so a " " goes
+    # Multiple choice: a choice continues its context as it is (docs/protocol.md: context + choice is the
+    # string scored, the separator is in the choice). Generation: answers carry no leading space, so a " " goes
     # between a demonstration's prompt and its answer, as lm-evaluation-harness does; not without spaces.
     if example["kind"] == "mc" or not spaces or question[-1:].isspace() or answer[:1].isspace():
         return ""
