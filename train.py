@@ -85,6 +85,10 @@ def peak_flops(device):
 
 def main(argv=None):
     cfg = runtime.parse_config(TrainConfig, "train", argv)
+    runtime.require_positive(cfg, "max_iters", "batch_size", "grad_accum", "block_size", "n_layer", "n_head", "n_kv_head",
+                             "n_embd", "log_every")
+    if min(cfg.forget_every, cfg.eval_every, cfg.eval_tokens) < 0:
+        runtime.fail("forget_every, eval_every and eval_tokens must be >= 0")
 
     # ---- processes and devices: one process per GPU under torchrun, or just this one -------------------
     ddp = "RANK" in os.environ
@@ -98,11 +102,8 @@ def main(argv=None):
     else:
         rank, world_size, device = 0, 1, runtime.resolve_device(cfg.device)
     master = rank == 0
-    runtime.require_positive(cfg, "max_iters", "batch_size", "grad_accum", "block_size", "n_layer", "n_head", "n_kv_head", "n_embd")
     if cfg.grad_accum % world_size:
         runtime.fail(f"grad_accum={cfg.grad_accum} must be a multiple of the number of processes ({world_size})")
-    if min(cfg.forget_every, cfg.eval_every, cfg.eval_tokens, cfg.log_every - 1) < 0:
-        runtime.fail("forget_every, eval_every and eval_tokens must be >= 0, and log_every > 0")
     accum_per_rank = cfg.grad_accum // world_size
     autocast = runtime.autocast_for(device, cfg.dtype)
     resume_ckpt = runtime.prepare_out_dir(cfg.out_dir, cfg, "train") if master else None
