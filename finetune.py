@@ -21,7 +21,7 @@ time (the lab's system prompt and a reading passage can fill most of a short blo
 how many answers cutting the end lost). --truncate=right keeps the start, as most SFT code does; a conversation with no assistant token left in its block is dropped and counted.
 
 Which parameters learn (--train_params):
-    all   every weight, as [AFA] finetunes (the default).
+    all   every weight (the default; [AFA] does not say which parameters it finetunes).
     body  the transformer blocks and norms only; the input embeddings and the output head stay frozen,
           bit for bit. [CHEN]'s recipe: an English finetune that leaves the embedding space alone keeps
           the rows learned for new languages during adaptation aligned with the body. The rows of
@@ -60,7 +60,7 @@ class FinetuneConfig:
     val_data: str = ""  # held-out conversations (JSONL); empty = the manifest's instructions val file
     skip_bad: bool = False  # skip and count bad conversations instead of stopping at the first one
     truncate: str = "left"  # a conversation longer than the block: left = keep its end (as evaluation cuts prompts), right = keep its start
-    train_params: str = "all"  # all = every weight ([AFA]); body = embeddings and head frozen ([CHEN])
+    train_params: str = "all"  # all = every weight; body = embeddings and head frozen ([CHEN])
     # optimisation: AdamW, warm-up + cosine ([AFA]'s settings and why the lab's differ: docs/method.md)
     epochs: float = 0.5  # passes over the training conversations (fractions allowed)
     max_iters: int = 0  # optimizer steps; 0 = as many as `epochs` needs
