@@ -1,19 +1,25 @@
 """
-Stage 2: adapt a pretrained model to new languages by vocabulary expansion (PAPER.md §2).
+Stage 2: adapt a pretrained model to new languages by vocabulary expansion (docs/method.md, "Adaptation").
 
-    python adapt.py config/lab.py --init_from=out/pretrain                   # [AFA]: new tokens; new rows + head learn
+    python adapt.py config/lab.py --init_from=out/pretrain                   # expand: new tokens; new rows + new head rows learn
+    python adapt.py config/lab.py --init_from=out/pretrain --head_rows=all   # [AFA] read literally: the whole head learns
     python adapt.py config/lab.py --init_from=out/pretrain --mode=relearn    # [CHEN]: every embedding + the head relearned
     python adapt.py config/lab.py --init_from=out/pretrain --adapt_tokens=100000   # one point of the sample-efficiency curve
 
 [AFA]'s recipe: learn new merges on the new languages' text and append them to the vocabulary (32,000 +
 16,000), give the head a row per token of the merged vocabulary, and train only the new embedding rows and
-the head, on all the new languages together. The body and the old embedding rows are frozen in fact, not
-by intent: they are tensors without gradients that no optimizer sees, so they leave this stage
-bit-identical. Gradients still flow through the frozen body down to the new input rows.
+the head, on all the new languages together. The default departs from that in one place: only the new
+head rows learn (--head_rows=new), because a head that learns all its rows wrecks the pretraining
+languages on the lab (docs/method.md says by how much; --head_rows=all is the paper's reading).
 
-What the paper leaves open is an option here (emb_init, head_init, head_rows); the comment above them in
-AdaptConfig says what the lab measurement behind each default found. [CHEN]'s variant (--mode=relearn)
-keeps the vocabulary unless --n_new_tokens > 0: it is about relearning embeddings, not about new tokens.
+The body and the frozen rows are frozen in fact, not by intent (the block "what learns" in main): wte and
+lm_head are split into a buffer of frozen rows and a Parameter of learned rows (SplitRows), the body's
+parameters get requires_grad off, and the optimizer is given the learned rows and nothing else, so the rest
+leaves this stage bit-identical. Gradients still flow through the frozen body down to the new input rows.
+
+What the paper leaves open is an option here (emb_init, head_init, head_rows); docs/method.md says what
+the lab measurement behind each default found. [CHEN]'s variant (--mode=relearn) keeps the vocabulary
+unless --n_new_tokens > 0: it is about relearning embeddings, not about new tokens.
 """
 
 import os
@@ -29,6 +35,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 import common
+import runtime
 import tokenizer
 from model import GPT, GPTConfig
 
@@ -43,13 +50,11 @@ class AdaptConfig:
     eval_langs: list[str] = field(default_factory=list)  # languages measured at every evaluation; empty = every language in the manifest
     mode: str = "expand"  # expand ([AFA]: learn new rows + head) or relearn ([CHEN]: reset every embedding and the head, relearn them)
     n_new_tokens: int = -1  # merges to learn on the adapting text; -1 = 50% of the base vocabulary under expand ([AFA]: 16,000 on 32,000), none under relearn
-    # The paper's unknowns (expand only; relearn starts every row and the head from N(0, 0.02)). On the lab
-    # (standard model, 5e5 tokens): mean and random end within 0.005 bits per byte of each other, mean starts
-    # lower and forgets less; an old head adapts as fast as a fresh one and forgets far less; head_rows=all
-    # adapts much further (0.61 vs 0.94) but wrecks the pretraining languages (0.48 -> 2.0), new keeps them near (0.54).
+    # The paper's unknowns (expand only; relearn starts every row and the head from N(0, 0.02)); the lab
+    # measurements behind these defaults are in docs/method.md
     emb_init: str = "mean"  # new embedding rows: mean (of the base tokens their bytes encode to) or random (N(0, 0.02)); UNKNOWN in [AFA]
     head_init: str = "old"  # old (old tokens keep their head rows; new rows N(0, 0.02)) or fresh (every row N(0, 0.02)); UNKNOWN in [AFA]
-    head_rows: str = "new"  # head rows that learn: new (old rows frozen) or all ([AFA]'s "new head"); see above
+    head_rows: str = "new"  # head rows that learn: new (old rows frozen: keeps the pretraining languages) or all ([AFA]'s "new head")
     # how much to adapt: the x-axis of [CHEN]'s sample-efficiency curve
     adapt_tokens: int = 500_000  # training tokens seen; steps = adapt_tokens / (batch_size * grad_accum * block_size)
     max_iters: int = 0  # optimizer steps; 0 = from adapt_tokens
@@ -78,49 +83,57 @@ class AdaptConfig:
 
 
 CHOICES = {"mode": ("expand", "relearn"), "emb_init": ("mean", "random"), "head_init": ("old", "fresh"),
-           "head_rows": ("new", "all"), "compile": ("auto", "true", "false")}
+           "head_rows": ("new", "all")}
 ROW_SEED_OFFSET = 1_000_003  # see start_rows
 
 
-# ---- the surgery: a matrix whose first rows are frozen ------------------------------------------------
+# ---- what learns: wte and lm_head split into frozen rows and learned rows ------------------------------
 
-class PartlyFrozen(nn.Module):
-    """Stands in for model.wte or model.lm_head while adapting: rows [:n_frozen] are a buffer (no gradient,
-    no optimizer state, cannot change), the other rows a Parameter. `weight` is the whole matrix, so the
-    model's forward, generate and bits_per_byte work unchanged."""
+class SplitRows(nn.Module):
+    """Stands in for model.wte or model.lm_head while adapting. Rows [:n_frozen] are the buffer `frozen`: no
+    gradient, no optimizer state, so they cannot change. Rows [n_frozen:] are the Parameter `learned`, the only
+    tensor of this module the optimizer sees. There is deliberately no `weight`: `model.wte.weight` fails
+    loudly here instead of handing out a copy that a write would silently go to. `merged()` is that copy,
+    the whole matrix, for saving."""
 
-    def __init__(self, weight, n_frozen, apply):
+    def __init__(self, weight, n_frozen):
         super().__init__()
-        self.apply_fn = apply  # F.embedding for wte, F.linear for lm_head: both take (input, weight)
         self.register_buffer("frozen", weight[:n_frozen].detach().clone(), persistent=False)
-        self.trainable = nn.Parameter(weight[n_frozen:].detach().clone())
+        self.learned = nn.Parameter(weight[n_frozen:].detach().clone())
 
-    @property
-    def weight(self):
-        return torch.cat([self.frozen, self.trainable]) if len(self.frozen) else self.trainable
+    def merged(self):
+        return torch.cat([self.frozen, self.learned.detach()])
 
+
+class SplitEmbedding(SplitRows):
+    def forward(self, idx):
+        return F.embedding(idx, torch.cat([self.frozen, self.learned]) if len(self.frozen) else self.learned)
+
+
+class SplitHead(SplitRows):
     def forward(self, x):
-        if self.apply_fn is F.linear and len(self.frozen):
-            # the head as two matmuls: the backward never forms the weight gradient of the frozen rows
-            return torch.cat([F.linear(x, self.frozen), F.linear(x, self.trainable)], dim=-1)
-        return self.apply_fn(x, self.weight)
+        # the head as two matmuls: the backward never forms the weight gradient of the frozen rows (with
+        # 32,000 frozen rows and 16,000 learned ones that would triple it; docs/method.md, "Adaptation")
+        if not len(self.frozen):  # relearn, head_rows=all: one matmul, no copy of the logits
+            return F.linear(x, self.learned)
+        return torch.cat([F.linear(x, self.frozen), F.linear(x, self.learned)], dim=-1)
 
 
 def freeze(model, n_frozen_emb, n_frozen_head):
     """Freeze the whole model except the rows of wte from n_frozen_emb on and of lm_head from n_frozen_head
-    on; returns the parameters left to learn (the only ones the optimizer sees)."""
+    on; returns those learned rows, the only parameters the optimizer gets."""
     for p in model.parameters():
         p.requires_grad_(False)
-    model.wte = PartlyFrozen(model.wte.weight, n_frozen_emb, F.embedding)
-    model.lm_head = PartlyFrozen(model.lm_head.weight, n_frozen_head, F.linear)
-    return [model.wte.trainable, model.lm_head.trainable]
+    model.wte = SplitEmbedding(model.wte.weight, n_frozen_emb)
+    model.lm_head = SplitHead(model.lm_head.weight, n_frozen_head)
+    return [model.wte.learned, model.lm_head.learned]
 
 
 def merged_state_dict(model):
-    """A plain GPT state_dict of a frozen-up model: every other stage loads it with common.load_model."""
+    """A plain GPT state_dict of a split model: every other stage loads it with runtime.load_model."""
     state = {k: v for k, v in model.state_dict().items() if not k.startswith(("wte.", "lm_head."))}
-    state["wte.weight"] = model.wte.weight.detach().clone()
-    state["lm_head.weight"] = model.lm_head.weight.detach().clone()
+    state["wte.weight"] = model.wte.merged()
+    state["lm_head.weight"] = model.lm_head.merged()
     return state
 
 
@@ -154,7 +167,7 @@ def init_new_rows(model, base_tok, tok, emb_init, head_init, generator):
 
 def extend_vocabulary(base_tok, train_paths, n_new):
     """The base vocabulary + up to n_new merges learned on the adapting languages' training text."""
-    docs = (doc for path in train_paths.values() for doc in common.read_documents(path))
+    docs = (doc for path in train_paths.values() for doc in tokenizer.read_documents(path))
     with warnings.catch_warnings():  # extend() warns when the text supports fewer merges; we say it ourselves
         warnings.simplefilter("ignore")
         tok = tokenizer.extend(base_tok, docs, n_new)
@@ -201,39 +214,40 @@ def evaluate(model, tok, val_paths, spans, groups, langs, block_size, batch_size
 
 
 def main(argv=None):
-    cfg = common.parse_config(AdaptConfig, "adapt", argv)
+    cfg = runtime.parse_config(AdaptConfig, "adapt", argv)
     for key, allowed in CHOICES.items():
         if getattr(cfg, key) not in allowed:
-            common._fail(f"--{key}={getattr(cfg, key)!r} is not one of {', '.join(allowed)}")
+            runtime.fail(f"--{key}={getattr(cfg, key)!r} is not one of {', '.join(allowed)}")
     if cfg.mode == "expand" and cfg.head_rows == "new" and cfg.head_init == "fresh":
-        common._fail("--head_rows=new freezes the old head rows, so they must be the pretrained ones: use --head_init=old")
+        runtime.fail("--head_rows=new freezes the old head rows, so they must be the pretrained ones: use --head_init=old")
     if cfg.mode == "expand" and cfg.n_new_tokens == 0:
-        common._fail("--mode=expand needs new tokens: --n_new_tokens > 0, or -1 for 50% of the base vocabulary")
-    if cfg.n_new_tokens < -1 or cfg.max_iters < 0 or min(cfg.adapt_tokens, cfg.eval_bytes, cfg.batch_size, cfg.grad_accum) <= 0:
-        common._fail("n_new_tokens must be >= -1, max_iters >= 0, and adapt_tokens, eval_bytes, batch_size, grad_accum > 0")
-    device = common.resolve_device(cfg.device)
-    autocast = common.autocast_for(device, cfg.dtype)
+        runtime.fail("--mode=expand needs new tokens: --n_new_tokens > 0, or -1 for 50% of the base vocabulary")
+    runtime.require_positive(cfg, "adapt_tokens", "eval_bytes", "batch_size", "grad_accum", "log_every")
+    if cfg.n_new_tokens < -1 or cfg.max_iters < 0 or cfg.eval_every < 0:
+        runtime.fail("n_new_tokens must be >= -1, and max_iters and eval_every >= 0")
+    device = runtime.resolve_device(cfg.device)
+    autocast = runtime.autocast_for(device, cfg.dtype)
 
     # ---- the pretrained model and the data, all checked before anything is written -------------------
     if not cfg.init_from:
-        common._fail("--init_from is required: the out_dir of a pretraining run (train.py)")
-    base_model, base_tok, init_ckpt = common.load_model(cfg.init_from)  # also checks tokenizer vs checkpoint
+        runtime.fail("--init_from is required: the out_dir of a pretraining run (train.py)")
+    base_model, base_tok, init_ckpt = runtime.load_model(cfg.init_from)  # also checks tokenizer vs checkpoint
     if init_ckpt["stage"] != "train":
-        common._fail(f"{cfg.init_from}/ckpt.pt was written by {init_ckpt['stage']}.py; adapt.py starts from a "
+        runtime.fail(f"{cfg.init_from}/ckpt.pt was written by {init_ckpt['stage']}.py; adapt.py starts from a "
                      f"pretraining run (an out_dir of train.py)")
     data_dir = cfg.data_dir or init_ckpt["config"].get("data_dir", "")
     manifest = common.read_manifest(data_dir)
     langs = cfg.langs or common.group_languages(data_dir, "adapting")
     eval_langs = cfg.eval_langs or [entry["code"] for entry in manifest["languages"]]
     if not langs:
-        common._fail(f"no languages to adapt to: {data_dir}/manifest.json has an empty adapting group; pass --langs")
+        runtime.fail(f"no languages to adapt to: {data_dir}/manifest.json has an empty adapting group; pass --langs")
     if len(set(langs)) != len(langs):
-        common._fail(f"--langs names a language twice: {', '.join(langs)}")
+        runtime.fail(f"--langs names a language twice: {', '.join(langs)}")
     train_paths = common.language_files(data_dir, langs, "train")
     val_paths = common.language_files(data_dir, list(dict.fromkeys(langs + eval_langs)), "val")
     for lang, path in [*train_paths.items(), *val_paths.items()]:
         if not os.path.isfile(path) or not has_text(path):
-            common._fail(f"language '{lang}' has no text: {path} is {'empty' if os.path.isfile(path) else 'missing'}")
+            runtime.fail(f"language '{lang}' has no text: {path} is {'empty' if os.path.isfile(path) else 'missing'}")
     block_size = base_model.config.block_size
     n_old = base_tok.n_vocab
     if cfg.n_new_tokens == -1:
@@ -241,7 +255,7 @@ def main(argv=None):
     else:
         n_new = cfg.n_new_tokens
 
-    resume_ckpt = common.prepare_out_dir(cfg.out_dir, cfg, "adapt")
+    resume_ckpt = runtime.prepare_out_dir(cfg.out_dir, cfg, "adapt")
     if resume_ckpt is not None and resume_ckpt["step"] >= resume_ckpt["max_iters"]:
         print(f"{cfg.out_dir} is already complete ({resume_ckpt['step']} steps)")
         return resume_ckpt["val_bpb"]
@@ -252,14 +266,14 @@ def main(argv=None):
         tok = extend_vocabulary(base_tok, train_paths, n_new) if n_new else base_tok
         tok.save(tok_path)
     else:
-        tok = common.load_tokenizer(tok_path)
+        tok = runtime.load_tokenizer(tok_path)
         if tok.n_vocab != resume_ckpt["model_config"]["vocab_size"] or any(
                 tok.token_bytes(i) != base_tok.token_bytes(i) for i in range(n_old)):
-            common._fail(f"{tok_path} does not match {cfg.out_dir}/ckpt.pt or the base vocabulary of {cfg.init_from}")
+            runtime.fail(f"{tok_path} does not match {cfg.out_dir}/ckpt.pt or the base vocabulary of {cfg.init_from}")
     if tok.n_vocab > n_old:
         print(f"vocabulary {n_old} + {tok.n_vocab - n_old} new tokens = {tok.n_vocab}; UTF-8 bytes per token on the val text:")
         print(tokenizer.stats_table({"base": base_tok, "merged": tok},
-                                    {lang: common.read_documents(val_paths[lang]) for lang in langs}))
+                                    {lang: list(tokenizer.read_documents(val_paths[lang])) for lang in langs}))
 
     groups = manifest.get("groups", {})
     spans = {"base": eval_spans(base_tok, val_paths, cfg.eval_bytes, block_size),
@@ -269,7 +283,7 @@ def main(argv=None):
         return evaluate(some_model, its_tok, val_paths, its_spans, groups, langs, block_size, cfg.batch_size, device, autocast)
 
     # ---- the model: expand, start the new rows, freeze everything else ---------------------------------
-    common.seed_everything(cfg.seed)
+    runtime.seed_everything(cfg.seed)
     base_model.to(device)
     if resume_ckpt is None:
         base_val = measure(base_model, base_tok, spans["base"])  # the pretrained model on its own vocabulary
@@ -288,19 +302,25 @@ def main(argv=None):
         same = same and torch.equal(state["wte.weight"][:n_frozen_emb], base_state["wte.weight"][:n_frozen_emb])
         same = same and torch.equal(state["lm_head.weight"][:n_frozen_head], base_state["lm_head.weight"][:n_frozen_head])
         if not same:
-            common._fail(f"{cfg.init_from} changed since {cfg.out_dir} started adapting it; use --overwrite to start again")
+            runtime.fail(f"{cfg.init_from} changed since {cfg.out_dir} started adapting it; use --overwrite to start again")
     del base_model
     n_params = model.num_params()
-    trainable = freeze(model, n_frozen_emb, n_frozen_head)
+
+    # ---- what learns ------------------------------------------------------------------------------------
+    # expand: the new embedding rows, and the new head rows (head_rows=new) or the whole head (all);
+    # relearn: every embedding row and the whole head. The body gets requires_grad off and the frozen rows
+    # become buffers; the optimizer is given the learned rows and nothing else, so weight decay too can only
+    # touch them, and everything else leaves this stage bit-identical.
+    trainable = freeze(model, n_frozen_emb, n_frozen_head)  # [model.wte.learned, model.lm_head.learned]
     optimizer = torch.optim.AdamW([{"params": trainable, "weight_decay": cfg.weight_decay}], lr=cfg.lr,
                                   betas=(cfg.beta1, cfg.beta2), fused=device.startswith("cuda"))
     start_step, start_val = 0, None
     if resume_ckpt is not None:
         optimizer.load_state_dict(resume_ckpt["optimizer"])
-        common.set_rng_state(resume_ckpt["rng"])
+        runtime.set_rng_state(resume_ckpt["rng"])
         start_step, start_val = resume_ckpt["step"], resume_ckpt["start_val"]
     train_model = model
-    if common.compile_wanted(cfg.compile, device):
+    if runtime.compile_wanted(cfg.compile, device):
         train_model = torch.compile(model)
 
     # ---- data: the adapting languages, mixed equally ---------------------------------------------------
@@ -309,23 +329,24 @@ def main(argv=None):
     tokens_per_step = cfg.batch_size * cfg.grad_accum * block_size
     max_iters = cfg.max_iters or max(1, round(cfg.adapt_tokens / tokens_per_step))
 
-    log = common.Log(cfg.out_dir, resume_step=start_step if resume_ckpt else None)
+    log = runtime.Log(cfg.out_dir, resume_step=start_step if resume_ckpt else None)
     n_learned = sum(p.numel() for p in trainable)
     print(f"adapting {cfg.init_from} to {', '.join(langs)} | mode={cfg.mode} | learning {n_learned / 1e6:.2f}M of "
           f"{n_params / 1e6:.2f}M parameters | {max_iters} steps x {tokens_per_step} tokens | {device}"
           + (f" | resuming at step {start_step}" if start_step else ""))
 
     def save(step):
-        common.save_checkpoint(cfg.out_dir, {
+        runtime.save_checkpoint(cfg.out_dir, {
             "stage": "adapt", "step": step, "max_iters": max_iters, "model": merged_state_dict(model),
-            "model_config": asdict(model.config), "optimizer": optimizer.state_dict(), "rng": common.rng_state(),
+            "model_config": asdict(model.config), "optimizer": optimizer.state_dict(), "rng": runtime.rng_state(),
             "config": asdict(cfg), "langs": langs, "n_base_vocab": n_old, "init_step": init_ckpt["step"],
             "base_val": base_val, "start_val": start_val, "val_bpb": last_val})
 
     last_val = None
     bar = tqdm(range(start_step, max_iters), initial=start_step, total=max_iters, disable=not cfg.progress,
                desc="adapt", dynamic_ncols=True)
-    t0 = time.time()
+    finite, last_checked = torch.ones((), dtype=torch.bool, device=device), start_step - 1
+    t0, steps_timed = time.time(), 0
     for step in bar:
         # ---- evaluation over adaptation tokens: the sample-efficiency curve and the forgetting ----------
         if step == 0 or (cfg.eval_every and step % cfg.eval_every == 0):
@@ -336,33 +357,37 @@ def main(argv=None):
                       **({f"base_{k}": v for k, v in base_val.items()} if step == 0 else {}))
             if step > start_step:
                 save(step)
-            t0 = time.time()
+            t0, steps_timed = time.time(), 0
 
         lr = common.lr_at(step, max_iters, cfg.lr, cfg.warmup_frac, cfg.min_lr_frac)
         for group in optimizer.param_groups:
             group["lr"] = lr
         train_model.train()
-        loss_sum = 0.0
+        loss_sum = torch.zeros((), device=device)  # on the device: read only at log steps (see train.py)
         for micro in range(cfg.grad_accum):
             x, y = batches.get(step, micro, cfg.batch_size, device)
             with autocast:
                 _, loss = train_model(x, y)
             (loss / cfg.grad_accum).backward()
-            loss_sum += loss.item()
-        loss_value = loss_sum / cfg.grad_accum
-        if not np.isfinite(loss_value):
-            bar.close()
-            common._fail(f"loss became {loss_value} at step {step}; stopped without saving, so {cfg.out_dir}/ckpt.pt "
-                         f"still holds the last good checkpoint (lower lr, then --resume)")
-        grad_norm = torch.nn.utils.clip_grad_norm_(trainable, cfg.grad_clip if cfg.grad_clip > 0 else float("inf")).item()
+            loss_sum += loss.detach()
+        grad_norm = torch.nn.utils.clip_grad_norm_(trainable, cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-        dt, t0 = time.time() - t0, time.time()
-        bar.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{tokens_per_step / dt:,.0f}")
-        if step % cfg.log_every == 0 or step == max_iters - 1:
+        # a NaN or inf loss stops the run, checked at log steps and before every save
+        finite &= torch.isfinite(loss_sum)
+        log_step = step % cfg.log_every == 0 or step == max_iters - 1
+        if log_step or (cfg.eval_every and (step + 1) % cfg.eval_every == 0):
+            runtime.stop_unless_finite(finite, last_checked + 1, step, cfg.out_dir)
+            last_checked = step
+        steps_timed += 1
+        if log_step:  # loss = this step's mean micro-batch loss; tok_per_s over the steps since the last line
+            loss_value = (loss_sum / cfg.grad_accum).item()
+            dt = (time.time() - t0) / steps_timed
+            t0, steps_timed = time.time(), 0
+            bar.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{tokens_per_step / dt:,.0f}")
             log.write(step=step, loss=loss_value, lr=lr, tokens=(step + 1) * tokens_per_step,
-                      tok_per_s=tokens_per_step / dt, grad_norm=grad_norm)
+                      tok_per_s=tokens_per_step / dt, grad_norm=grad_norm.item())
 
     last_val = measure(model, tok, spans["merged"])  # the final evaluation and the complete checkpoint
     log.write(step=max_iters, tokens=max_iters * tokens_per_step, **last_val)

@@ -1,7 +1,7 @@
 """
 The benchmarks of evaluate.py: task files, prompts, and the scoring of multiple choice and generation.
 
-A task is one JSONL file per language (DESIGN.md's contract, checked line by line as it is read):
+A task is one JSONL file per language (docs/protocol.md's format, checked line by line as it is read):
   - multiple choice ("mc"): a context and its choices. The string scored is context + choice (the choice
     carries its separator); a choice's score is the log-likelihood of its tokens after the context.
     Partial scoring (XWinograd, as lm-evaluation-harness scores it): several "contexts" (the sentence up
@@ -38,6 +38,7 @@ import torch.nn.functional as F
 
 import common
 import metrics
+import runtime
 from model import select_rows
 from tokenizer import render_prompt
 
@@ -48,9 +49,9 @@ GEN_METRICS = ("exact", "f1", "rouge_l", "chrf", "bleu", "spbleu")
 # ---- task files -------------------------------------------------------------------------------------
 
 def read_task_file(path, task, lang, kind):
-    """The examples of one JSONL benchmark file, every line checked against DESIGN.md's contract."""
+    """The examples of one JSONL benchmark file, every line checked against docs/protocol.md."""
     if not os.path.isfile(path):
-        common._fail(f"task {task}: file {path} for language {lang} not found")
+        runtime.fail(f"task {task}: file {path} for language {lang} not found")
     examples = []
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
@@ -59,13 +60,13 @@ def read_task_file(path, task, lang, kind):
             try:
                 ex = json.loads(line)
             except json.JSONDecodeError as e:
-                common._fail(f"{path}, line {lineno}: not valid JSON ({e.msg})")
+                runtime.fail(f"{path}, line {lineno}: not valid JSON ({e.msg})")
             problem = _example_problem(ex, task, lang, kind)
             if problem:
-                common._fail(f"{path}, line {lineno}: {problem}")
+                runtime.fail(f"{path}, line {lineno}: {problem}")
             examples.append(ex)
     if not examples:
-        common._fail(f"{path}: no examples")
+        runtime.fail(f"{path}: no examples")
     return examples
 
 
@@ -112,12 +113,12 @@ def load_tasks(tasks_dir, names, langs):
     available = manifest.get("tasks", {})
     for name in names:
         if name not in available:
-            common._fail(f"unknown task '{name}' ({tasks_dir}/manifest.json lists: {', '.join(available) or 'none'})")
+            runtime.fail(f"unknown task '{name}' ({tasks_dir}/manifest.json lists: {', '.join(available) or 'none'})")
     tasks = {}
     for name in names or list(available):
         spec = available[name]
         if spec.get("kind") not in ("mc", "gen"):
-            common._fail(f"{tasks_dir}/manifest.json: task {name} has kind {spec.get('kind')!r}, expected 'mc' or 'gen'")
+            runtime.fail(f"{tasks_dir}/manifest.json: task {name} has kind {spec.get('kind')!r}, expected 'mc' or 'gen'")
         files = {lang: path for lang, path in spec["files"].items() if not langs or lang in langs}
         tasks[name] = {"kind": spec["kind"], "metric": spec.get("metric", "acc" if spec["kind"] == "mc" else "f1"),
                        "spbleu": name == "flores",  # FLORES-200's own metric, beside BLEU and chrF
@@ -136,7 +137,7 @@ def pick_demos(pool, example, k, seed):
 
 
 def _delimiter(example, question, answer, spaces):
-    # Multiple choice: a choice continues its context as it is (DESIGN.md: context + choice is the string
+    # Multiple choice: a choice continues its context as it is (docs/protocol.md: context + choice is the string
     # scored, the separator is in the choice). Generation: answers carry no leading space, so a " " goes
     # between a demonstration's prompt and its answer, as lm-evaluation-harness does; not without spaces.
     if example["kind"] == "mc" or not spaces or question[-1:].isspace() or answer[:1].isspace():

@@ -1,5 +1,5 @@
 """
-Stage 4: evaluation of several models side by side, in the shape of the paper's tables (PAPER.md §4).
+Stage 4: evaluation of several models side by side, in the shape of the paper's tables (docs/method.md).
 
     python evaluate.py config/lab.py --models Baseline=out/baseline BA=out/ba AFA=out/afa
     python evaluate.py --models A=out/a --tasks lab_copa --shots=4 --out=out/report/results.json
@@ -12,7 +12,8 @@ For every model (each with its own tokenizer) and every language of the manifest
   3. the benchmarks (benchmarks.py): multiple choice by log-likelihood (acc, acc_bytes, and the
      continuous margin and gold_bpb), generation by greedy decoding (exact, F1, ROUGE-L, chrF, BLEU;
      see metrics.py).
-Every number is averaged per language group (μ_pretraining, μ_adapting, μ_other) and over all languages
+Every number is averaged per language group (μ_pretraining, μ_adapting, μ_other, and any other group of
+the manifest, such as the lab's unseen_script) and over the languages of the paper's three groups
 (μ_overall), written to results.json, and printed as markdown tables (also written to results.md).
 """
 
@@ -28,8 +29,10 @@ from tqdm import tqdm
 
 import common
 import metrics
+import runtime
 from benchmarks import GEN_METRICS, MC_METRICS, load_tasks, run_task, stop_ids
 from selfsim import language_self_sim, self_sim_sample
+from tokenizer import read_documents
 
 
 @dataclass
@@ -69,19 +72,19 @@ GROUPS = ("pretraining", "adapting", "other")  # the paper's language groups; "o
 def parse_models(entries):
     """['Baseline=out/a', ...] -> {'Baseline': 'out/a', ...}, each folder checked before any work starts."""
     if not entries:
-        common._fail("no models to evaluate: pass --models NAME=out_dir [NAME=out_dir ...]")
+        runtime.fail("no models to evaluate: pass --models NAME=out_dir [NAME=out_dir ...]")
     models = {}
     for entry in entries:
         name, eq, path = entry.partition("=")
         if not eq or not name or not path:
-            common._fail(f"--models entry '{entry}' should look like NAME=out_dir (e.g. Baseline=out/baseline)")
+            runtime.fail(f"--models entry '{entry}' should look like NAME=out_dir (e.g. Baseline=out/baseline)")
         if name in models:
-            common._fail(f"--models: the name '{name}' is given twice")
+            runtime.fail(f"--models: the name '{name}' is given twice")
         models[name] = path
     for name, path in models.items():
         for needed in ("ckpt.pt", "tokenizer.tiktoken"):
             if not os.path.isfile(os.path.join(path, needed)):
-                common._fail(f"model {name}: no {needed} in {path} (is it the out_dir of a finished stage?)")
+                runtime.fail(f"model {name}: no {needed} in {path} (is it the out_dir of a finished stage?)")
     return models
 
 
@@ -98,7 +101,7 @@ def language_bpb(model, tok, val_path, max_bytes, batch_size, device, autocast):
         tokens = head[: int(np.searchsorted(np.cumsum(byte_lengths[head]), max_bytes)) + 1]
     n_windows = (len(tokens) - 1) // block
     if n_windows == 0:
-        common._fail(f"{val_path}: {len(tokens)} held-out tokens are fewer than one window of block_size={block}")
+        runtime.fail(f"{val_path}: {len(tokens)} held-out tokens are fewer than one window of block_size={block}")
     bpb, nats = common.bits_per_byte(model, tokens, byte_lengths, block, batch_size, device, autocast)
     n_bytes = int(byte_lengths[np.asarray(tokens[1:n_windows * block + 1])].sum())
     return bpb, math.exp(nats), n_bytes
@@ -185,13 +188,13 @@ def read_languages(cfg, tasks):
         groups.append("other")
     for lang in cfg.langs:
         if lang not in entries and not any(lang in t["langs"] for t in tasks.values()):
-            common._fail(f"language '{lang}' is neither in {cfg.data_dir}/manifest.json nor in any task")
+            runtime.fail(f"language '{lang}' is neither in {cfg.data_dir}/manifest.json nor in any task")
     text_langs = [lang for lang in (cfg.langs or list(entries)) if lang in entries] if cfg.bpb or cfg.self_sim else []
     val_docs = {}
     for lang, path in common.language_files(cfg.data_dir, text_langs, "val").items():
-        val_docs[lang] = common.read_documents(path) if os.path.isfile(path) else []
+        val_docs[lang] = list(read_documents(path)) if os.path.isfile(path) else []
         if not val_docs[lang]:
-            common._fail(f"language '{lang}' has no held-out text ({path} is missing or empty)")
+            runtime.fail(f"language '{lang}' has no held-out text ({path} is missing or empty)")
     spaces = {lang: entries.get(lang, {}).get("spaces") is not False for lang in group_of}  # unknown: with spaces
     return groups, group_of, spaces, text_langs, val_docs
 
@@ -243,18 +246,18 @@ def evaluate_model(name, model, tok, chat, cfg, text_langs, samples, tasks, spac
 
 
 def main(argv=None):
-    cfg = common.parse_config(EvaluateConfig, "evaluate", argv)
+    cfg = runtime.parse_config(EvaluateConfig, "evaluate", argv)
     if cfg.chat not in ("auto", "true", "false"):
-        common._fail(f"chat must be auto, true or false, not '{cfg.chat}'")
+        runtime.fail(f"chat must be auto, true or false, not '{cfg.chat}'")
     if min(cfg.shots, cfg.max_examples, cfg.bpb_bytes, cfg.sim_bytes, cfg.gen_tokens) < 0 or cfg.min_count < 2:
-        common._fail("shots, max_examples, bpb_bytes, sim_bytes and gen_tokens must be >= 0, and min_count >= 2")
+        runtime.fail("shots, max_examples, bpb_bytes, sim_bytes and gen_tokens must be >= 0, and min_count >= 2")
     if min(cfg.batch_size, cfg.mc_batch_size, cfg.gen_batch_size) < 1:
-        common._fail("batch_size, mc_batch_size and gen_batch_size must be >= 1")
+        runtime.fail("batch_size, mc_batch_size and gen_batch_size must be >= 1")
     model_dirs = parse_models(cfg.models)
-    device = common.resolve_device(cfg.device)
+    device = runtime.resolve_device(cfg.device)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    autocast = common.autocast_for(device, cfg.dtype)
+    autocast = runtime.autocast_for(device, cfg.dtype)
     # every input is checked before the first model runs: a bad task file fails in seconds, not after an hour
     tasks = load_tasks(cfg.tasks_dir or cfg.data_dir, cfg.tasks, cfg.langs) if cfg.benchmarks else {}
     if any(task["spbleu"] for task in tasks.values()):
@@ -262,7 +265,7 @@ def main(argv=None):
     groups, group_of, spaces, text_langs, val_docs = read_languages(cfg, tasks)
     readers = []
     for path in model_dirs.values():
-        tok, block = common.load_tokenizer(os.path.join(path, "tokenizer.tiktoken")), _block_size(path)
+        tok, block = runtime.load_tokenizer(os.path.join(path, "tokenizer.tiktoken")), _block_size(path)
         readers.append((tok, block, tok.token_byte_lengths()))
     samples = {lang: self_sim_sample(val_docs[lang], readers, cfg.sim_bytes, spaces[lang], cfg.min_count)
                for lang in text_langs} if cfg.self_sim else {}
@@ -273,7 +276,7 @@ def main(argv=None):
     table = {}  # metric -> model -> {"langs": {lang: value}}
     for name, path in model_dirs.items():
         t0 = time.time()
-        model, tok, ckpt = common.load_model(path, device)
+        model, tok, ckpt = runtime.load_model(path, device)
         model.eval()
         chat = ckpt["stage"] == "finetune" if cfg.chat == "auto" else cfg.chat == "true"
         results["models"][name] = {"dir": path, "stage": ckpt["stage"], "step": ckpt["step"], "vocab_size": tok.n_vocab,
@@ -289,7 +292,7 @@ def main(argv=None):
                                       for m, v in table[metric].items()}
     text = report(results)
     os.makedirs(os.path.dirname(os.path.abspath(cfg.out)), exist_ok=True)
-    common.write_json(cfg.out, results)
+    runtime.write_json(cfg.out, results)
     md_path = os.path.splitext(cfg.out)[0] + ".md"
     with open(md_path + ".tmp", "w", encoding="utf-8") as f:
         f.write(text)
@@ -304,7 +307,7 @@ def _block_size(out_dir):
     try:
         return torch.load(os.path.join(out_dir, "ckpt.pt"), map_location="cpu", mmap=True, weights_only=False)["model_config"]["block_size"]
     except Exception:
-        return common.load_checkpoint(out_dir)["model_config"]["block_size"]  # an old format, or a clear error
+        return runtime.load_checkpoint(out_dir)["model_config"]["block_size"]  # an old format, or a clear error
 
 
 if __name__ == "__main__":

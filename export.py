@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import torch
 
-import common
+import runtime
 import tokenizer
 from sample import load_stage
 
@@ -197,25 +197,25 @@ def export(init_from, out_dir, overwrite=False):
     from safetensors.torch import save_file
 
     if os.path.exists(out_dir) and not overwrite:
-        common._fail(f"{out_dir} already exists; pass --overwrite to replace it")
+        runtime.fail(f"{out_dir} already exists; pass --overwrite to replace it")
     if os.path.abspath(out_dir) == os.path.abspath(init_from):
-        common._fail("--out_dir must differ from --init_from (the export would delete the run)")
+        runtime.fail("--out_dir must differ from --init_from (the export would delete the run)")
     model, tok, ckpt = load_stage(init_from)
     chat = ckpt["stage"] == "finetune"
     try:
         hf_tok = hf_tokenizer(tok)
     except ValueError as e:
-        common._fail(f"{init_from}/tokenizer.tiktoken: {e}")
+        runtime.fail(f"{init_from}/tokenizer.tiktoken: {e}")
     tmp = out_dir.rstrip("/") + ".tmp"  # written whole, then renamed: never half an export
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
-    common.write_json(os.path.join(tmp, "config.json"), llama_config(model.config, tok, chat))
+    runtime.write_json(os.path.join(tmp, "config.json"), llama_config(model.config, tok, chat))
     stops = [tok.im_end_id, tok.eot_id, tok.im_start_id] if chat else [tok.eot_id]  # where sample.py and evaluate.py stop
-    common.write_json(os.path.join(tmp, "generation_config.json"),
+    runtime.write_json(os.path.join(tmp, "generation_config.json"),
                       {"bos_token_id": tok.eot_id, "eos_token_id": stops, "pad_token_id": tok.pad_id})
     save_file(llama_state_dict(model), os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
     hf_tok.save(os.path.join(tmp, "tokenizer.json"))
-    common.write_json(os.path.join(tmp, "tokenizer_config.json"), tokenizer_config(tok, chat, model.config.block_size))
+    runtime.write_json(os.path.join(tmp, "tokenizer_config.json"), tokenizer_config(tok, chat, model.config.block_size))
     if os.path.exists(out_dir):
         shutil.rmtree(out_dir)
     os.replace(tmp, out_dir)
@@ -223,7 +223,7 @@ def export(init_from, out_dir, overwrite=False):
 
 
 def main(argv=None):
-    cfg = common.parse_config(ExportConfig, "export", argv)
+    cfg = runtime.parse_config(ExportConfig, "export", argv)
     out = export(cfg.init_from, cfg.out_dir, cfg.overwrite)
     print(f"wrote {out}: LlamaForCausalLM and its tokenizer from {cfg.init_from}")
 

@@ -1,5 +1,5 @@
 """
-Stage 3: English instruction finetuning in ChatML, the loss on the assistant's tokens only (PAPER.md §3).
+Stage 3: English instruction finetuning in ChatML, the loss on the assistant's tokens only (docs/method.md, "Finetuning").
 
     python finetune.py config/lab.py --init_from=out/pretrain --out_dir=out/finetune
     python finetune.py config/lab.py --init_from=out/adapt --out_dir=out/finetune_body --train_params=body
@@ -17,12 +17,11 @@ and no conversation attends to another (packing would need a block-diagonal atte
 A conversation longer than block_size + 1 tokens is cut to that length, ids and mask together, and
 counted. By default the cut keeps its end (--truncate=left), as evaluate.py cuts a prompt that is too
 long: the answer survives, and the model learns to answer from a context cut the way it will be at test
-time. (The lab's system prompt alone is ~48 tokens and a reading passage can take 150 more: at block 128,
-cutting the end would throw away a quarter of the answers.) --truncate=right keeps the start, as most
-SFT code does; a conversation with no assistant token left in its block is dropped and counted.
+time (the lab's system prompt and a reading passage can fill most of a short block: docs/method.md says
+how many answers cutting the end lost). --truncate=right keeps the start, as most SFT code does; a conversation with no assistant token left in its block is dropped and counted.
 
 Which parameters learn (--train_params):
-    all   every weight, as [AFA] finetunes (the default).
+    all   every weight (the default; [AFA] does not say which parameters it finetunes).
     body  the transformer blocks and norms only; the input embeddings and the output head stay frozen,
           bit for bit. [CHEN]'s recipe: an English finetune that leaves the embedding space alone keeps
           the rows learned for new languages during adaptation aligned with the body. The rows of
@@ -47,6 +46,7 @@ import torch
 from tqdm import tqdm
 
 import common
+import runtime
 import tokenizer
 
 
@@ -60,12 +60,12 @@ class FinetuneConfig:
     val_data: str = ""  # held-out conversations (JSONL); empty = the manifest's instructions val file
     skip_bad: bool = False  # skip and count bad conversations instead of stopping at the first one
     truncate: str = "left"  # a conversation longer than the block: left = keep its end (as evaluation cuts prompts), right = keep its start
-    train_params: str = "all"  # all = every weight ([AFA]); body = embeddings and head frozen ([CHEN])
-    # optimisation ([AFA]: AdamW, LR 1e-6, 5 epochs, batch 16, cosine with 10% warm-up, weight decay 0)
-    epochs: float = 0.5  # passes over the training conversations ([AFA]: 5; the lab learns its answer formats in half of one)
+    train_params: str = "all"  # all = every weight; body = embeddings and head frozen ([CHEN])
+    # optimisation: AdamW, warm-up + cosine ([AFA]'s settings and why the lab's differ: docs/method.md)
+    epochs: float = 0.5  # passes over the training conversations (fractions allowed)
     max_iters: int = 0  # optimizer steps; 0 = as many as `epochs` needs
     batch_size: int = 16  # conversations per step
-    lr: float = 1e-3  # peak learning rate ([AFA]'s 1e-6 is for billion-parameter models; the lab model needs far more)
+    lr: float = 1e-3  # peak learning rate (a small model needs a far larger one than [AFA]'s billion-parameter models)
     min_lr_frac: float = 0.1  # the cosine ends at min_lr_frac * lr
     warmup_frac: float = 0.1  # linear warm-up over this fraction of the steps
     weight_decay: float = 0.0  # AdamW weight decay on matrices
@@ -94,13 +94,13 @@ def read_conversations(path, tok, skip_bad=False):
     """The conversations of a JSONL file, each checked by rendering it: a list of (messages, ids, mask),
     and the lines skipped as {reason: [line numbers]} (always empty unless skip_bad)."""
     if not os.path.isfile(path):
-        common._fail(f"instruction file {path} not found")
+        runtime.fail(f"instruction file {path} not found")
     conversations, skipped = [], {}
     with open(path, encoding="utf-8", errors="strict") as f:
         try:
             lines = f.read().split("\n")
         except UnicodeDecodeError as e:
-            common._fail(f"{path} is not UTF-8 text (bad byte at offset {e.start})")
+            runtime.fail(f"{path} is not UTF-8 text (bad byte at offset {e.start})")
     for lineno, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -109,13 +109,13 @@ def read_conversations(path, tok, skip_bad=False):
             ids, mask = tokenizer.render(tok, messages)
         except ValueError as e:
             if not skip_bad:
-                common._fail(f"{path}, line {lineno}: {e} (--skip_bad skips and counts such lines)")
+                runtime.fail(f"{path}, line {lineno}: {e} (--skip_bad skips and counts such lines)")
             skipped.setdefault(_reason(str(e)), []).append(lineno)
             continue
         conversations.append((messages, ids, mask))
     if not conversations:
         n_bad = sum(len(v) for v in skipped.values())
-        common._fail(f"{path} holds no usable conversations" + (f" ({n_bad} bad lines skipped)" if n_bad else ""))
+        runtime.fail(f"{path} holds no usable conversations" + (f" ({n_bad} bad lines skipped)" if n_bad else ""))
     return conversations, skipped
 
 
@@ -218,38 +218,39 @@ def greedy_answers(model, tok, conversations, n, max_new_tokens):
 # ---- the run -------------------------------------------------------------------------------------------
 
 def main(argv=None):
-    cfg = common.parse_config(FinetuneConfig, "finetune", argv)
+    cfg = runtime.parse_config(FinetuneConfig, "finetune", argv)
     if cfg.train_params not in ("all", "body"):
-        common._fail(f"train_params must be 'all' or 'body', got '{cfg.train_params}'")
+        runtime.fail(f"train_params must be 'all' or 'body', got '{cfg.train_params}'")
     if cfg.truncate not in ("left", "right"):
-        common._fail(f"truncate must be 'left' or 'right', got '{cfg.truncate}'")
-    if cfg.batch_size <= 0 or cfg.max_iters < 0 or (cfg.max_iters == 0 and cfg.epochs <= 0):
-        common._fail("batch_size must be > 0, and max_iters > 0 or epochs > 0")
+        runtime.fail(f"truncate must be 'left' or 'right', got '{cfg.truncate}'")
+    runtime.require_positive(cfg, "batch_size", "log_every")
+    if cfg.max_iters < 0 or (cfg.max_iters == 0 and cfg.epochs <= 0) or min(cfg.eval_every, cfg.val_conversations, cfg.n_samples) < 0:
+        runtime.fail("max_iters > 0 or epochs > 0 is needed, and eval_every, val_conversations and n_samples must be >= 0")
     if cfg.data and not cfg.val_data:  # never score a real set on the lab's val file by accident
-        common._fail("--data needs --val_data too: held-out conversations in the same JSONL format")
+        runtime.fail("--data needs --val_data too: held-out conversations in the same JSONL format")
     if os.path.abspath(cfg.init_from) == os.path.abspath(cfg.out_dir):
-        common._fail(f"init_from and out_dir are both {cfg.out_dir}: finetune into a new folder")
-    device = common.resolve_device(cfg.device)
-    autocast = common.autocast_for(device, cfg.dtype)
-    resume_ckpt = common.prepare_out_dir(cfg.out_dir, cfg, "finetune")
+        runtime.fail(f"init_from and out_dir are both {cfg.out_dir}: finetune into a new folder")
+    device = runtime.resolve_device(cfg.device)
+    autocast = runtime.autocast_for(device, cfg.dtype)
+    resume_ckpt = runtime.prepare_out_dir(cfg.out_dir, cfg, "finetune")
     if resume_ckpt is not None and resume_ckpt["step"] >= resume_ckpt["max_iters"]:
         print(f"{cfg.out_dir} is already complete ({resume_ckpt['step']} steps)")
         return resume_ckpt["results"]
 
     # ---- model and data: a resumed run reads its own out_dir, a new one the earlier stage's -------------
-    model, tok, loaded = common.load_model(cfg.out_dir if resume_ckpt else cfg.init_from, device)
+    model, tok, loaded = runtime.load_model(cfg.out_dir if resume_ckpt else cfg.init_from, device)
     init_stage = resume_ckpt["init_stage"] if resume_ckpt else loaded["stage"]
     if init_stage not in ("train", "adapt"):
-        common._fail(f"{cfg.init_from}/ckpt.pt was written by {init_stage}.py; finetune.py starts from a "
+        runtime.fail(f"{cfg.init_from}/ckpt.pt was written by {init_stage}.py; finetune.py starts from a "
                      f"train.py or adapt.py out_dir")
     block_size = model.config.block_size
     if not 0 < cfg.max_new_tokens < block_size:
-        common._fail(f"max_new_tokens={cfg.max_new_tokens} must be between 1 and block_size - 1 = {block_size - 1}")
+        runtime.fail(f"max_new_tokens={cfg.max_new_tokens} must be between 1 and block_size - 1 = {block_size - 1}")
     train_path, val_path = cfg.data, cfg.val_data
     if not (train_path and val_path):
         instructions = common.read_manifest(cfg.data_dir).get("instructions")
         if not instructions:
-            common._fail(f"{cfg.data_dir}/manifest.json has no 'instructions' files; pass --data and --val_data")
+            runtime.fail(f"{cfg.data_dir}/manifest.json has no 'instructions' files; pass --data and --val_data")
         train_path = train_path or os.path.join(cfg.data_dir, instructions["train"])
         val_path = val_path or os.path.join(cfg.data_dir, instructions["val"])
     train_convs, train_skipped = read_conversations(train_path, tok, cfg.skip_bad)
@@ -257,7 +258,7 @@ def main(argv=None):
     train_rows, n_truncated, n_dropped = to_rows(train_convs, block_size, cfg.truncate)
     val_rows, val_truncated, val_dropped = to_rows(val_convs[:cfg.val_conversations or None], block_size, cfg.truncate)
     if not train_rows or not val_rows:
-        common._fail(f"no conversation of {train_path if not train_rows else val_path} has an assistant token inside "
+        runtime.fail(f"no conversation of {train_path if not train_rows else val_path} has an assistant token inside "
                      f"block_size={block_size}")
     max_iters = cfg.max_iters or math.ceil(cfg.epochs * len(train_rows) / cfg.batch_size)
     data_stats = dict(n_train=len(train_rows), n_truncated=n_truncated, n_dropped=n_dropped, n_val=len(val_rows),
@@ -280,13 +281,13 @@ def main(argv=None):
     start_step, tokens_seen, val_loss_init = 0, 0, None
     if resume_ckpt is not None:
         optimizer.load_state_dict(resume_ckpt["optimizer"])
-        common.set_rng_state(resume_ckpt["rng"])
+        runtime.set_rng_state(resume_ckpt["rng"])
         start_step, tokens_seen, val_loss_init = resume_ckpt["step"], resume_ckpt["tokens"], resume_ckpt["val_loss_init"]
     else:
-        common.seed_everything(cfg.seed)
+        runtime.seed_everything(cfg.seed)
         _copy_atomic(os.path.join(cfg.init_from, "tokenizer.tiktoken"), os.path.join(cfg.out_dir, "tokenizer.tiktoken"))
-    train_model = torch.compile(model) if common.compile_wanted(cfg.compile, device) else model
-    log = common.Log(cfg.out_dir, resume_step=start_step if resume_ckpt else None)
+    train_model = torch.compile(model) if runtime.compile_wanted(cfg.compile, device) else model
+    log = runtime.Log(cfg.out_dir, resume_step=start_step if resume_ckpt else None)
     if resume_ckpt is None:
         log.write(step=0, **data_stats)
     n_trainable = sum(p.numel() for p in trainable)
@@ -296,16 +297,17 @@ def main(argv=None):
           + (f" | resuming at step {start_step}" if start_step else ""))
 
     def save(step, results=None):
-        common.save_checkpoint(cfg.out_dir, {
+        runtime.save_checkpoint(cfg.out_dir, {
             "stage": "finetune", "step": step, "max_iters": max_iters, "model": model.state_dict(),
-            "model_config": asdict(model.config), "optimizer": optimizer.state_dict(), "rng": common.rng_state(),
+            "model_config": asdict(model.config), "optimizer": optimizer.state_dict(), "rng": runtime.rng_state(),
             "config": asdict(cfg), "tokens": tokens_seen, "val_loss_init": val_loss_init, "init_from": cfg.init_from,
             "init_stage": init_stage, "results": results})
 
     val = lambda: assistant_loss(model, val_rows, cfg.batch_size, tok.pad_id, device, autocast)  # noqa: E731
     bar = tqdm(range(start_step, max_iters), initial=start_step, total=max_iters, disable=not cfg.progress,
                desc="finetune", dynamic_ncols=True)
-    t0 = time.time()
+    finite, last_checked = torch.ones((), dtype=torch.bool, device=device), start_step - 1
+    t0, tokens_timed = time.time(), 0
     for step in bar:
         # ---- val assistant loss and checkpoint of the model after `step` updates (step 0: the "before") ----
         if step == 0 or (cfg.eval_every and step % cfg.eval_every == 0):
@@ -314,32 +316,37 @@ def main(argv=None):
             log.write(step=step, val_loss=val_loss)
             if step > start_step:
                 save(step)
-            t0 = time.time()  # the evaluation is not training time
+            t0, tokens_timed = time.time(), 0  # the evaluation is not training time
 
         lr = common.lr_at(step, max_iters, cfg.lr, cfg.warmup_frac, cfg.min_lr_frac)
         for group in optimizer.param_groups:
             group["lr"] = lr
         model.train()
-        x, y = collate([train_rows[i] for i in batch_indices(step, cfg.batch_size, len(train_rows), cfg.seed)], tok.pad_id, device)
+        x, y = collate([train_rows[i] for i in batch_indices(step, cfg.batch_size, len(train_rows), cfg.seed)], tok.pad_id)
+        step_tokens = int((x != tok.pad_id).sum())  # the conversations' tokens, padding not counted (on the CPU)
+        assistant_tokens = int((y != -1).sum())
+        tokens_seen, tokens_timed = tokens_seen + step_tokens, tokens_timed + step_tokens
+        x, y = x.to(device), y.to(device)
         with autocast:
             _, loss = train_model(x, y)  # mean over the assistant's target tokens only
         loss.backward()
-        loss_value = loss.item()
-        if not math.isfinite(loss_value):
-            bar.close()
-            common._fail(f"loss became {loss_value} at step {step}; stopped without saving, so {cfg.out_dir}/ckpt.pt "
-                         f"still holds the last good checkpoint (lower lr or raise warmup_frac, then --resume)")
-        grad_norm = torch.nn.utils.clip_grad_norm_(trainable, cfg.grad_clip if cfg.grad_clip > 0 else float("inf")).item()
+        grad_norm = torch.nn.utils.clip_grad_norm_(trainable, cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-        step_tokens = int((x != tok.pad_id).sum())  # the conversations' tokens, padding not counted
-        tokens_seen += step_tokens
-        dt, t0 = time.time() - t0, time.time()
-        bar.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{step_tokens / dt:,.0f}")
-        if step % cfg.log_every == 0 or step == max_iters - 1:
-            log.write(step=step, loss=loss_value, lr=lr, tokens=tokens_seen, tok_per_s=step_tokens / dt, grad_norm=grad_norm,
-                      assistant_tokens=int((y != -1).sum()))
+        # a NaN or inf loss stops the run, checked at log steps and before every save (no wait for the GPU
+        # in between: see train.py)
+        finite &= torch.isfinite(loss.detach())
+        log_step = step % cfg.log_every == 0 or step == max_iters - 1
+        if log_step or (cfg.eval_every and (step + 1) % cfg.eval_every == 0):
+            runtime.stop_unless_finite(finite, last_checked + 1, step, cfg.out_dir)
+            last_checked = step
+        if log_step:  # tok_per_s over the steps since the last log line
+            loss_value = loss.item()
+            tok_per_s, t0, tokens_timed = tokens_timed / (time.time() - t0), time.time(), 0
+            bar.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{tok_per_s:,.0f}")
+            log.write(step=step, loss=loss_value, lr=lr, tokens=tokens_seen, tok_per_s=tok_per_s, grad_norm=grad_norm.item(),
+                      assistant_tokens=assistant_tokens)
 
     # ---- the final evaluation, greedy answers to held-out prompts, the complete checkpoint ---------------
     val_loss = val()

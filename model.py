@@ -1,5 +1,5 @@
 """
-The decoder: Mistral's architecture scaled down, as [AFA] used it (PAPER.md §1).
+The decoder: Mistral's architecture scaled down, as [AFA] used it (docs/method.md).
 
 RoPE positions, RMSNorm before each sub-layer, a SwiGLU MLP, grouped-query attention, no biases, and an
 input embedding (`wte`) that is *not* tied to the output head (`lm_head`). The untying matters here:

@@ -29,15 +29,11 @@ matplotlib.use("Agg")  # no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 
 import stats
+from runtime import read_log  # noqa: E402
 
 ENGLISH = "en"  # the language of the instructions: the check that a benchmark measures anything
 COLORS = {"standard": "tab:blue", "forgetting": "tab:red", "chen": "tab:purple", "Baseline": "tab:gray",
           "BA": "tab:blue", "AFA": "tab:red", "BA_keephead": "tab:cyan", "AFA_keephead": "tab:orange"}
-
-
-def read_log(path):
-    with open(os.path.join(path, "log.jsonl")) as f:
-        return [json.loads(line) for line in f if line.strip()]
 
 
 def mean_std(values):

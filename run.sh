@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The paper's whole experiment (its §4) on the built-in lab: pretrain a standard and a forgetting model,
+# The paper's whole experiment (docs/method.md) on the built-in lab: pretrain a standard and a forgetting model,
 # adapt both to new languages (several adaptation budgets), finetune Baseline / BA / AFA on English
 # instructions, evaluate all three, and write out/report/results.md with plots.
 #

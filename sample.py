@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-import common
+import runtime
 import tokenizer
 
 
@@ -46,13 +46,13 @@ def load_stage(out_dir, device="cpu"):
     """(model, tokenizer, checkpoint) of the out_dir of a finished stage, or a clear error."""
     for needed in ("ckpt.pt", "tokenizer.tiktoken"):
         if not os.path.isfile(os.path.join(out_dir, needed)):
-            common._fail(f"no {needed} in {out_dir} (is it the out_dir of a finished train.py, adapt.py or finetune.py run?)")
-    model, tok, ckpt = common.load_model(out_dir, device)
+            runtime.fail(f"no {needed} in {out_dir} (is it the out_dir of a finished train.py, adapt.py or finetune.py run?)")
+    model, tok, ckpt = runtime.load_model(out_dir, device)
     if ckpt["stage"] not in ("train", "adapt", "finetune"):
-        common._fail(f"{out_dir}/ckpt.pt was written by {ckpt['stage']}.py, not by a training stage")
+        runtime.fail(f"{out_dir}/ckpt.pt was written by {ckpt['stage']}.py, not by a training stage")
     total = ckpt.get("max_iters", ckpt["config"].get("max_iters"))
     if total is not None and ckpt["step"] < total:
-        common._fail(f"{out_dir} is an unfinished {ckpt['stage']} run (step {ckpt['step']} of {total}); "
+        runtime.fail(f"{out_dir} is an unfinished {ckpt['stage']} run (step {ckpt['step']} of {total}); "
                      f"finish it with {ckpt['stage']}.py --resume")
     model.eval()
     return model, tok, ckpt
@@ -112,15 +112,15 @@ def fit(prompt, block_size, max_new_tokens):
 
 
 def main(argv=None, stdin=sys.stdin, out=sys.stdout):
-    cfg = common.parse_config(SampleConfig, "sample", argv)
+    cfg = runtime.parse_config(SampleConfig, "sample", argv)
     if cfg.temperature < 0 or cfg.top_k < 0 or not 0 < cfg.top_p <= 1 or cfg.max_new_tokens <= 0:
-        common._fail("need temperature >= 0, top_k >= 0, 0 < top_p <= 1 and max_new_tokens > 0")
+        runtime.fail("need temperature >= 0, top_k >= 0, 0 < top_p <= 1 and max_new_tokens > 0")
     if cfg.chatml not in ("auto", "true", "false"):
-        common._fail(f"chatml must be auto, true or false, not '{cfg.chatml}'")
-    model, tok, ckpt = load_stage(cfg.init_from, common.resolve_device(cfg.device))
+        runtime.fail(f"chatml must be auto, true or false, not '{cfg.chatml}'")
+    model, tok, ckpt = load_stage(cfg.init_from, runtime.resolve_device(cfg.device))
     chatml = ckpt["stage"] == "finetune" if cfg.chatml == "auto" else cfg.chatml == "true"
     if cfg.chat and not chatml:
-        common._fail(f"--chat needs a finetuned model ({cfg.init_from} is a {ckpt['stage']} run; --chatml=true forces ChatML)")
+        runtime.fail(f"--chat needs a finetuned model ({cfg.init_from} is a {ckpt['stage']} run; --chatml=true forces ChatML)")
     stops = {tok.eot_id, tok.im_start_id, tok.im_end_id} if chatml else {tok.eot_id}
     generator = torch.Generator().manual_seed(cfg.seed)
     block = model.config.block_size
@@ -135,7 +135,7 @@ def main(argv=None, stdin=sys.stdin, out=sys.stdout):
     if not cfg.chat:
         text = cfg.prompt or stdin.read()
         if not text.strip():
-            common._fail("nothing to answer: pass --prompt or write the prompt to stdin")
+            runtime.fail("nothing to answer: pass --prompt or write the prompt to stdin")
         messages = [{"role": "user", "content": text.strip()}]
         answer(tokenizer.render_prompt(tok, messages) if chatml else [tok.eot_id] + tok.encode(text))
         return

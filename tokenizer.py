@@ -49,7 +49,7 @@ from tqdm import tqdm
 # GPT-4's pre-tokenizer, used for training, extension and encoding alike: one pattern everywhere.
 SPLIT_PATTERN = r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+"""
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"]
-# PAPER.md §3: the paper uses a fixed system prompt but does not print it; this one is ours.
+# docs/method.md, "Finetuning": the paper uses a fixed system prompt but does not print it; this one is ours.
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant. Answer the user's request accurately and concisely."
 SPECIAL_MARKER = "!special"
 ROLES = ("system", "user", "assistant")

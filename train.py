@@ -1,5 +1,5 @@
 """
-Stage 1: pretraining, with active forgetting when --forget_every K > 0 (PAPER.md §1).
+Stage 1: pretraining, with active forgetting when --forget_every K > 0 (docs/method.md, "Pretraining").
 
     python train.py config/lab.py                         # standard pretraining on the lab
     python train.py config/lab.py --forget_every=100      # active forgetting: new embeddings every 100 steps
@@ -21,6 +21,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
 import common
+import runtime
 from model import GPT, GPTConfig
 
 
@@ -40,7 +41,7 @@ class TrainConfig:
     mlp_hidden: int = 0  # SwiGLU hidden size; 0 = 3.5 * n_embd rounded up to a multiple of 64
     block_size: int = 128  # context length in tokens
     rope_theta: float = 10000.0  # RoPE base
-    # optimisation ([AFA]: AdamW, LR 1e-4, weight decay 0, cosine with 10% warm-up)
+    # optimisation: AdamW, warm-up + cosine (the paper's settings and why the lab's differ: docs/method.md)
     max_iters: int = 1000  # optimizer steps
     batch_size: int = 32  # sequences per micro-batch on each process
     grad_accum: int = 1  # micro-batches per step over all processes (global batch = batch_size * grad_accum)
@@ -83,7 +84,11 @@ def peak_flops(device):
 
 
 def main(argv=None):
-    cfg = common.parse_config(TrainConfig, "train", argv)
+    cfg = runtime.parse_config(TrainConfig, "train", argv)
+    runtime.require_positive(cfg, "max_iters", "batch_size", "grad_accum", "block_size", "n_layer", "n_head", "n_kv_head",
+                             "n_embd", "log_every")
+    if min(cfg.forget_every, cfg.eval_every, cfg.eval_tokens) < 0:
+        runtime.fail("forget_every, eval_every and eval_tokens must be >= 0")
 
     # ---- processes and devices: one process per GPU under torchrun, or just this one -------------------
     ddp = "RANK" in os.environ
@@ -95,27 +100,25 @@ def main(argv=None):
             torch.cuda.set_device(device)
         dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
     else:
-        rank, world_size, device = 0, 1, common.resolve_device(cfg.device)
+        rank, world_size, device = 0, 1, runtime.resolve_device(cfg.device)
     master = rank == 0
     if cfg.grad_accum % world_size:
-        common._fail(f"grad_accum={cfg.grad_accum} must be a multiple of the number of processes ({world_size})")
-    if cfg.forget_every < 0 or cfg.max_iters <= 0:
-        common._fail("forget_every must be >= 0 and max_iters > 0")
+        runtime.fail(f"grad_accum={cfg.grad_accum} must be a multiple of the number of processes ({world_size})")
     accum_per_rank = cfg.grad_accum // world_size
-    autocast = common.autocast_for(device, cfg.dtype)
-    resume_ckpt = common.prepare_out_dir(cfg.out_dir, cfg, "train") if master else None
+    autocast = runtime.autocast_for(device, cfg.dtype)
+    resume_ckpt = runtime.prepare_out_dir(cfg.out_dir, cfg, "train") if master else None
     if ddp:  # every rank learns from rank 0 whether this run resumes
         box = [resume_ckpt is not None]
         dist.broadcast_object_list(box)
         if box[0] and not master:
-            resume_ckpt = common.load_checkpoint(cfg.out_dir)
+            resume_ckpt = runtime.load_checkpoint(cfg.out_dir)
 
     # ---- data: the pretraining languages as memory-mapped uint32 token files ---------------------------
-    tok = common.load_tokenizer(cfg.tokenizer)
+    tok = runtime.load_tokenizer(cfg.tokenizer)
     langs = cfg.langs or common.group_languages(cfg.data_dir, "pretraining")
     weights = cfg.lang_weights or [1.0] * len(langs)
     if len(weights) != len(langs) or min(weights) < 0 or sum(weights) <= 0:
-        common._fail(f"lang_weights needs one non-negative weight per language ({len(langs)}: {', '.join(langs)})")
+        runtime.fail(f"lang_weights needs one non-negative weight per language ({len(langs)}: {', '.join(langs)})")
     if master:  # rank 0 tokenizes the text once; the others wait and then memory-map its files
         for split in ("train", "val"):
             for path in common.language_files(cfg.data_dir, langs, split).values():
@@ -128,7 +131,7 @@ def main(argv=None):
     token_bytes = tok.token_byte_lengths()
 
     # ---- model and optimizer ----------------------------------------------------------------------------
-    common.seed_everything(cfg.seed)
+    runtime.seed_everything(cfg.seed)
     model_config = GPTConfig(vocab_size=tok.n_vocab, block_size=cfg.block_size, n_layer=cfg.n_layer, n_head=cfg.n_head,
                              n_kv_head=cfg.n_kv_head, n_embd=cfg.n_embd, mlp_hidden=cfg.mlp_hidden, rope_theta=cfg.rope_theta)
     raw_model = GPT(model_config)
@@ -146,14 +149,14 @@ def main(argv=None):
     start_step, episode_start = 0, 0
     if resume_ckpt is not None:
         if resume_ckpt["model_config"]["vocab_size"] != tok.n_vocab:
-            common._fail(f"{cfg.out_dir}/ckpt.pt has a vocabulary of {resume_ckpt['model_config']['vocab_size']} tokens "
+            runtime.fail(f"{cfg.out_dir}/ckpt.pt has a vocabulary of {resume_ckpt['model_config']['vocab_size']} tokens "
                          f"but {cfg.tokenizer} has {tok.n_vocab}: it is not the tokenizer this run started with")
         raw_model.load_state_dict(resume_ckpt["model"])
         optimizer.load_state_dict(resume_ckpt["optimizer"])
-        common.set_rng_state(resume_ckpt["rng"])
+        runtime.set_rng_state(resume_ckpt["rng"])
         start_step, episode_start = resume_ckpt["step"], resume_ckpt["episode_start"]
     model = raw_model
-    if common.compile_wanted(cfg.compile, device):
+    if runtime.compile_wanted(cfg.compile, device):
         model = torch.compile(model)
     if ddp:
         model = DDP(model, device_ids=[int(device.split(":")[1])] if device.startswith("cuda") else None)
@@ -162,7 +165,7 @@ def main(argv=None):
         if master:
             print(f"{cfg.out_dir} is already complete ({start_step} steps)")
         return resume_ckpt.get("val_bpb")
-    log = common.Log(cfg.out_dir, resume_step=start_step if resume_ckpt else None) if master else None
+    log = runtime.Log(cfg.out_dir, resume_step=start_step if resume_ckpt else None) if master else None
     if master:
         tok.save(os.path.join(cfg.out_dir, "tokenizer.tiktoken"))
         print(f"pretraining {raw_model.num_params() / 1e6:.2f}M parameters on {', '.join(langs)} | {device} | "
@@ -178,15 +181,16 @@ def main(argv=None):
         return {"val_bpb": sum(results.values()) / len(results), **results}
 
     def save(step):
-        common.save_checkpoint(cfg.out_dir, {
+        runtime.save_checkpoint(cfg.out_dir, {
             "stage": "train", "step": step, "episode_start": episode_start, "model": raw_model.state_dict(),
-            "model_config": asdict(model_config), "optimizer": optimizer.state_dict(), "rng": common.rng_state(),
+            "model_config": asdict(model_config), "optimizer": optimizer.state_dict(), "rng": runtime.rng_state(),
             "config": asdict(cfg), "langs": langs, "val_bpb": last_val})
 
     last_val = None
     bar = tqdm(range(start_step, cfg.max_iters), initial=start_step, total=cfg.max_iters, disable=not (master and cfg.progress),
                desc="pretrain", dynamic_ncols=True)
-    t0 = time.time()
+    finite, last_checked = torch.ones((), dtype=torch.bool, device=device), start_step - 1
+    t0, steps_timed = time.time(), 0
     for step in bar:
         # ---- evaluation and checkpoint of the model after `step` updates ---------------------------------
         if master and cfg.eval_every and step % cfg.eval_every == 0:
@@ -194,7 +198,7 @@ def main(argv=None):
             log.write(step=step, **last_val)
             if step > start_step:
                 save(step)
-            t0 = time.time()  # the evaluation is not training time
+            t0, steps_timed = time.time(), 0  # the evaluation is not training time
 
         # ---- active forgetting ---------------------------------------------------------------------------
         # Every K steps: fresh N(0, 0.02) embeddings (the step-0 init) and no memory of their old Adam moments
@@ -219,8 +223,10 @@ def main(argv=None):
                 group["lr"] = common.lr_at(step - episode_start, episode_length, cfg.lr, cfg.warmup_frac, cfg.min_lr_frac)
 
         # ---- one optimizer step over grad_accum micro-batches ---------------------------------------------
+        # The loss stays on the device: reading it (.item()) would make the CPU wait for the GPU every
+        # micro-batch. It is read only at log steps, below.
         model.train()
-        loss_sum = 0.0
+        loss_sum = torch.zeros((), device=device)
         for micro in range(accum_per_rank):
             x, y = batches.get(step, rank * accum_per_rank + micro, cfg.batch_size, device)
             if ddp:  # all-reduce the gradients once, after the last micro-batch
@@ -228,33 +234,44 @@ def main(argv=None):
             with autocast:
                 _, loss = model(x, y)
             (loss / accum_per_rank).backward()
-            loss_sum += loss.item()
-        loss_value = loss_sum / accum_per_rank
-        if ddp:
-            loss_tensor = torch.tensor(loss_value, device=device)
-            dist.all_reduce(loss_tensor, op=dist.ReduceOp.AVG)
-            loss_value = loss_tensor.item()
-        if not torch.isfinite(torch.tensor(loss_value)):
-            bar.close()
-            common._fail(f"loss became {loss_value} at step {step}; stopped without saving, so {cfg.out_dir}/ckpt.pt "
-                         f"still holds the last good checkpoint (lower lr or raise warmup_frac, then --resume)")
-        grad_norm = torch.nn.utils.clip_grad_norm_(raw_model.parameters(), clip if clip > 0 else float("inf")).item()
+            loss_sum += loss.detach()
+        grad_norm = torch.nn.utils.clip_grad_norm_(raw_model.parameters(), clip if clip > 0 else float("inf"))
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-        # ---- logging -------------------------------------------------------------------------------------
-        if master:
-            dt, t0 = time.time() - t0, time.time()
+        # ---- a NaN or inf loss stops the run before anything is saved ---------------------------------------
+        # `finite` stays on the device; it is read (a wait for the GPU) only at log steps and right before the
+        # steps that save a checkpoint, so the error names the steps since the last check.
+        finite &= torch.isfinite(loss_sum)
+        log_step = forget or step % cfg.log_every == 0 or step == cfg.max_iters - 1
+        if log_step or (cfg.eval_every and (step + 1) % cfg.eval_every == 0):
+            if ddp:
+                finite_all = finite.float()
+                dist.all_reduce(finite_all, op=dist.ReduceOp.MIN)
+                finite = finite_all.bool()
+            runtime.stop_unless_finite(finite, last_checked + 1, step, cfg.out_dir)
+            last_checked = step
+
+        # ---- logging: loss = this step's mean micro-batch loss (over every process) -------------------------
+        if log_step:
+            loss_mean = loss_sum / accum_per_rank
+            if ddp:
+                dist.all_reduce(loss_mean, op=dist.ReduceOp.AVG)
+            loss_value = loss_mean.item()
+        steps_timed += 1
+        if master and log_step:
+            dt = (time.time() - t0) / steps_timed  # the mean step time since the last log line (or evaluation)
+            t0, steps_timed = time.time(), 0
             tok_per_s = tokens_per_step / dt
             mfu = flops_per_step / dt / peak / world_size if peak else None
             bar.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{tok_per_s:,.0f}", **({"mfu": f"{mfu:.1%}"} if mfu else {}))
-            if forget or step % cfg.log_every == 0 or step == cfg.max_iters - 1:
-                record = dict(step=step, loss=loss_value, lr=lr, tokens=(step + 1) * tokens_per_step, tok_per_s=tok_per_s, grad_norm=grad_norm)
-                if mfu:
-                    record["mfu"] = mfu
-                if forget:
-                    record["forget"] = True
-                log.write(**record)
+            record = dict(step=step, loss=loss_value, lr=lr, tokens=(step + 1) * tokens_per_step, tok_per_s=tok_per_s,
+                          grad_norm=grad_norm.item())
+            if mfu:
+                record["mfu"] = mfu
+            if forget:
+                record["forget"] = True
+            log.write(**record)
 
     if master and start_step < cfg.max_iters:  # the final evaluation and the complete checkpoint
         last_val = evaluate_val()

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import benchmarks  # noqa: E402
-import common  # noqa: E402
+import runtime  # noqa: E402
 from model import GPT, GPTConfig  # noqa: E402
 
 
@@ -107,7 +107,7 @@ def main():
                 mc_n: (lambda: benchmarks.score_choices(model, contexts, choices, args.mc_batch_size), args.examples, "examples/s"),
                 "generation, one prompt at a time": (generate_alone, args.generations * args.new_tokens, "tokens/s"),
                 f"generation, batch {args.gen_batch_size}": (generate_batched, args.generations * args.new_tokens, "tokens/s")}
-    autocast = common.autocast_for(args.device, args.dtype)
+    autocast = runtime.autocast_for(args.device, args.dtype)
     for fn, _, _ in variants.values():  # warm-up
         with autocast:
             fn()

@@ -25,7 +25,7 @@ from model import GPT, GPTConfig  # noqa: E402
 
 CONFIGS = ["gpu_small", "paper_400m", "paper_782m", "paper_1_6b", "paper_2_8b"]
 VOCAB = 32000
-PAPER_TOKENS = 10e9  # [AFA]: ~10B tokens of Wikipedia in 12 languages
+AFA_TOKENS = 10e9  # [AFA]: ~10B tokens of Wikipedia in 12 languages
 
 
 def sizes(name):
@@ -55,8 +55,8 @@ def main():
         s = sizes(name)
         print(f"| {s['name']} | {s['shape']} | {s['params'] / 1e6:,.0f}M | {s['micro']} | {s['grad_accum']} | "
               f"{s['states_gb']:.1f} GiB | {s['act_gb']:.1f} GiB | {s['total_gb']:.1f} GiB | {s['ckpt_gb']:.1f} GiB |")
-    print(f"\nTokenized data: {PAPER_TOKENS / 1e9:.0f}B tokens x 4 bytes (uint32) = {4 * PAPER_TOKENS / 2**30:.0f} GiB, "
-          f"plus the UTF-8 text (~{4 * PAPER_TOKENS / 2**30:.0f} GiB at ~4 bytes per token).")
+    print(f"\nTokenized data: {AFA_TOKENS / 1e9:.0f}B tokens x 4 bytes (uint32) = {4 * AFA_TOKENS / 2**30:.0f} GiB, "
+          f"plus the UTF-8 text (~{4 * AFA_TOKENS / 2**30:.0f} GiB at ~4 bytes per token).")
 
 
 if __name__ == "__main__":

@@ -9,9 +9,7 @@ train = dict(
     tokenizer="out/tokenizer/lab.tiktoken",  # 2,048 tokens trained on the pretraining languages
     n_layer=4, n_head=4, n_kv_head=2, n_embd=128, block_size=256,  # ~1.4M parameters; lab_read passages need 256
     max_iters=1000, batch_size=4, lr=3e-3, warmup_frac=0.1,  # 1.0M tokens: about 1.2 passes over the 4 MB of pretraining text
-    forget_every=100,  # 9 resets, then a last episode to relearn ([AFA]: 14 resets of 10,000 steps in 150,000);
-    # at 400 steps with K = 40 (batch 8) one seed showed no forgetting advantage when relearning: the body needs
-    # enough (and long enough) episodes to learn to use new embeddings
+    forget_every=100,  # 9 resets, then a last episode to relearn: enough episodes, each long enough (docs/method.md)
     eval_every=250, eval_tokens=8192, log_every=1,  # the plots read the training loss, logged every step
 )
 
@@ -22,8 +20,7 @@ adapt = dict(
 )
 
 finetune = dict(
-    epochs=0.4,  # 2,000 of the 5,000 lab conversations: the answer formats are learned by then (val assistant
-    # loss 4.37 at the start, 1.30 after 0.32 epochs, 1.22 after 0.5)
+    epochs=0.4,  # 2,000 of the 5,000 lab conversations: the answer formats are learned by then (docs/method.md)
 )
 
 evaluate = dict(

@@ -1,4 +1,4 @@
-# [AFA]'s pretraining at ~1.6B (PAPER.md §1): Mistral downscaled. Exact shapes are UNKNOWN in the paper; these
+# [AFA]'s pretraining at ~1.6B (docs/method.md): Mistral downscaled. Exact shapes are UNKNOWN in the paper; these
 # give 1,603M parameters with the 32,000-token vocabulary and untied embeddings (count: bench/paper_sizes.py).
 # Global batch 128 sequences x 4,096 tokens = batch_size x grad_accum (grad_accum counts every GPU's
 # micro-batches, so the global batch stays 128 under torchrun). AdamW, LR 1e-4, weight decay 0, cosine

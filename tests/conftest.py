@@ -33,7 +33,8 @@ def lab_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tokenizer_path(lab_dir, tmp_path_factory):
     import tokenizer
-    from common import group_languages, language_files, read_documents
+    from common import group_languages, language_files
+    from tokenizer import read_documents
 
     texts = []
     for path in language_files(lab_dir, group_languages(lab_dir, "pretraining"), "train").values():

@@ -10,6 +10,7 @@ import torch
 
 import adapt
 import common
+import runtime
 import tokenizer
 from conftest import run_script
 
@@ -51,8 +52,8 @@ def expanded(pretrained_dir, tmp_path_factory):
 
 
 def test_expand_learns_only_new_rows_and_their_head_rows(expanded, pretrained_dir, lab_dir):
-    base, base_tok, _ = common.load_model(pretrained_dir)
-    model, tok, ckpt = common.load_model(expanded)  # merged back into a plain GPT every stage can load
+    base, base_tok, _ = runtime.load_model(pretrained_dir)
+    model, tok, ckpt = runtime.load_model(expanded)  # merged back into a plain GPT every stage can load
     n_old, n_new = base_tok.n_vocab, tok.n_vocab
     assert ckpt["stage"] == "adapt" and n_new == n_old + n_old // 2
     before, after = base.state_dict(), model.state_dict()
@@ -60,7 +61,7 @@ def test_expand_learns_only_new_rows_and_their_head_rows(expanded, pretrained_di
     for name in ("wte.weight", "lm_head.weight"):  # old rows bit-identical (head_rows=new freezes the head's too)
         assert torch.equal(after[name][:n_old], before[name][:n_old])
     # the start the run had: the same surgery, undone by nothing
-    start = common.load_model(pretrained_dir)[0]
+    start = runtime.load_model(pretrained_dir)[0]
     adapt.start_rows(start, base_tok, tok, "expand", "mean", "old", ckpt["config"]["seed"])
     changed_emb = (after["wte.weight"][n_old:n_new] != start.wte.weight[n_old:n_new]).any(1)
     changed_head = (after["lm_head.weight"][n_old:n_new] != start.lm_head.weight[n_old:n_new]).any(1)
@@ -83,7 +84,7 @@ def test_merged_tokenizer_keeps_base_ids(expanded, pretrained_dir):
 
 
 def test_log_shows_adapting_languages_improve_and_every_group(expanded, lab_dir):
-    evals = [r for r in common.read_log(expanded) if "val_bpb" in r]
+    evals = [r for r in runtime.read_log(expanded) if "val_bpb" in r]
     assert [r["step"] for r in evals] == [0, 6, 12] and [r["tokens"] for r in evals] == [0, 6 * 256, 12 * 256]
     assert evals[-1]["val_bpb"] < evals[0]["val_bpb"]  # val_bpb = mean of the adapted languages
     groups = common.read_manifest(lab_dir)["groups"]
@@ -98,8 +99,8 @@ def test_log_shows_adapting_languages_improve_and_every_group(expanded, lab_dir)
 def test_head_rows_all_and_fresh_inits_still_freeze_body_and_old_embeddings(pretrained_dir, tmp_path):
     run_adapt(pretrained_dir, tmp_path, "--max_iters=3", "--eval_every=0", "--head_rows=all", "--head_init=fresh",
               "--emb_init=random")
-    base, base_tok, _ = common.load_model(pretrained_dir)
-    model, _, _ = common.load_model(str(tmp_path))
+    base, base_tok, _ = runtime.load_model(pretrained_dir)
+    model, _, _ = runtime.load_model(str(tmp_path))
     before, after = base.state_dict(), model.state_dict()
     assert_same_body(before, after)
     n_old = base_tok.n_vocab
@@ -109,14 +110,14 @@ def test_head_rows_all_and_fresh_inits_still_freeze_body_and_old_embeddings(pret
 
 def test_relearn_changes_every_embedding_and_head_row_and_nothing_else(pretrained_dir, lab_dir, tmp_path):
     run_adapt(pretrained_dir, tmp_path, "--mode=relearn", "--max_iters=3", "--eval_every=0")
-    base, base_tok, _ = common.load_model(pretrained_dir)
-    model, tok, ckpt = common.load_model(str(tmp_path))
+    base, base_tok, _ = runtime.load_model(pretrained_dir)
+    model, tok, ckpt = runtime.load_model(str(tmp_path))
     assert tok.n_vocab == base_tok.n_vocab  # relearn keeps the vocabulary unless n_new_tokens > 0
     before, after = base.state_dict(), model.state_dict()
     assert_same_body(before, after)
     for name in ("wte.weight", "lm_head.weight"):
         assert (after[name] != before[name]).any(1).all()
-    start = common.load_model(pretrained_dir)[0]  # the reset it started from has learned too
+    start = runtime.load_model(pretrained_dir)[0]  # the reset it started from has learned too
     adapt.start_rows(start, base_tok, tok, "relearn", "mean", "old", 1337)
     assert (after["lm_head.weight"][:tok.n_vocab] != start.lm_head.weight[:tok.n_vocab]).any(1).all()
     changed = (after["wte.weight"][:tok.n_vocab] != start.wte.weight[:tok.n_vocab]).any(1)
@@ -124,25 +125,25 @@ def test_relearn_changes_every_embedding_and_head_row_and_nothing_else(pretraine
 
 
 def test_resume_continues_exactly_and_a_complete_run_returns(expanded, pretrained_dir, tmp_path, monkeypatch, capsys):
-    real_save = common.save_checkpoint
+    real_save = runtime.save_checkpoint
 
     def save_then_die(out_dir, ckpt):  # a kill right after the step-6 checkpoint
         real_save(out_dir, ckpt)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(common, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(runtime, "save_checkpoint", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         run_adapt(pretrained_dir, tmp_path, "--max_iters=12", "--eval_every=6")
-    monkeypatch.setattr(common, "save_checkpoint", real_save)
-    assert common.load_checkpoint(str(tmp_path))["step"] == 6
+    monkeypatch.setattr(runtime, "save_checkpoint", real_save)
+    assert runtime.load_checkpoint(str(tmp_path))["step"] == 6
     run_adapt(pretrained_dir, tmp_path, "--max_iters=12", "--eval_every=6", "--resume")
-    resumed, reference = common.load_checkpoint(str(tmp_path)), common.load_checkpoint(expanded)
+    resumed, reference = runtime.load_checkpoint(str(tmp_path)), runtime.load_checkpoint(expanded)
     for k, v in reference["model"].items():
         assert torch.equal(resumed["model"][k], v), k
     for i, state in reference["optimizer"]["state"].items():
         assert torch.equal(resumed["optimizer"]["state"][i]["exp_avg_sq"], state["exp_avg_sq"])
     strip = lambda log: [{k: v for k, v in r.items() if k != "tok_per_s"} for r in log]
-    assert strip(common.read_log(str(tmp_path))) == strip(common.read_log(expanded))
+    assert strip(runtime.read_log(str(tmp_path))) == strip(runtime.read_log(expanded))
     capsys.readouterr()
     run_adapt(pretrained_dir, tmp_path, "--max_iters=12", "--eval_every=6", "--resume")
     assert "already complete" in capsys.readouterr().out
@@ -153,8 +154,8 @@ def test_more_new_tokens_than_the_text_supports_learns_what_it_can(pretrained_di
     run_adapt(pretrained_dir, tmp_path, "--n_new_tokens=1000000", "--max_iters=1", "--eval_every=0", f"--langs={lang}",
               f"--eval_langs={lang}")
     out = capsys.readouterr().out
-    learned = common.load_tokenizer(os.path.join(tmp_path, "tokenizer.tiktoken")).n_vocab - \
-        common.load_tokenizer(os.path.join(pretrained_dir, "tokenizer.tiktoken")).n_vocab
+    learned = runtime.load_tokenizer(os.path.join(tmp_path, "tokenizer.tiktoken")).n_vocab - \
+        runtime.load_tokenizer(os.path.join(pretrained_dir, "tokenizer.tiktoken")).n_vocab
     assert 0 < learned < 1000000 and f"supports only {learned} of the 1000000" in out
 
 
@@ -188,9 +189,30 @@ def test_bad_inputs(pretrained_dir, expanded, lab_dir, tmp_path):
     fails(r"the tokenizer has \d+ tokens but the model expects", init_from=str(wrong))
 
 
+def test_sizes_of_zero_are_refused_up_front(pretrained_dir, tmp_path):
+    for key in ("batch_size", "grad_accum", "adapt_tokens", "eval_bytes"):
+        with pytest.raises(SystemExit, match=f"--{key} must be > 0, got 0"):
+            run_adapt(pretrained_dir, tmp_path / key, f"--{key}=0")
+        assert not os.path.exists(tmp_path / key)
+
+
+def test_split_rows_have_no_weight_to_write_into_by_mistake(pretrained_dir):
+    model = runtime.load_model(pretrained_dir)[0]
+    n = model.config.vocab_size // 2
+    learned = adapt.freeze(model, n, n)
+    assert learned == [model.wte.learned, model.lm_head.learned]
+    assert [p for p in model.parameters() if p.requires_grad] == learned  # the body learns nothing
+    with pytest.raises(AttributeError):
+        model.wte.weight  # a write through a copy of the matrix would go nowhere: there is no such copy
+    before = model.wte.merged()
+    with torch.no_grad():
+        model.wte.learned[0] += 1.0  # a write to a learned row is a write to the model
+    assert torch.equal(model.wte.merged()[:n], before[:n]) and not torch.equal(model.wte.merged()[n], before[n])
+
+
 def test_cli_errors_exit_nonzero_and_help_lists_keys(tmp_path):
     result = run_script("adapt.py", f"--init_from={tmp_path}/missing", f"--out_dir={tmp_path}/out", check=False)
     assert result.returncode != 0 and "error: no checkpoint" in result.stderr
-    usage = common.usage(adapt.AdaptConfig, "adapt")
+    usage = runtime.usage(adapt.AdaptConfig, "adapt")
     for key in ("init_from", "langs", "n_new_tokens", "adapt_tokens", "emb_init", "head_init", "head_rows", "mode"):
         assert f"--{key}=" in usage

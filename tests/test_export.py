@@ -18,6 +18,7 @@ import common
 import evaluate
 import export
 import finetune
+import runtime
 import tokenizer
 from conftest import ROOT, run_script
 
@@ -50,12 +51,12 @@ def lab_texts(lab_dir):
     """The first held-out document of every lab language: every script of the lab."""
     manifest = common.read_manifest(lab_dir)
     files = common.language_files(lab_dir, [entry["code"] for entry in manifest["languages"]], "val")
-    return [common.read_documents(path)[0] for path in files.values()]
+    return [next(tokenizer.read_documents(path)) for path in files.values()]
 
 
 @pytest.mark.parametrize("stage", ["train", "adapt", "finetune"])
 def test_transformers_gives_our_ids_logits_and_greedy_tokens(stage, stages, exported, lab_dir):
-    model, tok, ckpt = common.load_model(stages[stage])
+    model, tok, ckpt = runtime.load_model(stages[stage])
     model.eval()
     hf_model = transformers.AutoModelForCausalLM.from_pretrained(exported[stage]).eval()
     hf_tok = transformers.AutoTokenizer.from_pretrained(exported[stage])
@@ -66,7 +67,7 @@ def test_transformers_gives_our_ids_logits_and_greedy_tokens(stage, stages, expo
     languages = [entry["code"] for entry in common.read_manifest(lab_dir)["languages"]]
     for split in ("train", "val"):
         for path in common.language_files(lab_dir, languages, split).values():
-            docs = common.read_documents(path)
+            docs = list(tokenizer.read_documents(path))
             assert hf_tok(docs, add_special_tokens=False)["input_ids"] == tok.encode_batch(docs), path
     texts = lab_texts(lab_dir) + EDGE_TEXTS
     block = model.config.block_size
@@ -98,7 +99,7 @@ def test_transformers_gives_our_ids_logits_and_greedy_tokens(stage, stages, expo
 
 
 def test_chat_template_renders_render_prompt_ids(stages, exported, lab_dir):
-    tok = common.load_tokenizer(os.path.join(stages["finetune"], "tokenizer.tiktoken"))
+    tok = runtime.load_tokenizer(os.path.join(stages["finetune"], "tokenizer.tiktoken"))
     hf_tok = transformers.AutoTokenizer.from_pretrained(exported["finetune"])
     assert hf_tok.eos_token_id == tok.im_end_id and hf_tok.pad_token_id == tok.pad_id and hf_tok.bos_token_id == tok.eot_id
     conversations = [m for m, _, _ in finetune.read_conversations(os.path.join(lab_dir, "instructions", "val.jsonl"), tok)[0]]
@@ -134,7 +135,7 @@ def test_bad_input(stages, exported, tmp_path):
     with pytest.raises(SystemExit, match="unfinished train run"):
         export.main([f"--init_from={unfinished}", f"--out_dir={tmp_path / 'hf'}"])
     # a vocabulary with a token BPE never produces: no merge list encodes like it, so no export
-    model, tok, ckpt = common.load_model(stages["train"])
+    model, tok, ckpt = runtime.load_model(stages["train"])
     dead = next(bytes([a, b, c]) for a in b"xyz" for b in b"qjk" for c in b"wvx"
                 if bytes([a, b]) not in tok.mergeable_ranks and bytes([b, c]) not in tok.mergeable_ranks)
     bad_tok = tokenizer.Tokenizer({**tok.mergeable_ranks, dead: tok.n_vocab}, tok.special_tokens)
@@ -162,7 +163,7 @@ def test_lm_eval_scores_like_evaluate(stages, exported, lab_dir, tmp_path):
         import lm_eval  # noqa: F401
     except ImportError:
         pytest.skip("lm_eval is not importable (optional: pip install -r requirements-eval.txt)")
-    model, tok, _ = common.load_model(stages["train"])
+    model, tok, _ = runtime.load_model(stages["train"])
     block = model.config.block_size
     src = os.path.join(lab_dir, "tasks", "lab_copa", "en.jsonl")
     with open(src, encoding="utf-8") as f:

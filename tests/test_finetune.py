@@ -8,8 +8,8 @@ import os
 import pytest
 import torch
 
-import common
 import finetune
+import runtime
 import tokenizer
 from conftest import run_script
 from model import GPT, GPTConfig
@@ -31,7 +31,7 @@ def write_jsonl(path, rows):
 
 
 def test_mask_covers_exactly_the_assistant_tokens_and_their_im_end(pretrained_dir, lab_dir):
-    tok = common.load_tokenizer(os.path.join(pretrained_dir, "tokenizer.tiktoken"))
+    tok = runtime.load_tokenizer(os.path.join(pretrained_dir, "tokenizer.tiktoken"))
     convs = lab_conversations(lab_dir, tok)
     assert any(sum(m["role"] == "assistant" for m in msgs) > 1 for msgs, _, _ in convs)  # multi-turn ones too
     for messages, ids, mask in convs:
@@ -51,7 +51,7 @@ def test_mask_covers_exactly_the_assistant_tokens_and_their_im_end(pretrained_di
 
 
 def test_truncation_keeps_ids_and_mask_aligned_and_is_counted(pretrained_dir, lab_dir):
-    tok = common.load_tokenizer(os.path.join(pretrained_dir, "tokenizer.tiktoken"))
+    tok = runtime.load_tokenizer(os.path.join(pretrained_dir, "tokenizer.tiktoken"))
     convs = lab_conversations(lab_dir, tok)[:40]
     block = 24
     long = [c for c in convs if len(c[1]) > block + 1]
@@ -108,7 +108,7 @@ def test_tiny_finetune_lowers_the_heldout_assistant_loss_and_resumes_exactly(pre
     straight = str(tmp_path / "straight")
     results = run(pretrained_dir, lab_dir, straight, *args)
     assert results["val_loss"] < 0.9 * results["val_loss_init"], results
-    log = common.read_log(straight)
+    log = runtime.read_log(straight)
     assert log[0]["n_train"] > 0 and "n_truncated" in log[0] and log[0]["n_truncated"] > 0  # block 32: the lab overflows
     assert [r["step"] for r in log if "val_loss" in r] == [0, 8, 16]
     assert all(k in r for r in log if "loss" in r for k in ("step", "loss", "lr", "tokens", "tok_per_s"))
@@ -116,25 +116,25 @@ def test_tiny_finetune_lowers_the_heldout_assistant_loss_and_resumes_exactly(pre
     assert len(samples) == 2 and all(s["prompt"] and isinstance(s["answer"], str) for s in samples)
     with open(os.path.join(pretrained_dir, "tokenizer.tiktoken"), "rb") as a, open(os.path.join(straight, "tokenizer.tiktoken"), "rb") as b:
         assert a.read() == b.read()
-    ckpt = common.load_checkpoint(straight)
+    ckpt = runtime.load_checkpoint(straight)
     assert ckpt["stage"] == "finetune" and ckpt["step"] == 16
     # stop right after the step-8 checkpoint, as a crash would, then resume: every step bit for bit
     stopped = str(tmp_path / "stopped")
-    save = common.save_checkpoint
+    save = runtime.save_checkpoint
 
     def save_then_crash(out_dir, state):
         save(out_dir, state)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(common, "save_checkpoint", save_then_crash)
+    monkeypatch.setattr(runtime, "save_checkpoint", save_then_crash)
     with pytest.raises(KeyboardInterrupt):
         run(pretrained_dir, lab_dir, stopped, *args)
-    monkeypatch.setattr(common, "save_checkpoint", save)
-    assert common.load_checkpoint(stopped)["step"] == 8
+    monkeypatch.setattr(runtime, "save_checkpoint", save)
+    assert runtime.load_checkpoint(stopped)["step"] == 8
     assert run(pretrained_dir, lab_dir, stopped, *args, "--resume") == results
     untimed = lambda records: [{k: v for k, v in r.items() if k != "tok_per_s"} for r in records]  # noqa: E731
-    assert untimed(common.read_log(stopped)) == untimed(log)
-    final = common.load_checkpoint(stopped)["model"]
+    assert untimed(runtime.read_log(stopped)) == untimed(log)
+    final = runtime.load_checkpoint(stopped)["model"]
     assert all(torch.equal(final[n], ckpt["model"][n]) for n in final)
     # a complete run resumes to nothing
     capsys.readouterr()
@@ -145,13 +145,13 @@ def test_tiny_finetune_lowers_the_heldout_assistant_loss_and_resumes_exactly(pre
 def test_body_only_leaves_embeddings_and_head_bit_identical(pretrained_dir, lab_dir, tmp_path):
     out = str(tmp_path / "body")
     run(pretrained_dir, lab_dir, out, "--max_iters=4", "--eval_every=0", "--lr=1e-2", "--train_params=body")
-    before, after = common.load_checkpoint(pretrained_dir)["model"], common.load_checkpoint(out)["model"]
+    before, after = runtime.load_checkpoint(pretrained_dir)["model"], runtime.load_checkpoint(out)["model"]
     for name in before:
         assert torch.equal(before[name], after[name]) == (name in ("wte.weight", "lm_head.weight")), name
 
 
 def test_bad_conversations_are_named_or_skipped_and_counted(pretrained_dir, lab_dir, tmp_path, capsys):
-    tok = common.load_tokenizer(os.path.join(pretrained_dir, "tokenizer.tiktoken"))
+    tok = runtime.load_tokenizer(os.path.join(pretrained_dir, "tokenizer.tiktoken"))
     good = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
     bad = {"not valid JSON": '{"messages": [',
            "unknown role": {"messages": [{"role": "bot", "content": "hi"}, {"role": "assistant", "content": "x"}]},
@@ -175,7 +175,7 @@ def test_bad_conversations_are_named_or_skipped_and_counted(pretrained_dir, lab_
     out = str(tmp_path / "skip")
     val = os.path.join(lab_dir, "instructions", "val.jsonl")
     run(pretrained_dir, lab_dir, out, f"--data={path}", f"--val_data={val}", "--max_iters=1", "--skip_bad")
-    assert common.read_log(out)[0]["n_skipped"] == 5 and "skipped 1 lines of" in capsys.readouterr().out
+    assert runtime.read_log(out)[0]["n_skipped"] == 5 and "skipped 1 lines of" in capsys.readouterr().out
     # a finetuned model is not a starting point, and a real training set needs its own held-out file
     with pytest.raises(SystemExit, match="written by finetune.py"):
         run(out, lab_dir, tmp_path / "again")
@@ -185,3 +185,9 @@ def test_bad_conversations_are_named_or_skipped_and_counted(pretrained_dir, lab_
     result = run_script("finetune.py", f"--init_from={pretrained_dir}", f"--data={tmp_path / 'bad0.jsonl'}", f"--val_data={val}",
                         f"--out_dir={tmp_path / 'cli'}", *FAST, check=False)
     assert result.returncode != 0 and "bad0.jsonl, line 4: not valid JSON" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_batch_of_zero_is_refused_up_front(pretrained_dir, lab_dir, tmp_path):
+    with pytest.raises(SystemExit, match="--batch_size must be > 0, got 0"):
+        run(pretrained_dir, lab_dir, tmp_path / "out", "--batch_size=0")
+    assert not os.path.exists(tmp_path / "out")

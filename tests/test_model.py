@@ -90,12 +90,12 @@ def test_counts():
 def test_compile_key_is_checked():
     import pytest
 
-    import common
+    import runtime
 
-    assert common.compile_wanted("auto", "cuda") and not common.compile_wanted("auto", "cpu")
-    assert common.compile_wanted("true", "cpu") and not common.compile_wanted("false", "cuda")
+    assert runtime.compile_wanted("auto", "cuda") and not runtime.compile_wanted("auto", "cpu")
+    assert runtime.compile_wanted("true", "cpu") and not runtime.compile_wanted("false", "cuda")
     with pytest.raises(SystemExit, match="compile must be auto, true or false, not 'maybe'"):
-        common.compile_wanted("maybe", "cpu")
+        runtime.compile_wanted("maybe", "cpu")
 
 
 def test_batched_generation_equals_one_prompt_at_a_time():

@@ -9,7 +9,7 @@ import shutil
 import pytest
 import torch
 
-import common
+import runtime
 import finetune
 import sample
 import tokenizer
@@ -18,7 +18,7 @@ from conftest import run_script
 
 @pytest.fixture(scope="module")
 def loaded(pretrained_dir):
-    model, tok, _ = common.load_model(pretrained_dir)
+    model, tok, _ = runtime.load_model(pretrained_dir)
     return model.eval(), tok
 
 
@@ -81,7 +81,7 @@ def test_main_prompt_plain_and_chatml(pretrained_dir, finetuned_dir, loaded):
     new = model.generate([tok.eot_id] + tok.encode("The cat"), 10, stop_ids={tok.eot_id})
     assert out.getvalue() == tok.decode([t for t in new if t != tok.eot_id]) + "\n"
     # a finetuned checkpoint answers in ChatML, the prompt read from stdin
-    tuned, tuned_tok, _ = common.load_model(finetuned_dir)
+    tuned, tuned_tok, _ = runtime.load_model(finetuned_dir)
     out = io.StringIO()
     sample.main([f"--init_from={finetuned_dir}", "--temperature=0", "--max_new_tokens=10", "--device=cpu"],
                 stdin=io.StringIO("What do cats eat?\n"), out=out)
@@ -93,7 +93,7 @@ def test_main_prompt_plain_and_chatml(pretrained_dir, finetuned_dir, loaded):
 
 
 def test_chat_keeps_the_conversation(finetuned_dir, monkeypatch):
-    model, tok, _ = common.load_model(finetuned_dir)
+    model, tok, _ = runtime.load_model(finetuned_dir)
     model.eval()
     stops = {tok.eot_id, tok.im_start_id, tok.im_end_id}
     prompts, fit = [], sample.fit  # every whole prompt, before it is cut to the block

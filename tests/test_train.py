@@ -11,30 +11,30 @@ import time
 import pytest
 import torch
 
-import common
+import runtime
 from conftest import ROOT, TINY_MODEL, pretrain, run_script
 from model import GPT, GPTConfig
 
 
 def losses(out_dir):
-    return {r["step"]: r["loss"] for r in common.read_log(out_dir) if "loss" in r}
+    return {r["step"]: r["loss"] for r in runtime.read_log(out_dir) if "loss" in r}
 
 
 def test_loss_falls_within_a_few_dozen_steps(pretrained_dir):
-    vals = [r["val_bpb"] for r in common.read_log(pretrained_dir) if "val_bpb" in r]
+    vals = [r["val_bpb"] for r in runtime.read_log(pretrained_dir) if "val_bpb" in r]
     assert vals[-1] < 0.9 * vals[0], vals
 
 
 def test_resets_only_at_multiples_of_k_and_never_at_the_end(forgetting_dir):
-    forgets = [r["step"] for r in common.read_log(forgetting_dir) if r.get("forget")]
+    forgets = [r["step"] for r in runtime.read_log(forgetting_dir) if r.get("forget")]
     assert forgets == [10, 20, 30]  # 40 steps, K = 10: not at step 0, and no reset is left unrelearned
 
 
 def test_no_reset_at_the_final_step_or_with_k_zero(lab_dir, tokenizer_path, tmp_path):
     last = pretrain(lab_dir, tokenizer_path, tmp_path / "last", "--max_iters=10", "--forget_every=9", "--eval_every=0")
-    assert not any(r.get("forget") for r in common.read_log(last))
+    assert not any(r.get("forget") for r in runtime.read_log(last))
     none = pretrain(lab_dir, tokenizer_path, tmp_path / "none", "--max_iters=10", "--forget_every=0", "--eval_every=0")
-    assert not any(r.get("forget") for r in common.read_log(none))
+    assert not any(r.get("forget") for r in runtime.read_log(none))
 
 
 def test_a_reset_changes_exactly_the_embedding_and_clears_its_adam_state(lab_dir, tokenizer_path, tmp_path):
@@ -42,7 +42,7 @@ def test_a_reset_changes_exactly_the_embedding_and_clears_its_adam_state(lab_dir
     common_args = ["--max_iters=8", "--eval_every=0", "--lr=0", "--seed=7"]
     plain = pretrain(lab_dir, tokenizer_path, tmp_path / "plain", *common_args)
     forget = pretrain(lab_dir, tokenizer_path, tmp_path / "forget", *common_args, "--forget_every=5")
-    a, b = common.load_checkpoint(plain), common.load_checkpoint(forget)
+    a, b = runtime.load_checkpoint(plain), runtime.load_checkpoint(forget)
     for name in a["model"]:
         assert torch.equal(a["model"][name], b["model"][name]) == (name != "wte.weight"), name
     # the new embedding is exactly the seeded N(0, 0.02) draw of step 5: reproducible on every rank and on resume
@@ -76,11 +76,11 @@ def test_resume_after_kill_9_is_exact_across_a_reset(lab_dir, tokenizer_path, tm
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    killed_at = common.load_checkpoint(out)["step"]
+    killed_at = runtime.load_checkpoint(out)["step"]
     assert killed_at < 30, "the run finished before it could be killed"
     pretrain(lab_dir, tokenizer_path, out, *args[2:], "--resume")
     assert losses(out) == losses(straight)  # every step, bit for bit, the resets (8, 16, 24) included
-    assert [r["step"] for r in common.read_log(out) if r.get("forget")] == [8, 16, 24]
+    assert [r["step"] for r in runtime.read_log(out) if r.get("forget")] == [8, 16, 24]
     # a finished run resumes to nothing
     pretrain(lab_dir, tokenizer_path, out, *args[2:], "--resume")
     assert "already complete" in capsys.readouterr().out
@@ -89,7 +89,7 @@ def test_resume_after_kill_9_is_exact_across_a_reset(lab_dir, tokenizer_path, tm
 def test_chen_options_run(lab_dir, tokenizer_path, tmp_path):
     out = pretrain(lab_dir, tokenizer_path, tmp_path / "chen", "--max_iters=12", "--forget_every=4", "--forget_head",
                    "--emb_episode_lr", "--forget_clip=0.5", "--eval_every=0")
-    log = common.read_log(out)
+    log = runtime.read_log(out)
     assert [r["step"] for r in log if r.get("forget")] == [4, 8]
     assert all(r["grad_norm"] >= 0 for r in log if "grad_norm" in r)
 
@@ -153,7 +153,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(lab_dir, tokenizer_pa
     out = str(tmp_path / "nan")
     with pytest.raises(SystemExit, match="loss became"):
         pretrain(lab_dir, tokenizer_path, out, "--max_iters=60", "--eval_every=1", "--lr=1e9", "--warmup_frac=0", "--grad_clip=0")
-    ckpt = common.load_checkpoint(out)
+    ckpt = runtime.load_checkpoint(out)
     assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
 
 
@@ -167,4 +167,37 @@ def test_vocabulary_mismatch_is_caught(pretrained_dir, tmp_path):
     tok = tokenizer.Tokenizer.load(str(copy / "tokenizer.tiktoken"))
     tokenizer.extend(tok, ["zyxw vutsr " * 50], 4).save(str(copy / "tokenizer.tiktoken"))
     with pytest.raises(SystemExit, match="tokenizer has"):
-        common.load_model(str(copy))
+        runtime.load_model(str(copy))
+
+
+def test_sizes_of_zero_are_refused_up_front(lab_dir, tokenizer_path, tmp_path):
+    # --batch_size=0 used to end in a traceback from inside bits_per_byte
+    for key in ("batch_size", "grad_accum", "block_size", "max_iters", "n_embd"):
+        with pytest.raises(SystemExit, match=f"--{key} must be > 0, got 0"):
+            pretrain(lab_dir, tokenizer_path, tmp_path / key, f"--{key}=0")
+        assert not os.path.exists(tmp_path / key)
+
+
+def test_resume_without_a_checkpoint_says_it_starts_a_new_run(lab_dir, tokenizer_path, tmp_path, capsys):
+    out = tmp_path / "fresh"
+    pretrain(lab_dir, tokenizer_path, out, "--max_iters=2", "--eval_every=0", "--resume")
+    assert f"note: --resume: no checkpoint in {out}, starting a new run" in capsys.readouterr().out
+    assert runtime.load_checkpoint(str(out))["step"] == 2
+
+
+def test_compile_takes_the_bool_spellings_in_any_case(tmp_path):
+    import train
+
+    def compile_of(*argv):
+        return runtime.parse_config(train.TrainConfig, "train", list(argv)).compile
+
+    assert compile_of() == "auto" and compile_of("--compile=AUTO") == "auto"
+    for word in ("False", "false", "FALSE", "no", "off", "0"):
+        assert compile_of(f"--compile={word}") == "false", word
+    for word in ("True", "true", "Yes", "on", "1"):
+        assert compile_of(f"--compile={word}") == "true", word
+    config = tmp_path / "nanogpt_style.py"
+    config.write_text("compile = False\n")  # a bool in a config file, as nanoGPT's configs write it
+    assert compile_of(str(config)) == "false"
+    with pytest.raises(SystemExit, match="compile must be auto, true or false, not 'maybe'"):
+        compile_of("--compile=maybe")

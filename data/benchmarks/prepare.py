@@ -1,5 +1,5 @@
 """
-The multilingual benchmarks, converted into the project's benchmark JSONL (DESIGN.md "Contracts"):
+The multilingual benchmarks, converted into the project's benchmark JSONL (docs/protocol.md):
 
     <out>/tasks/<task>/<lang>.jsonl     one example per line
     <out>/manifest.json                 its "tasks" key: {task: {kind, metric, files: {lang: path}}}

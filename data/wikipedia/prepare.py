@@ -34,6 +34,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, ROOT)
 from data.shared import (PAPER_GROUPS, NotFound, atomic_open, fail, fetch, hf_files, hf_url, language_entry,  # noqa: E402
                          parse_codes, read_parquet, update_manifest)
+from tokenizer import read_documents  # noqa: E402
 
 DATASET = "wikimedia/wikipedia"
 # the dataset repo's commit (its 20231101 snapshot); pinned so that a rerun reads the same shards. Verified
@@ -107,34 +108,6 @@ def list_shards(snapshot, code):
 
 # ---- token files --------------------------------------------------------------------------------------
 
-def documents(path, chunk_bytes=1 << 22):
-    """The documents of a text file, streamed: exactly the non-blank pieces common.read_documents gives
-    (universal newlines, split on a blank line), but never more than a chunk of the file in memory."""
-    with open(path, "rb") as f:
-        buffer, offset = b"", 0
-        while True:
-            chunk = f.read(chunk_bytes)
-            while chunk.endswith(b"\r"):  # "\r\n" may straddle two chunks: read on to see it whole
-                extra = f.read(1)
-                if not extra:
-                    break
-                chunk += extra
-            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-            buffer += chunk
-            parts = buffer.split(b"\n\n")
-            buffer = b"" if not chunk else parts.pop()
-            for part in parts:
-                try:
-                    doc = part.decode("utf-8")
-                except UnicodeDecodeError as e:
-                    fail(f"{path} is not UTF-8 text (bad byte near offset {offset + e.start})")
-                offset += len(part) + 2
-                if doc.strip():
-                    yield doc
-            if not chunk:
-                return
-
-
 def tokenize_text_file(tok, txt_path, bin_path, batch_bytes=1 << 23):
     """uint32 ids of every document of txt_path, each preceded by <|endoftext|>, into bin_path
     (atomically), encoding a batch of documents at a time so memory stays bounded."""
@@ -152,7 +125,7 @@ def tokenize_text_file(tok, txt_path, bin_path, batch_bytes=1 << 23):
             bar.update(sum(len(d.encode("utf-8")) + 2 for d in batch))
 
         batch, size = [], 0
-        for doc in documents(txt_path):
+        for doc in read_documents(txt_path):
             batch.append(doc)
             size += len(doc)
             if size >= batch_bytes:
@@ -167,9 +140,10 @@ def tokenize_text_file(tok, txt_path, bin_path, batch_bytes=1 << 23):
 
 
 def tokenize_languages(out, codes, tokenizer_path):
-    import common  # torch and the model come with it: only needed here
+    import common  # torch and the model come with them: only needed here
+    import runtime
 
-    tok = common.load_tokenizer(tokenizer_path)
+    tok = runtime.load_tokenizer(tokenizer_path)
     fingerprint = common.tokenizer_fingerprint(tok)
     for code in codes:
         for split in ("train", "val"):

@@ -1,0 +1,341 @@
+"""
+The plumbing every stage shares and a reader of the method can skip: the command line and config files,
+devices, precision and torch.compile, seeds and RNG state, and out_dir (config.json, ckpt.pt, log.jsonl).
+Errors a user can fix go through `fail`, which stops the program with one line instead of a traceback.
+The method's own shared pieces (learning-rate schedule, token files, batches, bits per byte) are in common.py.
+"""
+
+import dataclasses
+import inspect
+import json
+import os
+import random
+import re
+import runpy
+import sys
+import typing
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+
+from model import GPT, GPTConfig
+from tokenizer import Tokenizer
+
+STAGES = ("train", "adapt", "finetune", "evaluate")
+# keys a config file may set at its top level: they apply to every stage; everything else goes into a
+# section named after its stage, e.g. `adapt = dict(max_iters=500)`
+COMMON_KEYS = ("device", "dtype", "compile", "seed")
+# keys that change how a run executes but not what it computes: a resumed run may differ in them
+RUNTIME_KEYS = {"device", "compile", "resume", "overwrite", "log_every", "eval_every", "save_every", "progress"}
+# how a bool may be spelled on the command line or in `compile`, in any case
+TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+# ---- command line and config files ------------------------------------------------------------------
+
+def parse_config(config_class, stage, argv=None):
+    """`python <stage>.py [config/file.py] [--key=value | --key value ...]` -> a config_class instance.
+
+    Defaults come from the dataclass, then the config file, then the command line. `--help` lists every
+    key with its default and the comment written beside it in the dataclass. Unknown keys and values of
+    the wrong type stop the program with a message that names them."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "-h" in argv or "--help" in argv:
+        print(usage(config_class, stage))
+        sys.exit(0)
+    fields = {f.name: f for f in dataclasses.fields(config_class)}
+    types = typing.get_type_hints(config_class)
+    values = {}
+    if argv and not argv[0].startswith("--"):
+        values.update(_read_config_file(argv.pop(0), stage, fields))
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if not arg.startswith("--"):
+            fail(f"unexpected argument '{arg}' (options look like --key=value; see --help)")
+        key, has_value, raw = arg[2:].partition("=")
+        if key not in fields:
+            fail(f"unknown option --{key} for {stage}.py (see --help)")
+        i += 1
+        if not has_value:  # --key value [value ...] (several for a list), or a bare --flag meaning true
+            raws = []
+            while i < len(argv) and not argv[i].startswith("--"):
+                raws.append(argv[i])
+                i += 1
+                if typing.get_origin(types[key]) is not list:
+                    break
+            if not raws and types[key] is not bool:
+                fail(f"option --{key} needs a value")
+            raw = raws if typing.get_origin(types[key]) is list else (raws[0] if raws else "true")
+        values[key] = _convert(key, raw, types[key])
+    if "compile" in values:  # nanoGPT users type --compile=False: take any bool spelling, stored as true/false
+        values["compile"] = _compile_value(values["compile"])
+    return config_class(**values)
+
+
+def usage(config_class, stage):
+    comments = _field_comments(config_class)
+    lines = [f"usage: python {stage}.py [config/file.py] [--key=value ...]", "", (config_class.__doc__ or "").strip(), "", "options:"]
+    for f in dataclasses.fields(config_class):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        lines.append(f"  --{f.name}={default!r}".ljust(40) + f"  {comments.get(f.name, '')}")
+    return "\n".join(lines)
+
+
+def _read_config_file(path, stage, fields):
+    if not os.path.isfile(path):
+        fail(f"config file {path} not found")
+    try:
+        namespace = runpy.run_path(path)
+    except Exception as e:  # a syntax error in a config file is the user's, say where it is
+        fail(f"could not read config file {path}: {type(e).__name__}: {e}")
+    values = {}
+    for key, value in namespace.items():
+        if key.startswith("_") or inspect.ismodule(value) or inspect.isfunction(value) or inspect.isclass(value):
+            continue
+        if key in STAGES:
+            if not isinstance(value, dict):
+                fail(f"{path}: '{key}' must be a dict of {key}.py options")
+            continue
+        if key not in COMMON_KEYS:
+            fail(f"{path}: unknown top-level key '{key}' (top level takes {', '.join(COMMON_KEYS)}; "
+                  f"put stage options in a section such as train = dict({key}=...))")
+        if key in fields:
+            values[key] = value
+    for key, value in namespace.get(stage, {}).items():
+        if key not in fields:
+            fail(f"{path}: unknown key '{key}' in {stage} = dict(...)")
+        values[key] = value
+    return {key: _check_type(path, key, value, fields[key].type) for key, value in values.items()}
+
+
+def _check_type(path, key, value, expected):
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if key == "compile" and isinstance(value, bool):  # compile = False in a config file, as nanoGPT writes it
+        return str(value)
+    base = typing.get_origin(expected) or expected
+    if not isinstance(value, base) or (base is int and isinstance(value, bool)):
+        fail(f"{path}: key '{key}' should be {getattr(expected, '__name__', expected)}, got {value!r}")
+    return value
+
+
+def _convert(key, raw, expected):
+    try:
+        if expected is bool:
+            if raw.lower() in TRUE_WORDS:
+                return True
+            if raw.lower() in FALSE_WORDS:
+                return False
+            raise ValueError
+        if typing.get_origin(expected) is list:
+            items = raw if isinstance(raw, list) else [x for x in raw.split(",") if x]
+            return [typing.get_args(expected)[0](x) for x in items]
+        return expected(raw)
+    except ValueError:
+        fail(f"option --{key}: '{raw}' is not a valid {getattr(expected, '__name__', expected)}")
+
+
+def require_positive(config, *keys):
+    """Stop with a message naming the option if any of these sizes is not > 0 (a zero batch or block would
+    otherwise end in a traceback deep inside torch or numpy)."""
+    for key in keys:
+        value = getattr(config, key)
+        if not value > 0:
+            fail(f"--{key} must be > 0, got {value}")
+
+
+def _field_comments(config_class):
+    """The `# comment` written after each field of a config dataclass: its help text."""
+    try:
+        source = inspect.getsource(config_class)
+    except OSError:
+        return {}
+    return dict(re.findall(r"^\s+(\w+)\s*:[^#\n]*#\s*(.*)$", source, flags=re.M))
+
+
+def fail(message):
+    """Stop the program with `error: message` and exit status 1: how every stage reports input it cannot use."""
+    raise SystemExit(f"error: {message}")
+
+
+# ---- devices, precision, seeds ----------------------------------------------------------------------
+
+def resolve_device(name):
+    if name == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        return "mps" if torch.backends.mps.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        fail(f"device={name} was asked for but CUDA is not available (use --device=cpu or auto)")
+    if name not in ("cpu", "mps") and not name.startswith("cuda"):
+        fail(f"unknown device '{name}' (auto, cpu, cuda, cuda:N or mps)")
+    return name
+
+
+def autocast_for(device, dtype):
+    """The autocast context for a dtype name: bf16 on GPUs by default, plain fp32 on the CPU."""
+    if dtype == "auto":
+        dtype = "bfloat16" if device.startswith("cuda") and torch.cuda.is_bf16_supported() else "float32"
+    if dtype not in ("float32", "bfloat16", "float16"):
+        fail(f"unknown dtype '{dtype}' (auto, float32, bfloat16 or float16)")
+    if dtype == "float32":
+        return nullcontext()
+    return torch.autocast(device_type=device.split(":")[0], dtype=getattr(torch, dtype))
+
+
+def stop_unless_finite(finite, first_step, step, out_dir):
+    """Stop the run if `finite` (a bool tensor the loop and-ed with isfinite(loss) every step, kept on the
+    device so that no step waits for the GPU) went false somewhere in steps first_step..step. Called before
+    anything is saved, so the checkpoint on disk is the last good one."""
+    if not finite.item():
+        fail(f"the loss became NaN or inf at a step in {first_step}..{step}; stopped without saving, so "
+             f"{out_dir}/ckpt.pt still holds the last good checkpoint (lower lr or raise warmup_frac, then --resume)")
+
+
+def _compile_value(value):
+    word = value.lower()
+    if word == "auto":
+        return "auto"
+    if word in TRUE_WORDS or word in FALSE_WORDS:
+        return "true" if word in TRUE_WORDS else "false"
+    fail(f"compile must be auto, true or false, not '{value}' (any case; also yes/no, on/off, 1/0)")
+
+
+def compile_wanted(value, device):
+    """torch.compile for a `compile` key: auto = on for CUDA only (on the CPU it costs more than it saves)."""
+    value = _compile_value(value)
+    return value == "true" or (value == "auto" and device.startswith("cuda"))
+
+
+def seed_everything(seed):
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def rng_state():
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state):
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# ---- out_dir: config, checkpoint, log ---------------------------------------------------------------
+
+def prepare_out_dir(out_dir, config, stage):
+    """Make out_dir for a new run or check that a resumed one matches. Returns the checkpoint to resume
+    from, or None. An existing run is never overwritten by accident."""
+    ckpt_path = os.path.join(out_dir, "ckpt.pt")
+    config_path = os.path.join(out_dir, "config.json")
+    exists = os.path.exists(ckpt_path)  # a run that stopped before its first checkpoint has nothing to keep
+    if exists and config.overwrite:
+        for name in ("ckpt.pt", "config.json", "log.jsonl", "tokenizer.tiktoken"):
+            if os.path.exists(os.path.join(out_dir, name)):
+                os.remove(os.path.join(out_dir, name))
+        exists = False
+    if exists and not config.resume:
+        fail(f"{out_dir} already holds a run; pass --resume to continue it or --overwrite to start again")
+    if config.resume and not exists and not config.overwrite:
+        print(f"note: --resume: no checkpoint in {out_dir}, starting a new run")
+    os.makedirs(out_dir, exist_ok=True)
+    resolved = dataclasses.asdict(config)
+    if not exists:
+        write_json(config_path, {"stage": stage, **resolved})
+        return None
+    ckpt = load_checkpoint(out_dir)
+    if ckpt.get("stage") != stage:
+        fail(f"{ckpt_path} was written by {ckpt.get('stage')}.py, not {stage}.py")
+    changed = [k for k in resolved if k not in RUNTIME_KEYS and ckpt["config"].get(k) != resolved[k]]
+    if changed:
+        diffs = ", ".join(f"{k}: {ckpt['config'].get(k)!r} -> {resolved[k]!r}" for k in changed)
+        fail(f"cannot resume {out_dir} with a different config ({diffs}); use --overwrite to start again")
+    return ckpt
+
+
+def save_checkpoint(out_dir, ckpt):
+    """Write ckpt.pt atomically: a crash mid-write leaves the previous checkpoint intact."""
+    path = os.path.join(out_dir, "ckpt.pt")
+    tmp = path + ".tmp"
+    torch.save(ckpt, tmp)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load_checkpoint(out_dir, map_location="cpu"):
+    path = os.path.join(out_dir, "ckpt.pt")
+    if not os.path.isfile(path):
+        fail(f"no checkpoint at {path}")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as e:
+        fail(f"{path} is truncated or corrupt ({type(e).__name__}: {e})")
+    missing = [k for k in ("model", "model_config", "stage", "step", "config") if k not in ckpt]
+    if not isinstance(ckpt, dict) or missing:
+        fail(f"{path} is not a checkpoint of this project (missing {missing})")
+    return ckpt
+
+
+def load_model(out_dir, device="cpu"):
+    """The model and tokenizer a stage's out_dir holds, checked against each other."""
+    ckpt = load_checkpoint(out_dir)
+    tok = load_tokenizer(os.path.join(out_dir, "tokenizer.tiktoken"))
+    config = GPTConfig(**ckpt["model_config"])
+    if tok.n_vocab != config.vocab_size:
+        fail(f"{out_dir}: the tokenizer has {tok.n_vocab} tokens but the model expects {config.vocab_size}")
+    model = GPT(config)
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as e:
+        fail(f"{out_dir}/ckpt.pt does not match its own model config: {e}")
+    return model.to(device), tok, ckpt
+
+
+def load_tokenizer(path):
+    if not os.path.isfile(path):
+        fail(f"no tokenizer at {path}")
+    try:
+        return Tokenizer.load(path)
+    except ValueError as e:
+        fail(str(e))
+
+
+def write_json(path, obj):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2, default=str)
+    os.replace(tmp, path)
+
+
+class Log:
+    """log.jsonl: one JSON object per line. On resume, lines at or past the resumed step are dropped (the
+    resumed run writes them again), so the log reads as if the run had never stopped."""
+
+    def __init__(self, out_dir, resume_step=None):
+        self.path = os.path.join(out_dir, "log.jsonl")
+        if resume_step is None:
+            open(self.path, "w").close()
+        elif os.path.exists(self.path):
+            with open(self.path) as f:
+                kept = [line for line in f if line.strip() and json.loads(line).get("step", 0) < resume_step]
+            with open(self.path, "w") as f:
+                f.writelines(kept)
+
+    def write(self, **record):
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+def read_log(out_dir):
+    with open(os.path.join(out_dir, "log.jsonl")) as f:
+        return [json.loads(line) for line in f if line.strip()]
