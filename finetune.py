@@ -62,10 +62,10 @@ class FinetuneConfig:
     truncate: str = "left"  # a conversation longer than the block: left = keep its end (as evaluation cuts prompts), right = keep its start
     train_params: str = "all"  # all = every weight; body = embeddings and head frozen ([CHEN])
     # optimisation: AdamW, warm-up + cosine ([AFA]'s settings and why the lab's differ: docs/method.md)
-    epochs: float = 0.5  # passes over the training conversations (fractions allowed)
+    epochs: float = 5.0  # passes over the training conversations (fractions allowed; [AFA]: 5)
     max_iters: int = 0  # optimizer steps; 0 = as many as `epochs` needs
     batch_size: int = 16  # conversations per step
-    lr: float = 1e-3  # peak learning rate (a small model needs a far larger one than [AFA]'s billion-parameter models)
+    lr: float = 1e-6  # peak learning rate ([AFA]'s, for models of 400M+ parameters; the lab's tiny one takes 1e-3: config/lab.py)
     min_lr_frac: float = 0.1  # the cosine ends at min_lr_frac * lr
     warmup_frac: float = 0.1  # linear warm-up over this fraction of the steps
     weight_decay: float = 0.0  # AdamW weight decay on matrices

@@ -10,7 +10,8 @@
 #   VARIANTS=keephead bash run.sh  # also today's expansion recipe (old head rows kept, frozen) at the largest
 #                                  # budget, finetuned and evaluated as BA_keephead and AFA_keephead (not in
 #                                  # the default: 2 more large adaptations, finetunings and evaluations)
-# CONFIG may also be a path to a config file; OUT (default out), DATA, VOCAB, BUDGETS (adaptation tokens) and
+# CONFIG may also be a path to a config file, and OVERRIDES a second one read after it (e.g. a small model for a
+# quick check of a GPU config); OUT (default out), DATA, VOCAB, BUDGETS (adaptation tokens) and
 # JOBS (runs at once; default: one per CPU core for the lab, 1 at GPU scale) override the defaults.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -27,6 +28,11 @@ OUT=${OUT:-out}
 CONFIG_FILE=config/$CONFIG.py
 [[ $CONFIG == *.py ]] && CONFIG_FILE=$CONFIG && CONFIG=$(basename "$CONFIG" .py)
 [[ -f $CONFIG_FILE ]] || { echo "error: no config file $CONFIG_FILE" >&2; exit 2; }
+CONFIG_FILES=("$CONFIG_FILE")
+if [[ -n ${OVERRIDES:-} ]]; then
+  [[ -f $OVERRIDES ]] || { echo "error: OVERRIDES: no config file $OVERRIDES" >&2; exit 2; }
+  CONFIG_FILES+=("$OVERRIDES")
+fi
 # Independent runs share the machine: up to JOBS at once, each with an equal share of the CPU threads (tiny
 # models train faster as two 1-thread processes than as one 2-thread process). A run's output is appended
 # to <its out_dir>.log (a re-run adds to it); a failed run stops the whole script and prints the end of its log.
@@ -92,7 +98,7 @@ MAIN_BUDGET=${BUDGETS%% *}  # BA and AFA continue from the largest
 for ((i = 0; i < SEEDS; i++)); do
   S=$RUNS/seed$i
   SEED=$((1337 + i))
-  common=("$CONFIG_FILE" --seed=$SEED $MODE)
+  common=("${CONFIG_FILES[@]}" --seed=$SEED $MODE)
   # 3. pretraining: a standard and a forgetting model
   stage "seed $SEED: pretraining (log: $S/pretrain_*.log)"
   spawn "$S/pretrain_standard" $PY train.py "${common[@]}" --data_dir="$DATA" --tokenizer="$TOK" --out_dir="$S/pretrain_standard" --forget_every=0
@@ -139,7 +145,7 @@ for ((i = 0; i < SEEDS; i++)); do
   done
   if [[ $evaluate != --resume ]]; then
     stage "seed $SEED: evaluation"
-    $PY evaluate.py "$CONFIG_FILE" --data_dir="$DATA" --models "${MODELS[@]}" --out="$S/results.json"
+    $PY evaluate.py "${CONFIG_FILES[@]}" --data_dir="$DATA" --models "${MODELS[@]}" --out="$S/results.json"
   fi
 done
 

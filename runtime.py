@@ -35,9 +35,10 @@ TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off"
 # ---- command line and config files ------------------------------------------------------------------
 
 def parse_config(config_class, stage, argv=None):
-    """`python <stage>.py [config/file.py] [--key=value | --key value ...]` -> a config_class instance.
+    """`python <stage>.py [config/file.py ...] [--key=value | --key value ...]` -> a config_class instance.
 
-    Defaults come from the dataclass, then the config file, then the command line. `--help` lists every
+    Defaults come from the dataclass, then the config files in order (a later file overrides an earlier
+    one: e.g. config/gpu_small.py, then a file that shrinks it for a quick test), then the command line. `--help` lists every
     key with its default and the comment written beside it in the dataclass. Unknown keys and values of
     the wrong type stop the program with a message that names them."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -47,7 +48,7 @@ def parse_config(config_class, stage, argv=None):
     fields = {f.name: f for f in dataclasses.fields(config_class)}
     types = typing.get_type_hints(config_class)
     values = {}
-    if argv and not argv[0].startswith("--"):
+    while argv and not argv[0].startswith("--"):
         values.update(_read_config_file(argv.pop(0), stage, fields))
     i = 0
     while i < len(argv):
@@ -76,7 +77,7 @@ def parse_config(config_class, stage, argv=None):
 
 def usage(config_class, stage):
     comments = _field_comments(config_class)
-    lines = [f"usage: python {stage}.py [config/file.py] [--key=value ...]", "", (config_class.__doc__ or "").strip(), "", "options:"]
+    lines = [f"usage: python {stage}.py [config/file.py ...] [--key=value ...]", "", (config_class.__doc__ or "").strip(), "", "options:"]
     for f in dataclasses.fields(config_class):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         lines.append(f"  --{f.name}={default!r}".ljust(40) + f"  {comments.get(f.name, '')}")

@@ -45,7 +45,7 @@ class TrainConfig:
     max_iters: int = 1000  # optimizer steps
     batch_size: int = 32  # sequences per micro-batch on each process
     grad_accum: int = 1  # micro-batches per step over all processes (global batch = batch_size * grad_accum)
-    lr: float = 3e-3  # peak learning rate
+    lr: float = 1e-4  # peak learning rate ([AFA]'s; the lab's tiny model takes 3e-3: config/lab.py)
     min_lr_frac: float = 0.1  # the cosine ends at min_lr_frac * lr
     warmup_frac: float = 0.1  # linear warm-up over this fraction of the steps
     weight_decay: float = 0.0  # AdamW weight decay on matrices

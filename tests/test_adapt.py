@@ -14,7 +14,8 @@ import runtime
 import tokenizer
 from conftest import run_script
 
-ADAPT = ["--batch_size=8", "--eval_bytes=2048", "--progress=false", "--device=cpu"]
+KEEP_HEAD = ["--head_rows=new", "--head_init=old"]  # the variant whose head rows stay frozen (the default: a fresh head)
+ADAPT = ["--batch_size=8", "--lr=1e-2", "--eval_bytes=2048", "--progress=false", "--device=cpu"]
 
 
 def run_adapt(init_from, out_dir, *extra):
@@ -45,9 +46,9 @@ def seen_inputs(ckpt, tok, lab_dir):
 
 @pytest.fixture(scope="module")
 def expanded(pretrained_dir, tmp_path_factory):
-    """The default [AFA] adaptation (expand, mean init, old head, only new head rows learn): 12 steps."""
+    """The keep-head adaptation (expand, mean init, old head, only new head rows learn): 12 steps."""
     out = tmp_path_factory.mktemp("adapt_expand")
-    run_adapt(pretrained_dir, out, "--max_iters=12", "--eval_every=6")
+    run_adapt(pretrained_dir, out, "--max_iters=12", "--eval_every=6", *KEEP_HEAD)
     return str(out)
 
 
@@ -133,10 +134,10 @@ def test_resume_continues_exactly_and_a_complete_run_returns(expanded, pretraine
 
     monkeypatch.setattr(runtime, "save_checkpoint", save_then_die)
     with pytest.raises(KeyboardInterrupt):
-        run_adapt(pretrained_dir, tmp_path, "--max_iters=12", "--eval_every=6")
+        run_adapt(pretrained_dir, tmp_path, "--max_iters=12", "--eval_every=6", *KEEP_HEAD)
     monkeypatch.setattr(runtime, "save_checkpoint", real_save)
     assert runtime.load_checkpoint(str(tmp_path))["step"] == 6
-    run_adapt(pretrained_dir, tmp_path, "--max_iters=12", "--eval_every=6", "--resume")
+    run_adapt(pretrained_dir, tmp_path, "--max_iters=12", "--eval_every=6", "--resume", *KEEP_HEAD)
     resumed, reference = runtime.load_checkpoint(str(tmp_path)), runtime.load_checkpoint(expanded)
     for k, v in reference["model"].items():
         assert torch.equal(resumed["model"][k], v), k
@@ -145,7 +146,7 @@ def test_resume_continues_exactly_and_a_complete_run_returns(expanded, pretraine
     strip = lambda log: [{k: v for k, v in r.items() if k != "tok_per_s"} for r in log]
     assert strip(runtime.read_log(str(tmp_path))) == strip(runtime.read_log(expanded))
     capsys.readouterr()
-    run_adapt(pretrained_dir, tmp_path, "--max_iters=12", "--eval_every=6", "--resume")
+    run_adapt(pretrained_dir, tmp_path, "--max_iters=12", "--eval_every=6", "--resume", *KEEP_HEAD)
     assert "already complete" in capsys.readouterr().out
 
 
