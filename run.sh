@@ -40,8 +40,10 @@ fi
 CORES=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 1)  # sysctl: macOS
 if [[ $CONFIG == gpu_small || $CONFIG == paper_* ]]; then
   DATA=${DATA:-$OUT/wikipedia}; VOCAB=${VOCAB:-32000}; BUDGETS=${BUDGETS:-"1000000 10000000 100000000"}; JOBS=${JOBS:-1}
+  TOKENIZER_SAMPLE=(--max_bytes 500000000)  # rustbpe's memory grows with the distinct words: train on an even sample
 else
   DATA=${DATA:-$OUT/lab}; VOCAB=${VOCAB:-2048}; BUDGETS=${BUDGETS:-"5000 20000 100000 500000"}; JOBS=${JOBS:-$CORES}
+  TOKENIZER_SAMPLE=()
 fi
 for n in "JOBS=$JOBS" "SEEDS=$SEEDS" $(printf 'BUDGETS=%s ' $BUDGETS); do
   [[ ${n#*=} =~ ^[1-9][0-9]*$ ]] || { echo "error: ${n%%=*}: '${n#*=}' is not a positive whole number" >&2; exit 2; }
@@ -72,7 +74,7 @@ fi
 if [[ ! -f $TOK || $MODE == --overwrite ]]; then
   stage "train the base tokenizer ($VOCAB tokens)"
   mapfile -t PRETRAIN_TEXT < <($PY -c "import common; print('\n'.join(common.language_files('$DATA', common.group_languages('$DATA', 'pretraining'), 'train').values()))")
-  $PY tokenizer.py train --input "${PRETRAIN_TEXT[@]}" --vocab_size $VOCAB --out "$TOK"
+  $PY tokenizer.py train --input "${PRETRAIN_TEXT[@]}" --vocab_size $VOCAB ${TOKENIZER_SAMPLE[@]+"${TOKENIZER_SAMPLE[@]}"} --out "$TOK"
 fi
 
 FAILED=$(mktemp)  # the out_dirs of runs that failed, one per line
