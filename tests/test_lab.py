@@ -319,3 +319,19 @@ def test_unwritable_output_folder(tmp_path):
     result = run_cli("--out", str(blocker / "lab"), *CLI_SMALL)
     assert result.returncode != 0 and "cannot write to the output folder" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_token_share_of_the_lab(lab, capsys):
+    """data/lab/token_share.py: a base-token share in [0, 1] for every language outside pretraining, and a
+    sister of a pretraining language shares more old tokens than a language in an unseen script."""
+    from data.lab import token_share
+    token_share.main(["lab", "--data_dir", str(lab), "--vocab_size", "600"])
+    lines = [x.split() for x in capsys.readouterr().out.splitlines() if "base-token share" in x]
+    share = {x[1]: float(x[4]) for x in lines}
+    groups = manifest(lab)["groups"]
+    assert set(share) == {c for g, cs in groups.items() if g != "pretraining" for c in cs}
+    assert all(0 <= v <= 1 for v in share.values())
+    assert share["qcs"] > max(share[c] for c in groups["unseen_script"])
+    result = subprocess.run([sys.executable, "data/lab/token_share.py", "lab", "--vocab_size", "10"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and "--vocab_size must be at least 512" in result.stderr

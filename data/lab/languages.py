@@ -1,5 +1,5 @@
 """
-The lab's languages: English plus eleven constructed languages that say the same things as English
+The lab's languages: English plus thirteen constructed languages that say the same things as English
 (world.py) with their own words, word order, morphology and script.
 
 A constructed language is made from the seed, never from a word list: it picks a sound pattern (some
