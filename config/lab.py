@@ -7,7 +7,7 @@ compile = "auto"  # off on the CPU: compiling costs more than it saves at this s
 train = dict(
     data_dir="out/lab",
     tokenizer="out/tokenizer/lab.tiktoken",  # 2,048 tokens trained on the pretraining languages
-    n_layer=4, n_head=4, n_kv_head=2, n_embd=128, block_size=256,  # ~1.4M parameters; lab_read passages need 256
+    n_layer=4, n_head=4, n_kv_head=2, n_embd=128, block_size=256,  # ~1.4M parameters; lab_qa passages need 256
     max_iters=1000, batch_size=4, lr=3e-3, warmup_frac=0.1,  # 1.0M tokens: about 1.2 passes over the 4 MB of pretraining text
     forget_every=100,  # 9 resets, then a last episode to relearn: enough episodes, each long enough (docs/method.md)
     eval_every=250, eval_tokens=8192, log_every=1,  # the plots read the training loss, logged every step

@@ -3,6 +3,7 @@ instruction data disjoint from the benchmarks, and bad input. One small lab is g
 
 import json
 import os
+import random
 import re
 import subprocess
 import sys
@@ -23,7 +24,7 @@ SMALL = dict(mb_per_lang=0.02, examples_per_task=40, n_instructions=300)
 CLI_SMALL = ["--mb_per_lang", "0.02", "--examples_per_task", "40", "--instructions", "300", "--progress", "0"]
 
 # Unicode blocks of the scripts, written out here (not taken from the generator) to check it independently
-RANGES = {"Latin": [(0x41, 0x5A), (0x61, 0x7A)], "Cyrillic": [(0x400, 0x4FF)], "Greek": [(0x370, 0x3FF)],
+RANGES = {"Latin": [(0x41, 0x5A), (0x61, 0x7A)], "Cyrillic": [(0x400, 0x4FF)],
           "Armenian": [(0x530, 0x58F)], "Georgian": [(0x10A0, 0x10FF)], "Devanagari": [(0x900, 0x97F)],
           "Hangul": [(0xAC00, 0xD7A3)], "Thai": [(0xE00, 0xE7F)]}
 
@@ -57,16 +58,24 @@ def test_manifest_languages_and_groups(lab):
     m = manifest(lab)
     langs = {x["code"]: x for x in m["languages"]}
     groups = m["groups"]
+    assert list(groups) == ["pretraining", "adapting", "other", "unseen_script"]
     assert groups["pretraining"][0] == "en" and len(groups["pretraining"]) >= 4
-    assert len(groups["adapting"]) >= 4 and len(groups["other"]) >= 3
-    assert sorted(sum(groups.values(), [])) == sorted(langs) and len(langs) >= 12
+    assert len(groups["adapting"]) >= 6 and len(groups["other"]) >= 2 and len(groups["unseen_script"]) >= 2
+    assert sorted(sum(groups.values(), [])) == sorted(langs) and len(langs) >= 14
     assert {x["word_order"] for x in langs.values()} == {"SVO", "SOV", "VSO"}
     assert {x["morphology"] for x in langs.values()} == {"isolating", "suffixing"}
     assert len({x["script"] for x in langs.values()} - {"Latin"}) >= 4
     assert any(not x["spaces"] for x in langs.values())
+    # as in the paper: most adapting languages share a script with a pretraining language (some are its
+    # sisters), a few do not; the never-trained "other" languages share scripts with trained ones; the
+    # languages whose script no model is trained on are a group of their own
     pre_scripts = {langs[c]["script"] for c in groups["pretraining"]}
     shared = [c for c in groups["adapting"] if langs[c]["script"] in pre_scripts]
-    assert 0 < len(shared) < len(groups["adapting"])  # some adapting languages share a script, some do not
+    assert len(groups["adapting"]) / 2 < len(shared) < len(groups["adapting"])
+    assert sum(langs[c]["sister_of"] in groups["pretraining"] for c in groups["adapting"]) >= 3
+    trained_scripts = pre_scripts | {langs[c]["script"] for c in groups["adapting"]}
+    assert all(langs[c]["script"] in trained_scripts for c in groups["other"])
+    assert all(langs[c]["script"] not in trained_scripts for c in groups["unseen_script"])
     for x in langs.values():
         for split in ("train", "val"):
             text = (lab / x[split]).read_text(encoding="utf-8")
@@ -173,6 +182,41 @@ def test_read_options_all_appear_in_the_passage(lab):
         assert all(c.strip() in passage for c in r["choices"])
 
 
+def test_answers_follow_the_world_and_wrong_ones_are_real_values():
+    """The right answer is what the world's repeated facts say; a wrong one is another animal's or shop's
+    real value (never a value no fact mentions), so only knowing the world tells them apart."""
+    seed = 7
+    w, langs = W.World(seed), build_languages(seed)
+    en = langs[0]
+    homes, diets = set(w.home.values()), set(w.diet.values())
+    for item in prepare.eval_items("lab_read", seed, w, langs, 60):
+        sents, q, options, label = item
+        animal, values = q.subj.ref, (w.home if q.verb == "live" else w.diet)
+        assert options[label].ref == values[animal] and {o.ref for o in options} <= set(values.values())
+    for item in prepare.eval_items("lab_nli", seed, w, langs, 90):
+        premise, hyp, label = item
+        person, place = hyp.subj.ref, hyp.args[0][1].ref
+        said = {c.subj.ref: c for c in premise}
+        assert set(said) >= {person} and place not in en.text(premise)  # no overlap cue
+        event = next(c for c in premise if c.verb in ("see", "buy"))
+        where = w.home[event.args[0][1].ref] if event.verb == "see" else w.shop[event.args[0][1].ref]
+        if label != 1:
+            assert person == event.subj.ref and (place == where) == (label == 0)
+        else:
+            assert person != event.subj.ref
+    kinds = set()
+    for premise, right, wrong in (W.cloze_item(random.Random(i), w) for i in range(200)):
+        if right.subj.kind == "noun" and right.verb in ("live", "eat"):
+            values = w.home if right.verb == "live" else w.diet
+            assert right.args[0][1].ref == values[right.subj.ref] and wrong.args[0][1].ref in (homes | diets)
+            kinds.add(right.verb)
+        elif right.verb == "buy":
+            shop = next(c for c in premise if c.verb == "go").args[0][1].ref
+            assert w.shop[right.args[0][1].ref] == shop != w.shop[wrong.args[0][1].ref]
+            kinds.add("buy")
+    assert kinds == {"live", "eat", "buy"}
+
+
 # ---- no surface cue: a classifier that sees only length, position and word overlap is at chance ----
 
 def _cue_features(context, choices):
@@ -275,3 +319,19 @@ def test_unwritable_output_folder(tmp_path):
     result = run_cli("--out", str(blocker / "lab"), *CLI_SMALL)
     assert result.returncode != 0 and "cannot write to the output folder" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_token_share_of_the_lab(lab, capsys):
+    """data/lab/token_share.py: a base-token share in [0, 1] for every language outside pretraining, and a
+    sister of a pretraining language shares more old tokens than a language in an unseen script."""
+    from data.lab import token_share
+    token_share.main(["lab", "--data_dir", str(lab), "--vocab_size", "600"])
+    lines = [x.split() for x in capsys.readouterr().out.splitlines() if "base-token share" in x]
+    share = {x[1]: float(x[4]) for x in lines}
+    groups = manifest(lab)["groups"]
+    assert set(share) == {c for g, cs in groups.items() if g != "pretraining" for c in cs}
+    assert all(0 <= v <= 1 for v in share.values())
+    assert share["qcs"] > max(share[c] for c in groups["unseen_script"])
+    result = subprocess.run([sys.executable, "data/lab/token_share.py", "lab", "--vocab_size", "10"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and "--vocab_size must be at least 512" in result.stderr

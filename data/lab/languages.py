@@ -1,5 +1,5 @@
 """
-The lab's languages: English plus eleven constructed languages that say the same things as English
+The lab's languages: English plus thirteen constructed languages that say the same things as English
 (world.py) with their own words, word order, morphology and script.
 
 A constructed language is made from the seed, never from a word list: it picks a sound pattern (some
@@ -27,12 +27,14 @@ LANGS = [
     ("qla", "Lumaro", "pretraining", "Latin", "VSO", "suffixing", True, None),
     ("qen", "Engmar", "adapting", "Latin", "SVO", "suffixing", True, "en"),
     ("qcs", "Kovrish", "adapting", "Cyrillic", "SOV", "suffixing", True, "qcy"),
-    ("qgr", "Thelos", "adapting", "Greek", "SVO", "suffixing", True, None),
+    ("qdm", "Devaru", "adapting", "Devanagari", "SOV", "isolating", True, "qdv"),
+    ("qtu", "Tuvani", "adapting", "Latin", "SOV", "suffixing", True, None),
     ("qko", "Hanbi", "adapting", "Hangul", "SOV", "suffixing", True, None),
     ("qth", "Sanoi", "adapting", "Thai", "SVO", "isolating", False, None),
-    ("qdm", "Devaru", "other", "Devanagari", "SOV", "isolating", True, "qdv"),
-    ("qka", "Gvelo", "other", "Georgian", "VSO", "suffixing", True, None),
-    ("qhy", "Aravan", "other", "Armenian", "VSO", "isolating", True, None),
+    ("qlv", "Lumeri", "other", "Latin", "VSO", "suffixing", True, "qla"),
+    ("qkv", "Veskan", "other", "Cyrillic", "SVO", "isolating", True, None),
+    ("qka", "Gvelo", "unseen_script", "Georgian", "VSO", "suffixing", True, None),
+    ("qhy", "Aravan", "unseen_script", "Armenian", "VSO", "isolating", True, None),
 ]
 
 # ---- scripts: how each phoneme is written ----------------------------------------------------------
@@ -50,7 +52,6 @@ def _letters(consonants, vowels):
 ALPHABETS = {
     "Latin": _letters("p t k b d g m n s l r h v z j sh ch", "a e i o u"),
     "Cyrillic": _letters("п т к б д г м н с л р х в з й ш ч", "а е и о у"),
-    "Greek": _letters("π τ κ μπ δ γ μ ν σ λ ρ χ β ζ - - τσ", "α ε ι ο ου"),
     "Armenian": _letters("պ տ կ բ դ գ մ ն ս լ ր հ վ զ յ շ չ", "ա ե ի ո ու"),
     "Georgian": _letters("პ ტ კ ბ დ გ მ ნ ს ლ რ ჰ ვ ზ - შ ჩ", "ა ე ი ო უ"),
 }
@@ -67,7 +68,7 @@ THAI_VOWEL = {"a": ("", "า"), "e": ("เ", ""), "i": ("", "ิ"), "o": ("โ",
 
 CONSONANTS = {**{s: list(c) for s, (c, _) in ALPHABETS.items()}, "Devanagari": list(DEVA_C),
               "Hangul": [c for c in HANGUL_ONSET if c], "Thai": list(THAI_C)}
-CASED = {"Latin", "Cyrillic", "Greek", "Armenian"}
+CASED = {"Latin", "Cyrillic", "Armenian"}
 PERIOD = {"Devanagari": "।", "Armenian": "։", "Thai": "๚"}
 DIGITS = {"Devanagari": str.maketrans("0123456789", "०१२३४५६७८९"), "Thai": str.maketrans("0123456789", "๐๑๒๓๔๕๖๗๘๙")}
 
@@ -277,7 +278,7 @@ class Conlang(Realiser):
         else:
             self.ph = Phonology(rng, self.script)
             self.adj_after, self.drop_copula, self.gendered = rng.random() < 0.5, rng.random() < 0.4, rng.random() < 0.5
-        self.syl, self.lex = {}, {}  # concept -> syllables / written root (not yet finished)
+        self.syl, self.lex = {}, {}  # concept -> syllables / written root
         used = set()
         if isinstance(parent, English):
             self._derive_english(rng, used)
@@ -289,7 +290,7 @@ class Conlang(Realiser):
         if self.suffixing and rng.random() < 0.5:
             self.lex["pres"] = ""  # many languages leave the present unmarked
         self.names = [self.cap(render(self.script, n)) for n in names]
-        self.words = {c: self.finish(self.lex[c]) for c, _ in CONCEPTS}
+        self.words = {c: self.lex[c] for c, _ in CONCEPTS}
         self.verbs = {(v, t, neg): self._verb(v, t, neg) for v in W.VERBS for t in ("pres", "past") for neg in (False, True)}
         self.cache = {}
 
@@ -332,12 +333,6 @@ class Conlang(Realiser):
                     self.lex[concept] = w
 
     # -- word forms
-    def finish(self, word):
-        """Spelling rules that depend on a whole word: Greek writes a word-final sigma as ς."""
-        if self.script == "Greek" and word.endswith("σ"):
-            return word[:-1] + "ς"
-        return word
-
     def word(self, concept):
         return self.words[concept]
 
@@ -349,12 +344,12 @@ class Conlang(Realiser):
             return ""
         lex = self.lex
         if self.suffixing:
-            return self.finish(lex[v] + (lex["past"] if tense == "past" else lex["pres"]) + (lex["neg"] if neg else ""))
+            return lex[v] + (lex["past"] if tense == "past" else lex["pres"]) + (lex["neg"] if neg else "")
         parts = [self.words[v]]
         if tense == "past":
-            parts.append(self.finish(lex["past"]))
+            parts.append(lex["past"])
         if neg:
-            parts.append(self.finish(lex["neg"]))
+            parts.append(lex["neg"])
         return self.sep.join(parts if self.postpositions else parts[::-1])
 
     def np(self, x, role="subj"):
@@ -377,7 +372,7 @@ class Conlang(Realiser):
             plural = k == "noun" and x.count is not None and x.count != 1
             if self.suffixing:
                 root += (lex["pl"] if plural else "") + (lex[case] if case != "nom" else "")
-            parts = [self.finish(root)]
+            parts = [root]
             if x.adj:
                 parts.insert(len(parts) if self.adj_after else 0, self.words[x.adj])
             if x.count == "howmany":
@@ -386,7 +381,7 @@ class Conlang(Realiser):
                 parts.insert(0, self.digits(x.count))
             s = self.sep.join(parts)
             if not self.suffixing and case not in ("nom", "acc"):
-                marker = self.finish(lex[case])
+                marker = lex[case]
                 s = s + self.sep + marker if self.postpositions else marker + self.sep + s
         self.cache[key] = s
         return s

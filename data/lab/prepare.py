@@ -25,7 +25,7 @@ from tqdm import tqdm
 from data.lab import world as W
 from data.lab.languages import build_languages
 
-VERSION = 1
+VERSION = 2
 # task -> (kind, metric, number of choices)
 TASKS = {"lab_copa": ("mc", "acc", 2), "lab_nli": ("mc", "acc", 3), "lab_cloze": ("mc", "acc", 2),
          "lab_read": ("mc", "acc", 4), "lab_qa": ("gen", "f1", 0), "lab_translate": ("gen", "chrf", 0)}
@@ -49,15 +49,18 @@ def document(rng, w, lang):
         if rng.random() < 0.5:
             lines.append(lang.text(w.food_facts(rng.choice(W.CATEGORIES["food"]))))
         return "\n".join(lines)
-    if r < 0.9:
+    if r < 0.825:  # a passage about people and three questions, or facts about animals and one question
         sents, info = W.passage(rng)
         lines = [lang.text(sents)]
         for qtype in rng.sample(W.QUESTION_TYPES, 3):
             q, options, right, _ = W.passage_question(info, qtype, rng.randrange(4))
             lines.append(lang.ask(q) + lang.sep + lang.np(options[right]))
         return "\n".join(lines)
+    if r < 0.9:
+        sents, question, options, right = W.fact_passage(rng, w)
+        return lang.text(sents) + "\n" + lang.ask(question) + lang.sep + lang.np(options[right])
     label = rng.randrange(3)
-    premise, hyp = W.nli_item(rng, label)
+    premise, hyp = W.nli_item(rng, w, label)
     return lang.text(premise) + "\n" + lang.ask(hyp) + lang.sep + lang.word(NLI_WORDS[label])
 
 
@@ -89,16 +92,17 @@ def make_items(task, rng, w, labels, langs, drift):
         pair = W.copa_pair(rng, conj, drift)
         return [(premise, conj, _place(right, [wrong], lab), lab) for (premise, right, wrong), lab in zip(pair, labels)]
     if task == "lab_nli":
-        premise, hyp = W.nli_item(rng, label)
+        premise, hyp = W.nli_item(rng, w, label)
         return [(premise, hyp, label)]
     if task == "lab_cloze":
         story, right, wrong = W.cloze_item(rng, w, length, drift)
         return [(story, _place(right, [wrong], label), label)]
-    if task in ("lab_read", "lab_qa"):
+    if task == "lab_qa":
         sents, info = W.passage(rng)
         q, options, right, role = W.passage_question(info, rng.choice(W.QUESTION_TYPES), rng.randrange(4))
-        if task == "lab_qa":
-            return [(sents, q, options[right], role)]
+        return [(sents, q, options[right], role)]
+    if task == "lab_read":
+        sents, q, options, right = W.fact_passage(rng, w)
         others = options[:right] + options[right + 1:]
         rng.shuffle(others)
         return [(sents, q, _place(options[right], others, label), label)]
@@ -268,7 +272,7 @@ def generate(out, seed=1337, mb_per_lang=1.0, examples_per_task=500, n_instructi
     langs = build_languages(seed)
     en = langs[0]
     manifest = {"name": "lab", "seed": seed, "version": VERSION, "languages": [],
-                "groups": {g: [x.code for x in langs if x.group == g] for g in ("pretraining", "adapting", "other")},
+                "groups": {g: [x.code for x in langs if x.group == g] for g in ("pretraining", "adapting", "other", "unseen_script")},
                 "tasks": {}, "instructions": {"train": "instructions/train.jsonl", "val": "instructions/val.jsonl"}}
     train_bytes = int(mb_per_lang * 1e6)
     for lang in tqdm(langs, desc="text", disable=not progress):

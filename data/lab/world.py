@@ -317,6 +317,12 @@ EVENTS = [ev_go, ev_give, ev_rule, ev_animal, ev_put, ev_take, ev_activity, ev_m
 EVENT_WEIGHTS = [3, 2, 4, 2, 1, 1, 3, 1, 1]
 
 
+def placeless_activity(rng, p):
+    """Person p does something everyday to a thing that is not a place (so it says nothing about where)."""
+    verb, cat = rng.choice([(v, c) for v, c in ACTIVITIES if c and not set(CATEGORIES[c]) & set(PLACES)])
+    return clause(name(p), verb, ("obj", the(draw(rng, cat))))
+
+
 def story(rng, w, people=None, n_events=None):
     """A short narrative: a list of sentences (a Clause, or (conjunction, clause, clause))."""
     if people is None:
@@ -388,35 +394,24 @@ def passage_question(info, qtype, i):
     return clause(WHO, "give", ("obj", gift), ("to", taker), q="wh"), [name(x) for x in people], info["giver"], "subj"
 
 
-def nli_item(rng, label):
-    """Premise of three or four events and a yes/no question: 0 entailed, 1 unknown, 2 contradicted.
-    The question's person and value both appear in the premise whatever the label (no overlap cue)."""
-    a_, b_, c_ = rng.sample(range(N_NAMES), 3)
-    kind = rng.choice(["at", "has", "in"])
-    if kind == "at":
-        l1, l2, l3 = rng.sample(list(PLACES), 3)
-        f, n = rng.choice(list(COUNT_FOODS)), rng.randint(2, 9)
-        sents = [clause(name(a_), "go", ("dest", the(l1))), clause(name(b_), "go", ("dest", the(l2))),
-                 clause(name(c_), "buy", ("obj", num(f, n)))]
-        who, where = [(a_, l1), (c_, rng.choice([l1, l2])), (a_, l2)][label]
-        hyp = clause(name(who), "be", ("loc", the(where)), tense="pres", q="yn")
-    elif kind == "has":
-        f = rng.choice(list(COUNT_FOODS))
-        n1, n2 = rng.sample(range(2, 10), 2)
-        sents = [clause(name(a_), "buy", ("obj", num(f, n1))), clause(name(b_), "buy", ("obj", num(f, n2))),
-                 clause(name(c_), "go", ("dest", the(rng.choice(list(PLACES)))))]
-        who, k = [(a_, n1), (c_, rng.choice([n1, n2])), (a_, n2)][label]
-        hyp = clause(name(who), "have", ("obj", num(f, k)), tense="pres", q="yn")
+def nli_item(rng, w, label):
+    """Premise of two events and a yes/no question: 0 entailed, 1 unknown, 2 contradicted. Where someone
+    was follows from what the world repeats: one sees an animal where it lives, buys a food where it is
+    sold. The question's person is in the premise and its place is not, whatever the label (no overlap cue);
+    the unknown case asks about the other person, who did something that says nothing about places."""
+    p, q = rng.sample(range(N_NAMES), 2)
+    if rng.random() < 0.5:
+        x = rng.choice(list(ANIMALS))
+        event, here = clause(name(p), "see", ("obj", a(x))), w.home[x]
+        elsewhere = rng.choice([w.home[y] for y in ANIMALS if w.home[y] != here])
     else:
-        o1, o2, o3 = rng.sample(CATEGORIES["valuable"] + CATEGORIES["toy"], 3)
-        c1, c2 = rng.sample(CATEGORIES["container"], 2)
-        sents = [clause(name(a_), "put", ("obj", the(o1)), ("loc", the(c1))),
-                 clause(name(b_), "put", ("obj", the(o2)), ("loc", the(c2))),
-                 clause(name(c_), "carry", ("obj", the(o3)))]
-        thing, box = [(o1, c1), (o3, rng.choice([c1, c2])), (o1, c2)][label]
-        hyp = clause(the(thing), "be", ("loc", the(box)), tense="pres", q="yn")
+        f = rng.choice(list(COUNT_FOODS))
+        event, here = clause(name(p), "buy", ("obj", num(f, rng.randint(2, 9)))), w.shop[f]
+        elsewhere = rng.choice([s for s in SHOPS if s != here])
+    sents = [event, placeless_activity(rng, q)]
     rng.shuffle(sents)
-    return sents, hyp
+    who, where = [(p, here), (q, rng.choice([here, elsewhere])), (p, elsewhere)][label]
+    return sents, clause(name(who), "be", ("loc", the(where)), q="yn")
 
 
 def _rule_pair(side, p, x, i):
@@ -494,30 +489,44 @@ def copa_pair(rng, conj, drift=None):
 
 
 def cloze_item(rng, w, length=len, drift=None):
-    """(story, right ending, wrong ending); both endings mention the same people and things."""
-    kind = rng.choice(["rule", "count", "move"])
-    p, q = rng.sample(range(N_NAMES), 2)
+    """(story, right ending, wrong ending); both endings mention the same people and things. Every kind
+    is decided by what the world repeats: a causal rule, what a shop sells, a fact about an animal."""
+    kind = rng.choice(["rule", "shop", "animal"])
+    p = rng.randrange(N_NAMES)
     if kind == "rule":
         intro = [clause(name(p), "go", ("dest", the(rng.choice(list(PLACES)))))] + ev_activity(rng, w, [p], {})
         premise, right, wrong = copa_item(rng, "so", p, length, intro, drift)
         return pronominalize(rng, intro + [premise]), right, wrong
-    if kind == "count":  # the two final counts are exchangeable: kept only if either could be the right one
-        f = rng.choice(list(COUNT_FOODS))
-        while True:
-            right_k, wrong_k = rng.sample(range(2, 10), 2)
-            who, m, k0, n0 = rng.choice((p, q)), rng.randint(1, 6), rng.randint(2, 9), rng.randint(2, 9)
-            # (n, k): what p and q had at first, so that `who` ends with the count
-            starts = [(v + m, k0) if who == p else (n0, v - m) for v in (right_k, wrong_k)]
-            if all(m < n <= 12 and k >= 2 and not {n, k, m} & {right_k, wrong_k} for n, k in starts):
-                n, k = starts[0]
-                break
-        sents = [clause(name(p), "have", ("obj", num(f, n))), clause(name(q), "have", ("obj", num(f, k))),
-                 clause(name(p), "give", ("obj", num(f, m)), ("to", name(q)))]
-        end = [clause(name(who), "have", ("obj", num(f, v)), tense="pres", adv="now") for v in (right_k, wrong_k)]
-        return sents, end[0], end[1]
-    thing = rng.choice(CATEGORIES["valuable"] + CATEGORIES["toy"])
-    c1, c2 = rng.sample(CATEGORIES["container"], 2)
-    sents = [clause(name(p), "put", ("obj", the(thing)), ("loc", the(c1))),  # both boxes in the same case
-             clause(name(q), "put", ("obj", the(thing)), ("loc", the(c2)), adv="later")]
-    end = [clause(name(p), "find", ("obj", the(thing)), ("loc", the(c)), adv="then") for c in (c2, c1)]
-    return sents, end[0], end[1]
+    intro = [placeless_activity(rng, p)]
+    if kind == "shop":  # at a shop one buys what that shop sells; the wrong food is sold by another shop
+        shop, n = rng.choice(SHOPS), rng.randint(2, 9)
+        foods = rng.choice(w.sells[shop]), rng.choice([f for f in COUNT_FOODS if w.shop[f] != shop])
+        end = [clause(name(p), "buy", ("obj", num(f, n)), adv="then") for f in foods]
+        return pronominalize(rng, intro + [clause(name(p), "go", ("dest", the(shop)))]), end[0], end[1]
+    # an animal seen, then a fact about it; the wrong value is another animal's (so it is a real home or diet)
+    x = rng.choice(list(ANIMALS))
+    value, verb, role, np = rng.choice([(w.home, "live", "loc", the), (w.diet, "eat", "obj", generic)])
+    other = rng.choice([y for y in ANIMALS if value[y] != value[x] and value[y] != x])
+    end = [clause(generic(x), verb, (role, np(value[y])), tense="pres") for y in (x, other)]
+    return pronominalize(rng, intro + [clause(name(p), "see", ("obj", a(x)))]), end[0], end[1]
+
+
+def fact_passage(rng, w):
+    """Belebele from facts the world repeats: a few facts about each of four animals, a question about
+    one of them (where it lives or what it eats) and the four animals' answers as the options, every one
+    in the passage -> (sentences, question, options, index of the answer)."""
+    value, verb, role, np, wh = rng.choice([(w.home, "live", "loc", the, WHERE), (w.diet, "eat", "obj", generic, WHAT)])
+    while True:
+        animals = rng.sample(list(ANIMALS), 4)
+        if len({value[x] for x in animals}) == 4 and not set(animals) & {value[x] for x in animals}:
+            break
+    sents = []
+    for x in animals:
+        facts = w.animal_facts(x)
+        asked = next(f for f in facts if f.verb == verb)
+        part = [asked] + rng.sample([f for f in facts if f is not asked], rng.randint(0, 1))
+        rng.shuffle(part)
+        sents += part
+    i = rng.randrange(4)
+    question = clause(generic(animals[i]), verb, (role, wh), tense="pres", q="wh")
+    return sents, question, [np(value[x]) for x in animals], i
