@@ -147,7 +147,8 @@ for ((i = 0; i < SEEDS; i++)); do
   done
   if [[ $evaluate != --resume ]]; then
     stage "seed $SEED: evaluation"
-    $PY evaluate.py "${CONFIG_FILES[@]}" --data_dir="$DATA" --models "${MODELS[@]}" --out="$S/results.json"
+    # it runs alone, so it gets every core
+    $PY evaluate.py "${CONFIG_FILES[@]}" --data_dir="$DATA" --models "${MODELS[@]}" --out="$S/results.json" --threads=$CORES
   fi
 done
 

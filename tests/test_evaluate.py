@@ -229,14 +229,14 @@ def test_the_lab_end_to_end(lab_dir, pretrained_dir, two_models, tmp_path):
     (one per group, one of them written without spaces)."""
     tasks = json.load(open(os.path.join(lab_dir, "manifest.json")))["tasks"]
     out = evaluate.main(["--models", f"Lab={pretrained_dir}", f"Bytes={two_models['Bytes']}", f"--data_dir={lab_dir}",
-                         f"--out={tmp_path / 'results.json'}", "--langs", "en", "qth", "qdm", "--max_examples=2", "--gen_tokens=4",
+                         f"--out={tmp_path / 'results.json'}", "--langs", "en", "qth", "qlv", "--max_examples=2", "--gen_tokens=4",
                          "--bpb_bytes=1000", "--sim_bytes=3000", "--device=cpu", "--progress=false"])
     assert not out["models"]["Lab"]["chat"]  # a pretrained model gets plain prompts
     for task, spec in tasks.items():
         per_lang = out["metrics"][f"{task}/{spec['metric']}"]["Lab"]["langs"]
-        assert set(per_lang) == {"en", "qth", "qdm"} & set(spec["files"])
+        assert set(per_lang) == {"en", "qth", "qlv"} & set(spec["files"])
         assert all(0 <= v <= 1 for v in per_lang.values() if v is not None)  # None: no choice fits in 32 tokens
-    assert set(out["metrics"]["bpb"]["Lab"]["groups"]) == {"pretraining", "adapting", "other", "overall"}
+    assert set(out["metrics"]["bpb"]["Lab"]["groups"]) == {"pretraining", "adapting", "other", "unseen_script", "overall"}
     assert all(0 < v < 20 for v in out["metrics"]["bpb"]["Lab"]["langs"].values())
     assert out["details"]["Lab"]["self_sim_occurrences"] == out["details"]["Bytes"]["self_sim_occurrences"]
 

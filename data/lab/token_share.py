@@ -73,7 +73,7 @@ def main(argv=None):
         manifest = common.read_manifest(args.data_dir)
         groups = manifest["groups"]
         train = common.language_files(args.data_dir, [e["code"] for e in manifest["languages"]], "train")
-        texts = {lang: common.read_documents(path) for lang, path in train.items()}
+        texts = {lang: list(tokenizer.read_documents(path)) for lang, path in train.items()}
         pretraining, measured = groups["pretraining"], {g: ls for g, ls in groups.items() if g != "pretraining"}
     else:
         texts = {lang: capped(catalog_messages(lang), args.max_bytes) for lang in PAPER_PRETRAINING + PAPER_ADAPTING}
