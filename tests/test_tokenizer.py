@@ -481,7 +481,7 @@ def test_cli_help(capsys):
 # ---- reading text: streamed documents and --max_bytes samples -------------------------------------
 
 def whole_file_documents(path):
-    """The reference split (as common.read_documents): the whole text at once."""
+    """The reference split: the whole text at once."""
     with open(path, encoding="utf-8") as f:
         return [doc for doc in f.read().split("\n\n") if doc.strip()]
 
