@@ -2,7 +2,7 @@
 Export any stage's out_dir as a Hugging Face folder that `transformers` loads as LlamaForCausalLM.
 
     python export.py --init_from=out/finetune --out_dir=out/hf_finetune
-    python -c "from transformers import AutoModelForCausalLM, AutoTokenizer; m = AutoModelForCausalLM.from_pretrained('out/hf_finetune')"
+    python -c "from transformers import AutoModelForCausalLM, AutoTokenizer; m = AutoModelForCausalLM.from_pretrained('out/hf_finetune', local_files_only=True)"
 
 The decoder is Llama's architecture one to one, weight by weight:
     wte                 model.embed_tokens          blocks.i.attn.wq/wk/wv/wo   self_attn.q/k/v/o_proj

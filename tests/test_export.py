@@ -58,8 +58,8 @@ def lab_texts(lab_dir):
 def test_transformers_gives_our_ids_logits_and_greedy_tokens(stage, stages, exported, lab_dir):
     model, tok, ckpt = runtime.load_model(stages[stage])
     model.eval()
-    hf_model = transformers.AutoModelForCausalLM.from_pretrained(exported[stage]).eval()
-    hf_tok = transformers.AutoTokenizer.from_pretrained(exported[stage])
+    hf_model = transformers.AutoModelForCausalLM.from_pretrained(exported[stage], local_files_only=True).eval()
+    hf_tok = transformers.AutoTokenizer.from_pretrained(exported[stage], local_files_only=True)
     assert type(hf_model).__name__ == "LlamaForCausalLM" and hf_model.config.vocab_size == tok.n_vocab
     if stage == "adapt":
         assert tok.n_vocab > ckpt["n_base_vocab"] + 4 and tok.eot_id < ckpt["n_base_vocab"]  # specials sit mid-vocabulary
@@ -100,7 +100,7 @@ def test_transformers_gives_our_ids_logits_and_greedy_tokens(stage, stages, expo
 
 def test_chat_template_renders_render_prompt_ids(stages, exported, lab_dir):
     tok = runtime.load_tokenizer(os.path.join(stages["finetune"], "tokenizer.tiktoken"))
-    hf_tok = transformers.AutoTokenizer.from_pretrained(exported["finetune"])
+    hf_tok = transformers.AutoTokenizer.from_pretrained(exported["finetune"], local_files_only=True)
     assert hf_tok.eos_token_id == tok.im_end_id and hf_tok.pad_token_id == tok.pad_id and hf_tok.bos_token_id == tok.eot_id
     conversations = [m for m, _, _ in finetune.read_conversations(os.path.join(lab_dir, "instructions", "val.jsonl"), tok)[0]]
     conversations += [[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi  there \n"},
@@ -115,7 +115,7 @@ def test_chat_template_renders_render_prompt_ids(stages, exported, lab_dir):
     # a content starting with a line break would encode differently in one piece: refused, not rendered wrong
     with pytest.raises(Exception, match="line break"):
         hf_tok.apply_chat_template([{"role": "user", "content": "\n\nhi"}], add_generation_prompt=True)
-    assert not getattr(transformers.AutoTokenizer.from_pretrained(exported["train"]), "chat_template", None)
+    assert not getattr(transformers.AutoTokenizer.from_pretrained(exported["train"], local_files_only=True), "chat_template", None)
 
 
 def test_bad_input(stages, exported, tmp_path):
