@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from runtime import fail
-from tokenizer import read_documents
+import tokenizer
 
 
 def lr_at(step, max_iters, lr, warmup_frac, min_lr_frac=0.1):
@@ -66,7 +66,7 @@ def token_file(tok, txt_path, max_tokens=None):
         tmp = f"{bin_path}.{os.getpid()}.tmp"  # parallel runs (run.sh) may cache the same file at once
         n_docs = 0
         with open(tmp, "wb") as f:  # a batch of documents at a time: a corpus larger than memory streams through
-            for batch in _batches(read_documents(txt_path), 4096):
+            for batch in _batches(tokenizer.read_documents(txt_path), 4096):
                 for doc_ids in tok.encode_batch(batch):
                     np.asarray([tok.eot_id, *doc_ids], dtype=np.uint32).tofile(f)
                 n_docs += len(batch)
