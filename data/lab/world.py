@@ -10,6 +10,10 @@ the seed, so every seed is a slightly different world; the causal rules below ar
 A story draws fresh people, places, things and numbers each time, so the text has real entropy (a
 small model cannot memorise it) and real structure to learn: grammar, the facts, the causal rules,
 counting (had 7, gave 3, now has 4) and where things are (put in the box, later taken from the box).
+
+The file is longer than the usual ~450 lines because it holds one idea whole: the world's concepts, its
+seeded facts and rules, and the stories, exercises and benchmark items built from them, which must agree
+with each other (a benchmark's right answer is a fact of this world; its wrong ones are other real facts).
 """
 
 import random
