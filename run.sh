@@ -5,6 +5,7 @@
 #
 #   bash run.sh                    # the lab, one seed, CPU minutes
 #   SEEDS=3 bash run.sh            # mean ± std over 3 seeds; AFA − BA as paired t-intervals, Holm-corrected
+#   CONFIG=lab_gpu bash run.sh     # a larger lab (3.9M parameters, 4x the text) for one GPU, or a CPU hour
 #   CONFIG=gpu_small bash run.sh   # GPU scale, on prepared real data (README: "Real data")
 #   bash run.sh --force            # redo every stage (a plain re-run skips finished stages, resumes the rest)
 #   VARIANTS=keephead bash run.sh  # also today's expansion recipe (old head rows kept, frozen) at the largest
@@ -22,7 +23,7 @@ MODE=--resume
 case "${1:-}" in
   --force) MODE=--overwrite ;;
   "") ;;
-  *) echo "usage: [CONFIG=lab|gpu_small] [SEEDS=N] [VARIANTS=keephead] bash run.sh [--force]" >&2; exit 2 ;;
+  *) echo "usage: [CONFIG=lab|lab_gpu|gpu_small] [SEEDS=N] [VARIANTS=keephead] bash run.sh [--force]" >&2; exit 2 ;;
 esac
 OUT=${OUT:-out}
 CONFIG_FILE=config/$CONFIG.py
@@ -42,7 +43,9 @@ if [[ $CONFIG == gpu_small || $CONFIG == paper_* ]]; then
   DATA=${DATA:-$OUT/wikipedia}; VOCAB=${VOCAB:-32000}; BUDGETS=${BUDGETS:-"1000000 10000000 100000000"}; JOBS=${JOBS:-1}
   TOKENIZER_SAMPLE=(--max_bytes 500000000)  # rustbpe's memory grows with the distinct words: train on an even sample
 else
-  DATA=${DATA:-$OUT/lab}; VOCAB=${VOCAB:-2048}; BUDGETS=${BUDGETS:-"5000 20000 100000 500000"}; JOBS=${JOBS:-$CORES}
+  LAB=lab; LAB_MB=1  # the lab's data: 1 MB of text per language; the larger lab_gpu has its own, 4 MB
+  if [[ $CONFIG == lab_gpu ]]; then LAB=lab_gpu; LAB_MB=4; fi
+  DATA=${DATA:-$OUT/$LAB}; VOCAB=${VOCAB:-2048}; BUDGETS=${BUDGETS:-"5000 20000 100000 500000"}; JOBS=${JOBS:-$CORES}
   TOKENIZER_SAMPLE=()
 fi
 for n in "JOBS=$JOBS" "SEEDS=$SEEDS" $(printf 'BUDGETS=%s ' $BUDGETS); do
@@ -64,9 +67,9 @@ START=$(date +%s)
 stage() { echo; echo "=== $* ($(( $(date +%s) - START ))s) ==="; }
 
 # 1. data: the lab is generated (seconds); real data must have been prepared
-if [[ $CONFIG == lab && ( ! -f $DATA/manifest.json || $MODE == --overwrite ) ]]; then
+if [[ ( $CONFIG == lab || $CONFIG == lab_gpu ) && ( ! -f $DATA/manifest.json || $MODE == --overwrite ) ]]; then
   stage "generate the lab"
-  $PY data/lab/prepare.py --out "$DATA"
+  $PY data/lab/prepare.py --out "$DATA" --mb_per_lang $LAB_MB
 fi
 [[ -f $DATA/manifest.json ]] || { echo "error: $DATA/manifest.json not found; prepare the data first (README: Real data)" >&2; exit 1; }
 
