@@ -76,15 +76,19 @@ def test_stopping_run_sh_stops_its_runs(lab_dir, tmp_path):
            "JOBS": "2"}  # both pretrainings at once, whatever the cores
     proc = subprocess.Popen(["bash", "run.sh"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     log = out / "run" / "long" / "seed0" / "pretrain_forgetting" / "log.jsonl"
-    deadline = time.time() + 120
-    while not (log.exists() and log.stat().st_size > 0) and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.2)
-    assert log.exists(), "pretraining never started"
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=30) != 0
-    time.sleep(1)
-    running = subprocess.run(["pgrep", "-f", str(out)], capture_output=True, text=True).stdout.split()
-    assert running == [], f"processes still running on {out}: {running}"
+    try:
+        deadline = time.time() + 120
+        while not (log.exists() and log.stat().st_size > 0) and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert log.exists(), "pretraining never started"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) != 0
+        time.sleep(1)
+        running = subprocess.run(["pgrep", "-f", str(out)], capture_output=True, text=True).stdout.split()
+        assert running == [], f"processes still running on {out}: {running}"
+    finally:  # pass or fail, leave nothing training (a 100,000-step run would outlive the test session)
+        proc.kill()
+        subprocess.run(["pkill", "-KILL", "-f", str(out)], capture_output=True)
 
 
 @pytest.mark.parametrize("name, value", [("JOBS", "0"), ("SEEDS", "two"), ("BUDGETS", "1000 5e4"), ("BUDGETS", "-5")])

@@ -201,3 +201,20 @@ def test_compile_takes_the_bool_spellings_in_any_case(tmp_path):
     assert compile_of(str(config)) == "false"
     with pytest.raises(SystemExit, match="compile must be auto, true or false, not 'maybe'"):
         compile_of("--compile=maybe")
+
+
+def test_lab_gpu_config_is_the_lab_grown_in_size_only():
+    """config/lab_gpu.py reads config/lab.py: every stage keeps the lab's settings except the model, its
+    steps and the data folder (so the two labs answer the same question at two sizes)."""
+    import adapt, evaluate, finetune, train
+
+    stages = {"train": train.TrainConfig, "adapt": adapt.AdaptConfig, "finetune": finetune.FinetuneConfig,
+              "evaluate": evaluate.EvaluateConfig}
+    changed = {}
+    for stage, config_class in stages.items():
+        lab = vars(runtime.parse_config(config_class, stage, [os.path.join(ROOT, "config", "lab.py")]))
+        big = vars(runtime.parse_config(config_class, stage, [os.path.join(ROOT, "config", "lab_gpu.py")]))
+        changed[stage] = {k for k in lab if lab[k] != big[k]}
+    assert changed["train"] == {"data_dir", "tokenizer", "n_layer", "n_head", "n_kv_head", "n_embd", "max_iters",
+                                "batch_size", "lr", "forget_every", "eval_every"}
+    assert changed["adapt"] == set() and changed["finetune"] == {"data_dir"} and changed["evaluate"] == {"data_dir"}
