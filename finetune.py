@@ -65,6 +65,7 @@ class FinetuneConfig:
     epochs: float = 5.0  # passes over the training conversations (fractions allowed; [AFA]: 5)
     max_iters: int = 0  # optimizer steps; 0 = as many as `epochs` needs
     batch_size: int = 16  # conversations per step
+    grad_accum: int = 1  # split each step's conversations into this many micro-batches: less memory, the same update
     lr: float = 1e-6  # peak learning rate ([AFA]'s, for models of 400M+ parameters; the lab's tiny one takes 1e-3: config/lab.py)
     min_lr_frac: float = 0.1  # the cosine ends at min_lr_frac * lr
     warmup_frac: float = 0.1  # linear warm-up over this fraction of the steps
@@ -223,7 +224,10 @@ def main(argv=None):
         runtime.fail(f"train_params must be 'all' or 'body', got '{cfg.train_params}'")
     if cfg.truncate not in ("left", "right"):
         runtime.fail(f"truncate must be 'left' or 'right', got '{cfg.truncate}'")
-    runtime.require_positive(cfg, "batch_size", "log_every")
+    runtime.require_positive(cfg, "batch_size", "grad_accum", "log_every")
+    if cfg.batch_size % cfg.grad_accum:
+        runtime.fail(f"batch_size={cfg.batch_size} must be a multiple of grad_accum={cfg.grad_accum}")
+    micro_batch = cfg.batch_size // cfg.grad_accum
     if cfg.max_iters < 0 or (cfg.max_iters == 0 and cfg.epochs <= 0) or min(cfg.eval_every, cfg.val_conversations, cfg.n_samples) < 0:
         runtime.fail("max_iters > 0 or epochs > 0 is needed, and eval_every, val_conversations and n_samples must be >= 0")
     if cfg.data and not cfg.val_data:  # never score a real set on the lab's val file by accident
@@ -303,7 +307,7 @@ def main(argv=None):
             "config": asdict(cfg), "tokens": tokens_seen, "val_loss_init": val_loss_init, "init_from": cfg.init_from,
             "init_stage": init_stage, "results": results})
 
-    val = lambda: assistant_loss(model, val_rows, cfg.batch_size, tok.pad_id, device, autocast)  # noqa: E731
+    val = lambda: assistant_loss(model, val_rows, micro_batch, tok.pad_id, device, autocast)  # noqa: E731
     bar = tqdm(range(start_step, max_iters), initial=start_step, total=max_iters, disable=not cfg.progress,
                desc="finetune", dynamic_ncols=True)
     finite, last_checked = torch.ones((), dtype=torch.bool, device=device), start_step - 1
@@ -322,14 +326,20 @@ def main(argv=None):
         for group in optimizer.param_groups:
             group["lr"] = lr
         model.train()
-        x, y = collate([train_rows[i] for i in batch_indices(step, cfg.batch_size, len(train_rows), cfg.seed)], tok.pad_id)
-        step_tokens = int((x != tok.pad_id).sum())  # the conversations' tokens, padding not counted (on the CPU)
-        assistant_tokens = int((y != -1).sum())
+        batch = [train_rows[i] for i in batch_indices(step, cfg.batch_size, len(train_rows), cfg.seed)]
+        micro_batches = [collate(batch[k:k + micro_batch], tok.pad_id) for k in range(0, len(batch), micro_batch)]
+        step_tokens = sum(int((x != tok.pad_id).sum()) for x, _ in micro_batches)  # padding not counted (on the CPU)
+        assistant_tokens = sum(int((y != -1).sum()) for _, y in micro_batches)
         tokens_seen, tokens_timed = tokens_seen + step_tokens, tokens_timed + step_tokens
-        x, y = x.to(device), y.to(device)
-        with autocast:
-            _, loss = train_model(x, y)  # mean over the assistant's target tokens only
-        loss.backward()
+        loss = 0.0
+        for x, y in micro_batches:
+            with autocast:
+                _, micro_loss = train_model(x.to(device), y.to(device))  # mean over its assistant target tokens
+            # weighted by its share of the step's assistant tokens, the micro-batches add up to the mean over
+            # all of them: the update of one batch of batch_size conversations
+            micro_loss = micro_loss * (int((y != -1).sum()) / assistant_tokens)
+            micro_loss.backward()
+            loss = loss + micro_loss.detach()
         grad_norm = torch.nn.utils.clip_grad_norm_(trainable, cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

@@ -191,3 +191,20 @@ def test_a_batch_of_zero_is_refused_up_front(pretrained_dir, lab_dir, tmp_path):
     with pytest.raises(SystemExit, match="--batch_size must be > 0, got 0"):
         run(pretrained_dir, lab_dir, tmp_path / "out", "--batch_size=0")
     assert not os.path.exists(tmp_path / "out")
+    with pytest.raises(SystemExit, match="batch_size=8 must be a multiple of grad_accum=3"):
+        run(pretrained_dir, lab_dir, tmp_path / "out", "--grad_accum=3")
+    assert not os.path.exists(tmp_path / "out")
+
+
+def test_grad_accum_gives_the_update_of_the_whole_batch(pretrained_dir, lab_dir, tmp_path):
+    """8 conversations a step as 4 micro-batches of 2 (each padded to its own longest row) update the
+    weights as one batch of 8 does: each micro-batch's mean loss is weighted by its assistant tokens."""
+    models = {}
+    for accum in (1, 4):
+        run(pretrained_dir, lab_dir, tmp_path / f"accum{accum}", "--max_iters=3", "--eval_every=0", "--n_samples=0",
+            "--lr=1e-3", f"--grad_accum={accum}")
+        models[accum] = runtime.load_checkpoint(str(tmp_path / f"accum{accum}"))["model"]
+    before = runtime.load_checkpoint(str(pretrained_dir))["model"]
+    moved = max((models[1][k].float() - before[k].float()).abs().max().item() for k in before)
+    diff = max((models[1][k].float() - models[4][k].float()).abs().max().item() for k in before)
+    assert moved > 1e-3 and diff < 1e-5, (moved, diff)
