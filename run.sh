@@ -5,7 +5,7 @@
 #
 #   bash run.sh                    # the lab, one seed, CPU minutes
 #   SEEDS=3 bash run.sh            # mean ± std over 3 seeds; AFA − BA as paired t-intervals, Holm-corrected
-#   CONFIG=lab_gpu bash run.sh     # a larger lab (3.9M parameters, 4x the text) for one GPU, or a CPU hour
+#   CONFIG=lab_gpu bash run.sh     # a larger lab (3.9M parameters, 4x the text) for one GPU (hours on a CPU)
 #   CONFIG=gpu_small bash run.sh   # GPU scale, on prepared real data (README: "Real data")
 #   bash run.sh --force            # redo every stage (a plain re-run skips finished stages, resumes the rest)
 #   VARIANTS=keephead bash run.sh  # also today's expansion recipe (old head rows kept, frozen) at the largest
