@@ -6,6 +6,7 @@ devices, checkpoints, the log) is in runtime.py.
 """
 
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -65,8 +66,9 @@ def token_file(tok, txt_path, max_tokens=None):
     if not os.path.exists(bin_path):
         tmp = f"{bin_path}.{os.getpid()}.tmp"  # parallel runs (run.sh) may cache the same file at once
         n_docs = 0
+        docs = tokenizer.read_documents(txt_path)
         with open(tmp, "wb") as f:  # a batch of documents at a time: a corpus larger than memory streams through
-            for batch in _batches(tokenizer.read_documents(txt_path), 4096):
+            while batch := list(itertools.islice(docs, 4096)):
                 for doc_ids in tok.encode_batch(batch):
                     np.asarray([tok.eot_id, *doc_ids], dtype=np.uint32).tofile(f)
                 n_docs += len(batch)
@@ -76,17 +78,6 @@ def token_file(tok, txt_path, max_tokens=None):
         os.replace(tmp, bin_path)
     tokens = np.memmap(bin_path, dtype=np.uint32, mode="r")
     return tokens[:max_tokens] if max_tokens else tokens
-
-
-def _batches(items, n):
-    batch = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == n:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 class Batches:
