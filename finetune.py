@@ -18,7 +18,8 @@ A conversation longer than block_size + 1 tokens is cut to that length, ids and 
 counted. By default the cut keeps its end (--truncate=left), as evaluate.py cuts a prompt that is too
 long: the answer survives, and the model learns to answer from a context cut the way it will be at test
 time (the lab's system prompt and a reading passage can fill most of a short block: docs/method.md says
-how many answers cutting the end lost). --truncate=right keeps the start, as most SFT code does; a conversation with no assistant token left in its block is dropped and counted.
+how many answers cutting the end lost). --truncate=right keeps the start, as most SFT code does; a
+conversation with no assistant token left in its block is dropped and counted.
 
 Which parameters learn (--train_params):
     all   every weight (the default; [AFA] does not say which parameters it finetunes).
@@ -329,15 +330,16 @@ def main(argv=None):
         batch = [train_rows[i] for i in batch_indices(step, cfg.batch_size, len(train_rows), cfg.seed)]
         micro_batches = [collate(batch[k:k + micro_batch], tok.pad_id) for k in range(0, len(batch), micro_batch)]
         step_tokens = sum(int((x != tok.pad_id).sum()) for x, _ in micro_batches)  # padding not counted (on the CPU)
-        assistant_tokens = sum(int((y != -1).sum()) for _, y in micro_batches)
+        targets = [int((y != -1).sum()) for _, y in micro_batches]  # assistant tokens per micro-batch
+        assistant_tokens = sum(targets)
         tokens_seen, tokens_timed = tokens_seen + step_tokens, tokens_timed + step_tokens
         loss = 0.0
-        for x, y in micro_batches:
+        for (x, y), n_targets in zip(micro_batches, targets):
             with autocast:
                 _, micro_loss = train_model(x.to(device), y.to(device))  # mean over its assistant target tokens
             # weighted by its share of the step's assistant tokens, the micro-batches add up to the mean over
             # all of them: the update of one batch of batch_size conversations
-            micro_loss = micro_loss * (int((y != -1).sum()) / assistant_tokens)
+            micro_loss = micro_loss * (n_targets / assistant_tokens)
             micro_loss.backward()
             loss = loss + micro_loss.detach()
         grad_norm = torch.nn.utils.clip_grad_norm_(trainable, cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
@@ -346,7 +348,7 @@ def main(argv=None):
 
         # a NaN or inf loss stops the run, checked at log steps and before every save (no wait for the GPU
         # in between: see train.py)
-        finite &= torch.isfinite(loss.detach())
+        finite &= torch.isfinite(loss)
         log_step = step % cfg.log_every == 0 or step == max_iters - 1
         if log_step or (cfg.eval_every and (step + 1) % cfg.eval_every == 0):
             runtime.stop_unless_finite(finite, last_checked + 1, step, cfg.out_dir)
