@@ -394,7 +394,7 @@ def main(argv=None):
     last_val = measure(model, tok, spans["merged"])  # the final evaluation and the complete checkpoint
     log.write(step=max_iters, tokens=max_iters * tokens_per_step, **last_val)
     save(max_iters)
-    print(f"\nval bits per byte on the same bytes: pretrained (base vocabulary) | adaptation start | adapted")
+    print("\nval bits per byte on the same bytes: pretrained (base vocabulary) | adaptation start | adapted")
     print("| language | pretrained | start | adapted |\n|---|---:|---:|---:|")
     for key in [k for k in last_val if k.startswith("val_bpb_")]:
         print(f"| {key[len('val_bpb_'):]} | {base_val[key]:.4f} | {start_val[key]:.4f} | {last_val[key]:.4f} |")

@@ -8,7 +8,7 @@
 #   CONFIG=lab_gpu bash run.sh     # a larger lab (3.9M parameters, 4x the text) for one GPU (hours on a CPU)
 #   CONFIG=gpu_small bash run.sh   # GPU scale, on prepared real data (README: "Real data")
 #   bash run.sh --force            # redo every stage (a plain re-run skips finished stages, resumes the rest)
-#   VARIANTS=keephead bash run.sh  # also today's expansion recipe (old head rows kept, frozen) at the largest
+#   VARIANTS=keephead bash run.sh  # also the keep-head expansion recipe (old head rows kept, frozen) at the largest
 #                                  # budget, finetuned and evaluated as BA_keephead and AFA_keephead (not in
 #                                  # the default: 2 more large adaptations, finetunings and evaluations)
 # CONFIG may also be a path to a config file, and OVERRIDES a second one read after it (e.g. a small model for a

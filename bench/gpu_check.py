@@ -110,7 +110,7 @@ def check_pipeline(args, lab, tok):
     times["finetune"] = run("finetune.py", "config/lab.py", *base, f"--data_dir={lab}", f"--init_from={OUT}/adapt_forgetting",
                             f"--out_dir={OUT}/finetune", "--max_iters=20")
     times["evaluate"] = run("evaluate.py", "config/lab.py", f"--device={args.device}", "--progress=false", f"--data_dir={lab}",
-                            f"--models", f"AFA={OUT}/finetune", f"BA={OUT}/adapt_standard", f"--out={OUT}/results.json",
+                            "--models", f"AFA={OUT}/finetune", f"BA={OUT}/adapt_standard", f"--out={OUT}/results.json",
                             "--max_examples=20")
     return True, ", ".join(f"{name} {t:.0f} s" for name, t in times.items())
 

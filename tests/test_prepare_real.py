@@ -170,8 +170,6 @@ def test_hf_endpoint_and_token(web, monkeypatch, tmp_path):
 # ---- Wikipedia ------------------------------------------------------------------------------------
 
 def test_wikipedia_reader_writes_the_lab_layout(tmp_path):
-    import common
-
     records = [{"id": "1", "text": "Title one\r\n\r\nFirst paragraph.  \n\n\n\nSecond\u2029paragraph."},
                {"id": "2", "text": "   \n \n"},  # nothing left: dropped
                {"id": "3", "text": "Only\tone line"}] + [{"id": str(k), "text": f"Article {k}.\n\nMore {k}."} for k in range(4, 40)]
