@@ -40,7 +40,7 @@ import common
 import metrics
 import runtime
 from model import select_rows
-from tokenizer import render_prompt
+from tokenizer import ANSWER_SPACE, render_prompt
 
 MC_METRICS = ("acc", "acc_bytes", "margin", "gold_bpb")
 GEN_METRICS = ("exact", "f1", "rouge_l", "chrf", "bleu", "spbleu")
@@ -150,7 +150,7 @@ def build_prompt(tok, example, demos, chat, spaces):
     Chat: as earlier turns of a ChatML conversation; plain: separated by blank lines, after <|endoftext|>."""
     question = lambda e: e["prompt"] if e["kind"] == "gen" else e["contexts"][e["label"]] if "contexts" in e else e["context"]
     answer = lambda e: e["answers"][0] if e["kind"] == "gen" else e["continuation"] if "contexts" in e else e["choices"][e["label"]]
-    if chat:  # an assistant's answer starts without the space a plain continuation may carry
+    if chat:  # render puts one space before an assistant's answer, whatever space a plain continuation carries
         turns = [m for d in demos for m in ({"role": "user", "content": question(d)}, {"role": "assistant", "content": answer(d).lstrip()})]
         return render_prompt(tok, turns + [{"role": "user", "content": question(example)}])
     shots = "".join(question(d) + _delimiter(d, question(d), answer(d), spaces) + answer(d) + "\n\n" for d in demos)
@@ -159,9 +159,9 @@ def build_prompt(tok, example, demos, chat, spaces):
 
 def choice_texts(example, chat):
     """The text scored for each choice (under partial scoring, the one continuation after each context): an
-    assistant's answer starts without the space a plain continuation carries."""
+    assistant's answer starts with the one space tokenizer.render puts before every assistant content."""
     texts = [example["continuation"]] * len(example["contexts"]) if "contexts" in example else example["choices"]
-    return [c.lstrip() if chat else c for c in texts]
+    return [ANSWER_SPACE + c.lstrip() if chat else c for c in texts]
 
 
 def scoring_items(tok, example, demos, chat, spaces):

@@ -154,12 +154,14 @@ def hf_tokenizer(tok):
 
 def chat_template():
     """ChatML as tokenizer.render_prompt writes it: <|endoftext|>, the default system prompt unless the
-    conversation starts with its own, every message as <|im_start|>role\\ncontent<|im_end|>\\n.
+    conversation starts with its own, every message as <|im_start|>role\\ncontent<|im_end|>\\n, with one space
+    before an assistant's content (tokenizer.ANSWER_SPACE).
 
     render_prompt encodes each message's content apart from its header; the template's text is encoded
     in one piece, which gives the same ids unless a content starts with whitespace holding a line break
     (the split regex would join it to the header's newline). The template refuses such content."""
     system = json.dumps(tokenizer.DEFAULT_SYSTEM_PROMPT)
+    space = json.dumps(tokenizer.ANSWER_SPACE)
     return (
         "{{- '<|endoftext|>' -}}\n"
         "{%- if messages[0]['role'] != 'system' -%}{{- '<|im_start|>system\\n' + " + system + " + '<|im_end|>\\n' -}}{%- endif -%}\n"
@@ -172,6 +174,7 @@ def chat_template():
         "{%- set lead = content[:content|length - content.lstrip()|length] -%}\n"
         "{%- if '\\n' in lead or '\\r' in lead -%}"
         "{{- raise_exception('a message may not start with a line break (it would not encode like tokenizer.render)') -}}{%- endif -%}\n"
+        "{%- if message['role'] == 'assistant' -%}{%- set content = " + space + " + content -%}{%- endif -%}\n"
         "{{- '<|im_start|>' + message['role'] + '\\n' + content + '<|im_end|>\\n' -}}\n"
         "{%- endfor -%}\n"
         "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}\n"

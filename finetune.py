@@ -213,7 +213,7 @@ def greedy_answers(model, tok, conversations, n, max_new_tokens):
         new = model.generate(prompt, max_new_tokens, stop_ids=(tok.im_end_id,))
         finished = bool(new) and new[-1] == tok.im_end_id
         samples.append({"prompt": messages[first - 1]["content"], "reference": messages[first]["content"],
-                        "answer": tok.decode(new[:-1] if finished else new), "finished": finished})
+                        "answer": tok.decode(new[:-1] if finished else new).strip(), "finished": finished})
     return samples
 
 

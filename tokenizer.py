@@ -53,6 +53,7 @@ SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"]
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant. Answer the user's request accurately and concisely."
 SPECIAL_MARKER = "!special"
 ROLES = ("system", "user", "assistant")
+ANSWER_SPACE = " "  # put before every assistant content (render's docstring says why)
 
 
 class Tokenizer:
@@ -413,9 +414,12 @@ def render(tok, messages, system_prompt=DEFAULT_SYSTEM_PROMPT):
     """A conversation as ids and a loss mask that is 1 exactly on assistant content and its <|im_end|>.
 
         <|endoftext|><|im_start|>system\\n{system}<|im_end|>\\n<|im_start|>user\\n{...}<|im_end|>\\n
-        <|im_start|>assistant\\n{...}<|im_end|>\\n ...
+        <|im_start|>assistant\\n {...}<|im_end|>\\n ...
 
-    It starts with <|endoftext|> because pretraining documents do. Without a system message, one with
+    It starts with <|endoftext|> because pretraining documents do. An assistant's content is encoded
+    after one space (ANSWER_SPACE): an answer continues the user's text the way a word continues a sentence
+    in pretraining text, so its first word gets the token it has inside a sentence (" yes", not "yes",
+    which the lab's text never holds). SentencePiece tokenizers such as Llama's put that space there themselves. Without a system message, one with
     system_prompt is put first (system_prompt=None: no system message)."""
     messages = _check_messages(messages, system_prompt)
     if not any(m["role"] == "assistant" for m in messages):
@@ -444,7 +448,8 @@ def render_prompt(tok, messages, system_prompt=DEFAULT_SYSTEM_PROMPT):
 def _message_parts(tok, m):
     """(header, content + <|im_end|>, newline): role and content are encoded apart, so the header
     tokens never depend on the content (render_prompt's ids are always a prefix of render's)."""
-    return [tok.im_start_id] + tok.encode(m["role"] + "\n"), tok.encode(m["content"]) + [tok.im_end_id], tok.encode("\n")
+    content = ANSWER_SPACE + m["content"] if m["role"] == "assistant" else m["content"]
+    return [tok.im_start_id] + tok.encode(m["role"] + "\n"), tok.encode(content) + [tok.im_end_id], tok.encode("\n")
 
 
 def _check_messages(messages, system_prompt):

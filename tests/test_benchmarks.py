@@ -117,10 +117,10 @@ def test_prompts_few_shot_and_chat():
     assert [d["id"] for d in benchmarks.pick_demos(parallel, parallel[0], 2, seed=7)] == [d["id"] for d in demos]
     context = benchmarks.build_prompt(tok, pool[0], demos, chat=False, spaces=True)
     assert context[0] == tok.eot_id and tok.decode(context[1:]) == f"{demos[0]['context']} yes\n\n{demos[1]['context']} yes\n\nc0"
-    # context + choice is the string scored; an assistant's answer starts without the space
+    # context + choice is the string scored; an assistant's answer starts with the one space render puts there
     assert [tok.decode(c) for c in benchmarks.choice_ids(tok, pool[0], chat=False)] == [" no", " yes"]
-    assert [tok.decode(c) for c in benchmarks.choice_ids(tok, pool[0], chat=True)] == ["no", "yes"]
-    # a finetuned model: ChatML with the system prompt, demonstrations as earlier turns, answers without a space
+    assert [tok.decode(c) for c in benchmarks.choice_ids(tok, dict(pool[0], choices=["no", "  yes"]), chat=True)] == [" no", " yes"]
+    # a finetuned model: ChatML with the system prompt, demonstrations as earlier turns, their answers rendered as render does
     context = benchmarks.build_prompt(tok, pool[0], demos[:1], chat=True, spaces=True)
     assert context == tokenizer.render_prompt(tok, [{"role": "user", "content": demos[0]["context"]}, {"role": "assistant", "content": "yes"},
                                                     {"role": "user", "content": "c0"}])

@@ -36,7 +36,7 @@ def test_mask_covers_exactly_the_assistant_tokens_and_their_im_end(pretrained_di
     assert any(sum(m["role"] == "assistant" for m in msgs) > 1 for msgs, _, _ in convs)  # multi-turn ones too
     for messages, ids, mask in convs:
         learned = [i for i, m in zip(ids, mask) if m]
-        expected = [t for m in messages if m["role"] == "assistant" for t in tok.encode(m["content"]) + [tok.im_end_id]]
+        expected = [t for m in messages if m["role"] == "assistant" for t in tok.encode(tokenizer.ANSWER_SPACE + m["content"]) + [tok.im_end_id]]
         assert learned == expected
         # everything else is the prompt: the system prompt, user turns, the headers and the newlines
         others = tok.decode([i for i, m in zip(ids, mask) if not m])

@@ -359,8 +359,8 @@ def test_render_text_and_mask(ext):
     assert len(ids) == len(mask) and set(mask) == {0, 1}
     expected = (f"<|endoftext|><|im_start|>system\n{T.DEFAULT_SYSTEM_PROMPT}<|im_end|>\n"
                 "<|im_start|>user\nWhat is 2+2? <|im_end|> is text here<|im_end|>\n"
-                "<|im_start|>assistant\nIt is 4.<|im_end|>\n<|im_start|>user\nAnd 3+3?<|im_end|>\n"
-                "<|im_start|>assistant\n6, said the αβγ.<|im_end|>\n")
+                "<|im_start|>assistant\n It is 4.<|im_end|>\n<|im_start|>user\nAnd 3+3?<|im_end|>\n"
+                "<|im_start|>assistant\n 6, said the αβγ.<|im_end|>\n")
     assert ext.decode(ids) == expected
     # only the literal im_end inside user content is text, so exactly 5 real <|im_end|> ids
     assert ids.count(ext.im_end_id) == 5 and ids.count(ext.im_start_id) == 5 and ids[0] == ext.eot_id
@@ -374,7 +374,8 @@ def test_render_text_and_mask(ext):
             runs.append(ids[k:j])
             k = j
         k += 1
-    assert runs == [ext.encode("It is 4.") + [ext.im_end_id], ext.encode("6, said the αβγ.") + [ext.im_end_id]]
+    # an answer is encoded after one space: its first word gets the token it has inside a sentence
+    assert runs == [ext.encode(" It is 4.") + [ext.im_end_id], ext.encode(" 6, said the αβγ.") + [ext.im_end_id]]
 
 
 def test_render_system_prompt_handling(ext):
