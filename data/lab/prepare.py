@@ -25,7 +25,7 @@ from tqdm import tqdm
 from data.lab import world as W
 from data.lab.languages import build_languages
 
-VERSION = 2
+VERSION = 3
 # task -> (kind, metric, number of choices)
 TASKS = {"lab_copa": ("mc", "acc", 2), "lab_nli": ("mc", "acc", 3), "lab_cloze": ("mc", "acc", 2),
          "lab_read": ("mc", "acc", 4), "lab_qa": ("gen", "f1", 0), "lab_translate": ("gen", "chrf", 0)}
