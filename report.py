@@ -378,9 +378,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", default="out/run/lab", help="the folder run.sh wrote (seed<S>/ inside)")
     parser.add_argument("--out", default="out/report", help="where results.md and the plots go")
+    parser.add_argument("--results", default="results.json", help="each seed's evaluate.py output to report "
+                        "(README: Results has a command that writes adapted.json for the adapted models)")
     args = parser.parse_args()
     seed_dirs = sorted(glob.glob(os.path.join(args.runs, "seed*")))
-    results_paths = [os.path.join(d, "results.json") for d in seed_dirs]
+    results_paths = [os.path.join(d, args.results) for d in seed_dirs]
     missing = [p for p in results_paths if not os.path.exists(p)]
     if not seed_dirs or missing:
         raise SystemExit(f"error: no finished run in {args.runs} (missing {missing or 'seed*/'}); run bash run.sh first")
@@ -405,7 +407,8 @@ def main():
     n, models = len(results), model_names(results)
     md = [f"# Results: {', '.join(models)} on {os.path.basename(os.path.normpath(args.runs))} ({n} seed{'s' if n > 1 else ''})", "",
           "Baseline = standard pretraining + finetuning; BA = standard pretraining + adaptation + finetuning; "
-          "AFA = forgetting pretraining + adaptation + finetuning (_keephead: adapted keeping the old head rows). "
+          "AFA = forgetting pretraining + adaptation + finetuning (_keephead: adapted keeping the old head rows; "
+          "_adapted: the adapted model before finetuning, scored with plain prompts). "
           "Mean ± std over seeds. Bits per byte compares across vocabularies; perplexity is per token of each "
           "model's own vocabulary (Baseline's is the smaller one).", "",
           "Reproducibility: these numbers are bit-identical when re-run on the same machine with the same software "
@@ -416,7 +419,7 @@ def main():
                "Per seed; 95% Wilson interval on the examples scored; above chance = its lower end above "
                "1 / number of choices. The adapting languages' examples are pooled.", ""] + above_chance(results) + [""]
     md += tables(results)
-    for first, second in (("AFA", "BA"), ("AFA_keephead", "BA_keephead")):
+    for first, second in (("AFA", "BA"), ("AFA_keephead", "BA_keephead"), ("AFA_adapted", "BA_adapted")):
         if first in models and second in models:
             md += [f"## {first} − {second}", "",
                    "Paired within each seed; the unadjusted 95% t-interval of the mean difference; p of a two-sided "

@@ -119,6 +119,21 @@ def test_report_on_fake_runs(tmp_path):
         assert (tmp_path / "report" / png).stat().st_size > 1000
 
 
+def test_report_reads_another_results_file(tmp_path):
+    """--results adapted.json: the adapted models before finetuning get their own AFA_adapted − BA_adapted table."""
+    runs = write_fake_runs(tmp_path, 3)
+    for seed in runs.glob("seed*"):
+        text = (seed / "results.json").read_text().replace('"BA"', '"BA_adapted"').replace('"AFA"', '"AFA_adapted"')
+        (seed / "adapted.json").write_text(text)
+        (seed / "results.json").unlink()
+    result = subprocess.run([sys.executable, "report.py", "--runs", str(runs), "--out", str(tmp_path / "r"), "--results", "adapted.json"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    md = (tmp_path / "r" / "results.md").read_text()
+    assert "## AFA_adapted − BA_adapted" in md and "| lab_copa/gold_bpb | μ_adapting | 3 | -0.3000 | [-0.5484, -0.0516] |" in md
+    assert "## AFA − BA" not in md
+
+
 def test_report_with_one_seed_tests_nothing(tmp_path):
     md = run_report(write_fake_runs(tmp_path, 1), tmp_path / "report")
     assert "one seed: no test" in md and "yes, AFA better" not in md and "| μ_unseen_script |" not in md
