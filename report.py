@@ -356,17 +356,20 @@ def above_chance(results, english=ENGLISH):
     """Per multiple-choice task and seed: Baseline's English accuracy, and every other model's accuracy
     pooled over the adapting languages' examples, each with a 95% Wilson interval on its n examples and
     whether the interval's lower end is above chance."""
+    baseline = "Baseline" in model_names(results)  # absent from the adapted models' report (--results)
     models = [m for m in model_names(results) if m != "Baseline"]
-    header = ["task", "seed", f"Baseline, {english}", "above chance?"]
+    header = ["task", "seed"] + [f"Baseline, {english}", "above chance?"] * baseline
     for m in models:
         header += [f"{m}, adapting (pooled)", "above chance?"]
-    lines = ["| " + " | ".join(header) + " |", "|---|---:" + "|---|---" * (1 + len(models)) + "|"]
+    lines = ["| " + " | ".join(header) + " |", "|---|---:" + "|---|---" * (baseline + len(models)) + "|"]
     for task, spec in results[0]["tasks"].items():
         if spec["kind"] != "mc":
             continue
         for i, r in enumerate(results):
             adapting = [lang for lang in r["tasks"][task]["langs"] if r["languages"].get(lang) == "adapting"]
-            cells = above_chance_cells(pooled_accuracy(r, "Baseline", task, [english]) if english in r["tasks"][task]["langs"] else None)
+            cells = []
+            if baseline:
+                cells += above_chance_cells(pooled_accuracy(r, "Baseline", task, [english]) if english in r["tasks"][task]["langs"] else None)
             for m in models:
                 cells += above_chance_cells(pooled_accuracy(r, m, task, adapting) if adapting else None)
             own = spec["metric"] if spec["metric"].startswith("acc") else "acc"

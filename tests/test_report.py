@@ -123,8 +123,10 @@ def test_report_reads_another_results_file(tmp_path):
     """--results adapted.json: the adapted models before finetuning get their own AFA_adapted − BA_adapted table."""
     runs = write_fake_runs(tmp_path, 3)
     for seed in runs.glob("seed*"):
-        text = (seed / "results.json").read_text().replace('"BA"', '"BA_adapted"').replace('"AFA"', '"AFA_adapted"')
-        (seed / "adapted.json").write_text(text)
+        result = json.loads((seed / "results.json").read_text().replace('"BA"', '"BA_adapted"').replace('"AFA"', '"AFA_adapted"'))
+        for per_model in [result["models"], result["details"], *result["metrics"].values()]:
+            per_model.pop("Baseline")  # the adapted models only, as the README's command evaluates them
+        (seed / "adapted.json").write_text(json.dumps(result))
         (seed / "results.json").unlink()
     result = subprocess.run([sys.executable, "report.py", "--runs", str(runs), "--out", str(tmp_path / "r"), "--results", "adapted.json"],
                             cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -132,6 +134,7 @@ def test_report_reads_another_results_file(tmp_path):
     md = (tmp_path / "r" / "results.md").read_text()
     assert "## AFA_adapted − BA_adapted" in md and "| lab_copa/gold_bpb | μ_adapting | 3 | -0.3000 | [-0.5484, -0.0516] |" in md
     assert "## AFA − BA" not in md
+    assert "| lab_copa/acc | 0 | 0.900 (18/20) [0.699, 0.972], chance 0.500 | yes |" in md  # no Baseline column
 
 
 def test_report_with_one_seed_tests_nothing(tmp_path):
