@@ -80,6 +80,8 @@ if [[ ! -f $TOK || $MODE == --overwrite ]]; then
   $PY tokenizer.py train --input "${PRETRAIN_TEXT[@]}" --vocab_size $VOCAB ${TOKENIZER_SAMPLE[@]+"${TOKENIZER_SAMPLE[@]}"} --out "$TOK"
 fi
 
+# the multiple-choice tasks, which the adapted models are asked too (7.)
+mapfile -t MC_TASKS < <($PY -c "import common; print('\n'.join(t for t, v in common.read_manifest('$DATA').get('tasks', {}).items() if v.get('kind') == 'mc'))")
 FAILED=$(mktemp)  # the out_dirs of runs that failed, one per line
 # on any exit (an error, Ctrl-C, kill) stop the runs still going: each job is a subshell with the run as its child
 trap 'for job in $(jobs -p); do pkill -P "$job" 2>/dev/null || true; kill "$job" 2>/dev/null || true; done; rm -f "$FAILED"' EXIT
@@ -153,8 +155,18 @@ for ((i = 0; i < SEEDS; i++)); do
     # it runs alone, so it gets every core
     $PY evaluate.py "${CONFIG_FILES[@]}" --data_dir="$DATA" --models "${MODELS[@]}" --out="$S/results.json" --threads=$CORES
   fi
+  # 7. the adapted models before finetuning, asked in the exercise format of their text (plain prompts): do
+  # the body's skills work through the new embeddings at all, before English finetuning has its say?
+  ADAPTED=(BA_adapted="$S/adapt_standard_$MAIN_BUDGET" AFA_adapted="$S/adapt_forgetting_$MAIN_BUDGET")
+  if (( ${#MC_TASKS[@]} )) && [[ $MODE == --overwrite || ! -f $S/adapted.json || $S/adapt_standard_$MAIN_BUDGET/ckpt.pt -nt $S/adapted.json
+        || $S/adapt_forgetting_$MAIN_BUDGET/ckpt.pt -nt $S/adapted.json ]]; then
+    stage "seed $SEED: the adapted models before finetuning"
+    $PY evaluate.py "${CONFIG_FILES[@]}" --data_dir="$DATA" --models "${ADAPTED[@]}" --tasks "${MC_TASKS[@]}" \
+      --bpb=false --self_sim=false --out="$S/adapted.json" --threads=$CORES
+  fi
 done
 
 stage "report"
 $PY report.py --runs "$RUNS" --out "$OUT/report"
+if (( ${#MC_TASKS[@]} )); then $PY report.py --runs "$RUNS" --results adapted.json --out "$OUT/report/adapted" > /dev/null; fi
 echo "done in $(( $(date +%s) - START ))s: $OUT/report/results.md"

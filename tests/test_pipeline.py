@@ -50,9 +50,14 @@ def test_run_sh_at_micro_size(lab_dir, tmp_path):
         assert "| 4,000 |" in table and ("| 2,000 |" in table) == (mode != "vocabulary expansion keeping")
     for png in ("pretraining_loss.png", "recovery.png", "adaptation.png", "benchmarks.png"):
         assert (out / "report" / png).stat().st_size > 1000
+    # the adapted models before finetuning, on the multiple-choice tasks, with their own report
+    adapted = json.loads((seed / "adapted.json").read_text())
+    assert list(adapted["models"]) == ["BA_adapted", "AFA_adapted"] and all(v["kind"] == "mc" for v in adapted["tasks"].values())
+    assert "## AFA_adapted − BA_adapted" in (out / "report" / "adapted" / "results.md").read_text()
     # a re-run finds everything done, and evaluates nothing again
     rerun = subprocess.run(["bash", "run.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0 and "seed 1337: evaluation" not in rerun.stdout, rerun.stdout[-2000:] + rerun.stderr[-2000:]
+    assert "=== seed 1337: the adapted models" not in rerun.stdout
 
 
 def test_run_sh_stops_when_a_run_fails(lab_dir, tmp_path):
