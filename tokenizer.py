@@ -417,10 +417,11 @@ def render(tok, messages, system_prompt=DEFAULT_SYSTEM_PROMPT):
         <|im_start|>assistant\\n {...}<|im_end|>\\n ...
 
     It starts with <|endoftext|> because pretraining documents do. An assistant's content is encoded
-    after one space (ANSWER_SPACE): an answer continues the user's text the way a word continues a sentence
-    in pretraining text, so its first word gets the token it has inside a sentence (" yes", not "yes",
-    which the lab's text never holds). SentencePiece tokenizers such as Llama's put that space there themselves. Without a system message, one with
-    system_prompt is put first (system_prompt=None: no system message)."""
+    after one space (ANSWER_SPACE): an answer continues the user's text the way a word continues a
+    sentence in pretraining text, so its first word gets the token it has inside a sentence (" yes", not
+    "yes", which the lab's text never holds); SentencePiece tokenizers such as Llama's put that space there
+    themselves. Without a system message, one with system_prompt is put first (system_prompt=None: no
+    system message)."""
     messages = _check_messages(messages, system_prompt)
     if not any(m["role"] == "assistant" for m in messages):
         raise ValueError("messages: no assistant message, so nothing to learn (the loss mask would be all 0)")
