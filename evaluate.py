@@ -51,7 +51,7 @@ class EvaluateConfig:
     min_count: int = 4  # self-similarity counts a word that occurs at least this many times in the sample
     max_examples: int = 0  # examples per task and language (the first ones of the file); 0 = all
     shots: int = 0  # demonstrations in each prompt, drawn from other examples of the same task and language
-    chat: str = "auto"  # ChatML prompts: auto (finetuned checkpoints only), true or false
+    chat: str = "auto"  # ChatML prompts: auto (finetuned or spliced checkpoints), true or false
     gen_tokens: int = 0  # most new tokens per generative answer; 0 = sized by its reference (benchmarks.answer_budget)
     batch_size: int = 16  # windows per batch for bits per byte and self-similarity
     mc_batch_size: int = 32  # multiple-choice examples per forward pass (all their choices together)
@@ -278,7 +278,7 @@ def main(argv=None):
         t0 = time.time()
         model, tok, ckpt = runtime.load_model(path, device)
         model.eval()
-        chat = ckpt["stage"] == "finetune" if cfg.chat == "auto" else cfg.chat == "true"
+        chat = ckpt["stage"] in runtime.CHAT_STAGES if cfg.chat == "auto" else cfg.chat == "true"
         results["models"][name] = {"dir": path, "stage": ckpt["stage"], "step": ckpt["step"], "vocab_size": tok.n_vocab,
                                    "n_layer": model.config.n_layer, "block_size": model.config.block_size, "chat": chat}
         scores, results["details"][name] = evaluate_model(name, model, tok, chat, cfg, text_langs, samples, tasks, spaces, device, autocast)

@@ -204,7 +204,7 @@ def export(init_from, out_dir, overwrite=False):
     if os.path.abspath(out_dir) == os.path.abspath(init_from):
         runtime.fail("--out_dir must differ from --init_from (the export would delete the run)")
     model, tok, ckpt = load_stage(init_from)
-    chat = ckpt["stage"] == "finetune"
+    chat = ckpt["stage"] in runtime.CHAT_STAGES
     try:
         hf_tok = hf_tokenizer(tok)
     except ValueError as e:

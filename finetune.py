@@ -28,6 +28,8 @@ Which parameters learn (--train_params):
           the rows learned for new languages during adaptation aligned with the body. The rows of
           <|im_start|> and <|im_end|> stay as pretraining left them too (never seen there), so the body
           alone must learn to end an answer: on the lab this mode ends at a higher assistant loss.
+          splice.py gives such a body, finetuned from a pretrained model, the embeddings and head an
+          adaptation of that model learned: [CHEN]'s zero-shot transfer.
 
 After training, a few held-out English prompts are answered greedily (KV cache, stop at <|im_end|>)
 through tokenizer.render_prompt, the template evaluation uses; the answers go into log.jsonl.

@@ -4,7 +4,7 @@ The report of run.sh: the paper's tables over seeds and the plots that show forg
     python report.py --runs out/run/lab --out out/report
 
 Reads the layout run.sh writes (<runs>/seed<S>/{pretrain_*, adapt_*_<tokens>, relearn_*_<tokens>, keephead_*_<tokens>,
-finetune_*, results.json}) and writes <out>/results.md and four PNGs:
+finetune_*, splice_*, results.json}) and writes <out>/results.md and four PNGs:
   pretraining_loss.png   loss of standard vs forgetting pretraining, resets marked
   recovery.png           steps each forgetting episode needs to get back to its loss before the reset
   adaptation.png         adapting-language bits per byte vs adaptation tokens, standard vs forgetting pretraining,
@@ -33,7 +33,8 @@ from runtime import read_log  # noqa: E402
 
 ENGLISH = "en"  # the language of the instructions: the check that a benchmark measures anything
 COLORS = {"standard": "tab:blue", "forgetting": "tab:red", "chen": "tab:purple", "Baseline": "tab:gray",
-          "BA": "tab:blue", "AFA": "tab:red", "BA_keephead": "tab:cyan", "AFA_keephead": "tab:orange"}
+          "BA": "tab:blue", "AFA": "tab:red", "BA_keephead": "tab:cyan", "AFA_keephead": "tab:orange",
+          "BA_splice": "tab:green", "AFA_splice": "tab:pink"}
 
 
 def mean_std(values):
@@ -411,6 +412,7 @@ def main():
     md = [f"# Results: {', '.join(models)} on {os.path.basename(os.path.normpath(args.runs))} ({n} seed{'s' if n > 1 else ''})", "",
           "Baseline = standard pretraining + finetuning; BA = standard pretraining + adaptation + finetuning; "
           "AFA = forgetting pretraining + adaptation + finetuning (_keephead: adapted keeping the old head rows; "
+          "_splice: [CHEN]'s protocol, the body finetuned alone on English, then given the adapted embeddings and head; "
           "_adapted: the adapted model before finetuning, scored with plain prompts). "
           "Mean ± std over seeds. Bits per byte compares across vocabularies; perplexity is per token of each "
           "model's own vocabulary (Baseline's is the smaller one).", "",
@@ -422,7 +424,8 @@ def main():
                "Per seed; 95% Wilson interval on the examples scored; above chance = its lower end above "
                "1 / number of choices. The adapting languages' examples are pooled.", ""] + above_chance(results) + [""]
     md += tables(results)
-    for first, second in (("AFA", "BA"), ("AFA_keephead", "BA_keephead"), ("AFA_adapted", "BA_adapted")):
+    for first, second in (("AFA", "BA"), ("AFA_keephead", "BA_keephead"), ("AFA_splice", "BA_splice"),
+                          ("AFA_adapted", "BA_adapted")):
         if first in models and second in models:
             md += [f"## {first} − {second}", "",
                    "Paired within each seed; the unadjusted 95% t-interval of the mean difference; p of a two-sided "

@@ -11,6 +11,9 @@
 #   VARIANTS=keephead bash run.sh  # also the keep-head expansion recipe (old head rows kept, frozen) at the largest
 #                                  # budget, finetuned and evaluated as BA_keephead and AFA_keephead (not in
 #                                  # the default: 2 more large adaptations, finetunings and evaluations)
+#   VARIANTS=splice bash run.sh    # also [CHEN]'s transfer protocol: each pretrained body finetuned on English
+#                                  # alone (embeddings and head frozen), then given the embeddings and head of its
+#                                  # largest adaptation (splice.py); evaluated as BA_splice and AFA_splice
 # CONFIG may also be a path to a config file, and OVERRIDES a second one read after it (e.g. a small model for a
 # quick check of a GPU config); OUT (default out), DATA, VOCAB, BUDGETS (adaptation tokens) and
 # JOBS (runs at once; default: one per CPU core for the lab, 1 at GPU scale) override the defaults.
@@ -23,7 +26,7 @@ MODE=--resume
 case "${1:-}" in
   --force) MODE=--overwrite ;;
   "") ;;
-  *) echo "usage: [CONFIG=lab|lab_gpu|gpu_small] [SEEDS=N] [VARIANTS=keephead] bash run.sh [--force]" >&2; exit 2 ;;
+  *) echo "usage: [CONFIG=lab|lab_gpu|gpu_small] [SEEDS=N] [VARIANTS='keephead splice'] bash run.sh [--force]" >&2; exit 2 ;;
 esac
 OUT=${OUT:-out}
 CONFIG_FILE=config/$CONFIG.py
@@ -53,7 +56,7 @@ for n in "JOBS=$JOBS" "SEEDS=$SEEDS" $(printf 'BUDGETS=%s ' $BUDGETS); do
 done
 VARIANTS=${VARIANTS:-}
 for v in $VARIANTS; do
-  [[ $v == keephead ]] || { echo "error: VARIANTS: unknown variant '$v' (known: keephead)" >&2; exit 2; }
+  [[ $v == keephead || $v == splice ]] || { echo "error: VARIANTS: unknown variant '$v' (known: keephead, splice)" >&2; exit 2; }
 done
 # [AFA]'s adaptation recipe, read literally: a fresh head of all rows, learned with the new embedding rows.
 # The variant keeps the pretrained head rows (frozen) and learns only the new ones. Both spelled out here so
@@ -127,6 +130,11 @@ for ((i = 0; i < SEEDS; i++)); do
     done
     if [[ $T == "$MAIN_BUDGET" ]]; then
       spawn "$S/finetune_Baseline" $PY finetune.py "${common[@]}" --data_dir="$DATA" --init_from="$S/pretrain_standard" --out_dir="$S/finetune_Baseline"
+      if [[ " $VARIANTS " == *" splice "* ]]; then  # [CHEN]'s English finetune: the pretrained body alone
+        for kind in standard forgetting; do
+          spawn "$S/finetune_body_$kind" $PY finetune.py "${common[@]}" --data_dir="$DATA" --init_from="$S/pretrain_$kind" --out_dir="$S/finetune_body_$kind" --train_params=body
+        done
+      fi
     fi
   done
   wait_all
@@ -134,6 +142,7 @@ for ((i = 0; i < SEEDS; i++)); do
   stage "seed $SEED: finetuning (log: $S/finetune_*.log)"
   MODELS=(Baseline="$S/finetune_Baseline")
   for recipe in adapt $VARIANTS; do
+    [[ $recipe == splice ]] && continue  # not finetuned after adapting: spliced below
     suffix=${recipe/#adapt/}; suffix=${suffix:+_$suffix}
     for pair in BA:standard AFA:forgetting; do
       name=${pair%%:*}$suffix
@@ -142,6 +151,13 @@ for ((i = 0; i < SEEDS; i++)); do
     done
   done
   wait_all
+  if [[ " $VARIANTS " == *" splice "* ]]; then  # [CHEN]'s transfer: the English-finetuned body, the adapted embeddings and head
+    for pair in BA:standard AFA:forgetting; do
+      kind=${pair#*:}
+      $PY splice.py --body_from="$S/finetune_body_$kind" --embeddings_from="$S/adapt_${kind}_$MAIN_BUDGET" --out_dir="$S/splice_$kind" $MODE >> "$S/splice_$kind.log"
+      MODELS+=("${pair%%:*}_splice=$S/splice_$kind")
+    done
+  fi
   # 6. evaluation: bits per byte, self-similarity, benchmarks, per language group; again if a model was
   # finetuned after the results were written or the results lack one
   evaluate=$MODE

@@ -22,7 +22,9 @@ import torch
 from model import GPT, GPTConfig
 from tokenizer import Tokenizer
 
-STAGES = ("train", "adapt", "finetune", "evaluate")
+STAGES = ("train", "adapt", "finetune", "splice", "evaluate")
+# the stages whose models have learned the chat format: prompted in ChatML by default
+CHAT_STAGES = ("finetune", "splice")
 # keys a config file may set at its top level: they apply to every stage; everything else goes into a
 # section named after its stage, e.g. `adapt = dict(max_iters=500)`
 COMMON_KEYS = ("device", "dtype", "compile", "seed")

@@ -33,7 +33,7 @@ class SampleConfig:
     init_from: str = "out/finetune"  # out_dir of a finished train.py, adapt.py or finetune.py run
     prompt: str = ""  # the text to continue (a finetuned model: the user's message); empty = read stdin
     chat: bool = False  # interactive chat: every line of stdin is a user turn; the conversation is kept
-    chatml: str = "auto"  # ChatML prompts: auto (finetuned checkpoints only), true or false
+    chatml: str = "auto"  # ChatML prompts: auto (finetuned or spliced checkpoints), true or false
     max_new_tokens: int = 256  # most tokens per answer (fewer if the context is full)
     temperature: float = 0.8  # 0 = greedy
     top_k: int = 0  # sample among the k most likely tokens only; 0 = all
@@ -46,9 +46,9 @@ def load_stage(out_dir, device="cpu"):
     """(model, tokenizer, checkpoint) of the out_dir of a finished stage, or a clear error."""
     for needed in ("ckpt.pt", "tokenizer.tiktoken"):
         if not os.path.isfile(os.path.join(out_dir, needed)):
-            runtime.fail(f"no {needed} in {out_dir} (is it the out_dir of a finished train.py, adapt.py or finetune.py run?)")
+            runtime.fail(f"no {needed} in {out_dir} (is it the out_dir of a finished train.py, adapt.py, finetune.py or splice.py run?)")
     model, tok, ckpt = runtime.load_model(out_dir, device)
-    if ckpt["stage"] not in ("train", "adapt", "finetune"):
+    if ckpt["stage"] not in ("train", "adapt", *runtime.CHAT_STAGES):
         runtime.fail(f"{out_dir}/ckpt.pt was written by {ckpt['stage']}.py, not by a training stage")
     total = ckpt.get("max_iters", ckpt["config"].get("max_iters"))
     if total is not None and ckpt["step"] < total:
@@ -118,7 +118,7 @@ def main(argv=None, stdin=sys.stdin, out=sys.stdout):
     if cfg.chatml not in ("auto", "true", "false"):
         runtime.fail(f"chatml must be auto, true or false, not '{cfg.chatml}'")
     model, tok, ckpt = load_stage(cfg.init_from, runtime.resolve_device(cfg.device))
-    chatml = ckpt["stage"] == "finetune" if cfg.chatml == "auto" else cfg.chatml == "true"
+    chatml = ckpt["stage"] in runtime.CHAT_STAGES if cfg.chatml == "auto" else cfg.chatml == "true"
     if cfg.chat and not chatml:
         runtime.fail(f"--chat needs a finetuned model ({cfg.init_from} is a {ckpt['stage']} run; --chatml=true forces ChatML)")
     stops = {tok.eot_id, tok.im_start_id, tok.im_end_id} if chatml else {tok.eot_id}

@@ -22,28 +22,35 @@ evaluate = dict(max_examples=2, bpb_bytes=1024, sim_bytes=1024, gen_tokens=8, pr
 
 
 def test_run_sh_at_micro_size(lab_dir, tmp_path):
-    """The default stages, and the keephead variant beside them (VARIANTS=keephead)."""
+    """The default stages, and both variants beside them (VARIANTS='keephead splice')."""
     config = tmp_path / "micro.py"
     config.write_text(MICRO)
     out = tmp_path / "out"
     env = {**os.environ, "CONFIG": str(config), "OUT": str(out), "DATA": lab_dir, "VOCAB": "300",
-           "BUDGETS": "2000 4000", "VARIANTS": "keephead", "PYTHON": os.sys.executable}
+           "BUDGETS": "2000 4000", "VARIANTS": "keephead splice", "PYTHON": os.sys.executable}
     result = subprocess.run(["bash", "run.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     seed = out / "run" / "micro" / "seed0"
     for stage in ["pretrain_standard", "pretrain_forgetting", "pretrain_chen", "adapt_standard_2000", "adapt_forgetting_4000",
                   "relearn_standard_2000", "relearn_forgetting_4000", "keephead_standard_4000", "keephead_forgetting_4000",
-                  "finetune_Baseline", "finetune_BA", "finetune_AFA", "finetune_BA_keephead", "finetune_AFA_keephead"]:
-        for name in ("ckpt.pt", "tokenizer.tiktoken", "config.json", "log.jsonl"):
+                  "finetune_Baseline", "finetune_BA", "finetune_AFA", "finetune_BA_keephead", "finetune_AFA_keephead",
+                  "finetune_body_standard", "finetune_body_forgetting", "splice_standard", "splice_forgetting"]:
+        for name in ("ckpt.pt", "tokenizer.tiktoken", "config.json") + (() if stage.startswith("splice") else ("log.jsonl",)):
             assert (seed / stage / name).exists(), f"{stage}/{name}"
     assert not (seed / "keephead_standard_2000").exists()  # the variant runs at the largest budget only
     # the recipes are passed explicitly: [AFA]'s fresh head of all rows, and the variant's kept (frozen) head rows
     for run, rows, init in (("adapt_forgetting_4000", "all", "fresh"), ("keephead_forgetting_4000", "new", "old")):
         config_json = json.loads((seed / run / "config.json").read_text())
         assert (config_json["head_rows"], config_json["head_init"]) == (rows, init), run
+    # [CHEN]'s protocol: the body finetuned alone from each pretrained model, spliced with its largest adaptation
+    for kind in ("standard", "forgetting"):
+        assert json.loads((seed / f"finetune_body_{kind}" / "config.json").read_text())["train_params"] == "body"
+        spliced = json.loads((seed / f"splice_{kind}" / "config.json").read_text())
+        assert spliced["embeddings_from"].endswith(f"adapt_{kind}_4000") and spliced["body_from"].endswith(f"finetune_body_{kind}")
     report = (out / "report" / "results.md").read_text()
-    assert "| μ_overall |" in report and "| | Baseline | BA | AFA | BA_keephead | AFA_keephead |" in report
+    assert "| μ_overall |" in report and "| | Baseline | BA | AFA | BA_keephead | AFA_keephead | BA_splice | AFA_splice |" in report
     assert "## AFA − BA" in report and "## AFA_keephead − BA_keephead" in report and "one seed: no test" in report
+    assert "## AFA_splice − BA_splice" in report
     assert "| lab_copa/acc | 0 |" in report  # the chance check, per multiple-choice task
     for mode in ("[CHEN] relearn", "[AFA] vocabulary expansion", "vocabulary expansion keeping"):  # a row per budget
         table = report.split(f"## Adaptation, {mode}")[1].split("##")[0]
