@@ -69,7 +69,17 @@ TOK=$OUT/tokenizer/$CONFIG.tiktoken
 START=$(date +%s)
 stage() { echo; echo "=== $* ($(( $(date +%s) - START ))s) ==="; }
 
-# 1. data: the lab is generated (seconds); real data must have been prepared
+# 1. data: the lab is generated (seconds); real data must have been prepared. A lab made by an older
+# data/lab/prepare.py is not silently reused: every stage after it would resume on the old text and tasks
+if [[ ( $CONFIG == lab || $CONFIG == lab_gpu ) && -f $DATA/manifest.json && $MODE != --overwrite ]]; then
+  made=$($PY -c "import json, sys; print(json.load(open(sys.argv[1])).get('version'))" "$DATA/manifest.json")
+  current=$(sed -n 's/^VERSION = \([0-9]*\).*/\1/p' data/lab/prepare.py)
+  if [[ $made != "$current" ]]; then
+    echo "error: $DATA was made by lab version $made, and data/lab/prepare.py now makes version $current;" \
+         "bash run.sh --force redoes everything on a new lab (or set OUT to a new folder)" >&2
+    exit 1
+  fi
+fi
 if [[ ( $CONFIG == lab || $CONFIG == lab_gpu ) && ( ! -f $DATA/manifest.json || $MODE == --overwrite ) ]]; then
   stage "generate the lab"
   $PY data/lab/prepare.py --out "$DATA" --mb_per_lang $LAB_MB

@@ -111,6 +111,16 @@ def test_run_sh_refuses_bad_settings_before_doing_anything(tmp_path, name, value
     assert not (tmp_path / "out").exists()
 
 
+def test_run_sh_refuses_a_lab_made_by_an_older_prepare_py(tmp_path):
+    old = tmp_path / "old_lab"
+    old.mkdir()
+    (old / "manifest.json").write_text(json.dumps({"name": "lab", "version": 1}))
+    env = {**os.environ, "OUT": str(tmp_path / "out"), "DATA": str(old), "PYTHON": os.sys.executable}
+    result = subprocess.run(["bash", "run.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and f"error: {old} was made by lab version 1" in result.stderr and "--force" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_run_sh_refuses_unknown_variants(tmp_path):
     env = {**os.environ, "OUT": str(tmp_path / "out"), "VARIANTS": "keephead freshhead"}
     result = subprocess.run(["bash", "run.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
