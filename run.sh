@@ -128,7 +128,8 @@ for ((i = 0; i < SEEDS; i++)); do
   # largest) and [CHEN]'s relearning of every embedding (its sample-efficiency curve). Alongside run what
   # nothing here waits for: forgetting under [CHEN]'s per-episode embedding LR (only plotted) and the
   # Baseline's finetuning (5.). Longest first.
-  stage "seed $SEED: adaptation (log: $S/adapt_*.log, $S/relearn_*.log${VARIANTS:+, $S/keephead_*.log})"
+  keephead_logs=""; [[ " $VARIANTS " == *" keephead "* ]] && keephead_logs=", $S/keephead_*.log"
+  stage "seed $SEED: adaptation (log: $S/adapt_*.log, $S/relearn_*.log$keephead_logs)"
   spawn "$S/pretrain_chen" $PY train.py "${common[@]}" --data_dir="$DATA" --tokenizer="$TOK" --out_dir="$S/pretrain_chen" --emb_episode_lr
   for T in $BUDGETS; do
     for kind in standard forgetting; do
