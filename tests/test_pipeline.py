@@ -1,4 +1,4 @@
-"""run.sh end to end at a micro size (every stage runs, the keephead variant too, every output exists, the
+"""run.sh end to end at a micro size (every stage runs, both variants too, every output exists, the
 report has a column per model, a re-run redoes nothing), and how it fails: bad settings, a failing stage, a signal."""
 
 import json

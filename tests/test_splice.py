@@ -63,8 +63,10 @@ def test_splices_that_would_mix_models_are_refused_by_name(runs, tmp_path, body,
     assert runs[embeddings if "expand" in message else body] in str(refused.value)
 
 
-def test_the_command_line_explains_itself_and_fails_cleanly(runs, tmp_path):
-    assert "body_from" in run_script("splice.py", "--help").stdout
+def test_the_command_line_explains_itself_and_fails_cleanly(runs, tmp_path, capsys):
+    with pytest.raises(SystemExit) as done:
+        splice.main(["--help"])
+    assert done.value.code == 0 and "--body_from" in capsys.readouterr().out
     bad = run_script("splice.py", f"--body_from={tmp_path / 'missing'}", f"--embeddings_from={runs['adapted']}",
                      f"--out_dir={tmp_path / 's'}", check=False)
     assert bad.returncode == 1 and "error: no checkpoint at" in bad.stderr and "Traceback" not in bad.stderr
