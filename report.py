@@ -13,6 +13,8 @@ finetune_*, splice_*, results.json}) and writes <out>/results.md and four PNGs:
   benchmarks.png         benchmark scores per language group for every model the results hold
 Every difference is paired within a seed: a t-interval over the seeds per row, and Holm's correction across
 the rows of each table (stats.py). Each multiple-choice task is checked against chance first (Wilson interval).
+The file is a little over the usual ~450 lines because it holds one idea whole: every table and plot of the
+report is read from the same per-seed results, and splitting it would split that reading in two.
 """
 
 import argparse
