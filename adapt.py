@@ -36,8 +36,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
-import common
-import runtime
+from pipeline import common, runtime
 import tokenizer
 from model import GPT, GPTConfig
 

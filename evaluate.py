@@ -27,11 +27,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-import common
-import metrics
-import runtime
-from benchmarks import GEN_METRICS, MC_METRICS, load_tasks, run_task, stop_ids
-from selfsim import language_self_sim, self_sim_sample
+from pipeline import common
+from evaluation import metrics
+from pipeline import runtime
+from evaluation.benchmarks import GEN_METRICS, MC_METRICS, load_tasks, run_task, stop_ids
+from evaluation.selfsim import language_self_sim, self_sim_sample
 from tokenizer import read_documents
 
 

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import torch
 
-import runtime
+from pipeline import runtime
 import tokenizer
 from sample import load_stage
 

@@ -48,8 +48,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-import common
-import runtime
+from pipeline import common, runtime
 import tokenizer
 
 

@@ -30,8 +30,8 @@ import matplotlib
 matplotlib.use("Agg")  # no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 
-import stats
-from runtime import read_log  # noqa: E402
+from evaluation import stats
+from pipeline.runtime import read_log  # noqa: E402
 
 ENGLISH = "en"  # the language of the instructions: the check that a benchmark measures anything
 COLORS = {"standard": "tab:blue", "forgetting": "tab:red", "chen": "tab:purple", "Baseline": "tab:gray",

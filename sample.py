@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-import runtime
+from pipeline import runtime
 import tokenizer
 
 

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-import runtime
+from pipeline import runtime
 
 
 @dataclass

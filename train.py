@@ -20,8 +20,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
-import common
-import runtime
+from pipeline import common, runtime
 from model import GPT, GPTConfig
 
 

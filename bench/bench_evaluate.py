@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import benchmarks  # noqa: E402
-import runtime  # noqa: E402
+from evaluation import benchmarks  # noqa: E402
+from pipeline import runtime  # noqa: E402
 from model import GPT, GPTConfig  # noqa: E402
 
 

@@ -33,7 +33,7 @@ def lab_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tokenizer_path(lab_dir, tmp_path_factory):
     import tokenizer
-    from common import group_languages, language_files
+    from pipeline.common import group_languages, language_files
     from tokenizer import read_documents
 
     texts = []

@@ -9,8 +9,7 @@ import pytest
 import torch
 
 import adapt
-import common
-import runtime
+from pipeline import common, runtime
 import tokenizer
 from conftest import run_script
 

@@ -8,7 +8,7 @@ from contextlib import nullcontext
 import pytest
 import torch
 
-import benchmarks
+from evaluation import benchmarks
 import tokenizer
 from evaluate import EvaluateConfig
 from test_evaluate import byte_tokenizer, tiny_model, unigram_model

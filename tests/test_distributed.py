@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-import runtime
+from pipeline import runtime
 from conftest import ROOT, TINY_MODEL
 
 

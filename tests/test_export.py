@@ -14,11 +14,11 @@ import pytest
 import torch
 
 import adapt
-import common
+from pipeline import common
 import evaluate
 import export
 import finetune
-import runtime
+from pipeline import runtime
 import tokenizer
 from conftest import ROOT, run_script
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import finetune
-import runtime
+from pipeline import runtime
 import tokenizer
 from conftest import run_script
 from model import GPT, GPTConfig

@@ -6,7 +6,7 @@ import io
 import pytest
 from sacrebleu.metrics import BLEU
 
-import metrics
+from evaluation import metrics
 
 
 def test_squad_normalisation_f1_and_exact():

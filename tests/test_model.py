@@ -90,7 +90,7 @@ def test_counts():
 def test_compile_key_is_checked():
     import pytest
 
-    import runtime
+    from pipeline import runtime
 
     assert runtime.compile_wanted("auto", "cuda") and not runtime.compile_wanted("auto", "cpu")
     assert runtime.compile_wanted("true", "cpu") and not runtime.compile_wanted("false", "cuda")

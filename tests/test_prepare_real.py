@@ -31,7 +31,7 @@ def load(path, name):
 wiki = load("data/wikipedia/prepare.py", "wikipedia_prepare")
 instructions = load("data/instructions/prepare.py", "instructions_prepare")
 benchmarks = load("data/benchmarks/prepare.py", "benchmarks_prepare")
-import metrics  # noqa: E402
+from evaluation import metrics  # noqa: E402
 from data import shared  # noqa: E402  (the scripts put the repo root on sys.path)
 from tokenizer import read_documents  # noqa: E402
 
@@ -192,7 +192,7 @@ def test_wikipedia_reader_writes_the_lab_layout(tmp_path):
 
 
 def test_streamed_token_file_is_exactly_common_token_file(tok, tmp_path):
-    import common
+    from pipeline import common
 
     text = "First doc\nline two\r\n\r\nSecond doc 猫\n\n\n\nthird\r\rfourth\n\n  \n\nlast é"
     ours, theirs = tmp_path / "a" / "val.txt", tmp_path / "b" / "val.txt"
@@ -225,7 +225,7 @@ def parquet_bytes(rows, columns=("id", "url", "title", "text")):
 
 
 def test_wikipedia_end_to_end_from_parquet(web, tok, tmp_path):
-    import common
+    from pipeline import common
 
     pytest.importorskip("pyarrow")
     for code, n_shards in (("en", 2), ("fr", 1)):

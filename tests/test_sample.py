@@ -9,7 +9,7 @@ import shutil
 import pytest
 import torch
 
-import runtime
+from pipeline import runtime
 import finetune
 import sample
 import tokenizer

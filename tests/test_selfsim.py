@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-import selfsim
+from evaluation import selfsim
 import tokenizer
 from test_evaluate import byte_tokenizer, tiny_model
 

@@ -9,7 +9,7 @@ import torch
 
 import adapt
 import finetune
-import runtime
+from pipeline import runtime
 import splice
 from conftest import run_script
 

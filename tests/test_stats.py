@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-import stats
+from evaluation import stats
 
 
 @pytest.mark.parametrize("t", [-7.0, -1.0, -0.3, 0.0, 0.25, 1.0, 3.0, 12.706, 100.0])

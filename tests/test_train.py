@@ -11,7 +11,7 @@ import time
 import pytest
 import torch
 
-import runtime
+from pipeline import runtime
 from conftest import ROOT, TINY_MODEL, pretrain, run_script
 from model import GPT, GPTConfig
 

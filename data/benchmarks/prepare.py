@@ -33,7 +33,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, ROOT)
 from data.shared import (LANGUAGES, NotFound, atomic_open, fail, fetch, hf_files, hf_url, parse_codes, read_parquet,  # noqa: E402
                          update_manifest, write_jsonl)
-from metrics import FLORES200_SPM_URL, flores200_spm_path  # noqa: E402
+from evaluation.metrics import FLORES200_SPM_URL, flores200_spm_path  # noqa: E402
 
 # lm-evaluation-harness's per-language words
 XCOPA_CONNECTORS = {"et": ("sest", "seetõttu"), "ht": ("poukisa", "donk sa"), "it": ("perché", "quindi"),

@@ -20,7 +20,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import common
+from pipeline import common
 import tokenizer
 
 PAPER_PRETRAINING = "en es it cs fi ar zh_CN hi ru".split()

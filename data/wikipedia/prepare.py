@@ -140,10 +140,9 @@ def tokenize_text_file(tok, txt_path, bin_path, batch_bytes=1 << 23):
 
 
 def tokenize_languages(out, codes, tokenizer_path):
-    import common  # torch and the model come with them: only needed here
-    import runtime
+    from pipeline import common  # torch comes with it: only needed here
 
-    tok = runtime.load_tokenizer(tokenizer_path)
+    tok = common.load_tokenizer(tokenizer_path)
     fingerprint = common.tokenizer_fingerprint(tok)
     for code in codes:
         for split in ("train", "val"):

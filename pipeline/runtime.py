@@ -2,7 +2,8 @@
 The plumbing every stage shares and a reader of the method can skip: the command line and config files,
 devices, precision and torch.compile, seeds and RNG state, and out_dir (config.json, ckpt.pt, log.jsonl).
 Errors a user can fix go through `fail`, which stops the program with one line instead of a traceback.
-The method's own shared pieces (learning-rate schedule, token files, batches, bits per byte) are in common.py.
+The method's own shared pieces (learning-rate schedule, token files, batches, bits per byte) are in common.py,
+which data preparation may import: it never reaches the model.
 """
 
 import dataclasses
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 
 from model import GPT, GPTConfig
-from tokenizer import Tokenizer
+from pipeline.common import fail, load_tokenizer  # noqa: F401 (the stages call them as runtime.*)
 
 STAGES = ("train", "adapt", "finetune", "splice", "evaluate")
 # the stages whose models have learned the chat format: prompted in ChatML by default
@@ -156,11 +157,6 @@ def _field_comments(config_class):
     except OSError:
         return {}
     return dict(re.findall(r"^\s+(\w+)\s*:[^#\n]*#\s*(.*)$", source, flags=re.M))
-
-
-def fail(message):
-    """Stop the program with `error: message` and exit status 1: how every stage reports input it cannot use."""
-    raise SystemExit(f"error: {message}")
 
 
 # ---- devices, precision, seeds ----------------------------------------------------------------------
@@ -302,15 +298,6 @@ def load_model(out_dir, device="cpu"):
     except RuntimeError as e:
         fail(f"{out_dir}/ckpt.pt does not match its own model config: {e}")
     return model.to(device), tok, ckpt
-
-
-def load_tokenizer(path):
-    if not os.path.isfile(path):
-        fail(f"no tokenizer at {path}")
-    try:
-        return Tokenizer.load(path)
-    except ValueError as e:
-        fail(str(e))
 
 
 def write_json(path, obj):

@@ -15,8 +15,21 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 
-from runtime import fail
 import tokenizer
+
+
+def fail(message):
+    """Stop the program with `error: message` and exit status 1: how every stage reports input it cannot use."""
+    raise SystemExit(f"error: {message}")
+
+
+def load_tokenizer(path):
+    if not os.path.isfile(path):
+        fail(f"no tokenizer at {path}")
+    try:
+        return tokenizer.Tokenizer.load(path)
+    except ValueError as e:
+        fail(str(e))
 
 
 def lr_at(step, max_iters, lr, warmup_frac, min_lr_frac=0.1):

@@ -36,9 +36,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-import common
-import metrics
-import runtime
+from pipeline import common
+from evaluation import metrics
+from pipeline import runtime
 from model import select_rows
 from tokenizer import ANSWER_SPACE, render_prompt
 
