@@ -41,7 +41,7 @@ class TrainConfig:
     block_size: int = 128  # context length in tokens
     rope_theta: float = 10000.0  # RoPE base
     # optimisation: AdamW, warm-up + cosine (the paper's settings and why the lab's differ: docs/method.md)
-    max_iters: int = 1000  # optimizer steps
+    max_iters: int = 1000  # optimizer steps; 0 saves the initialised model untrained (the never-pretrained control)
     batch_size: int = 32  # sequences per micro-batch on each process
     grad_accum: int = 1  # micro-batches per step over all processes (global batch = batch_size * grad_accum)
     lr: float = 1e-4  # peak learning rate ([AFA]'s; the lab's tiny model takes 3e-3: config/lab.py)
@@ -84,10 +84,10 @@ def peak_flops(device):
 
 def main(argv=None):
     cfg = runtime.parse_config(TrainConfig, "train", argv)
-    runtime.require_positive(cfg, "max_iters", "batch_size", "grad_accum", "block_size", "n_layer", "n_head", "n_kv_head",
+    runtime.require_positive(cfg, "batch_size", "grad_accum", "block_size", "n_layer", "n_head", "n_kv_head",
                              "n_embd", "log_every")
-    if min(cfg.forget_every, cfg.eval_every, cfg.eval_tokens) < 0:
-        runtime.fail("forget_every, eval_every and eval_tokens must be >= 0")
+    if min(cfg.max_iters, cfg.forget_every, cfg.eval_every, cfg.eval_tokens) < 0:
+        runtime.fail("max_iters, forget_every, eval_every and eval_tokens must be >= 0")
 
     # ---- processes and devices: one process per GPU under torchrun, or just this one -------------------
     ddp = "RANK" in os.environ
@@ -160,7 +160,7 @@ def main(argv=None):
     if ddp:
         model = DDP(model, device_ids=[int(device.split(":")[1])] if device.startswith("cuda") else None)
 
-    if start_step >= cfg.max_iters:
+    if resume_ckpt is not None and start_step >= cfg.max_iters:
         if master:
             print(f"{cfg.out_dir} is already complete ({start_step} steps)")
         return resume_ckpt.get("val_bpb")
@@ -272,7 +272,8 @@ def main(argv=None):
                 record["forget"] = True
             log.write(**record)
 
-    if master and start_step < cfg.max_iters:  # the final evaluation and the complete checkpoint
+    # the final evaluation and the complete checkpoint; with max_iters=0, the untrained model (the control)
+    if master and (start_step < cfg.max_iters or resume_ckpt is None):
         last_val = evaluate_val()
         log.write(step=cfg.max_iters, **last_val)
         save(cfg.max_iters)

@@ -172,7 +172,7 @@ def test_vocabulary_mismatch_is_caught(pretrained_dir, tmp_path):
 
 def test_sizes_of_zero_are_refused_up_front(lab_dir, tokenizer_path, tmp_path):
     # --batch_size=0 used to end in a traceback from inside bits_per_byte
-    for key in ("batch_size", "grad_accum", "block_size", "max_iters", "n_embd"):
+    for key in ("batch_size", "grad_accum", "block_size", "n_embd"):  # max_iters=0 is the untrained control
         with pytest.raises(SystemExit, match=f"--{key} must be > 0, got 0"):
             pretrain(lab_dir, tokenizer_path, tmp_path / key, f"--{key}=0")
         assert not os.path.exists(tmp_path / key)
@@ -218,3 +218,15 @@ def test_lab_gpu_config_is_the_lab_grown_in_size_only():
     assert changed["train"] == {"data_dir", "tokenizer", "n_layer", "n_head", "n_kv_head", "n_embd", "max_iters",
                                 "batch_size", "lr", "forget_every", "eval_every"}
     assert changed["adapt"] == set() and changed["finetune"] == {"data_dir"} and changed["evaluate"] == {"data_dir"}
+
+
+def test_max_iters_zero_saves_the_initialised_model_untrained(lab_dir, tokenizer_path, tmp_path):
+    """The never-pretrained control: the same shape and seeded init as a pretraining run's step 0."""
+    out = pretrain(lab_dir, tokenizer_path, tmp_path / "none", "--max_iters=0", "--eval_every=0")
+    ckpt = runtime.load_checkpoint(out)
+    assert ckpt["step"] == 0
+    trained = runtime.load_checkpoint(pretrain(lab_dir, tokenizer_path, tmp_path / "one", "--max_iters=1", "--eval_every=0"))
+    model = GPT(GPTConfig(**ckpt["model_config"]))
+    model.init_weights(torch.Generator().manual_seed(1337))
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in ckpt["model"].items())
+    assert not torch.equal(trained["model"]["blocks.0.attn.wq.weight"], ckpt["model"]["blocks.0.attn.wq.weight"])
