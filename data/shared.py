@@ -1,6 +1,6 @@
 """
 What the real-data scripts (data/wikipedia, data/instructions, data/benchmarks) share: resumable
-HTTPS downloads with progress bars, Hugging Face dataset file listings, optional parquet reading,
+HTTPS downloads with progress bars (asked again, after a pause, while a server answers 429 or 5xx), Hugging Face dataset file listings, optional parquet reading,
 atomic writes, the data folder's manifest.json, and a table of the languages we know about.
 
 Only the standard library, tqdm and (optionally, for parquet) pyarrow. Every failure a user can cause
@@ -19,6 +19,8 @@ import json
 import os
 import re
 import socket
+import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -29,6 +31,8 @@ HF = "https://huggingface.co"  # the default of $HF_ENDPOINT
 USER_AGENT = "afa-reference-data-prepare/1.0 (python urllib)"
 CHUNK = 1 << 20
 TIMEOUT = 60
+RETRY_DELAYS = (2, 8, 30)  # seconds before each new try after HTTP 429 or 5xx (then give up)
+MAX_RETRY_DELAY = 120
 
 # code: (English name, script, written with spaces between words, FLORES-200 / Belebele code,
 #        dominant word order, morphology). None where we do not claim to know (coarse typology, WALS-style).
@@ -127,22 +131,42 @@ def hf_endpoint():
 
 
 def open_url(url, headers=None):
-    """urlopen with a user agent and a timeout; network failures stop with a message naming the URL."""
+    """urlopen with a user agent and a timeout; network failures stop with a message naming the URL.
+    A busy server (HTTP 429 or 5xx) is asked again after a growing pause (RETRY_DELAYS, or the server's
+    Retry-After when it gives seconds, at most MAX_RETRY_DELAY): rate limits and restarts pass, a
+    missing file or a refused token (4xx) fails at once."""
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT, **(headers or {})})
     token = os.environ.get("HF_TOKEN")
     if token and url.startswith(hf_endpoint() + "/"):
         request.add_unredirected_header("Authorization", f"Bearer {token}")  # not sent on to a redirect's host
+    for attempt in range(len(RETRY_DELAYS) + 1):
+        try:
+            return urllib.request.urlopen(request, timeout=TIMEOUT)
+        except urllib.error.HTTPError as e:
+            if e.code == 404:
+                raise NotFound(url) from None
+            if e.code == 416:  # range not satisfiable: the caller asked past the end
+                raise
+            if (e.code == 429 or e.code >= 500) and attempt < len(RETRY_DELAYS):
+                delay = retry_delay(e.headers.get("Retry-After") if e.headers else None, RETRY_DELAYS[attempt])
+                print(f"{url}: HTTP {e.code} {e.reason}; trying again in {delay:g} s", file=sys.stderr)
+                time.sleep(delay)
+                continue
+            tries = f" (after {attempt + 1} tries)" if attempt else ""
+            fail(f"could not fetch {url}: HTTP {e.code} {e.reason}{tries}")
+        except (urllib.error.URLError, socket.timeout, ConnectionError, OSError) as e:
+            reason = getattr(e, "reason", e)
+            fail(f"could not fetch {url}: {reason} (no network? check the connection or proxy and run again)")
+
+
+def retry_delay(retry_after, default):
+    """Seconds to wait before asking again: the server's Retry-After when it is a number of seconds
+    (the HTTP-date form is rare enough to ignore), else our default; never more than MAX_RETRY_DELAY."""
     try:
-        return urllib.request.urlopen(request, timeout=TIMEOUT)
-    except urllib.error.HTTPError as e:
-        if e.code == 404:
-            raise NotFound(url) from None
-        if e.code == 416:  # range not satisfiable: the caller asked past the end
-            raise
-        fail(f"could not fetch {url}: HTTP {e.code} {e.reason}")
-    except (urllib.error.URLError, socket.timeout, ConnectionError, OSError) as e:
-        reason = getattr(e, "reason", e)
-        fail(f"could not fetch {url}: {reason} (no network? check the connection or proxy and run again)")
+        seconds = float(retry_after)
+    except (TypeError, ValueError):
+        seconds = default
+    return min(max(seconds, 0.0), MAX_RETRY_DELAY)
 
 
 def get_json(url):

@@ -271,9 +271,19 @@ def test_instructions_dolly_to_messages(web, tok, tmp_path):
 
     rows = [{"instruction": f"Question {k}?", "context": "Some reference text." if k % 2 else "", "response": f"Answer {k}.",
              "category": "closed_qa"} for k in range(40)] + [{"instruction": "No answer", "context": "", "response": " ", "category": "x"}]
-    web.files[f"{HF}/datasets/databricks/databricks-dolly-15k/resolve/{instructions.DOLLY_REVISION}/databricks-dolly-15k.jsonl"] = \
-        "\n".join(json.dumps(r) for r in rows).encode()
+    body = "\n".join(json.dumps(r) for r in rows).encode()
+    listing = f"{HF}/api/datasets/databricks/databricks-dolly-15k/tree/{instructions.DOLLY_REVISION}"
+    web.files[f"{HF}/datasets/databricks/databricks-dolly-15k/resolve/{instructions.DOLLY_REVISION}/databricks-dolly-15k.jsonl"] = body
     out = str(tmp_path / "data")
+    # checked against the Hub's listing at the pinned commit: another file there is refused, nothing is written
+    web.files[listing] = tree([("databricks-dolly-15k.jsonl", body + b" ")])
+    with pytest.raises(SystemExit, match="sends .* bytes but its listing says"):
+        instructions.main(["--sources", "dolly", "--out", out])
+    web.files[listing] = tree([("databricks-dolly-15k.jsonl", body.replace(b"Answer 1.", b"Answer 7."))])
+    with pytest.raises(SystemExit, match="failed its checksum"):
+        instructions.main(["--sources", "dolly", "--out", out])
+    assert files_under(tmp_path) == []
+    web.files[listing] = tree([("databricks-dolly-15k.jsonl", body)])
     counts = instructions.main(["--sources", "dolly", "--val_fraction", "0.2", "--out", out])
     assert counts["train"] + counts["val"] == 40 and counts["val"] >= 1
     manifest = json.load(open(os.path.join(out, "manifest.json")))

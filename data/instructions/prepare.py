@@ -10,9 +10,13 @@ English instruction data for finetune.py, as {"messages": [{"role", "content"}, 
 Sources (Hugging Face datasets, fetched over HTTPS, resumably):
   openorca  Open-Orca/OpenOrca: parquet files with id/system_prompt/question/response (needs pyarrow:
             pip install -r requirements-data.txt). --orca_parts gpt4 (1M-GPT4-Augmented.parquet),
-            gpt35 (3_5M-GPT3_5-Augmented.parquet) or all. MIT licence.
+            gpt35 (3_5M-GPT3_5-Augmented.parquet) or all. Released under the MIT licence, but its
+            responses are GPT-4 and GPT-3.5 outputs on FLAN collection prompts: OpenAI's terms for
+            those outputs and the FLAN sources' own licences apply too.
   dolly     databricks/databricks-dolly-15k: one JSONL file with instruction/context/response/category.
             CC BY-SA 3.0.
+Every file is checked against the Hub's listing (size and, for files stored in Git LFS, sha256) at the
+revision below, and every line is checked for its fields.
 A conversation is [system (OpenOrca's own system prompt, when it has one), user, assistant]; without a
 system message the finetuning stage puts the project's fixed system prompt first. Examples with an empty
 question or answer are dropped and counted. The val split is a stable ~--val_fraction of the examples
@@ -80,7 +84,14 @@ def orca_records(raw_dir, parts):
 
 
 def dolly_records(raw_dir):
-    path = fetch(hf_url(DOLLY, DOLLY_FILE, DOLLY_REVISION), os.path.join(raw_dir, DOLLY_FILE), desc="dolly")
+    # size and sha256 from the Hub's listing at the pinned commit, as for OpenOrca: a file that changed
+    # or broke on the way is refused (we found no published checksum to write down here instead)
+    files = {f["path"]: f for f in hf_files(DOLLY, DOLLY_REVISION)}
+    if DOLLY_FILE not in files:
+        fail(f"{DOLLY} at {DOLLY_REVISION} has no file {DOLLY_FILE} (it has {sorted(files)[:10]})")
+    entry = files[DOLLY_FILE]
+    path = fetch(hf_url(DOLLY, DOLLY_FILE, DOLLY_REVISION), os.path.join(raw_dir, DOLLY_FILE), size=entry["size"],
+                 sha256=entry["sha256"], desc="dolly")
     yield from read_jsonl(path, DOLLY_FIELDS)
 
 
