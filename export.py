@@ -25,9 +25,11 @@ add_special_tokens=False for the bare ids of tokenizer.encode. Unlike tokenizer.
 token's spelling inside the text becomes that special token (Hugging Face's rule; chat templates need it;
 split_special_tokens=True reads it as text, as tokenizer.encode does).
 
-A finetuned model gets a ChatML chat_template that renders tokenizer.render_prompt's ids (the default
-system prompt included) and stops generation at <|im_end|> (or <|endoftext|>, <|im_start|>);
-other models stop at <|endoftext|>.
+Every special token is registered as special (tokenizer.json and tokenizer_config.json), so
+decode(skip_special_tokens=True) drops all four. A finetuned model gets a ChatML chat_template that
+renders tokenizer.render_prompt's ids (the default system prompt included; an assistant's content
+stripped, as sample.py feeds a reply back) and stops generation at <|im_end|> (or <|endoftext|>,
+<|im_start|>); other models stop at <|endoftext|>.
 """
 
 import json
@@ -157,9 +159,12 @@ def chat_template():
     conversation starts with its own, every message as <|im_start|>role\\ncontent<|im_end|>\\n, with one space
     before an assistant's content (tokenizer.ANSWER_SPACE).
 
-    render_prompt encodes each message's content apart from its header; the template's text is encoded
-    in one piece, which gives the same ids unless a content starts with whitespace holding a line break
-    (the split regex would join it to the header's newline). The template refuses such content."""
+    An assistant's content is stripped first, as sample.py strips a reply before it goes back into the
+    conversation: a decoded reply starts with the answer space already, and feeding it back must not
+    add a second one per turn. Other contents go in as they are. render_prompt encodes each message's
+    content apart from its header; the template's text is encoded in one piece, which gives the same ids
+    unless a user or system content starts with whitespace holding a line break (the split regex would
+    join it to the header's newline). The template refuses such content, and empty content."""
     system = json.dumps(tokenizer.DEFAULT_SYSTEM_PROMPT)
     space = json.dumps(tokenizer.ANSWER_SPACE)
     return (
@@ -171,10 +176,12 @@ def chat_template():
         "{%- if message['role'] == 'system' and not loop.first -%}"
         "{{- raise_exception('a system message may only come first') -}}{%- endif -%}\n"
         "{%- set content = message['content'] -%}\n"
+        "{%- if content is not string or not content|trim -%}"
+        "{{- raise_exception('a message needs a non-empty text content (tokenizer.render refuses an empty one)') -}}{%- endif -%}\n"
         "{%- set lead = content[:content|length - content.lstrip()|length] -%}\n"
-        "{%- if '\\n' in lead or '\\r' in lead -%}"
+        "{%- if message['role'] != 'assistant' and ('\\n' in lead or '\\r' in lead) -%}"
         "{{- raise_exception('a message may not start with a line break (it would not encode like tokenizer.render)') -}}{%- endif -%}\n"
-        "{%- if message['role'] == 'assistant' -%}{%- set content = " + space + " + content -%}{%- endif -%}\n"
+        "{%- if message['role'] == 'assistant' -%}{%- set content = " + space + " + content|trim -%}{%- endif -%}\n"
         "{{- '<|im_start|>' + message['role'] + '\\n' + content + '<|im_end|>\\n' -}}\n"
         "{%- endfor -%}\n"
         "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}\n"
@@ -182,9 +189,15 @@ def chat_template():
 
 
 def tokenizer_config(tok, chat, block_size):
+    """tokenizer_config.json: every special token registered as special (bos, eos and pad by role, all of
+    them in additional_special_tokens and added_tokens_decoder), so that transformers counts
+    <|im_start|> among all_special_ids and decode(skip_special_tokens=True) drops it like the others."""
     config = {
         "tokenizer_class": "PreTrainedTokenizerFast",  # tokenizer.json as it is (a Llama class would rebuild it)
         "bos_token": "<|endoftext|>", "eos_token": "<|im_end|>" if chat else "<|endoftext|>", "pad_token": "<|pad|>",
+        "additional_special_tokens": list(tok.special_tokens),
+        "added_tokens_decoder": {str(i): {"content": name, "special": True, "normalized": False, "lstrip": False,
+                                          "rstrip": False, "single_word": False} for name, i in tok.special_tokens.items()},
         "add_bos_token": True, "add_eos_token": False, "clean_up_tokenization_spaces": False,
         "model_max_length": block_size,
     }
