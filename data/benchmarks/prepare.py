@@ -284,7 +284,7 @@ def xwinograd(raw, langs):
             raise NotFound(f"Muennighoff/xwinograd ({code} test file)")
         f = sorted(hits, key=lambda f: not f["path"].endswith(".jsonl"))[0]
         path = fetch(hf_url("Muennighoff/xwinograd", f["path"], XWINOGRAD_REVISION), os.path.join(raw, f"xwinograd.{code}.{f['path'].rsplit('.', 1)[1]}"),
-                     size=f["size"], desc=f"xwinograd {code}")
+                     size=f["size"], sha256=f["sha256"], desc=f"xwinograd {code}")
         fields = ("sentence", "option1", "option2", "answer")
         rows = read_jsonl(path, fields) if path.endswith(".jsonl") else list(read_parquet(path, fields))
         examples = []
