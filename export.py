@@ -25,7 +25,7 @@ add_special_tokens=False for the bare ids of tokenizer.encode. Unlike tokenizer.
 token's spelling inside the text becomes that special token (Hugging Face's rule; chat templates need it;
 split_special_tokens=True reads it as text, as tokenizer.encode does).
 
-A finetuned model gets a ChatML chat_template that renders tokenizer.render_prompt's ids (the default
+A finetuned model gets a ChatML chat_template that renders chat.render_prompt's ids (the default
 system prompt included) and stops generation at <|im_end|> (or <|endoftext|>, <|im_start|>);
 other models stop at <|endoftext|>.
 """
@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import torch
 
-from pipeline import runtime
+from pipeline import chat, runtime
 import tokenizer
 from sample import load_stage
 
@@ -153,15 +153,15 @@ def hf_tokenizer(tok):
 
 
 def chat_template():
-    """ChatML as tokenizer.render_prompt writes it: <|endoftext|>, the default system prompt unless the
+    """ChatML as chat.render_prompt writes it: <|endoftext|>, the default system prompt unless the
     conversation starts with its own, every message as <|im_start|>role\\ncontent<|im_end|>\\n, with one space
-    before an assistant's content (tokenizer.ANSWER_SPACE).
+    before an assistant's content (chat.ANSWER_SPACE).
 
     render_prompt encodes each message's content apart from its header; the template's text is encoded
     in one piece, which gives the same ids unless a content starts with whitespace holding a line break
     (the split regex would join it to the header's newline). The template refuses such content."""
-    system = json.dumps(tokenizer.DEFAULT_SYSTEM_PROMPT)
-    space = json.dumps(tokenizer.ANSWER_SPACE)
+    system = json.dumps(chat.DEFAULT_SYSTEM_PROMPT)
+    space = json.dumps(chat.ANSWER_SPACE)
     return (
         "{{- '<|endoftext|>' -}}\n"
         "{%- if messages[0]['role'] != 'system' -%}{{- '<|im_start|>system\\n' + " + system + " + '<|im_end|>\\n' -}}{%- endif -%}\n"
@@ -173,7 +173,7 @@ def chat_template():
         "{%- set content = message['content'] -%}\n"
         "{%- set lead = content[:content|length - content.lstrip()|length] -%}\n"
         "{%- if '\\n' in lead or '\\r' in lead -%}"
-        "{{- raise_exception('a message may not start with a line break (it would not encode like tokenizer.render)') -}}{%- endif -%}\n"
+        "{{- raise_exception('a message may not start with a line break (it would not encode like chat.render)') -}}{%- endif -%}\n"
         "{%- if message['role'] == 'assistant' -%}{%- set content = " + space + " + content -%}{%- endif -%}\n"
         "{{- '<|im_start|>' + message['role'] + '\\n' + content + '<|im_end|>\\n' -}}\n"
         "{%- endfor -%}\n"

@@ -1,16 +1,14 @@
 """
 Byte-level BPE for the whole project: train a base vocabulary (rustbpe), extend it for new languages
-(continued BPE in which every new token is reachable), encode/decode with tiktoken, load/save, and
-render ChatML conversations to (ids, loss mask).
+(continued BPE in which every new token is reachable), encode/decode with tiktoken, load/save.
 
     python tokenizer.py train  --input en.txt xx.txt --vocab_size 8192 --out out/tokenizer/tokenizer.tiktoken
     python tokenizer.py extend --base out/tokenizer/tokenizer.tiktoken --input new.txt --n_new 4096 --out ext.tiktoken
     python tokenizer.py stats  --tokenizer base.tiktoken ext.tiktoken --input en.txt new.txt
 
-Input text is streamed a chunk at a time (read_documents), so a corpus larger than memory trains
-(rustbpe keeps only its unique pieces); --max_bytes trains on an even, seeded sample of each file
-instead (sample_documents). The file is longer than the usual ~450 lines because reading text is
-part of what the three commands share.
+Input text is streamed a chunk at a time (pipeline/documents.py), so a corpus larger than memory trains
+(rustbpe keeps only its unique pieces); --max_bytes trains on an even, seeded sample of each file instead.
+ChatML, the conversation format built on the special tokens, is in pipeline/chat.py.
 
 Id layout: byte tokens and base merges 0..R-1, the special tokens R..R+3 (SPECIAL_TOKENS order),
 extension merges from R+4 on. An id is also its BPE rank, as in tiktoken: lower ids merge first.
@@ -34,8 +32,6 @@ import binascii
 import heapq
 import itertools
 import os
-import random
-import re
 import sys
 import tempfile
 import warnings
@@ -46,14 +42,12 @@ import regex
 import tiktoken
 from tqdm import tqdm
 
+from pipeline.documents import corpus_documents, open_input
+
 # GPT-4's pre-tokenizer, used for training, extension and encoding alike: one pattern everywhere.
 SPLIT_PATTERN = r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+"""
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"]
-# docs/method.md, "Finetuning": the paper uses a fixed system prompt but does not print it; this one is ours.
-DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant. Answer the user's request accurately and concisely."
 SPECIAL_MARKER = "!special"
-ROLES = ("system", "user", "assistant")
-ANSWER_SPACE = " "  # put before every assistant content (render's docstring says why)
 
 
 class Tokenizer:
@@ -112,55 +106,59 @@ class Tokenizer:
 
     @classmethod
     def load(cls, path):
-        """Read a tokenizer file, rejecting anything tiktoken would silently accept but mis-encode."""
-        with open(path, "rb") as f:
-            data = f.read()
+        """The one way to read a tokenizer file: a missing, unreadable or corrupt one (anything tiktoken
+        would silently accept but mis-encode) stops the program with `error: <file>: line N: ...`."""
         try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise ValueError(f"{path}: not UTF-8 text (bad byte at offset {e.start})") from None
-        lines = text.split("\n")
-        if lines[-1] == "":
-            lines.pop()
-        if not lines:
-            raise ValueError(f"{path}: empty tokenizer file")
-        ranks, specials, id_line, bytes_line, special_line = {}, {}, {}, {}, {}
-        for lineno, line in enumerate(lines, 1):
-            at = f"{path}, line {lineno}"
-            fields = line.split(" ")
-            if fields[0] == SPECIAL_MARKER:
-                if len(fields) != 3 or not fields[1] or not _is_id(fields[2]):
-                    raise ValueError(f"{at}: malformed special-token line {line[:80]!r}, "
-                                     f"expected '{SPECIAL_MARKER} <name> <id>'")
-                name, i = fields[1], int(fields[2])
-                if name in specials:
-                    raise ValueError(f"{at}: special token {name!r} already defined on line {special_line[name]}")
-                specials[name], special_line[name] = i, lineno
-            else:
-                if len(fields) != 2 or not _is_id(fields[1]):
-                    raise ValueError(f"{at}: malformed line {line[:80]!r}, expected '<base64 token bytes> <id>'")
-                try:
-                    b = base64.b64decode(fields[0], validate=True)
-                except binascii.Error:
-                    b = None
-                if not b or base64.b64encode(b).decode() != fields[0]:
-                    raise ValueError(f"{at}: bad base64 token {fields[0][:40]!r}")
-                if b in ranks:
-                    raise ValueError(f"{at}: duplicate token bytes {b!r}, already on line {bytes_line[b]}")
-                i = int(fields[1])
-                ranks[b], bytes_line[b] = i, lineno
-            if i in id_line:
-                raise ValueError(f"{at}: id {i} collides with the id on line {id_line[i]}")
-            id_line[i] = lineno
-        missing = next((i for i in range(len(id_line)) if i not in id_line), None)
-        if missing is not None:
-            top = max(id_line)
-            raise ValueError(f"{path}: ids must run 0..{len(id_line) - 1} without gaps, but id {missing} is "
-                             f"missing (line {id_line[top]} has id {top})")
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            raise SystemExit(f"error: cannot read tokenizer {path}: {e.strerror}")
         try:
-            return cls(ranks, specials)
+            return cls(*_parse(data))
         except ValueError as e:
-            raise ValueError(f"{path}: {e}") from None
+            raise SystemExit(f"error: {path}: {e}")
+
+
+def _parse(data):
+    """(mergeable ranks, special tokens) of a tokenizer file's bytes; a ValueError names the line at fault."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"not UTF-8 text (bad byte at offset {e.start})") from None
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    if not lines:
+        raise ValueError("empty tokenizer file")
+    ranks, specials, id_line, bytes_line, special_line = {}, {}, {}, {}, {}
+    for lineno, line in enumerate(lines, 1):
+        at = f"line {lineno}"
+        fields = line.split(" ")
+        if fields[0] == SPECIAL_MARKER:
+            if len(fields) != 3 or not fields[1] or not _is_id(fields[2]):
+                raise ValueError(f"{at}: malformed special-token line {line[:80]!r}, "
+                                 f"expected '{SPECIAL_MARKER} <name> <id>'")
+            name, i = fields[1], int(fields[2])
+            if name in specials:
+                raise ValueError(f"{at}: special token {name!r} already defined on line {special_line[name]}")
+            specials[name], special_line[name] = i, lineno
+        else:
+            if len(fields) != 2 or not _is_id(fields[1]):
+                raise ValueError(f"{at}: malformed line {line[:80]!r}, expected '<base64 token bytes> <id>'")
+            try:
+                b = base64.b64decode(fields[0], validate=True)
+            except binascii.Error:
+                b = None
+            if not b or base64.b64encode(b).decode() != fields[0]:
+                raise ValueError(f"{at}: bad base64 token {fields[0][:40]!r}")
+            if b in ranks:
+                raise ValueError(f"{at}: duplicate token bytes {b!r}, already on line {bytes_line[b]}")
+            i = int(fields[1])
+            ranks[b], bytes_line[b] = i, lineno
+        if i in id_line:
+            raise ValueError(f"{at}: id {i} collides with the id on line {id_line[i]}")
+        id_line[i] = lineno
+    return ranks, specials  # gaps in the ids and missing tokens: Tokenizer's own checks name them
 
 
 def _is_id(s):
@@ -408,182 +406,7 @@ def _merge_word(word, ab, t):
 
 
 # ----------------------------------------------------------------------------------------------
-# ChatML
-
-def render(tok, messages, system_prompt=DEFAULT_SYSTEM_PROMPT):
-    """A conversation as ids and a loss mask that is 1 exactly on assistant content and its <|im_end|>.
-
-        <|endoftext|><|im_start|>system\\n{system}<|im_end|>\\n<|im_start|>user\\n{...}<|im_end|>\\n
-        <|im_start|>assistant\\n {...}<|im_end|>\\n ...
-
-    It starts with <|endoftext|> because pretraining documents do. An assistant's content is encoded
-    after one space (ANSWER_SPACE): an answer continues the user's text the way a word continues a
-    sentence in pretraining text, so its first word gets the token it has inside a sentence (" yes", not
-    "yes", which the lab's text never holds); SentencePiece tokenizers such as Llama's put that space there
-    themselves. Without a system message, one with system_prompt is put first (system_prompt=None: no
-    system message)."""
-    messages = _check_messages(messages, system_prompt)
-    if not any(m["role"] == "assistant" for m in messages):
-        raise ValueError("messages: no assistant message, so nothing to learn (the loss mask would be all 0)")
-    ids, mask = [tok.eot_id], [0]
-    for m in messages:
-        learn = int(m["role"] == "assistant")
-        for part, learned in zip(_message_parts(tok, m), (0, learn, 0)):
-            ids += part
-            mask += [learned] * len(part)
-    return ids, mask
-
-
-def render_prompt(tok, messages, system_prompt=DEFAULT_SYSTEM_PROMPT):
-    """The ids render() gives for these messages, followed by '<|im_start|>assistant\\n' to generate from."""
-    messages = _check_messages(messages, system_prompt)
-    if messages[-1]["role"] != "user":
-        raise ValueError(f"messages[-1]: a prompt must end with a user message, not {messages[-1]['role']!r}")
-    ids = [tok.eot_id]
-    for m in messages:
-        for part in _message_parts(tok, m):
-            ids += part
-    return ids + [tok.im_start_id] + tok.encode("assistant\n")
-
-
-def _message_parts(tok, m):
-    """(header, content + <|im_end|>, newline): role and content are encoded apart, so the header
-    tokens never depend on the content (render_prompt's ids are always a prefix of render's)."""
-    content = ANSWER_SPACE + m["content"] if m["role"] == "assistant" else m["content"]
-    return [tok.im_start_id] + tok.encode(m["role"] + "\n"), tok.encode(content) + [tok.im_end_id], tok.encode("\n")
-
-
-def _check_messages(messages, system_prompt):
-    if not isinstance(messages, (list, tuple)) or not messages:
-        raise ValueError("messages must be a non-empty list of {'role': ..., 'content': ...}")
-    for k, m in enumerate(messages):
-        if not isinstance(m, dict) or "role" not in m or "content" not in m:
-            raise ValueError(f"messages[{k}]: expected a dict with 'role' and 'content', got {m!r:.80}")
-        if m["role"] not in ROLES:
-            raise ValueError(f"messages[{k}]: unknown role {m['role']!r} (expected one of {', '.join(ROLES)})")
-        if not isinstance(m["content"], str) or not m["content"].strip():
-            raise ValueError(f"messages[{k}]: content must be a non-empty string, got {m['content']!r:.80}")
-        if m["role"] == "system" and k > 0:
-            raise ValueError(f"messages[{k}]: a system message may only come first")
-    if messages[0]["role"] != "system" and system_prompt:
-        messages = [{"role": "system", "content": system_prompt}] + list(messages)
-    return messages
-
-
-# ----------------------------------------------------------------------------------------------
-# Reading text: documents separated by a blank line, streamed a chunk at a time
-
-# Two line ends in a row, a line end being "\r\n", "\r" or "\n" as in Python's universal newlines: the
-# split is on the raw bytes (so every document's byte offset is known for sampling and for errors) yet
-# gives exactly the documents of open(path).read().split("\n\n").
-_BLANK_LINE = re.compile(rb"(?:\r\n|\r(?!\n)|\n){2}")
-_WINDOW_BYTES = 1 << 16  # --max_bytes reads the file in windows of about this much text, evenly spread
-
-
-def read_documents(path, chunk_bytes=1 << 20):
-    """The documents of a UTF-8 text file, one at a time: its text split on "\\n\\n" (universal newlines)
-    without the whitespace-only pieces. Only about a chunk (or one document, if longer) is in memory."""
-    with _open_input(path) as f:
-        for at, raw in _raw_documents(f, 0, True, chunk_bytes):
-            doc = _decode(raw, path, at)
-            if doc.strip():
-                yield doc
-
-
-def sample_documents(path, max_bytes, seed=0, chunk_bytes=1 << 20):
-    """Whole documents of path, at most max_bytes of them, taken evenly through the file: the file is
-    cut into equal segments and each segment gives its share of documents from a seeded random point
-    on (a document counts for the segment it starts in, so none is taken twice). A file no larger
-    than max_bytes is read whole. Same seed, same file: same documents."""
-    if max_bytes <= 0:
-        raise ValueError(f"max_bytes must be positive, got {max_bytes}")
-    size = os.path.getsize(path)
-    if size <= max_bytes:
-        yield from read_documents(path, chunk_bytes)
-        return
-    rng = random.Random(seed)
-    n_windows = min(4096, max(16, max_bytes // _WINDOW_BYTES))
-    taken = 0
-    with _open_input(path) as f:
-        for k in range(n_windows):
-            begin, end = k * size // n_windows, (k + 1) * size // n_windows
-            allowed = max_bytes * (k + 1) // n_windows  # a window that took less leaves the rest to the next
-            start = begin + rng.randrange(max(1, end - begin - max_bytes // n_windows))
-            read_size = min(chunk_bytes, 2 * (allowed - taken) + 4096)
-            for at, raw in _raw_documents(f, start, start == 0, read_size):
-                if at >= end or taken + len(raw) > allowed:
-                    break
-                doc = _decode(raw, path, at)
-                if doc.strip():
-                    taken += len(raw)
-                    yield doc
-
-
-def _raw_documents(f, position, at_boundary, chunk_bytes):
-    """(byte offset, raw bytes) of the documents of a binary file from position on, blank ones included.
-    Not at_boundary: position may be inside a document, so the text up to the first blank line is
-    skipped, scanning from a byte that is not a line end (where the file's own split would scan too)."""
-    f.seek(position)
-    buffer, buffer_at, skipping_line_ends = b"", position, not at_boundary
-    while True:
-        chunk = f.read(max(chunk_bytes, len(buffer)))  # at least as much as is held: long documents stay linear
-        buffer += chunk
-        if skipping_line_ends:
-            stripped = buffer.lstrip(b"\r\n")
-            buffer_at, buffer = buffer_at + len(buffer) - len(stripped), stripped
-            skipping_line_ends = not buffer
-            if skipping_line_ends and chunk:
-                continue
-        # a "\r" at the end may be the start of "\r\n": scan without it until the next chunk shows
-        end = len(buffer) - 1 if chunk and buffer.endswith(b"\r") else len(buffer)
-        begin = 0
-        for m in _BLANK_LINE.finditer(buffer, 0, end):
-            if at_boundary:
-                yield buffer_at + begin, buffer[begin:m.start()]
-            at_boundary, begin = True, m.end()
-        if not chunk:
-            if at_boundary:
-                yield buffer_at + begin, buffer[begin:]
-            return
-        buffer, buffer_at = buffer[begin:], buffer_at + begin
-
-
-def _decode(raw, path, at):
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise SystemExit(f"error: {path} is not UTF-8 text (bad byte at offset {at + e.start})")
-    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
-
-
-def _open_input(path):
-    try:
-        return open(path, "rb")
-    except OSError as e:
-        raise SystemExit(f"error: cannot read {path}: {e.strerror}")
-
-
-def corpus_documents(paths, max_bytes=None, seed=0):
-    """The documents of several files in turn; with max_bytes, an even sample of max_bytes // len(paths)
-    bytes from each (every language its share, whatever the sizes of the files)."""
-    for path in paths:
-        if max_bytes is None:
-            yield from read_documents(path)
-        else:
-            yield from sample_documents(path, max_bytes // len(paths), seed)
-
-
-# ----------------------------------------------------------------------------------------------
 # Command line
-
-def _load(path):
-    try:
-        return Tokenizer.load(path)
-    except OSError as e:
-        raise SystemExit(f"error: cannot read tokenizer {path}: {e.strerror}")
-    except ValueError as e:
-        raise SystemExit(f"error: corrupt tokenizer file: {e}")
-
 
 def _short_names(paths):
     """The shortest trailing path parts that tell the files apart (en/val.txt, xx/val.txt)."""
@@ -653,9 +476,9 @@ def main(argv=None):
         raise SystemExit(f"error: --stats_bytes must be 0 (skip) or at least one byte per input file ({n_files}), "
                          f"got {args.stats_bytes}")
     for path in args.input:  # fail before any work, not when the stream reaches a bad file
-        _open_input(path).close()
+        open_input(path).close()
     if args.command == "stats":
-        tokenizers = {path: _load(path) for path in args.tokenizer}
+        tokenizers = {path: Tokenizer.load(path) for path in args.tokenizer}
         inputs = {path: corpus_documents([path], args.max_bytes, args.seed) for path in args.input}
         print(stats_table(tokenizers, inputs))
         return
@@ -664,7 +487,7 @@ def main(argv=None):
                          f"{len(SPECIAL_TOKENS)} special tokens), got {args.vocab_size}")
     if args.command == "extend" and args.n_new <= 0:
         raise SystemExit(f"error: --n_new must be positive, got {args.n_new}")
-    base = _load(args.base) if args.command == "extend" else None  # a bad base fails before reading text
+    base = Tokenizer.load(args.base) if args.command == "extend" else None  # a bad base fails before reading text
     docs = corpus_documents(args.input, args.max_bytes, args.seed)  # streamed: read while training
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -35,6 +35,7 @@ import numpy as np  # noqa: E402
 import rustbpe  # noqa: E402
 
 import tokenizer as T  # noqa: E402
+from pipeline.documents import read_documents  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -43,8 +44,8 @@ def lab_text(lab_dir):
     """{code: (group, train documents, val documents)} of a lab folder."""
     with open(os.path.join(lab_dir, "manifest.json")) as f:
         manifest = json.load(f)
-    return {lang["code"]: (lang["group"], list(T.read_documents(os.path.join(lab_dir, lang["train"]))),
-                           list(T.read_documents(os.path.join(lab_dir, lang["val"])))) for lang in manifest["languages"]}
+    return {lang["code"]: (lang["group"], list(read_documents(os.path.join(lab_dir, lang["train"]))),
+                           list(read_documents(os.path.join(lab_dir, lang["val"])))) for lang in manifest["languages"]}
 
 
 def synthetic_text():

@@ -1,6 +1,6 @@
 """export.py: transformers loads the folder of every stage (pretrained, adapted with an extended vocabulary,
 finetuned) and agrees with our model and tokenizer: logits within 1e-4 on text of every lab script, the
-same ids, the same greedy tokens, the chat template renders tokenizer.render_prompt's ids; bad input
+same ids, the same greedy tokens, the chat template renders chat.render_prompt's ids; bad input
 stops clearly; lm-evaluation-harness scores an exported model as evaluate.py does."""
 
 import dataclasses
@@ -18,7 +18,7 @@ from pipeline import common
 import evaluate
 import export
 import finetune
-from pipeline import runtime
+from pipeline import chat, documents, runtime
 import tokenizer
 from conftest import ROOT, run_script
 
@@ -51,7 +51,7 @@ def lab_texts(lab_dir):
     """The first held-out document of every lab language: every script of the lab."""
     manifest = common.read_manifest(lab_dir)
     files = common.language_files(lab_dir, [entry["code"] for entry in manifest["languages"]], "val")
-    return [next(tokenizer.read_documents(path)) for path in files.values()]
+    return [next(documents.read_documents(path)) for path in files.values()]
 
 
 @pytest.mark.parametrize("stage", ["train", "adapt", "finetune"])
@@ -67,7 +67,7 @@ def test_transformers_gives_our_ids_logits_and_greedy_tokens(stage, stages, expo
     languages = [entry["code"] for entry in common.read_manifest(lab_dir)["languages"]]
     for split in ("train", "val"):
         for path in common.language_files(lab_dir, languages, split).values():
-            docs = list(tokenizer.read_documents(path))
+            docs = list(documents.read_documents(path))
             assert hf_tok(docs, add_special_tokens=False)["input_ids"] == tok.encode_batch(docs), path
     texts = lab_texts(lab_dir) + EDGE_TEXTS
     block = model.config.block_size
@@ -99,7 +99,7 @@ def test_transformers_gives_our_ids_logits_and_greedy_tokens(stage, stages, expo
 
 
 def test_chat_template_renders_render_prompt_ids(stages, exported, lab_dir):
-    tok = runtime.load_tokenizer(os.path.join(stages["finetune"], "tokenizer.tiktoken"))
+    tok = tokenizer.Tokenizer.load(os.path.join(stages["finetune"], "tokenizer.tiktoken"))
     hf_tok = transformers.AutoTokenizer.from_pretrained(exported["finetune"], local_files_only=True)
     assert hf_tok.eos_token_id == tok.im_end_id and hf_tok.pad_token_id == tok.pad_id and hf_tok.bos_token_id == tok.eot_id
     conversations = [m for m, _, _ in finetune.read_conversations(os.path.join(lab_dir, "instructions", "val.jsonl"), tok)[0]]
@@ -109,9 +109,9 @@ def test_chat_template_renders_render_prompt_ids(stages, exported, lab_dir):
         last_user = max(k for k, m in enumerate(messages) if m["role"] == "user")
         prompt = messages[:last_user + 1]
         assert hf_tok.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True, return_dict=False) == \
-            tokenizer.render_prompt(tok, prompt)
+            chat.render_prompt(tok, prompt)
         if messages[-1]["role"] == "assistant":
-            assert hf_tok.apply_chat_template(messages, tokenize=True, return_dict=False) == tokenizer.render(tok, messages)[0]
+            assert hf_tok.apply_chat_template(messages, tokenize=True, return_dict=False) == chat.render(tok, messages)[0]
     # a content starting with a line break would encode differently in one piece: refused, not rendered wrong
     with pytest.raises(Exception, match="line break"):
         hf_tok.apply_chat_template([{"role": "user", "content": "\n\nhi"}], add_generation_prompt=True)
