@@ -6,9 +6,9 @@ Byte-level BPE for the whole project: train a base vocabulary (rustbpe), extend 
     python tokenizer.py extend --base out/tokenizer/tokenizer.tiktoken --input new.txt --n_new 4096 --out ext.tiktoken
     python tokenizer.py stats  --tokenizer base.tiktoken ext.tiktoken --input en.txt new.txt
 
-Input text is streamed a chunk at a time (pipeline/documents.py), so a corpus larger than memory trains
-(rustbpe keeps only its unique pieces); --max_bytes trains on an even, seeded sample of each file instead.
-ChatML, the conversation format built on the special tokens, is in pipeline/chat.py.
+Text is streamed a chunk at a time (pipeline/documents.py), so a corpus larger than memory trains (rustbpe
+keeps only its unique pieces); --max_bytes trains on an even, seeded sample of each file instead. ChatML,
+the conversation format built on the special tokens, is pipeline/chat.py.
 
 Id layout: byte tokens and base merges 0..R-1, the special tokens R..R+3 (SPECIAL_TOKENS order),
 extension merges from R+4 on. An id is also its BPE rank, as in tiktoken: lower ids merge first.
@@ -21,16 +21,14 @@ together must be exactly 0..n_vocab-1; Tokenizer.load checks this and more, nami
 
 Why the extension is reachable by construction: tiktoken encodes a pre-tokenized piece by repeatedly
 merging the adjacent pair whose concatenated bytes have the lowest rank. extend() keeps every unique
-piece of the new text in exactly that state (its tiktoken encoding under the vocabulary learned so
-far), so any adjacent pair it merges is one tiktoken meets too, and the new token - ranked after
-everything before it - is what tiktoken makes of its own bytes. Appending an independently trained
-BPE instead leaves tokens tiktoken can never produce (dead embedding rows).
+piece of the new text in exactly that state, so any pair it merges is one tiktoken meets too, and the
+new token is what tiktoken makes of its own bytes. Appending an independently trained BPE instead
+leaves tokens tiktoken can never produce (dead embedding rows).
 """
 import argparse
 import base64
 import binascii
 import heapq
-import itertools
 import os
 import sys
 import tempfile
@@ -42,7 +40,8 @@ import regex
 import tiktoken
 from tqdm import tqdm
 
-from pipeline.documents import corpus_documents, open_input
+from pipeline import bpe
+from pipeline.documents import bytes_and_tokens, corpus_documents, open_input, stats_table
 
 # GPT-4's pre-tokenizer, used for training, extension and encoding alike: one pattern everywhere.
 SPLIT_PATTERN = r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+"""
@@ -190,30 +189,7 @@ def _check_vocabulary(ranks, specials):
 
 
 # ----------------------------------------------------------------------------------------------
-# BPE on token ids, merging by bytes exactly as tiktoken does
-
-def _merge_parts(parts, ranks, tok_bytes):
-    """tiktoken's merge loop without its whole-piece shortcut: repeatedly merge the adjacent pair whose
-    concatenated bytes have the lowest rank (leftmost on ties) until no pair is a token."""
-    parts = list(parts)
-    inf = float("inf")
-    pair_rank = [ranks.get(tok_bytes[a] + tok_bytes[b], inf) for a, b in zip(parts, parts[1:])]
-    while pair_rank:
-        i = min(range(len(pair_rank)), key=pair_rank.__getitem__)
-        if pair_rank[i] == inf:
-            break
-        parts[i:i + 2] = [pair_rank[i]]  # a token's rank is its id
-        del pair_rank[i]
-        if i > 0:
-            pair_rank[i - 1] = ranks.get(tok_bytes[parts[i - 1]] + tok_bytes[parts[i]], inf)
-        if i < len(pair_rank):
-            pair_rank[i] = ranks.get(tok_bytes[parts[i]] + tok_bytes[parts[i + 1]], inf)
-    return parts
-
-
-def _bpe(data, ranks, tok_bytes):
-    return _merge_parts([ranks[bytes([c])] for c in data], ranks, tok_bytes)
-
+# Reachability: which tokens tiktoken can produce (pipeline/bpe.py merges exactly as tiktoken does)
 
 def is_reachable(tok, token_id):
     """True if merge-by-merge BPE on the token's own bytes ends in exactly this token, i.e. tiktoken can
@@ -221,7 +197,7 @@ def is_reachable(tok, token_id):
     data = tok.token_bytes(token_id)
     if not data:
         raise ValueError(f"token id {token_id} is a special token; only mergeable tokens have merges")
-    return _bpe(data, tok.mergeable_ranks, tok._bytes) == [token_id]
+    return bpe.encode_bytes(data, tok.mergeable_ranks, tok._bytes) == [token_id]
 
 
 def unreachable_tokens(tok):
@@ -260,7 +236,7 @@ def train(texts, vocab_size):
     learned = sorted(trainer.get_mergeable_ranks(), key=lambda x: x[1])
     ranks, tok_bytes = {}, []
     for b, _ in learned:
-        if len(b) == 1 or (b not in ranks and len(_bpe(b, ranks, tok_bytes)) == 2):
+        if len(b) == 1 or (b not in ranks and len(bpe.encode_bytes(b, ranks, tok_bytes)) == 2):
             ranks[b] = len(tok_bytes)
             tok_bytes.append(b)
     dropped = len(learned) - len(ranks)
@@ -280,11 +256,10 @@ def extend(base, texts, n_new):
     """base + n_new merges learned on texts. Base ids (specials too) stay; new ids follow base.n_vocab.
 
     Every piece of the text is kept as its tiktoken encoding under the vocabulary learned so far. With
-    every base token reachable, such states have two properties (each shown by restricting tiktoken's
-    merge loop on a piece to the bytes of a few adjacent tokens, where it behaves as on those bytes
-    alone): a byte string is always split the same way, and merging a pair never lets its neighbours
-    merge into an older token. So one merge of the pair (a, b) everywhere keeps the invariant, and the
-    new token is what tiktoken makes of its own bytes."""
+    every base token reachable, such states have two properties (restrict tiktoken's merge loop to the
+    bytes of a few adjacent tokens: it behaves as on those bytes alone): a byte string is always split
+    the same way, and merging a pair never lets its neighbours merge into an older token. So one merge
+    of the pair everywhere keeps the invariant, and the new token is what tiktoken makes of its bytes."""
     if not isinstance(n_new, int) or isinstance(n_new, bool) or n_new <= 0:
         raise ValueError(f"n_new must be a positive integer, got {n_new!r}")
     if base.n_vocab + n_new > 0x110000:  # ids are held as characters below
@@ -310,11 +285,11 @@ def extend(base, texts, n_new):
     freqs = list(piece_freq.values())
     del piece_freq
     spells = lambda pair: tok_bytes[ord(pair[0])] + tok_bytes[ord(pair[1])]
-    counts, where = _count_pairs(words, freqs)
+    counts, where = bpe.count_pairs(words, freqs)
     if any(spells(p) in ranks for p in counts):  # only if `regex` split a text unlike tiktoken
         for w, word in enumerate(words):
-            words[w] = "".join(map(chr, _merge_parts(list(map(ord, word)), ranks, tok_bytes)))
-        counts, where = _count_pairs(words, freqs)
+            words[w] = "".join(map(chr, bpe.merge(list(map(ord, word)), ranks, tok_bytes)))
+        counts, where = bpe.count_pairs(words, freqs)
     heap = [(-c, p) for p, c in counts.items()]
     heapq.heapify(heap)
     # 3. Merge the most frequent pair n_new times; only the words that hold it are looked at.
@@ -341,7 +316,7 @@ def extend(base, texts, n_new):
         for w in where.pop(pair):
             if pair not in words[w]:
                 continue  # a stale entry: the word no longer holds the pair
-            words[w], removed, added = _merge_word(words[w], pair, new_char)
+            words[w], removed, added = bpe.merge_word(words[w], pair, new_char)
             for p in added:
                 where[p].add(w)
             if freqs[w] == 1:
@@ -370,80 +345,8 @@ def extend(base, texts, n_new):
     return Tokenizer({b: i for i, b in enumerate(tok_bytes) if b}, base.special_tokens)
 
 
-def _count_pairs(words, freqs):
-    """Pair counts over all words, and for every pair the words holding it."""
-    counts, where = Counter(), defaultdict(set)
-    for w, (word, f) in enumerate(zip(words, freqs)):
-        for k in range(len(word) - 1):
-            counts[word[k:k + 2]] += f
-            where[word[k:k + 2]].add(w)
-    return counts, where
-
-
-def _merge_word(word, ab, t):
-    """A word holding the pair ab with every ab (leftmost first) replaced by the token t, as tiktoken
-    merges it, and the pair occurrences it lost and gained. Only pairs beside a merge site change:
-    (x, a) -> (x, t) on the left, (b, y) -> (t, y) on the right, and between two adjacent sites
-    (b, a) -> (t, t), counted once."""
-    s = word.find(ab)
-    if word.find(ab, s + 2) < 0:  # one site, the common case
-        x, y = word[s - 1:s], word[s + 2:s + 3]  # "" at the edges
-        removed = ([x + ab[0]] if x else []) + ([ab[1] + y] if y else [])
-        return word[:s] + t + word[s + 2:], removed, ([x + t] if x else []) + ([t + y] if y else [])
-    sites = []
-    while s >= 0:
-        sites.append(s)
-        s = word.find(ab, s + 2)
-    removed, added, n = [], [], len(word)
-    for k, s in enumerate(sites):
-        if s > 0 and (k == 0 or sites[k - 1] + 2 != s):
-            removed.append(word[s - 1:s + 1])
-            added.append(word[s - 1] + t)
-        if s + 2 < n:
-            removed.append(word[s + 1:s + 3])
-            added.append(t + t if k + 1 < len(sites) and sites[k + 1] == s + 2 else t + word[s + 2])
-    return word.replace(ab, t), removed, added
-
-
 # ----------------------------------------------------------------------------------------------
 # Command line
-
-def _short_names(paths):
-    """The shortest trailing path parts that tell the files apart (en/val.txt, xx/val.txt)."""
-    parts = [os.path.normpath(p).split(os.sep) for p in paths]
-    for k in range(1, max(len(p) for p in parts) + 1):
-        names = ["/".join(p[-k:]) for p in parts]
-        if len(set(names)) == len(names):
-            return names
-    return list(paths)
-
-
-def stats_table(tokenizers, inputs):
-    """Markdown table of UTF-8 bytes per token: a row per input file, a column per vocabulary. The
-    documents of an input may be any iterable (a stream): each is read once."""
-    tok_names, in_names = _short_names(list(tokenizers)), _short_names(list(inputs))
-    rows = ["| input | " + " | ".join(f"{n} ({tok.n_vocab})" for n, tok in zip(tok_names, tokenizers.values())) + " |",
-            "|---|" + "---:|" * len(tokenizers)]
-    totals = [[0, 0] for _ in tokenizers]
-    for name, docs in zip(in_names, inputs.values()):
-        n_bytes, n_tokens = _bytes_and_tokens(list(tokenizers.values()), docs)
-        for t, n in zip(totals, n_tokens):
-            t[0], t[1] = t[0] + n_bytes, t[1] + n
-        rows.append(f"| {name} | " + " | ".join(f"{n_bytes / n:.3f}" if n else "-" for n in n_tokens) + " |")
-    if len(inputs) > 1:
-        rows.append("| all | " + " | ".join(f"{b / n:.3f}" if n else "-" for b, n in totals) + " |")
-    return "\n".join(rows)
-
-
-def _bytes_and_tokens(tokenizers, docs, batch_docs=1024):
-    """UTF-8 bytes of the documents and their number of tokens under each tokenizer, a batch at a time."""
-    docs, n_bytes, n_tokens = iter(docs), 0, [0] * len(tokenizers)
-    while batch := list(itertools.islice(docs, batch_docs)):
-        n_bytes += sum(len(d.encode("utf-8")) for d in batch)
-        for k, tok in enumerate(tokenizers):
-            n_tokens[k] += sum(map(len, tok.encode_batch(batch)))
-    return n_bytes, n_tokens
-
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Byte-level BPE: train a base vocabulary, extend it for new "
@@ -482,11 +385,6 @@ def main(argv=None):
         inputs = {path: corpus_documents([path], args.max_bytes, args.seed) for path in args.input}
         print(stats_table(tokenizers, inputs))
         return
-    if args.command == "train" and args.vocab_size < 256 + len(SPECIAL_TOKENS):
-        raise SystemExit(f"error: --vocab_size must be at least {256 + len(SPECIAL_TOKENS)} (256 bytes + "
-                         f"{len(SPECIAL_TOKENS)} special tokens), got {args.vocab_size}")
-    if args.command == "extend" and args.n_new <= 0:
-        raise SystemExit(f"error: --n_new must be positive, got {args.n_new}")
     base = Tokenizer.load(args.base) if args.command == "extend" else None  # a bad base fails before reading text
     docs = corpus_documents(args.input, args.max_bytes, args.seed)  # streamed: read while training
     with warnings.catch_warnings(record=True) as caught:
@@ -502,7 +400,7 @@ def main(argv=None):
     tok.save(args.out)
     print(f"wrote {args.out}: {tok.n_vocab} ids", end="")
     if args.stats_bytes:  # a sample: re-encoding gigabytes only to print one number is not worth it
-        n_bytes, (n_tokens,) = _bytes_and_tokens([tok], corpus_documents(args.input, args.stats_bytes, args.seed))
+        n_bytes, (n_tokens,) = bytes_and_tokens([tok], corpus_documents(args.input, args.stats_bytes, args.seed))
         print(f"; {n_bytes / n_tokens:.3f} bytes per token on {n_bytes / 1e6:.1f} MB of the input", end="")
     print()
 

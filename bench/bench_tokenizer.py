@@ -35,7 +35,7 @@ import numpy as np  # noqa: E402
 import rustbpe  # noqa: E402
 
 import tokenizer as T  # noqa: E402
-from pipeline.documents import read_documents  # noqa: E402
+from pipeline.documents import read_documents, stats_table  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -283,8 +283,8 @@ def main():
     print(encode_speed(ext, adapt))
 
     print(f"\nbytes per token on the val text, base vs extended by {ext.n_vocab - base.n_vocab} merges:")
-    print(T.stats_table({"base": base, "extended": ext},
-                        {f"{code} ({g})": val for code, (g, _, val) in langs.items()}))
+    print(stats_table({"base": base, "extended": ext},
+                      {f"{code} ({g})": val for code, (g, _, val) in langs.items()}))
 
 
 if __name__ == "__main__":

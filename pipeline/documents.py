@@ -1,9 +1,11 @@
 """
-Reading text: a corpus is UTF-8 text files in which documents are separated by a blank line. Files are
-streamed a chunk at a time, so a corpus larger than memory passes through (tokenizer training, token
-files); sample_documents takes an even, seeded sample of a file instead (tokenizer.py --max_bytes).
+A corpus is UTF-8 text files in which documents are separated by a blank line. read_documents streams a
+file a chunk at a time, so a corpus larger than memory passes through (tokenizer training, token files);
+sample_documents takes an even, seeded sample of a file instead (tokenizer.py --max_bytes); stats_table
+measures how much text a token covers under several vocabularies (tokenizer.py stats, adapt.py).
 Nothing here imports torch or the model: data preparation reads text with it.
 """
+import itertools
 import os
 import random
 import re
@@ -107,3 +109,42 @@ def corpus_documents(paths, max_bytes=None, seed=0):
         else:
             yield from sample_documents(path, max_bytes // len(paths), seed)
 
+
+# ----------------------------------------------------------------------------------------------
+# Bytes per token: how much text a token covers, per file and vocabulary (tokenizer.py stats, adapt.py)
+
+def _short_names(paths):
+    """The shortest trailing path parts that tell the files apart (en/val.txt, xx/val.txt)."""
+    parts = [os.path.normpath(p).split(os.sep) for p in paths]
+    for k in range(1, max(len(p) for p in parts) + 1):
+        names = ["/".join(p[-k:]) for p in parts]
+        if len(set(names)) == len(names):
+            return names
+    return list(paths)
+
+
+def stats_table(tokenizers, inputs):
+    """Markdown table of UTF-8 bytes per token: a row per input file, a column per vocabulary. The
+    documents of an input may be any iterable (a stream): each is read once."""
+    tok_names, in_names = _short_names(list(tokenizers)), _short_names(list(inputs))
+    rows = ["| input | " + " | ".join(f"{n} ({tok.n_vocab})" for n, tok in zip(tok_names, tokenizers.values())) + " |",
+            "|---|" + "---:|" * len(tokenizers)]
+    totals = [[0, 0] for _ in tokenizers]
+    for name, docs in zip(in_names, inputs.values()):
+        n_bytes, n_tokens = bytes_and_tokens(list(tokenizers.values()), docs)
+        for t, n in zip(totals, n_tokens):
+            t[0], t[1] = t[0] + n_bytes, t[1] + n
+        rows.append(f"| {name} | " + " | ".join(f"{n_bytes / n:.3f}" if n else "-" for n in n_tokens) + " |")
+    if len(inputs) > 1:
+        rows.append("| all | " + " | ".join(f"{b / n:.3f}" if n else "-" for b, n in totals) + " |")
+    return "\n".join(rows)
+
+
+def bytes_and_tokens(tokenizers, docs, batch_docs=1024):
+    """UTF-8 bytes of the documents and their number of tokens under each tokenizer, a batch at a time."""
+    docs, n_bytes, n_tokens = iter(docs), 0, [0] * len(tokenizers)
+    while batch := list(itertools.islice(docs, batch_docs)):
+        n_bytes += sum(len(d.encode("utf-8")) for d in batch)
+        for k, tok in enumerate(tokenizers):
+            n_tokens[k] += sum(map(len, tok.encode_batch(batch)))
+    return n_bytes, n_tokens

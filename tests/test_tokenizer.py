@@ -10,6 +10,7 @@ import regex
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import tokenizer as T  # noqa: E402
+from pipeline import bpe  # noqa: E402
 from pipeline.documents import corpus_documents, read_documents  # noqa: E402
 from test_documents import CYRILLIC, numbered_file  # noqa: E402
 
@@ -165,7 +166,7 @@ def test_merge_word_bookkeeping():
         word, ab = "".join(rng.choice("abc") for _ in range(rng.randint(2, 12))), rng.choice(["ab", "aa", "ba"])
         if ab not in word:
             continue
-        out, removed, added = T._merge_word(word, ab, "T")
+        out, removed, added = bpe.merge_word(word, ab, "T")
         assert out == word.replace(ab, "T") and ab not in out
         expected = pairs(out)
         expected.subtract(pairs(word))
@@ -391,9 +392,9 @@ def test_cli_bad_inputs(base, tmp_path):
     out = str(tmp_path / "out.tiktoken")
     cases = [
         (["train", "--input", str(empty), "--vocab_size", "300", "--out", out], "empty corpus"),
-        (["train", "--input", str(good), "--vocab_size", "100", "--out", out], "at least 260"),
+        (["train", "--input", str(good), "--vocab_size", "100", "--out", out], ">= 260"),
         (["train", "--input", str(tmp_path / "nope.txt"), "--vocab_size", "300", "--out", out], "cannot read"),
-        (["extend", "--base", tok, "--input", str(good), "--n_new", "0", "--out", out], "must be positive"),
+        (["extend", "--base", tok, "--input", str(good), "--n_new", "0", "--out", out], "must be a positive integer"),
         (["extend", "--base", str(corrupt), "--input", str(good), "--n_new", "5", "--out", out], "bad.tiktoken: line 2: malformed line"),
         (["extend", "--base", tok, "--input", str(empty), "--n_new", "5", "--out", out], "empty corpus"),
         (["stats", "--tokenizer", str(corrupt), "--input", str(good)], "line 2"),
