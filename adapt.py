@@ -36,7 +36,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from pipeline import common, runtime
+from pipeline import bpe, common, documents, runtime
 import tokenizer
 from model import GPT, GPTConfig
 
@@ -160,7 +160,7 @@ def init_new_rows(model, base_tok, tok, emb_init, head_init, generator):
         # the mean of those tokens' embeddings (N(0, 0.02) otherwise, which expand_vocab already drew)
         old = model.wte.weight[:n_old].clone()
         for i in range(n_old, tok.n_vocab):
-            pieces = tokenizer._bpe(tok.token_bytes(i), base_tok.mergeable_ranks, base_tok._bytes)
+            pieces = bpe.encode_bytes(tok.token_bytes(i), base_tok.mergeable_ranks, base_tok._bytes)
             model.wte.weight[i] = old[pieces].mean(0)
     if head_init == "fresh":  # the paper read literally: a new head of 48,000 rows
         model.reset_head(generator)
@@ -168,7 +168,7 @@ def init_new_rows(model, base_tok, tok, emb_init, head_init, generator):
 
 def extend_vocabulary(base_tok, train_paths, n_new):
     """The base vocabulary + up to n_new merges learned on the adapting languages' training text."""
-    docs = (doc for path in train_paths.values() for doc in tokenizer.read_documents(path))
+    docs = (doc for path in train_paths.values() for doc in documents.read_documents(path))
     with warnings.catch_warnings():  # extend() warns when the text supports fewer merges; we say it ourselves
         warnings.simplefilter("ignore")
         tok = tokenizer.extend(base_tok, docs, n_new)
@@ -267,14 +267,14 @@ def main(argv=None):
         tok = extend_vocabulary(base_tok, train_paths, n_new) if n_new else base_tok
         tok.save(tok_path)
     else:
-        tok = runtime.load_tokenizer(tok_path)
+        tok = tokenizer.Tokenizer.load(tok_path)
         if tok.n_vocab != resume_ckpt["model_config"]["vocab_size"] or any(
                 tok.token_bytes(i) != base_tok.token_bytes(i) for i in range(n_old)):
             runtime.fail(f"{tok_path} does not match {cfg.out_dir}/ckpt.pt or the base vocabulary of {cfg.init_from}")
     if tok.n_vocab > n_old:
         print(f"vocabulary {n_old} + {tok.n_vocab - n_old} new tokens = {tok.n_vocab}; UTF-8 bytes per token on the val text:")
-        print(tokenizer.stats_table({"base": base_tok, "merged": tok},
-                                    {lang: list(tokenizer.read_documents(val_paths[lang])) for lang in langs}))
+        print(documents.stats_table({"base": base_tok, "merged": tok},
+                                     {lang: list(documents.read_documents(val_paths[lang])) for lang in langs}))
 
     groups = manifest.get("groups", {})
     spans = {"base": eval_spans(base_tok, val_paths, cfg.eval_bytes, block_size),

@@ -32,7 +32,8 @@ from evaluation import metrics
 from pipeline import runtime
 from evaluation.benchmarks import GEN_METRICS, MC_METRICS, load_tasks, run_task, stop_ids
 from evaluation.selfsim import language_self_sim, self_sim_sample
-from tokenizer import read_documents
+from pipeline.documents import read_documents
+from tokenizer import Tokenizer
 
 
 @dataclass
@@ -265,7 +266,7 @@ def main(argv=None):
     groups, group_of, spaces, text_langs, val_docs = read_languages(cfg, tasks)
     readers = []
     for path in model_dirs.values():
-        tok, block = runtime.load_tokenizer(os.path.join(path, "tokenizer.tiktoken")), _block_size(path)
+        tok, block = Tokenizer.load(os.path.join(path, "tokenizer.tiktoken")), _block_size(path)
         readers.append((tok, block, tok.token_byte_lengths()))
     samples = {lang: self_sim_sample(val_docs[lang], readers, cfg.sim_bytes, spaces[lang], cfg.min_count)
                for lang in text_langs} if cfg.self_sim else {}

@@ -27,7 +27,7 @@ split_special_tokens=True reads it as text, as tokenizer.encode does).
 
 Every special token is registered as special (tokenizer.json and tokenizer_config.json), so
 decode(skip_special_tokens=True) drops all four. A finetuned model gets a ChatML chat_template that
-renders tokenizer.render_prompt's ids (the default system prompt included; an assistant's content
+renders chat.render_prompt's ids (the default system prompt included; an assistant's content
 stripped, as sample.py feeds a reply back) and stops generation at <|im_end|> (or <|endoftext|>,
 <|im_start|>); other models stop at <|endoftext|>.
 """
@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import torch
 
-from pipeline import runtime
+from pipeline import chat, runtime
 import tokenizer
 from sample import load_stage
 
@@ -155,9 +155,9 @@ def hf_tokenizer(tok):
 
 
 def chat_template():
-    """ChatML as tokenizer.render_prompt writes it: <|endoftext|>, the default system prompt unless the
+    """ChatML as chat.render_prompt writes it: <|endoftext|>, the default system prompt unless the
     conversation starts with its own, every message as <|im_start|>role\\ncontent<|im_end|>\\n, with one space
-    before an assistant's content (tokenizer.ANSWER_SPACE).
+    before an assistant's content (chat.ANSWER_SPACE).
 
     An assistant's content is stripped first, as sample.py strips a reply before it goes back into the
     conversation: a decoded reply starts with the answer space already, and feeding it back must not
@@ -165,8 +165,8 @@ def chat_template():
     content apart from its header; the template's text is encoded in one piece, which gives the same ids
     unless a user or system content starts with whitespace holding a line break (the split regex would
     join it to the header's newline). The template refuses such content, and empty content."""
-    system = json.dumps(tokenizer.DEFAULT_SYSTEM_PROMPT)
-    space = json.dumps(tokenizer.ANSWER_SPACE)
+    system = json.dumps(chat.DEFAULT_SYSTEM_PROMPT)
+    space = json.dumps(chat.ANSWER_SPACE)
     return (
         "{{- '<|endoftext|>' -}}\n"
         "{%- if messages[0]['role'] != 'system' -%}{{- '<|im_start|>system\\n' + " + system + " + '<|im_end|>\\n' -}}{%- endif -%}\n"
@@ -177,10 +177,10 @@ def chat_template():
         "{{- raise_exception('a system message may only come first') -}}{%- endif -%}\n"
         "{%- set content = message['content'] -%}\n"
         "{%- if content is not string or not content|trim -%}"
-        "{{- raise_exception('a message needs a non-empty text content (tokenizer.render refuses an empty one)') -}}{%- endif -%}\n"
+        "{{- raise_exception('a message needs a non-empty text content (chat.render refuses an empty one)') -}}{%- endif -%}\n"
         "{%- set lead = content[:content|length - content.lstrip()|length] -%}\n"
         "{%- if message['role'] != 'assistant' and ('\\n' in lead or '\\r' in lead) -%}"
-        "{{- raise_exception('a message may not start with a line break (it would not encode like tokenizer.render)') -}}{%- endif -%}\n"
+        "{{- raise_exception('a message may not start with a line break (it would not encode like chat.render)') -}}{%- endif -%}\n"
         "{%- if message['role'] == 'assistant' -%}{%- set content = " + space + " + content|trim -%}{%- endif -%}\n"
         "{{- '<|im_start|>' + message['role'] + '\\n' + content + '<|im_end|>\\n' -}}\n"
         "{%- endfor -%}\n"

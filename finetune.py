@@ -7,7 +7,7 @@ Stage 3: English instruction finetuning in ChatML, the loss on the assistant's t
 
 Data: JSONL, one conversation a line, {"messages": [{"role": "system"|"user"|"assistant", "content": "..."}, ...]}
 (the lab's instructions/{train,val}.jsonl by default; real sets are converted to the same shape).
-tokenizer.render turns a conversation into ChatML ids, the paper's system prompt first unless the
+chat.render turns a conversation into ChatML ids, the paper's system prompt first unless the
 conversation brings its own, and a loss mask that is 1 exactly on the assistant's content and its
 closing <|im_end|>: the model learns to answer, not to predict the user.
 
@@ -32,7 +32,7 @@ Which parameters learn (--train_params):
           adaptation of that model learned: [CHEN]'s zero-shot transfer.
 
 After training, a few held-out English prompts are answered greedily (KV cache, stop at <|im_end|>)
-through tokenizer.render_prompt, the template evaluation uses; the answers go into log.jsonl.
+through chat.render_prompt, the template evaluation uses; the answers go into log.jsonl.
 """
 
 import json
@@ -48,8 +48,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from pipeline import common, runtime
-import tokenizer
+from pipeline import chat, common, runtime
 
 
 @dataclass
@@ -109,7 +108,7 @@ def read_conversations(path, tok, skip_bad=False):
             continue
         try:
             messages = _parse_line(line)
-            ids, mask = tokenizer.render(tok, messages)
+            ids, mask = chat.render(tok, messages)
         except ValueError as e:
             if not skip_bad:
                 runtime.fail(f"{path}, line {lineno}: {e} (--skip_bad skips and counts such lines)")
@@ -210,7 +209,7 @@ def greedy_answers(model, tok, conversations, n, max_new_tokens):
         if first == 0 or messages[first - 1]["role"] != "user":
             continue  # no user question right before the answer: nothing to prompt with
         # too long a prompt loses its start, as evaluate.py cuts it, leaving room for the answer
-        prompt = tokenizer.render_prompt(tok, messages[:first])[-(model.config.block_size - max_new_tokens):]
+        prompt = chat.render_prompt(tok, messages[:first])[-(model.config.block_size - max_new_tokens):]
         new = model.generate(prompt, max_new_tokens, stop_ids=(tok.im_end_id,))
         finished = bool(new) and new[-1] == tok.im_end_id
         samples.append({"prompt": messages[first - 1]["content"], "reference": messages[first]["content"],

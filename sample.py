@@ -6,7 +6,7 @@ Generate text from any stage's out_dir, streamed token by token.
     python sample.py --init_from=out/finetune --chat          # one user turn per line of stdin
 
 A finetuned checkpoint (stage "finetune") is prompted in ChatML, as evaluation prompts it
-(tokenizer.render_prompt, the default system prompt first) and stops at <|im_end|>; any other stage
+(chat.render_prompt, the default system prompt first) and stops at <|im_end|>; any other stage
 continues <|endoftext|> + the text and stops at <|endoftext|>. The KV cache makes each new token one
 position of work. Text is printed as it arrives; a character whose UTF-8 bytes are split over several
 tokens is printed once its last byte has come.
@@ -23,8 +23,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from pipeline import runtime
-import tokenizer
+from pipeline import chat, runtime
 
 
 @dataclass
@@ -137,7 +136,7 @@ def main(argv=None, stdin=sys.stdin, out=sys.stdout):
         if not text.strip():
             runtime.fail("nothing to answer: pass --prompt or write the prompt to stdin")
         messages = [{"role": "user", "content": text.strip()}]
-        answer(tokenizer.render_prompt(tok, messages) if chatml else [tok.eot_id] + tok.encode(text))
+        answer(chat.render_prompt(tok, messages) if chatml else [tok.eot_id] + tok.encode(text))
         return
     messages = []
     interactive = stdin.isatty()
@@ -151,8 +150,8 @@ def main(argv=None, stdin=sys.stdin, out=sys.stdout):
         if not line.strip():
             continue
         messages.append({"role": "user", "content": line.strip()})
-        reply = answer(tokenizer.render_prompt(tok, messages))
-        if reply.strip():  # an empty reply cannot be rendered (tokenizer.render refuses it): the turn is left out
+        reply = answer(chat.render_prompt(tok, messages))
+        if reply.strip():  # an empty reply cannot be rendered (chat.render refuses it): the turn is left out
             messages.append({"role": "assistant", "content": reply.strip()})
 
 

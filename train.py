@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from pipeline import common, runtime
 from model import GPT, GPTConfig
+from tokenizer import Tokenizer
 
 
 @dataclass
@@ -113,7 +114,7 @@ def main(argv=None):
             resume_ckpt = runtime.load_checkpoint(cfg.out_dir)
 
     # ---- data: the pretraining languages as memory-mapped uint32 token files ---------------------------
-    tok = runtime.load_tokenizer(cfg.tokenizer)
+    tok = Tokenizer.load(cfg.tokenizer)
     langs = cfg.langs or common.group_languages(cfg.data_dir, "pretraining")
     weights = cfg.lang_weights or [1.0] * len(langs)
     if len(weights) != len(langs) or min(weights) < 0 or sum(weights) <= 0:

@@ -35,6 +35,7 @@ import numpy as np  # noqa: E402
 import rustbpe  # noqa: E402
 
 import tokenizer as T  # noqa: E402
+from pipeline.documents import read_documents, stats_table  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -43,8 +44,8 @@ def lab_text(lab_dir):
     """{code: (group, train documents, val documents)} of a lab folder."""
     with open(os.path.join(lab_dir, "manifest.json")) as f:
         manifest = json.load(f)
-    return {lang["code"]: (lang["group"], list(T.read_documents(os.path.join(lab_dir, lang["train"]))),
-                           list(T.read_documents(os.path.join(lab_dir, lang["val"])))) for lang in manifest["languages"]}
+    return {lang["code"]: (lang["group"], list(read_documents(os.path.join(lab_dir, lang["train"]))),
+                           list(read_documents(os.path.join(lab_dir, lang["val"])))) for lang in manifest["languages"]}
 
 
 def synthetic_text():
@@ -282,8 +283,8 @@ def main():
     print(encode_speed(ext, adapt))
 
     print(f"\nbytes per token on the val text, base vs extended by {ext.n_vocab - base.n_vocab} merges:")
-    print(T.stats_table({"base": base, "extended": ext},
-                        {f"{code} ({g})": val for code, (g, _, val) in langs.items()}))
+    print(stats_table({"base": base, "extended": ext},
+                      {f"{code} ({g})": val for code, (g, _, val) in langs.items()}))
 
 
 if __name__ == "__main__":

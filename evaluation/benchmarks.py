@@ -40,7 +40,7 @@ from pipeline import common
 from evaluation import metrics
 from pipeline import runtime
 from model import select_rows
-from tokenizer import ANSWER_SPACE, render_prompt
+from pipeline.chat import ANSWER_SPACE, render_prompt
 
 MC_METRICS = ("acc", "acc_bytes", "margin", "gold_bpb")
 GEN_METRICS = ("exact", "f1", "rouge_l", "chrf", "bleu", "spbleu")
@@ -159,7 +159,7 @@ def build_prompt(tok, example, demos, chat, spaces):
 
 def choice_texts(example, chat):
     """The text scored for each choice (under partial scoring, the one continuation after each context): an
-    assistant's answer starts with the one space tokenizer.render puts before every assistant content."""
+    assistant's answer starts with the one space chat.render puts before every assistant content."""
     texts = [example["continuation"]] * len(example["contexts"]) if "contexts" in example else example["choices"]
     return [ANSWER_SPACE + c.lstrip() if chat else c for c in texts]
 

@@ -15,21 +15,12 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 
-import tokenizer
+from pipeline import documents
 
 
 def fail(message):
     """Stop the program with `error: message` and exit status 1: how every stage reports input it cannot use."""
     raise SystemExit(f"error: {message}")
-
-
-def load_tokenizer(path):
-    if not os.path.isfile(path):
-        fail(f"no tokenizer at {path}")
-    try:
-        return tokenizer.Tokenizer.load(path)
-    except ValueError as e:
-        fail(str(e))
 
 
 def lr_at(step, max_iters, lr, warmup_frac, min_lr_frac=0.1):
@@ -79,7 +70,7 @@ def token_file(tok, txt_path, max_tokens=None):
     if not os.path.exists(bin_path):
         tmp = f"{bin_path}.{os.getpid()}.tmp"  # parallel runs (run.sh) may cache the same file at once
         n_docs = 0
-        docs = tokenizer.read_documents(txt_path)
+        docs = documents.read_documents(txt_path)
         with open(tmp, "wb") as f:  # a batch of documents at a time: a corpus larger than memory streams through
             while batch := list(itertools.islice(docs, 4096)):
                 for doc_ids in tok.encode_batch(batch):

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from model import GPT, GPTConfig
-from pipeline.common import fail, load_tokenizer  # noqa: F401 (the stages call them as runtime.*)
+from pipeline.common import fail  # noqa: F401 (the stages call it as runtime.fail)
+from tokenizer import Tokenizer
 
 STAGES = ("train", "adapt", "finetune", "splice", "evaluate")
 # the stages whose models have learned the chat format: prompted in ChatML by default
@@ -288,7 +289,7 @@ def load_checkpoint(out_dir, map_location="cpu"):
 def load_model(out_dir, device="cpu"):
     """The model and tokenizer a stage's out_dir holds, checked against each other."""
     ckpt = load_checkpoint(out_dir)
-    tok = load_tokenizer(os.path.join(out_dir, "tokenizer.tiktoken"))
+    tok = Tokenizer.load(os.path.join(out_dir, "tokenizer.tiktoken"))
     config = GPTConfig(**ckpt["model_config"])
     if tok.n_vocab != config.vocab_size:
         fail(f"{out_dir}: the tokenizer has {tok.n_vocab} tokens but the model expects {config.vocab_size}")

@@ -34,7 +34,7 @@ def lab_dir(tmp_path_factory):
 def tokenizer_path(lab_dir, tmp_path_factory):
     import tokenizer
     from pipeline.common import group_languages, language_files
-    from tokenizer import read_documents
+    from pipeline.documents import read_documents
 
     texts = []
     for path in language_files(lab_dir, group_languages(lab_dir, "pretraining"), "train").values():

@@ -156,8 +156,8 @@ def test_more_new_tokens_than_the_text_supports_learns_what_it_can(pretrained_di
     run_adapt(pretrained_dir, tmp_path, "--n_new_tokens=1000000", "--max_iters=1", "--eval_every=0", f"--langs={lang}",
               f"--eval_langs={lang}")
     out = capsys.readouterr().out
-    learned = runtime.load_tokenizer(os.path.join(tmp_path, "tokenizer.tiktoken")).n_vocab - \
-        runtime.load_tokenizer(os.path.join(pretrained_dir, "tokenizer.tiktoken")).n_vocab
+    learned = tokenizer.Tokenizer.load(os.path.join(tmp_path, "tokenizer.tiktoken")).n_vocab - \
+        tokenizer.Tokenizer.load(os.path.join(pretrained_dir, "tokenizer.tiktoken")).n_vocab
     assert 0 < learned < 1000000 and f"supports only {learned} of the 1000000" in out
 
 

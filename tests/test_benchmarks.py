@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from evaluation import benchmarks
-import tokenizer
+from pipeline import chat
 from evaluate import EvaluateConfig
 from test_evaluate import byte_tokenizer, tiny_model, unigram_model
 
@@ -122,7 +122,7 @@ def test_prompts_few_shot_and_chat():
     assert [tok.decode(c) for c in benchmarks.choice_ids(tok, dict(pool[0], choices=["no", "  yes"]), chat=True)] == [" no", " yes"]
     # a finetuned model: ChatML with the system prompt, demonstrations as earlier turns, their answers rendered as render does
     context = benchmarks.build_prompt(tok, pool[0], demos[:1], chat=True, spaces=True)
-    assert context == tokenizer.render_prompt(tok, [{"role": "user", "content": demos[0]["context"]}, {"role": "assistant", "content": "yes"},
+    assert context == chat.render_prompt(tok, [{"role": "user", "content": demos[0]["context"]}, {"role": "assistant", "content": "yes"},
                                                     {"role": "user", "content": "c0"}])
     gen = {"task": "g", "lang": "en", "id": "g-0", "kind": "gen", "prompt": "Q: 2+2?\nAnswer:", "answers": ["4"], "metric": "exact"}
     demo = dict(gen, prompt="Q: 1+1?\nAnswer:", answers=["2"])  # a generative answer gets a space, not without spaces

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import finetune
-from pipeline import runtime
-import tokenizer
+from pipeline import chat, runtime
+from tokenizer import Tokenizer
 from conftest import run_script
 from model import GPT, GPTConfig
 
@@ -31,16 +31,16 @@ def write_jsonl(path, rows):
 
 
 def test_mask_covers_exactly_the_assistant_tokens_and_their_im_end(pretrained_dir, lab_dir):
-    tok = runtime.load_tokenizer(os.path.join(pretrained_dir, "tokenizer.tiktoken"))
+    tok = Tokenizer.load(os.path.join(pretrained_dir, "tokenizer.tiktoken"))
     convs = lab_conversations(lab_dir, tok)
     assert any(sum(m["role"] == "assistant" for m in msgs) > 1 for msgs, _, _ in convs)  # multi-turn ones too
     for messages, ids, mask in convs:
         learned = [i for i, m in zip(ids, mask) if m]
-        expected = [t for m in messages if m["role"] == "assistant" for t in tok.encode(tokenizer.ANSWER_SPACE + m["content"]) + [tok.im_end_id]]
+        expected = [t for m in messages if m["role"] == "assistant" for t in tok.encode(chat.ANSWER_SPACE + m["content"]) + [tok.im_end_id]]
         assert learned == expected
         # everything else is the prompt: the system prompt, user turns, the headers and the newlines
         others = tok.decode([i for i, m in zip(ids, mask) if not m])
-        assert tokenizer.DEFAULT_SYSTEM_PROMPT in others and all(m["content"] in others for m in messages if m["role"] == "user")
+        assert chat.DEFAULT_SYSTEM_PROMPT in others and all(m["content"] in others for m in messages if m["role"] == "user")
     # the targets a batch trains on are exactly the masked tokens, shifted by one
     rows = [(ids, mask) for _, ids, mask in convs[:5]]
     x, y = finetune.collate(rows, tok.pad_id)
@@ -51,7 +51,7 @@ def test_mask_covers_exactly_the_assistant_tokens_and_their_im_end(pretrained_di
 
 
 def test_truncation_keeps_ids_and_mask_aligned_and_is_counted(pretrained_dir, lab_dir):
-    tok = runtime.load_tokenizer(os.path.join(pretrained_dir, "tokenizer.tiktoken"))
+    tok = Tokenizer.load(os.path.join(pretrained_dir, "tokenizer.tiktoken"))
     convs = lab_conversations(lab_dir, tok)[:40]
     block = 24
     long = [c for c in convs if len(c[1]) > block + 1]
@@ -151,7 +151,7 @@ def test_body_only_leaves_embeddings_and_head_bit_identical(pretrained_dir, lab_
 
 
 def test_bad_conversations_are_named_or_skipped_and_counted(pretrained_dir, lab_dir, tmp_path, capsys):
-    tok = runtime.load_tokenizer(os.path.join(pretrained_dir, "tokenizer.tiktoken"))
+    tok = Tokenizer.load(os.path.join(pretrained_dir, "tokenizer.tiktoken"))
     good = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
     bad = {"not valid JSON": '{"messages": [',
            "unknown role": {"messages": [{"role": "bot", "content": "hi"}, {"role": "assistant", "content": "x"}]},

@@ -33,7 +33,7 @@ instructions = load("data/instructions/prepare.py", "instructions_prepare")
 benchmarks = load("data/benchmarks/prepare.py", "benchmarks_prepare")
 from evaluation import metrics  # noqa: E402
 from data import shared  # noqa: E402  (the scripts put the repo root on sys.path)
-from tokenizer import read_documents  # noqa: E402
+from pipeline.documents import read_documents  # noqa: E402
 
 HF = "https://huggingface.co"
 
@@ -267,7 +267,7 @@ def test_wikipedia_end_to_end_from_parquet(web, tok, tmp_path):
 # ---- instructions ---------------------------------------------------------------------------------
 
 def test_instructions_dolly_to_messages(web, tok, tmp_path):
-    import tokenizer
+    from pipeline import chat
 
     rows = [{"instruction": f"Question {k}?", "context": "Some reference text." if k % 2 else "", "response": f"Answer {k}.",
              "category": "closed_qa"} for k in range(40)] + [{"instruction": "No answer", "context": "", "response": " ", "category": "x"}]
@@ -290,7 +290,7 @@ def test_instructions_dolly_to_messages(web, tok, tmp_path):
     assert manifest["instructions"]["dropped"] == {"dolly": 1}
     lines = [json.loads(line) for split in ("train", "val") for line in open(os.path.join(out, manifest["instructions"][split]))]
     for example in lines:
-        ids, mask = tokenizer.render(tok, example["messages"])  # what finetune.py does with each line
+        ids, mask = chat.render(tok, example["messages"])  # what finetune.py does with each line
         assert sum(mask) > 0
     assert {"role": "user", "content": "Question 1?\n\nSome reference text."} in [m for e in lines for m in e["messages"]]
 

@@ -9,10 +9,9 @@ import shutil
 import pytest
 import torch
 
-from pipeline import runtime
+from pipeline import chat, runtime
 import finetune
 import sample
-import tokenizer
 from conftest import run_script
 
 
@@ -85,7 +84,7 @@ def test_main_prompt_plain_and_chatml(pretrained_dir, finetuned_dir, loaded):
     out = io.StringIO()
     sample.main([f"--init_from={finetuned_dir}", "--temperature=0", "--max_new_tokens=10", "--device=cpu"],
                 stdin=io.StringIO("What do cats eat?\n"), out=out)
-    prompt = tokenizer.render_prompt(tuned_tok, [{"role": "user", "content": "What do cats eat?"}])
+    prompt = chat.render_prompt(tuned_tok, [{"role": "user", "content": "What do cats eat?"}])
     prompt = prompt[-(tuned.config.block_size - 10):]  # the lab's system prompt alone is longer than the block
     stops = {tuned_tok.eot_id, tuned_tok.im_start_id, tuned_tok.im_end_id}
     new = [t for t in tuned.eval().generate(prompt, 10, stop_ids=stops) if t not in stops]
@@ -104,7 +103,7 @@ def test_chat_keeps_the_conversation(finetuned_dir, monkeypatch):
     messages, expected = [], ""
     for turn in ("Hello there.", "What is a cat?"):
         messages.append({"role": "user", "content": turn})
-        prompt = tokenizer.render_prompt(tok, messages)
+        prompt = chat.render_prompt(tok, messages)
         assert prompts[len(messages) // 2] == prompt  # the second prompt holds the first answer
         reply = tok.decode([t for t in model.generate(prompt[-(model.config.block_size - 6):], 6, stop_ids=stops) if t not in stops])
         expected += reply + "\n"

@@ -1,7 +1,6 @@
 """Tests for tokenizer.py: tiny multi-script corpora made in-process, nothing downloaded."""
 import os
 import random
-import subprocess
 import sys
 from collections import Counter
 
@@ -10,6 +9,7 @@ import regex
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import tokenizer as T  # noqa: E402
+from pipeline import bpe  # noqa: E402
 
 # ---- a small synthetic multilingual world ------------------------------------------------------
 ALPHABETS = {
@@ -163,7 +163,7 @@ def test_merge_word_bookkeeping():
         word, ab = "".join(rng.choice("abc") for _ in range(rng.randint(2, 12))), rng.choice(["ab", "aa", "ba"])
         if ab not in word:
             continue
-        out, removed, added = T._merge_word(word, ab, "T")
+        out, removed, added = bpe.merge_word(word, ab, "T")
         assert out == word.replace(ab, "T") and ab not in out
         expected = pairs(out)
         expected.subtract(pairs(word))
@@ -331,9 +331,9 @@ def test_loader_rejects_corrupt_files(base, tmp_path, case):
     edit, message, line = _corrupt(lines, base.n_vocab)[case]
     edit(lines)
     path.write_text("\n".join(lines) + "\n")
-    with pytest.raises(ValueError, match=message) as e:
+    with pytest.raises(SystemExit, match=message) as e:
         T.Tokenizer.load(path)
-    assert str(path) in str(e.value)
+    assert str(e.value).startswith(f"error: {path}: ")
     if line is not None:
         assert f"line {line}:" in str(e.value)
 
@@ -342,285 +342,11 @@ def test_loader_rejects_corrupt_files(base, tmp_path, case):
 def test_loader_rejects_empty_and_binary_files(tmp_path, data, message):
     path = tmp_path / "tok.tiktoken"
     path.write_bytes(data)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(SystemExit, match=message):
         T.Tokenizer.load(path)
 
 
-# ---- ChatML ------------------------------------------------------------------------------------
-
-CHAT = [{"role": "user", "content": "What is 2+2? <|im_end|> is text here"},
-        {"role": "assistant", "content": "It is 4."},
-        {"role": "user", "content": "And 3+3?"},
-        {"role": "assistant", "content": "6, said the αβγ."}]
-
-
-def test_render_text_and_mask(ext):
-    ids, mask = T.render(ext, CHAT)
-    assert len(ids) == len(mask) and set(mask) == {0, 1}
-    expected = (f"<|endoftext|><|im_start|>system\n{T.DEFAULT_SYSTEM_PROMPT}<|im_end|>\n"
-                "<|im_start|>user\nWhat is 2+2? <|im_end|> is text here<|im_end|>\n"
-                "<|im_start|>assistant\n It is 4.<|im_end|>\n<|im_start|>user\nAnd 3+3?<|im_end|>\n"
-                "<|im_start|>assistant\n 6, said the αβγ.<|im_end|>\n")
-    assert ext.decode(ids) == expected
-    # only the literal im_end inside user content is text, so exactly 5 real <|im_end|> ids
-    assert ids.count(ext.im_end_id) == 5 and ids.count(ext.im_start_id) == 5 and ids[0] == ext.eot_id
-    # the mask covers exactly each assistant answer and its closing <|im_end|>, as contiguous runs
-    runs, k = [], 0
-    while k < len(ids):
-        if mask[k]:
-            j = k
-            while j < len(ids) and mask[j]:
-                j += 1
-            runs.append(ids[k:j])
-            k = j
-        k += 1
-    # an answer is encoded after one space: its first word gets the token it has inside a sentence
-    assert runs == [ext.encode(" It is 4.") + [ext.im_end_id], ext.encode(" 6, said the αβγ.") + [ext.im_end_id]]
-
-
-def test_render_system_prompt_handling(ext):
-    ids, _ = T.render(ext, [{"role": "system", "content": "Be brief."}] + CHAT[:2])
-    text = ext.decode(ids)
-    assert text.count("<|im_start|>system") == 1 and "Be brief." in text and T.DEFAULT_SYSTEM_PROMPT not in text
-    ids, _ = T.render(ext, CHAT[:2], system_prompt="Custom.")
-    assert "<|im_start|>system\nCustom.<|im_end|>" in ext.decode(ids)
-    ids, _ = T.render(ext, CHAT[:2], system_prompt=None)
-    assert "system" not in ext.decode(ids)
-
-
-def test_render_prompt_is_prefix_of_render(ext):
-    prompt = T.render_prompt(ext, CHAT[:3])
-    ids, mask = T.render(ext, CHAT)
-    assert ids[:len(prompt)] == prompt
-    assert mask[len(prompt) - 1] == 0 and mask[len(prompt)] == 1  # generation starts where learning does
-    assert ext.decode(prompt).endswith("<|im_start|>user\nAnd 3+3?<|im_end|>\n<|im_start|>assistant\n")
-
-
-@pytest.mark.parametrize("messages, message", [
-    ([], "non-empty list"),
-    ([{"role": "bot", "content": "hi"}], "unknown role 'bot'"),
-    ([{"role": "user", "content": ""}], "non-empty string"),
-    ([{"role": "user", "content": "  \n"}], "non-empty string"),
-    ([{"role": "user", "content": 5}], "non-empty string"),
-    ([{"role": "user"}], "'role' and 'content'"),
-    ([{"role": "user", "content": "a"}, {"role": "system", "content": "b"}], "only come first"),
-    ([{"role": "user", "content": "a"}], "no assistant message"),
-])
-def test_render_rejects_bad_messages(ext, messages, message):
-    with pytest.raises(ValueError, match=message):
-        T.render(ext, messages)
-
-
-def test_render_prompt_must_end_with_user(ext):
-    with pytest.raises(ValueError, match="end with a user message"):
-        T.render_prompt(ext, CHAT[:2])
-
-
-# ---- command line ----------------------------------------------------------------------------
-
-def test_cli_train_extend_stats(tmp_path, capsys):
-    base_txt, new_txt = tmp_path / "base.txt", tmp_path / "new.txt"
-    base_txt.write_text("\n\n".join(BASE_DOCS[:200]) + "\n")
-    new_txt.write_text("\n\n".join(NEW_DOCS[300:500]) + "\n")
-    base_tok, ext_tok = str(tmp_path / "base.tiktoken"), str(tmp_path / "ext.tiktoken")
-    T.main(["train", "--input", str(base_txt), "--vocab_size", "400", "--out", base_tok])
-    T.main(["extend", "--base", base_tok, "--input", str(new_txt), "--n_new", "100", "--out", ext_tok])
-    assert T.Tokenizer.load(ext_tok).n_vocab == 500
-    capsys.readouterr()
-    T.main(["stats", "--tokenizer", base_tok, ext_tok, "--input", str(base_txt), str(new_txt)])
-    table = capsys.readouterr().out.strip().splitlines()
-    assert table[0] == "| input | base.tiktoken (400) | ext.tiktoken (500) |"
-    assert [row.split(" | ")[0] for row in table[2:]] == ["| base.txt", "| new.txt", "| all"]
-    new_row = [float(x) for x in table[3].strip("| ").split(" | ")[1:]]
-    assert new_row[1] > new_row[0]  # more bytes per token for the new language after extension
-
-
-def test_cli_says_when_the_text_supports_fewer_merges(tmp_path, capsys):
-    small, out = tmp_path / "small.txt", str(tmp_path / "small.tiktoken")
-    small.write_text("ab ab abc\n\nabc ab\n")
-    T.main(["train", "--input", str(small), "--vocab_size", "400", "--out", out])
-    err = capsys.readouterr().err
-    assert err.startswith("warning: train: the text supports only") and T.Tokenizer.load(out).n_vocab < 400
-
-
-def test_cli_bad_inputs(base, tmp_path):
-    good, empty, corrupt = tmp_path / "good.txt", tmp_path / "empty.txt", tmp_path / "bad.tiktoken"
-    good.write_text("some text here\n\nmore text\n")
-    empty.write_text("\n\n  \n")
-    corrupt.write_text("QQ== 0\nnot a line at all\n")
-    tok = str(tmp_path / "base.tiktoken")
-    base.save(tok)
-    out = str(tmp_path / "out.tiktoken")
-    cases = [
-        (["train", "--input", str(empty), "--vocab_size", "300", "--out", out], "empty corpus"),
-        (["train", "--input", str(good), "--vocab_size", "100", "--out", out], "at least 260"),
-        (["train", "--input", str(tmp_path / "nope.txt"), "--vocab_size", "300", "--out", out], "cannot read"),
-        (["extend", "--base", tok, "--input", str(good), "--n_new", "0", "--out", out], "must be positive"),
-        (["extend", "--base", str(corrupt), "--input", str(good), "--n_new", "5", "--out", out], "corrupt tokenizer"),
-        (["extend", "--base", tok, "--input", str(empty), "--n_new", "5", "--out", out], "empty corpus"),
-        (["stats", "--tokenizer", str(corrupt), "--input", str(good)], "line 2"),
-    ]
-    for argv, message in cases:
-        with pytest.raises(SystemExit) as e:
-            T.main(argv)
-        assert message in str(e.value.code), argv
-    assert not os.path.exists(out)
-
-
-def test_cli_help(capsys):
-    for argv in (["train"], ["extend"], ["stats"]):
-        with pytest.raises(SystemExit) as e:
-            T.main(argv + ["--help"])
-        assert e.value.code == 0 and "--input" in capsys.readouterr().out
-    script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tokenizer.py")
-    done = subprocess.run([sys.executable, script, "--help"], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0 and "usage:" in done.stdout
-    done = subprocess.run([sys.executable, script, "train"], capture_output=True, text=True, timeout=60)
-    assert done.returncode != 0 and "required" in done.stderr
-
-
-# ---- reading text: streamed documents and --max_bytes samples -------------------------------------
-
-def whole_file_documents(path):
-    """The reference split: the whole text at once."""
-    with open(path, encoding="utf-8") as f:
-        return [doc for doc in f.read().split("\n\n") if doc.strip()]
-
-
-@pytest.mark.parametrize("text", [
-    "",
-    "\n\n\n",
-    "one document, no newline at the end",
-    "first\n\nsecond\n\n\n\nthird after two blank lines\n\n\n",
-    "three newlines\n\n\nkeep the third\n\n \n\nwhitespace-only skipped\n",
-    "windows\r\nline ends\r\n\r\nsecond\r\n\r\n\r\n",
-    "old mac\r\rline ends\rmixed\r\n\nwith\n\r\nall kinds\r",
-    "multibyte ÄÖ 中文 ๑๒ 😀 across chunk edges\n\nпривет мир\n\n",
-])
-def test_read_documents_streams_exactly_the_whole_file_split(tmp_path, text):
-    path = tmp_path / "t.txt"
-    path.write_bytes(text.encode("utf-8"))
-    want = whole_file_documents(path)
-    for chunk_bytes in (1, 2, 3, 5, 1 << 20):  # tiny chunks: documents and "\r\n" span chunk edges
-        assert list(T.read_documents(str(path), chunk_bytes)) == want, chunk_bytes
-
-
-def test_read_documents_random_texts(tmp_path):
-    rng, path = random.Random(0), tmp_path / "t.txt"
-    for _ in range(200):
-        path.write_bytes("".join(rng.choice(["a", "é", " ", "\n", "\r", "\r\n", "中"])
-                                 for _ in range(rng.randint(0, 40))).encode("utf-8"))
-        want = whole_file_documents(path)
-        for chunk_bytes in (1, 3, 64):
-            assert list(T.read_documents(str(path), chunk_bytes)) == want
-        for budget in (1, 5, 20):  # a sample starts anywhere, in a run of line ends too: still whole documents
-            sample = list(T.sample_documents(str(path), budget, seed=rng.randrange(9), chunk_bytes=rng.choice([1, 64])))
-            assert not Counter(sample) - Counter(want)
-
-
-def test_read_documents_bad_files(tmp_path):
-    bad = tmp_path / "bad.txt"
-    bad.write_bytes(b"fine text\n\n" + b"x" * 20 + b"\xff more\n")
-    with pytest.raises(SystemExit, match=r"bad\.txt is not UTF-8 text \(bad byte at offset 31\)"):
-        list(T.read_documents(str(bad), 4))
-    with pytest.raises(SystemExit, match="cannot read .*nope.txt"):
-        list(T.read_documents(str(tmp_path / "nope.txt")))
-    with pytest.raises(ValueError, match="max_bytes must be positive"):
-        list(T.sample_documents(str(bad), 0))
-
-
-def numbered_file(path, n_docs, seed, script="latin"):
-    """A file of n_docs documents, each starting with its number (to see where a sample came from), apart
-    by blank lines of every kind: after three line ends a document starts with a line end."""
-    rng = random.Random(seed)
-    text = "".join(f"{k:05d} {doc}" + rng.choice(["\n\n", "\n\n\n", "\r\n\r\n", "\r\n\r\n\r\n", "\r\r\n\n"])
-                   for k, doc in enumerate(corpus(script, seed, n_docs)))
-    path.write_bytes(text.encode("utf-8"))
-    return whole_file_documents(path)
-
-
-def test_sample_documents_is_seeded_even_and_within_budget(tmp_path):
-    path = tmp_path / "big.txt"
-    docs = numbered_file(path, 2000, seed=1)
-    budget = os.path.getsize(path) // 10
-    sample = list(T.sample_documents(str(path), budget, seed=0, chunk_bytes=512))
-    assert sample == list(T.sample_documents(str(path), budget, seed=0))  # the chunk size changes nothing
-    assert sample != list(T.sample_documents(str(path), budget, seed=1))
-    n_bytes = sum(len(d.encode()) for d in sample)
-    assert budget // 2 < n_bytes <= budget
-    position = {doc: k for k, doc in enumerate(docs)}
-    picked = [position[d] for d in sample]  # KeyError: not a document of the file
-    assert picked == sorted(set(picked))  # in file order, none twice
-    quarters = Counter(4 * k // len(docs) for k in picked)
-    assert min(quarters[q] for q in range(4)) > len(picked) / 8  # from all through the file
-    assert list(T.sample_documents(str(path), os.path.getsize(path))) == docs  # the whole file fits
-    for budget in (os.path.getsize(path) * 9 // 10, 5000, 1):  # most of the file, a few documents, none
-        for seed in range(3):
-            sample = list(T.sample_documents(str(path), budget, seed, chunk_bytes=256))
-            picked = [position[d] for d in sample]
-            assert picked == sorted(set(picked)) and sum(len(d.encode()) for d in sample) <= budget
-
-
-def test_corpus_documents_gives_each_file_an_equal_share(tmp_path):
-    small, big = tmp_path / "small.txt", tmp_path / "big.txt"
-    small_docs = numbered_file(small, 300, seed=2, script="greek")
-    big_docs = numbered_file(big, 3000, seed=3, script="cyrillic")
-    budget = 2 * os.path.getsize(small) // 2  # half the small file from each
-    sample = list(T.corpus_documents([str(small), str(big)], budget, seed=5))
-    small_set, big_set = set(small_docs), set(big_docs)
-    from_small, from_big = [d for d in sample if d in small_set], [d for d in sample if d in big_set]
-    assert len(from_small) + len(from_big) == len(sample)
-    for part in (from_small, from_big):
-        assert budget // 4 < sum(len(d.encode()) for d in part) <= budget // 2
-    assert list(T.corpus_documents([str(small), str(big)])) == small_docs + big_docs
-
-
-def test_cli_train_streams_the_same_vocabulary(tmp_path, capsys):
-    path, out = tmp_path / "base.txt", str(tmp_path / "base.tiktoken")
-    path.write_text("\n\n".join(BASE_DOCS), encoding="utf-8")
-    assert list(T.read_documents(str(path))) == BASE_DOCS
-    T.main(["train", "--input", str(path), "--vocab_size", str(BASE_VOCAB), "--out", out])
-    assert T.Tokenizer.load(out).mergeable_ranks == T.train(BASE_DOCS, BASE_VOCAB).mergeable_ranks
-    assert "bytes per token on" in capsys.readouterr().out
-    T.main(["train", "--input", str(path), "--vocab_size", "300", "--out", out, "--stats_bytes", "0"])
-    assert "bytes per token" not in capsys.readouterr().out
-
-
-def test_cli_max_bytes(tmp_path, capsys):
-    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
-    numbered_file(a, 400, seed=4)
-    numbered_file(b, 400, seed=5, script="cyrillic")
-    budget = (os.path.getsize(a) + os.path.getsize(b)) // 4
-    outs = [str(tmp_path / f"{k}.tiktoken") for k in range(3)]
-    for out, seed in zip(outs, (0, 0, 1)):
-        T.main(["train", "--input", str(a), str(b), "--vocab_size", "500", "--out", out, "--max_bytes", str(budget),
-                "--seed", str(seed)])
-    first, again, other = (T.Tokenizer.load(out).mergeable_ranks for out in outs)
-    assert first == again and first != other
-    sample = list(T.corpus_documents([str(a), str(b)], budget, seed=0))
-    assert first == T.train(sample, 500).mergeable_ranks  # trained on exactly that sample
-    capsys.readouterr()
-    T.main(["stats", "--tokenizer", outs[0], "--input", str(a), str(b), "--max_bytes", "3000"])
-    assert len(capsys.readouterr().out.strip().splitlines()) == 5
-
-
-def test_cli_sampling_bad_inputs(tmp_path):
-    good, bad = tmp_path / "good.txt", tmp_path / "bad.txt"
-    good.write_text("some text here\n\nmore text\n")
-    bad.write_bytes(b"text\n\n\xc3\x28 broken\n")
-    out = str(tmp_path / "out.tiktoken")
-    train = ["train", "--vocab_size", "300", "--out", out, "--input"]
-    cases = [
-        (train + [str(good), "--max_bytes", "0"], "--max_bytes must be at least one byte per input file"),
-        (train + [str(good), "--max_bytes", "-5"], "--max_bytes must be at least one byte per input file"),
-        (train + [str(good), str(good), "--max_bytes", "1"], "--max_bytes must be at least one byte per input file"),
-        (train + [str(good), "--stats_bytes", "-1"], "--stats_bytes must be 0"),
-        (train + [str(good), str(tmp_path / "nope.txt")], "cannot read"),
-        (train + [str(good), str(bad)], "bad.txt is not UTF-8 text (bad byte at offset 6)"),
-        (["stats", "--tokenizer", out, "--input", str(good), "--max_bytes", "0"], "--max_bytes must be at least"),
-    ]
-    for argv, message in cases:
-        with pytest.raises(SystemExit) as e:
-            T.main(argv)
-        assert message in str(e.value.code), argv
-    assert not os.path.exists(out)
+def test_loader_names_a_missing_or_unreadable_file(tmp_path):
+    for path, reason in ((tmp_path / "nope.tiktoken", "No such file"), (tmp_path, "Is a directory")):
+        with pytest.raises(SystemExit, match=f"error: cannot read tokenizer {path}: {reason}"):
+            T.Tokenizer.load(path)

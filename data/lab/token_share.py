@@ -20,7 +20,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from pipeline import common
+from pipeline import common, documents
 import tokenizer
 
 PAPER_PRETRAINING = "en es it cs fi ar zh_CN hi ru".split()
@@ -73,7 +73,7 @@ def main(argv=None):
         manifest = common.read_manifest(args.data_dir)
         groups = manifest["groups"]
         train = common.language_files(args.data_dir, [e["code"] for e in manifest["languages"]], "train")
-        texts = {lang: list(tokenizer.read_documents(path)) for lang, path in train.items()}
+        texts = {lang: list(documents.read_documents(path)) for lang, path in train.items()}
         pretraining, measured = groups["pretraining"], {g: ls for g, ls in groups.items() if g != "pretraining"}
     else:
         texts = {lang: capped(catalog_messages(lang), args.max_bytes) for lang in PAPER_PRETRAINING + PAPER_ADAPTING}

@@ -34,7 +34,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, ROOT)
 from data.shared import (PAPER_GROUPS, NotFound, atomic_open, fail, fetch, hf_files, hf_url, language_entry,  # noqa: E402
                          parse_codes, read_parquet, update_manifest)
-from tokenizer import read_documents  # noqa: E402
+from pipeline.documents import read_documents  # noqa: E402
 
 DATASET = "wikimedia/wikipedia"
 # the dataset repo's commit (its 20231101 snapshot); pinned so that a rerun reads the same shards. Verified
@@ -141,8 +141,9 @@ def tokenize_text_file(tok, txt_path, bin_path, batch_bytes=1 << 23):
 
 def tokenize_languages(out, codes, tokenizer_path):
     from pipeline import common  # torch comes with it: only needed here
+    from tokenizer import Tokenizer
 
-    tok = common.load_tokenizer(tokenizer_path)
+    tok = Tokenizer.load(tokenizer_path)
     fingerprint = common.tokenizer_fingerprint(tok)
     for code in codes:
         for split in ("train", "val"):
