@@ -7,8 +7,9 @@ Stage 4: evaluation of several models side by side, in the shape of the paper's 
 For every model (each with its own tokenizer) and every language of the manifest:
   1. bits per byte on held-out text, and perplexity beside it (named by its vocabulary: perplexities of
      different vocabularies count different tokens and are never compared);
-  2. self-similarity per layer (Ethayarajh 2019), the anisotropy baseline and their difference
-     (selfsim.py, which also says what a word is);
+  2. self-similarity per layer (Ethayarajh 2019): raw (self_sim), the anisotropy baseline of pairs of
+     different words (anisotropy) and raw minus baseline (self_sim_adjusted); selfsim.py defines each
+     and what a word is;
   3. the benchmarks (benchmarks.py): multiple choice by log-likelihood (acc, acc_bytes, and the
      continuous margin and gold_bpb), generation by greedy decoding (exact, F1, ROUGE-L, chrF, BLEU;
      see metrics.py).
@@ -221,7 +222,8 @@ def evaluate_model(name, model, tok, chat, cfg, text_langs, samples, tasks, spac
             continue
         contextual = range(1, len(sims["self_sim"]))  # the headline leaves out layer 0: embeddings see no context
         for metric, key in (("self_sim", "self_sim"), ("anisotropy", "anisotropy"), ("self_sim_adjusted", "adjusted")):
-            put(metric, lang, sum(sims[key][i] for i in contextual) / len(contextual))
+            layers = [sims[key][i] for i in contextual]
+            put(metric, lang, None if None in layers else sum(layers) / len(layers))
             for layer, value in enumerate(sims[key]):
                 put(f"{metric}/layer{layer}", lang, value)
     seconds["self_sim"], t0 = time.time() - t0, time.time()
@@ -237,12 +239,22 @@ def evaluate_model(name, model, tok, chat, cfg, text_langs, samples, tasks, spac
             if skipped:
                 print(f"warning: {name}: {task_name} ({lang}): {skipped} of {len(examples)} examples skipped, a choice "
                       f"of block_size={model.config.block_size} tokens or more", file=sys.stderr)
-            details["tasks"][task_name][lang] = {"n": len(examples) - skipped, "skipped": skipped, "outputs": outputs}
-            if task["kind"] == "mc":  # the accuracy of guessing, over the examples scored
-                scored = [ex for ex, o in zip(examples, outputs) if o is not None]
-                details["tasks"][task_name][lang]["chance"] = sum(1 / len(ex.get("choices") or ex["contexts"]) for ex in scored) / max(1, len(scored))
+            entry = details["tasks"][task_name][lang] = {"n": len(examples) - skipped, "skipped": skipped, "outputs": outputs}
+            if task["kind"] == "mc":
+                entry.update(item_record(examples, outputs))
         seconds[task_name], t0 = time.time() - t0, time.time()
     return scores, details
+
+
+def item_record(examples, picks):
+    """What the report needs of a multiple-choice task in one language: "correct", one character per example
+    in file order (1 right by acc, 0 wrong, - not scored), so that the report can pair items across languages
+    and models; and two chance levels over the scored examples: "chance", the mean of 1 / choices (guessing),
+    and "majority", the share of the commonest label (answering it every time), higher when labels are unbalanced."""
+    scored = [ex["label"] for ex, pick in zip(examples, picks) if pick is not None]
+    return {"correct": "".join("-" if pick is None else str(int(pick[0] == ex["label"])) for ex, pick in zip(examples, picks)),
+            "chance": sum(1 / len(ex.get("choices") or ex["contexts"]) for ex, pick in zip(examples, picks) if pick is not None) / max(1, len(scored)),
+            "majority": max(map(scored.count, set(scored))) / len(scored) if scored else None}
 
 
 def main(argv=None):
