@@ -1,6 +1,7 @@
 """
 The report of run.sh: the primary endpoints that docs/method.md declares, tested and corrected by Holm across
-their family; everything else as exploratory intervals without verdicts; and the plots (evaluation/plots.py).
+their family; everything else as exploratory intervals without verdicts; and the plots. The run folders' logs
+are read by evaluation/runs.py, the plots drawn by evaluation/plots.py; this file reads the results.json files.
 
     python report.py --runs out/run/lab --out out/report [--results adapted.json]
 
@@ -15,33 +16,23 @@ import glob
 import json
 import math
 import os
-import re
 import statistics
 
-from evaluation import plots, stats
-from pipeline.runtime import read_log
+from evaluation import plots, runs, stats
 
 ENGLISH = "en"  # the language of the instructions: where Baseline's benchmarks are read
-ADAPT_MODES = {"relearn": "[CHEN] relearn: every embedding reset and relearned",
-               "adapt": "[AFA] vocabulary expansion: new rows and the head learned",
-               "keephead": "vocabulary expansion keeping the old head rows (frozen): new rows learned"}
-RECIPE_KEYS = ("emb_init", "head")  # what the paper leaves open (adapt.py)
 TRANSFER = (("AFA", "BA"), ("BA", "Control"), ("AFA", "Control"))  # the accuracy differences of endpoint (c)
 SELF_SIM = ("self_sim", "anisotropy", "self_sim_adjusted")  # raw, the baseline of different words, raw - baseline
 VARIANT_PAIRS = (("AFA", "BA"), ("AFA_keephead", "BA_keephead"), ("AFA_splice", "BA_splice"), ("AFA_adapted", "BA_adapted"))
 
 
-def mean_std(values):
+def mean_std(values, digits=3):
+    """mean ± std of the values that are there, as text ("-" if none)."""
     values = [v for v in values if v is not None]
     if not values:
-        return None, None
-    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
-
-
-def fmt(mean, std, digits=3):
-    if mean is None:
         return "-"
-    return f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if std else "")
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.fmean(values):.{digits}f}" + (f" ± {std:.{digits}f}" if std else "")
 
 
 def interval_text(interval, digits=4, sign="+"):
@@ -53,84 +44,13 @@ def table_head(cells, right=()):
     return ["|" + "|".join(f" {c} " if c else " " for c in cells) + "|", "|" + "".join("---:|" if i in right else "---|" for i in range(len(cells)))]
 
 
-# ---- the runs' logs: forgetting dynamics and adaptation curves ---------------------------------------
-
-def recoveries(log, window=10):
-    """For every reset: the steps until the (smoothed) training loss is back at its level just before the
-    reset, and whether it got there before the next reset (else the episode length, marked as censored)."""
-    steps = [r["step"] for r in log if "loss" in r]
-    losses = plots.smooth([r["loss"] for r in log if "loss" in r], window)
-    resets = [r["step"] for r in log if r.get("forget")]
-    bounds = resets[1:] + [steps[-1] + 1]
-    result = []
-    for reset, end in zip(resets, bounds):
-        before = [loss for s, loss in zip(steps, losses) if s < reset]
-        if not before:
-            continue
-        target = before[-1]
-        back = next((s - reset for s, loss in zip(steps, losses) if reset + window <= s < end and loss <= target), None)
-        result.append((reset, back if back is not None else end - reset, back is None))
-    return result
-
-
-def recovery_summary(seed_dirs):
-    """[(run name, label, [recoveries per seed])] of the forgetting runs: the global schedule, and [CHEN]'s if run."""
-    found = []
-    for name, label in (("forgetting", "global cosine schedule"), ("chen", "[CHEN] per-episode embedding LR")):
-        runs = [os.path.join(d, f"pretrain_{name}") for d in seed_dirs if os.path.exists(os.path.join(d, f"pretrain_{name}"))]
-        if runs:
-            found.append((name, label, [recoveries(read_log(run)) for run in runs]))
-    return found
-
-
-def adaptation_points(seed_dir, mode, kind):
-    """{adaptation tokens: final val bits per byte of (adapting, pretraining) languages} of the runs
-    <mode>_<kind>_<tokens> (mode: relearn, adapt or keephead)."""
-    points = {}
-    for run in glob.glob(os.path.join(seed_dir, f"{mode}_{kind}_*")):
-        match = re.search(r"_(\d+)$", run)
-        if not match or not os.path.isdir(run):
-            continue
-        final = [r for r in read_log(run) if "val_bpb" in r][-1]
-        points[int(match.group(1))] = (final["val_bpb"], final.get("val_bpb_mean_pretraining"))
-    return dict(sorted(points.items()))
-
-
-def recipe(seed_dirs, mode):
-    """The expansion recipe the runs <mode>_* were made with, from their config.json ("" under relearn);
-    every recipe found if the runs differ (a folder of old runs beside new ones)."""
-    found = set()
-    for run in (r for d in seed_dirs for r in glob.glob(os.path.join(d, f"{mode}_*")) if os.path.isdir(r)):
-        try:
-            with open(os.path.join(run, "config.json"), encoding="utf-8") as f:
-                config = json.load(f)
-        except (OSError, ValueError):
-            found.add("recipe unknown")
-            continue
-        if config.get("mode") == "expand":
-            found.add(", ".join(f"{k}={config.get(k)}" for k in RECIPE_KEYS))
-    return " / ".join(sorted(found))
-
-
-def adaptation_summary(seed_dirs):
-    """{mode: {tokens: {kind: [(adapting bpb, pretraining bpb) per seed]}}} over the budgets every seed has
-    for both kinds; the lists are in seed order, so standard and forgetting pair up within a seed."""
-    summary = {}
-    for mode in ADAPT_MODES:
-        points = {kind: [adaptation_points(d, mode, kind) for d in seed_dirs] for kind in ("standard", "forgetting")}
-        budgets = sorted(set.intersection(*(set(p) for per_seed in points.values() for p in per_seed)))
-        if budgets:
-            summary[mode] = {b: {kind: [p[b] for p in per_seed] for kind, per_seed in points.items()} for b in budgets}
-    return summary
-
-
 def adaptation_table(points):
     """Per budget: standard and forgetting adapting-language bits per byte, and forgetting − standard paired
     within each seed with its 95% t-interval (the test is endpoint (a) of the primary table)."""
     lines = table_head(["tokens", "standard", "forgetting", "seeds", "forgetting − standard", "95% interval over seeds"], range(6))
     for tokens, kinds in points.items():
         n, mean, interval, _ = stats.t_interval([f[0] - s[0] for s, f in zip(kinds["standard"], kinds["forgetting"])])
-        means = [fmt(*mean_std([seed[0] for seed in kinds[kind]])) for kind in ("standard", "forgetting")]
+        means = [mean_std([seed[0] for seed in kinds[kind]]) for kind in ("standard", "forgetting")]
         lines.append(f"| {tokens:,} | " + " | ".join(means + [str(n), f"{mean:+.4f}", interval_text(interval)]) + " |")
     return lines
 
@@ -252,10 +172,6 @@ def estimate(results, metric, model, where):
     return statistics.fmean(values), low, high
 
 
-def estimate_text(found):
-    return "-" if found is None else f"{found[0]:.3f}" + ("" if found[1] is None else f" {interval_text(found[1:], 3, '')}")
-
-
 # ---- primary endpoints: tests, Holm across the declared family ----------------------------------------
 
 def primary_rows(results, adaptation):
@@ -314,8 +230,9 @@ def benchmark_table(results, english=ENGLISH):
         cells = ["-", "-"] if levels is None else [f"{level:.3f}" for level in levels]
         for m in models:
             where = english if m == "Baseline" else "adapting"
-            prior = seed_values(results, f"{task}/acc_prior", m, where=where)
-            cells.append(estimate_text(estimate(results, f"{task}/acc", m, where)) + (f"; prior {statistics.fmean(prior):.3f}" if prior else ""))
+            found, prior = estimate(results, f"{task}/acc", m, where), seed_values(results, f"{task}/acc_prior", m, where=where)
+            cells.append("-" if found is None else f"{found[0]:.3f}" + ("" if found[1] is None else f" {interval_text(found[1:], 3, '')}")
+                         + (f"; prior {statistics.fmean(prior):.3f}" if prior else ""))
         lines.append(f"| {task}/acc | " + " | ".join(cells) + " |")
     return lines
 
@@ -345,8 +262,7 @@ def tables(results):
     for metric in (m for m in results[0]["metrics"] if "/layer" not in m):
         lines += [f"### {metric}", "", *table_head([""] + models, range(1, len(models) + 1))]
         for g in group_names(results):
-            cells = [fmt(*mean_std([r["metrics"][metric].get(m, {}).get("groups", {}).get(g) for r in results]),
-                         digits=2 if metric == "perplexity" else 3) for m in models]
+            cells = [mean_std([value(r, metric, m, g) for r in results], 2 if metric == "perplexity" else 3) for m in models]
             lines.append(f"| μ_{g} | " + " | ".join(cells) + " |")
         lines.append("")
     return lines
@@ -360,9 +276,17 @@ def benchmark_panels(results):
         levels = chance_levels(results[0], task, "adapting") if spec["kind"] == "mc" else None
         panels.append({"title": f"{task} ({spec['metric']})", "groups": groups,
                        "bars": {m: [estimate(results, metric, m, g) for g in groups] for m in models if not m.startswith("Control")},
-                       "control": {m: [mean_std(seed_values(results, metric, m, where=g))[0] for g in groups] for m in models if m.startswith("Control")},
+                       "control": {m: [(estimate(results, metric, m, g) or [None])[0] for g in groups] for m in models if m.startswith("Control")},
                        "chance": [] if levels is None else list(zip(("chance: 1 / choices", "chance: majority label"), levels))})
     return panels
+
+
+def read_results(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except ValueError as e:
+        raise SystemExit(f"error: {path} is not valid JSON ({e}); run evaluate.py again")
 
 
 def main():
@@ -377,20 +301,14 @@ def main():
     missing = [p for p in results_paths if not os.path.exists(p)]
     if not seed_dirs or missing:
         raise SystemExit(f"error: no finished run in {args.runs} (missing {missing or 'seed*/'}); run bash run.sh first")
-    results = []
-    for path in results_paths:
-        try:
-            with open(path, encoding="utf-8") as f:
-                results.append(json.load(f))
-        except ValueError as e:
-            raise SystemExit(f"error: {path} is not valid JSON ({e}); run evaluate.py again")
+    results = [read_results(path) for path in results_paths]
     os.makedirs(args.out, exist_ok=True)
 
-    recovery, adaptation = recovery_summary(seed_dirs), adaptation_summary(seed_dirs)
+    recovery, adaptation = runs.recovery_summary(seed_dirs), runs.adaptation_summary(seed_dirs)
     plots.plot_pretraining(seed_dirs[0], os.path.join(args.out, "pretraining_loss.png"))
     plots.plot_recovery(recovery, os.path.join(args.out, "recovery.png"))
     if adaptation:
-        plots.plot_adaptation(adaptation, ADAPT_MODES, os.path.join(args.out, "adaptation.png"))
+        plots.plot_adaptation(adaptation, runs.ADAPT_MODES, os.path.join(args.out, "adaptation.png"))
     if results[0]["tasks"]:
         plots.plot_benchmarks(benchmark_panels(results), os.path.join(args.out, "benchmarks.png"))
 
@@ -435,8 +353,8 @@ def main():
                    "Paired within each seed; the 95% t-interval of the mean difference over seeds.", ""]
             md += differences(results, first, second) + [""]
     for mode, points in adaptation.items():
-        how = recipe(seed_dirs, mode)
-        md += [f"## Adaptation, {ADAPT_MODES[mode]}: adapting-language bits per byte", "", *([f"Recipe: {how}.", ""] if how else [])]
+        how = runs.recipe(seed_dirs, mode)
+        md += [f"## Adaptation, {runs.ADAPT_MODES[mode]}: adapting-language bits per byte", "", *([f"Recipe: {how}.", ""] if how else [])]
         md += adaptation_table(points) + [""]
     md += ["", "## Recovery after each reset (steps back to the pre-reset loss; * = not within the episode)", ""]
     for _, label, per_seed in recovery:

@@ -10,7 +10,7 @@ import pytest
 
 import report
 from conftest import ROOT
-from evaluation import plots, stats
+from evaluation import plots, runs, stats
 
 
 def write_log(folder, records):
@@ -23,11 +23,11 @@ def test_recoveries_count_steps_back_to_the_pre_reset_loss():
     # loss 2.0 until the reset at step 20, then 5.0 falling by 0.25 a step: back at 2.0 after 12 steps
     log = [{"step": s, "loss": 2.0} for s in range(20)]
     log += [{"step": 20 + i, "loss": max(5.0 - 0.25 * i, 1.9), **({"forget": True} if i == 0 else {})} for i in range(30)]
-    (reset, steps, censored), = report.recoveries(log, window=1)
+    (reset, steps, censored), = runs.recoveries(log, window=1)
     assert (reset, steps, censored) == (20, 12, False)
     # never back before the run ends: censored at the episode length
     log = [{"step": s, "loss": 2.0} for s in range(20)] + [{"step": 20 + i, "loss": 5.0, **({"forget": True} if i == 0 else {})} for i in range(10)]
-    assert report.recoveries(log, window=1) == [(20, 10, True)]
+    assert runs.recoveries(log, window=1) == [(20, 10, True)]
 
 
 def test_adaptation_summary_pairs_standard_and_forgetting_within_each_seed(tmp_path):
@@ -42,9 +42,9 @@ def test_adaptation_summary_pairs_standard_and_forgetting_within_each_seed(tmp_p
                                                                                         "val_bpb_mean_pretraining": 1.0}])
         (seed / "adapt_standard_1000.log").write_text("run.sh's log of the run: not a run folder\n")
         seeds.append(str(seed))
-    summary = report.adaptation_summary(seeds)
+    summary = runs.adaptation_summary(seeds)
     assert set(summary) == {"relearn", "adapt"}  # no keephead runs, no keephead table
-    plots.plot_adaptation(summary, report.ADAPT_MODES, str(tmp_path / "adaptation.png"))
+    plots.plot_adaptation(summary, runs.ADAPT_MODES, str(tmp_path / "adaptation.png"))
     assert (tmp_path / "adaptation.png").stat().st_size > 1000
     for mode in ("relearn", "adapt"):
         header, _, row = report.adaptation_table(summary[mode])
@@ -111,19 +111,19 @@ def write_fake_runs(tmp_path, n_seeds, results_name="results.json", **kwargs):
         lang: f"tasks/{lang}.jsonl" for lang in ("en", "qen", "qgr", "qka")}}}}))
     for lang in ("en", "qen", "qgr", "qka"):  # labels 0 0 0 0 0 0 0 1 1 1 in the first ten: one fixed answer scores 0.7
         (data / "tasks" / f"{lang}.jsonl").write_text("".join(json.dumps({"choices": ["a", "b"], "label": int(k >= 7)}) + "\n" for k in range(12)))
-    runs = tmp_path / "runs"
+    run_dir = tmp_path / "runs"
     for i in range(n_seeds):
-        seed = runs / f"seed{i}"
+        seed = run_dir / f"seed{i}"
         log = [{"step": s, "loss": 2.0, **({"forget": True} if s == 10 else {})} for s in range(20)]
         for name in ("standard", "forgetting"):
             write_log(seed / f"pretrain_{name}", log)
             write_log(seed / f"adapt_{name}_1000", [{"step": 5, "val_bpb": 2.0 + i + (name == "standard") * (0.1 + 0.01 * i)}])
         (seed / results_name).write_text(json.dumps(fake_results(data, i, **kwargs)))
-    return runs
+    return run_dir
 
 
-def run_report(runs, out, *extra):
-    result = subprocess.run([sys.executable, "report.py", "--runs", str(runs), "--out", str(out), *extra], cwd=ROOT,
+def run_report(run_dir, out, *extra):
+    result = subprocess.run([sys.executable, "report.py", "--runs", str(run_dir), "--out", str(out), *extra], cwd=ROOT,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     return (out / "results.md").read_text()
@@ -210,8 +210,8 @@ def test_chance_levels_prefer_the_record_and_say_what_they_lack(tmp_path):
 
 def test_report_reads_another_results_file(tmp_path):
     """--results adapted.json: the adapted models before finetuning, all exploratory, with the control's differences."""
-    runs = write_fake_runs(tmp_path, 3, "adapted.json", models=("BA", "AFA", "Control"), suffix="_adapted")
-    md = run_report(runs, tmp_path / "r", "--results", "adapted.json")
+    md = run_report(write_fake_runs(tmp_path, 3, "adapted.json", models=("BA", "AFA", "Control"), suffix="_adapted"), tmp_path / "r",
+                    "--results", "adapted.json")
     assert "## Primary endpoints" not in md and "## AFA_adapted − BA_adapted, every metric (exploratory)" in md
     items = [0, 1, 1, 2 / 3, 1 / 3, 0, 0, 0, 0, 0]
     assert f"| BA_adapted − Control_adapted, lab_copa/acc, μ_adapting | 3 | +0.3000 | [+0.0516, +0.5484] | {interval(items)} |" in md
