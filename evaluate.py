@@ -16,6 +16,8 @@ For every model (each with its own tokenizer) and every language of the manifest
 Every number is averaged per language group (μ_pretraining, μ_adapting, μ_other, and any other group of
 the manifest, such as the lab's unseen_script) and over the languages of the paper's three groups
 (μ_overall), written to results.json, and printed as markdown tables (also written to results.md).
+results.json's "details" keep, per model, task and language, each example's output, and for multiple choice
+whether each was right ("correct") and two chance levels (item_record): report.py pairs items with them.
 """
 
 import math
@@ -146,6 +148,9 @@ def report(results):
         out.append("Multiple choice: acc picks the likeliest choice, acc_bytes the likeliest per UTF-8 byte; margin is "
                    "the gold choice's log-likelihood minus the best other choice's (nats, mean over examples); gold_bpb "
                    "is the bits per byte of the gold choice after its context.\n")
+    if "self_sim" in table:
+        out.append("Self-similarity (selfsim.py): self_sim is the mean cosine between occurrences of one word, anisotropy the "
+                   "baseline, the mean cosine between occurrences of two different words, self_sim_adjusted the difference.\n")
     group_rows = [(g, f"μ_{g}") for g in list(groups) + ["overall"]]
     for metric in (m for m in table if "/layer" not in m):
         out.append(markdown_table(metric, group_rows, [(header(metric, m), table[metric][m]["groups"]) for m in models], digits(metric)))
