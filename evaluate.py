@@ -7,14 +7,17 @@ Stage 4: evaluation of several models side by side, in the shape of the paper's 
 For every model (each with its own tokenizer) and every language of the manifest:
   1. bits per byte on held-out text, and perplexity beside it (named by its vocabulary: perplexities of
      different vocabularies count different tokens and are never compared);
-  2. self-similarity per layer (Ethayarajh 2019), the anisotropy baseline and their difference
-     (selfsim.py, which also says what a word is);
+  2. self-similarity per layer (Ethayarajh 2019): raw (self_sim), the anisotropy baseline of pairs of
+     different words (anisotropy) and raw minus baseline (self_sim_adjusted); selfsim.py defines each
+     and what a word is;
   3. the benchmarks (benchmarks.py): multiple choice by log-likelihood (acc, acc_bytes, and the
      continuous margin and gold_bpb), generation by greedy decoding (exact, F1, ROUGE-L, chrF, BLEU;
      see metrics.py).
 Every number is averaged per language group (μ_pretraining, μ_adapting, μ_other, and any other group of
 the manifest, such as the lab's unseen_script) and over the languages of the paper's three groups
 (μ_overall), written to results.json, and printed as markdown tables (also written to results.md).
+results.json's "details" keep, per model, task and language, each example's output, and for multiple choice
+whether each was right ("correct") and two chance levels (item_record): report.py pairs items with them.
 """
 
 import math
@@ -146,6 +149,9 @@ def report(results):
         out.append("Multiple choice: acc picks the likeliest choice, acc_bytes the likeliest per UTF-8 byte; margin is "
                    "the gold choice's log-likelihood minus the best other choice's (nats, mean over examples); gold_bpb "
                    "is the bits per byte of the gold choice after its context.\n")
+    if "self_sim" in table:
+        out.append("Self-similarity (selfsim.py): self_sim is the mean cosine between occurrences of one word, anisotropy the "
+                   "baseline, the mean cosine between occurrences of two different words, self_sim_adjusted the difference.\n")
     group_rows = [(g, f"μ_{g}") for g in list(groups) + ["overall"]]
     for metric in (m for m in table if "/layer" not in m):
         out.append(markdown_table(metric, group_rows, [(header(metric, m), table[metric][m]["groups"]) for m in models], digits(metric)))
@@ -222,7 +228,8 @@ def evaluate_model(name, model, tok, chat, cfg, text_langs, samples, tasks, spac
             continue
         contextual = range(1, len(sims["self_sim"]))  # the headline leaves out layer 0: embeddings see no context
         for metric, key in (("self_sim", "self_sim"), ("anisotropy", "anisotropy"), ("self_sim_adjusted", "adjusted")):
-            put(metric, lang, sum(sims[key][i] for i in contextual) / len(contextual))
+            layers = [sims[key][i] for i in contextual]
+            put(metric, lang, None if None in layers else sum(layers) / len(layers))
             for layer, value in enumerate(sims[key]):
                 put(f"{metric}/layer{layer}", lang, value)
     seconds["self_sim"], t0 = time.time() - t0, time.time()
@@ -238,12 +245,22 @@ def evaluate_model(name, model, tok, chat, cfg, text_langs, samples, tasks, spac
             if skipped:
                 print(f"warning: {name}: {task_name} ({lang}): {skipped} of {len(examples)} examples skipped, a choice "
                       f"of block_size={model.config.block_size} tokens or more", file=sys.stderr)
-            details["tasks"][task_name][lang] = {"n": len(examples) - skipped, "skipped": skipped, "outputs": outputs}
-            if task["kind"] == "mc":  # the accuracy of guessing, over the examples scored
-                scored = [ex for ex, o in zip(examples, outputs) if o is not None]
-                details["tasks"][task_name][lang]["chance"] = sum(1 / len(ex.get("choices") or ex["contexts"]) for ex in scored) / max(1, len(scored))
+            entry = details["tasks"][task_name][lang] = {"n": len(examples) - skipped, "skipped": skipped, "outputs": outputs}
+            if task["kind"] == "mc":
+                entry.update(item_record(examples, outputs))
         seconds[task_name], t0 = time.time() - t0, time.time()
     return scores, details
+
+
+def item_record(examples, picks):
+    """What the report needs of a multiple-choice task in one language: "correct", one character per example
+    in file order (1 right by acc, 0 wrong, - not scored), so that the report can pair items across languages
+    and models; and two chance levels over the scored examples: "chance", the mean of 1 / choices (guessing),
+    and "majority", the share of the commonest label (answering it every time), higher when labels are unbalanced."""
+    scored = [ex["label"] for ex, pick in zip(examples, picks) if pick is not None]
+    return {"correct": "".join("-" if pick is None else str(int(pick[0] == ex["label"])) for ex, pick in zip(examples, picks)),
+            "chance": sum(1 / len(ex.get("choices") or ex["contexts"]) for ex, pick in zip(examples, picks) if pick is not None) / max(1, len(scored)),
+            "majority": max(map(scored.count, set(scored))) / len(scored) if scored else None}
 
 
 def main(argv=None):

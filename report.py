@@ -1,20 +1,14 @@
 """
-The report of run.sh: the paper's tables over seeds and the plots that show forgetting at work.
+The report of run.sh: the primary endpoints that docs/method.md declares, tested and corrected by Holm across
+their family; everything else as exploratory intervals without verdicts; and the plots. The run folders' logs
+are read by evaluation/runs.py, the plots drawn by evaluation/plots.py; this file reads the results.json files.
 
-    python report.py --runs out/run/lab --out out/report
+    python report.py --runs out/run/lab --out out/report [--results adapted.json]
 
 Reads the layout run.sh writes (<runs>/seed<S>/{pretrain_*, adapt_*_<tokens>, relearn_*_<tokens>, keephead_*_<tokens>,
-finetune_*, splice_*, results.json}) and writes <out>/results.md and four PNGs:
-  pretraining_loss.png   loss of standard vs forgetting pretraining, resets marked
-  recovery.png           steps each forgetting episode needs to get back to its loss before the reset
-  adaptation.png         adapting-language bits per byte vs adaptation tokens, standard vs forgetting pretraining,
-                         under [CHEN]'s relearning (its sample-efficiency plot) and [AFA]'s vocabulary expansion
-                         (and the keephead variant of it, if run)
-  benchmarks.png         benchmark scores per language group for every model the results hold
-Every difference is paired within a seed: a t-interval over the seeds per row, and Holm's correction across
-the rows of each table (stats.py). Each multiple-choice task is checked against chance first (Wilson interval).
-The file is a little over the usual ~450 lines because it holds one idea whole: every table and plot of the
-report is read from the same per-seed results, and splitting it would split that reading in two.
+finetune_*, splice_*, results.json}) and writes <out>/results.md beside pretraining_loss.png, recovery.png,
+adaptation.png and benchmarks.png. Every difference is paired within a seed; a difference of accuracies is also
+paired within an item, and an accuracy's interval counts items, not translations (docs/method.md, "Statistics").
 """
 
 import argparse
@@ -22,238 +16,46 @@ import glob
 import json
 import math
 import os
-import re
 import statistics
 
-import matplotlib
+from evaluation import plots, runs, stats
 
-matplotlib.use("Agg")  # no display needed
-import matplotlib.pyplot as plt  # noqa: E402
-
-from evaluation import stats
-from pipeline.runtime import read_log  # noqa: E402
-
-ENGLISH = "en"  # the language of the instructions: the check that a benchmark measures anything
-COLORS = {"standard": "tab:blue", "forgetting": "tab:red", "chen": "tab:purple", "Baseline": "tab:gray",
-          "BA": "tab:blue", "AFA": "tab:red", "BA_keephead": "tab:cyan", "AFA_keephead": "tab:orange",
-          "BA_splice": "tab:green", "AFA_splice": "tab:pink"}
+ENGLISH = "en"  # the language of the instructions: where Baseline's benchmarks are read
+TRANSFER = (("AFA", "BA"), ("BA", "Control"), ("AFA", "Control"))  # the accuracy differences of endpoint (c)
+SELF_SIM = ("self_sim", "anisotropy", "self_sim_adjusted")  # raw, the baseline of different words, raw - baseline
+VARIANT_PAIRS = (("AFA", "BA"), ("AFA_keephead", "BA_keephead"), ("AFA_splice", "BA_splice"), ("AFA_adapted", "BA_adapted"))
 
 
-def mean_std(values):
+def mean_std(values, digits=3):
+    """mean ± std of the values that are there, as text ("-" if none)."""
     values = [v for v in values if v is not None]
     if not values:
-        return None, None
-    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
-
-
-def fmt(mean, std, digits=3):
-    if mean is None:
         return "-"
-    return f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if std else "")
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.fmean(values):.{digits}f}" + (f" ± {std:.{digits}f}" if std else "")
 
 
-def smooth(values, window):
-    out, total = [], 0.0
-    for i, v in enumerate(values):
-        total += v
-        if i >= window:
-            total -= values[i - window]
-        out.append(total / min(i + 1, window))
-    return out
+def interval_text(interval, digits=4, sign="+"):
+    return "-" if interval is None else f"[{interval[0]:{sign}.{digits}f}, {interval[1]:{sign}.{digits}f}]"
 
 
-# ---- forgetting dynamics ----------------------------------------------------------------------------
-
-def recoveries(log, window=10):
-    """For every reset: the steps until the (smoothed) training loss is back at its level just before the
-    reset, and whether it got there before the next reset (else the episode length, marked as censored)."""
-    steps = [r["step"] for r in log if "loss" in r]
-    losses = smooth([r["loss"] for r in log if "loss" in r], window)
-    resets = [r["step"] for r in log if r.get("forget")]
-    bounds = resets[1:] + [steps[-1] + 1]
-    result = []
-    for reset, end in zip(resets, bounds):
-        before = [loss for s, loss in zip(steps, losses) if s < reset]
-        if not before:
-            continue
-        target = before[-1]
-        back = next((s - reset for s, loss in zip(steps, losses) if reset + window <= s < end and loss <= target), None)
-        result.append((reset, back if back is not None else end - reset, back is None))
-    return result
-
-
-def plot_pretraining(seed_dir, path):
-    fig, ax = plt.subplots(figsize=(9, 4.5))
-    for name in ("standard", "forgetting", "chen"):
-        run = os.path.join(seed_dir, f"pretrain_{name}")
-        if not os.path.exists(run):
-            continue
-        log = read_log(run)
-        points = [(r["step"], r["loss"]) for r in log if "loss" in r]
-        ax.plot([s for s, _ in points], smooth([v for _, v in points], 5), color=COLORS[name], lw=1,
-                label={"standard": "standard", "forgetting": "forgetting", "chen": "forgetting + [CHEN] embedding LR"}[name])
-        if name == "forgetting":
-            for r in log:
-                if r.get("forget"):
-                    ax.axvline(r["step"], color=COLORS[name], alpha=0.25, lw=0.8)
-    ax.set(xlabel="step", ylabel="training loss (nats/token, smoothed)", title="Pretraining: each reset (vertical line) spikes the loss")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def plot_recovery(seed_dirs, path):
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    lines = []
-    for name, label in (("forgetting", "global cosine schedule"), ("chen", "[CHEN] per-episode embedding LR")):
-        per_seed = [recoveries(read_log(os.path.join(d, f"pretrain_{name}"))) for d in seed_dirs if os.path.exists(os.path.join(d, f"pretrain_{name}"))]
-        if not per_seed:
-            continue
-        for i, rec in enumerate(per_seed):
-            ax.plot([e + 1 for e in range(len(rec))], [n for _, n, _ in rec], "o-", color=COLORS[name], alpha=0.8 if i == 0 else 0.35,
-                    label=label if i == 0 else None)
-            ax.plot([e + 1 for e, (_, _, cens) in enumerate(rec) if cens], [n for _, n, cens in rec if cens], "x", color="black", ms=8)
-        lines.append((label, per_seed))
-    ax.set(xlabel="forgetting episode (reset number)", ylabel="steps to recover the pre-reset loss",
-           title="Recovery after each reset (x: not recovered within the episode)")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return lines
-
-
-ADAPT_MODES = {"relearn": "[CHEN] relearn: every embedding reset and relearned",
-               "adapt": "[AFA] vocabulary expansion: new rows and the head learned",
-               "keephead": "vocabulary expansion keeping the old head rows (frozen): new rows learned"}
-RECIPE_KEYS = ("emb_init", "head_rows", "head_init")  # what the paper leaves open (adapt.py)
-
-
-def adaptation_points(seed_dir, mode, kind):
-    """{adaptation tokens: final val bits per byte of (adapting, pretraining) languages} of the runs
-    <mode>_<kind>_<tokens> (mode: relearn, adapt or keephead)."""
-    points = {}
-    for run in glob.glob(os.path.join(seed_dir, f"{mode}_{kind}_*")):
-        match = re.search(r"_(\d+)$", run)
-        if not match or not os.path.isdir(run):
-            continue
-        final = [r for r in read_log(run) if "val_bpb" in r][-1]
-        points[int(match.group(1))] = (final["val_bpb"], final.get("val_bpb_mean_pretraining"))
-    return dict(sorted(points.items()))
-
-
-def recipe(seed_dirs, mode):
-    """The expansion recipe the runs <mode>_* were made with, from their config.json ("" under relearn);
-    every recipe found if the runs differ (a folder of old runs beside new ones)."""
-    found = set()
-    for run in (r for d in seed_dirs for r in glob.glob(os.path.join(d, f"{mode}_*")) if os.path.isdir(r)):
-        try:
-            with open(os.path.join(run, "config.json"), encoding="utf-8") as f:
-                config = json.load(f)
-        except (OSError, ValueError):
-            found.add("recipe unknown")
-            continue
-        if config.get("mode") == "expand":
-            found.add(", ".join(f"{k}={config.get(k)}" for k in RECIPE_KEYS))
-    return " / ".join(sorted(found))
-
-
-def adaptation_summary(seed_dirs):
-    """{mode: {tokens: {kind: [(adapting bpb, pretraining bpb) per seed]}}} over the budgets every seed has
-    for both kinds; the lists are in seed order, so standard and forgetting pair up within a seed."""
-    summary = {}
-    for mode in ADAPT_MODES:
-        points = {kind: [adaptation_points(d, mode, kind) for d in seed_dirs] for kind in ("standard", "forgetting")}
-        budgets = sorted(set.intersection(*(set(p) for per_seed in points.values() for p in per_seed)))
-        if budgets:
-            summary[mode] = {b: {kind: [p[b] for p in per_seed] for kind, per_seed in points.items()} for b in budgets}
-    return summary
-
-
-def plot_adaptation(summary, path):
-    """Adapting-language bits per byte vs adaptation tokens, standard vs forgetting pretraining, under each
-    adaptation recipe; and what [AFA]'s expansion did to the pretraining languages."""
-    panels = [(mode, 0, "adapting languages") for mode in summary] + [(m, 1, "pretraining languages") for m in ("adapt",) if m in summary]
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.5), squeeze=False)
-    for ax, (mode, index, what) in zip(axes[0], panels):
-        budgets = list(summary[mode])
-        for kind in ("standard", "forgetting"):
-            stats_ = [mean_std([seed[index] for seed in summary[mode][b][kind]]) for b in budgets]
-            ax.errorbar(budgets, [math.nan if m is None else m for m, _ in stats_], yerr=[s or 0 for _, s in stats_], fmt="o-", capsize=3,
-                        color=COLORS[kind], label=f"{kind} pretraining")
-        ax.set(xscale="log", xlabel="adaptation tokens", ylabel="val bits per byte", title=f"{what}\n{ADAPT_MODES[mode]}")
-        ax.title.set_fontsize(9)
-        ax.legend(fontsize=8)
-    fig.suptitle("Adaptation: sample efficiency of standard vs forgetting pretraining (mean ± std over seeds)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-# ---- paired differences over seeds: t-interval per row, Holm across the rows of a table --------------
-
-def lower_is_better(metric):
-    """Bits, perplexities, losses and self-similarity: lower is better; scores and accuracies: higher."""
-    tail = metric.rsplit("/", 1)[-1]
-    return any(word in tail for word in ("bpb", "bits", "perplexity", "loss")) or tail in ("self_sim", "self_sim_adjusted")
-
-
-def tested(rows, names, alpha=0.05):
-    """rows: [(label, [paired difference first − second per seed], lower is better)] -> markdown cells per row:
-    n, mean difference, its unadjusted 95% t-interval, p (two-sided), Holm's adjusted p over the rows
-    that have a test (n >= 2) and whether the row survives at family-wise alpha (and which of names is better)."""
-    results = [stats.paired_t(diffs) for _, diffs, _ in rows]
-    family = [i for i, r in enumerate(results) if r[3] is not None]
-    adjusted, survives = stats.holm([results[i][3] for i in family], alpha)
-    holm_of = dict(zip(family, zip(adjusted, survives)))
-    cells = []
-    for i, ((label, _, lower), (n, mean, interval, p)) in enumerate(zip(rows, results)):
-        if p is None:
-            cells.append((label, [str(n), f"{mean:+.4f}", "-", "-", "-", "one seed: no test"]))
-            continue
-        adj, ok = holm_of[i]
-        verdict = f"yes, {names[0] if (mean < 0) == lower else names[1]} better" if ok else "no"
-        cells.append((label, [str(n), f"{mean:+.4f}", f"[{interval[0]:+.4f}, {interval[1]:+.4f}]", f"{p:.3g}", f"{adj:.3g}", verdict]))
-    return cells
-
-
-TEST_HEADER = "n | mean | 95% t-interval | p | Holm p | survives Holm (α = .05)?"
-
-
-def differences(results, first, second):
-    """first − second per metric and group, paired within each seed; Holm across all rows of the table."""
-    rows = []
-    for metric in results[0]["metrics"]:
-        if "/layer" in metric or metric.startswith("anisotropy") or metric == "perplexity":
-            continue
-        for g in group_names(results):
-            diffs = []
-            for r in results:
-                values = r["metrics"].get(metric, {})
-                a, b = values.get(first, {}).get("groups", {}).get(g), values.get(second, {}).get("groups", {}).get(g)
-                if a is not None and b is not None:
-                    diffs.append(a - b)
-            if diffs:
-                rows.append((f"{metric} | μ_{g}", diffs, lower_is_better(metric)))
-    lines = [f"| metric | group | {TEST_HEADER.replace('mean', f'{first} − {second}')} |", "|---|---|---:|---:|---|---:|---:|---|"]
-    for label, cells in tested(rows, (first, second)):
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    return lines
+def table_head(cells, right=()):
+    """A markdown header; the columns numbered in `right` are right-aligned."""
+    return ["|" + "|".join(f" {c} " if c else " " for c in cells) + "|", "|" + "".join("---:|" if i in right else "---|" for i in range(len(cells)))]
 
 
 def adaptation_table(points):
-    """forgetting − standard adapting-language bits per byte per budget; Holm across the budgets."""
-    lines = [f"| tokens | standard | forgetting | {TEST_HEADER.replace('mean', 'forgetting − standard')} |",
-             "|---:|---:|---:|---:|---:|---|---:|---:|---|"]
-    rows = [(f"{tokens:,}", [f[0] - s[0] for s, f in zip(kinds["standard"], kinds["forgetting"])], True) for tokens, kinds in points.items()]
-    for (label, cells), kinds in zip(tested(rows, ("forgetting", "standard")), points.values()):
-        means = [fmt(*mean_std([seed[0] for seed in kinds[kind]])) for kind in ("standard", "forgetting")]
-        lines.append(f"| {label} | " + " | ".join(means + cells) + " |")
+    """Per budget: standard and forgetting adapting-language bits per byte, and forgetting − standard paired
+    within each seed with its 95% t-interval (the test is endpoint (a) of the primary table)."""
+    lines = table_head(["tokens", "standard", "forgetting", "seeds", "forgetting − standard", "95% interval over seeds"], range(6))
+    for tokens, kinds in points.items():
+        n, mean, interval, _ = stats.t_interval([f[0] - s[0] for s, f in zip(kinds["standard"], kinds["forgetting"])])
+        means = [mean_std([seed[0] for seed in kinds[kind]]) for kind in ("standard", "forgetting")]
+        lines.append(f"| {tokens:,} | " + " | ".join(means + [str(n), f"{mean:+.4f}", interval_text(interval)]) + " |")
     return lines
 
 
-# ---- the paper's tables over seeds ------------------------------------------------------------------
+# ---- the results: values per seed, per item, and chance -------------------------------------------
 
 def model_names(results):
     """The models every seed evaluated, in the order of the first seed (Baseline, BA, AFA, then any variant)."""
@@ -271,113 +73,220 @@ def group_names(results):
     return names + ["overall"]
 
 
-def plot_benchmarks(results, tasks, path):
-    models, groups = model_names(results), group_names(results)
-    width = 0.8 / len(models)
-    fig, axes = plt.subplots(1, len(tasks), figsize=(3.2 * len(tasks), 3.8), squeeze=False)
-    for ax, (task, metric) in zip(axes[0], tasks):
-        key = f"{task}/{metric}"
-        for i, model in enumerate(models):
-            stats_ = [mean_std([r["metrics"].get(key, {}).get(model, {}).get("groups", {}).get(g) for r in results]) for g in groups]
-            ax.bar([j + width * (i - (len(models) - 1) / 2) for j in range(len(groups))], [m or 0 for m, _ in stats_], width,
-                   yerr=[s or 0 for _, s in stats_], color=COLORS.get(model), label=model)
-        ax.set_xticks(range(len(groups)), [g[:5] for g in groups])
-        ax.set_title(f"{task} ({metric})", fontsize=9)
-    axes[0][0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+def mc_tasks(results):
+    return [task for task, spec in results[0]["tasks"].items() if spec["kind"] == "mc"]
+
+
+def value(result, metric, model, where):
+    """A model's score in a language group, or in one language if `where` is a language code."""
+    entry = result["metrics"].get(metric, {}).get(model, {})
+    found = entry.get("groups", {}).get(where)
+    return found if found is not None else entry.get("langs", {}).get(where)
+
+
+def seed_values(results, metric, first, second=None, where="adapting"):
+    """first's score per seed, or first − second paired within each seed (a seed lacking either is left out)."""
+    out = []
+    for r in results:
+        a, b = value(r, metric, first, where), (value(r, metric, second, where) if second else 0.0)
+        if a is not None and b is not None:
+            out.append(a - b)
+    return out
+
+
+def selected_langs(result, task, where):
+    return [lang for lang in result["tasks"][task]["langs"] if where in (lang, result["languages"].get(lang))]
+
+
+def task_detail(result, model, task, lang):
+    return result.get("details", {}).get(model, {}).get("tasks", {}).get(task, {}).get(lang, {})
+
+
+def item_scores(results, task, first, second=None, where="adapting"):
+    """Per item of a multiple-choice task: first's correctness, or first's minus second's paired within each
+    language and seed, averaged over the selected languages and the seeds. Item k is the k-th example of every
+    language's file, with the same meaning and label in each (the lab's files are parallel, as translated
+    benchmarks are): its translations are one observation, so an interval over these counts items, not
+    items x languages. None if a seed lacks evaluate.py's per-item record (an older results.json)."""
+    sums, counts = {}, {}
+    for r in results:
+        for lang in selected_langs(r, task, where):
+            a = task_detail(r, first, task, lang).get("correct")
+            b = task_detail(r, second, task, lang).get("correct") if second else "0" * len(a or "")
+            if a is None or b is None:
+                return None
+            for k, (x, y) in enumerate(zip(a, b)):
+                if "-" not in (x, y):
+                    sums[k], counts[k] = sums.get(k, 0) + int(x) - int(y), counts.get(k, 0) + 1
+    return [sums[k] / counts[k] for k in sorted(sums)] or None
+
+
+_LEVELS = {}  # (task file, max_examples) -> its chance levels, so each file is read once
+
+
+def file_levels(result, task, lang):
+    """(mean 1 / choices, majority-label rate) of the examples evaluate.py scored (the first max_examples),
+    from the task files the results name; None if they are not where the results say."""
+    settings = result["settings"]
+    folder = settings.get("tasks_dir") or settings.get("data_dir", "")
+    try:
+        with open(os.path.join(folder, "manifest.json"), encoding="utf-8") as f:
+            path = os.path.join(folder, json.load(f)["tasks"][task]["files"][lang])
+        if (path, settings.get("max_examples")) not in _LEVELS:
+            with open(path, encoding="utf-8") as f:
+                examples = [json.loads(line) for line in f if line.strip()][: settings.get("max_examples") or None]
+            labels = [ex["label"] for ex in examples]
+            _LEVELS[path, settings.get("max_examples")] = (statistics.fmean(1 / len(ex.get("choices") or ex["contexts"]) for ex in examples),
+                                                          max(map(labels.count, set(labels))) / len(labels))
+        return _LEVELS[path, settings.get("max_examples")]
+    except (OSError, KeyError, ValueError, TypeError):
+        return None
+
+
+def chance_levels(result, task, where):
+    """(mean 1 / choices, majority-label rate) over the scored examples of the selected languages, weighted by
+    their counts; the majority rate is what answering each language's commonest label every time scores, the
+    chance to beat when labels are unbalanced. evaluate.py records both; an older results.json is completed
+    from the task files. None where neither says."""
+    model, totals, n = next(iter(result["models"])), (0.0, 0.0), 0
+    for lang in selected_langs(result, task, where):
+        detail = task_detail(result, model, task, lang)
+        levels = (detail["chance"], detail["majority"]) if detail.get("majority") is not None else file_levels(result, task, lang)
+        if levels is None or not detail.get("n"):
+            return None
+        totals, n = tuple(t + level * detail["n"] for t, level in zip(totals, levels)), n + detail["n"]
+    return tuple(t / n for t in totals) if n else None
+
+
+def estimate(results, metric, model, where):
+    """(mean over seeds, low, high): the 95% t-interval over items for an accuracy with per-item records
+    (items averaged over languages and seeds), else over seeds; low and high None without a spread."""
+    values = seed_values(results, metric, model, where=where)
+    if not values:
+        return None
+    task, _, name = metric.partition("/")
+    items = item_scores(results, task, model, where=where) if name == "acc" else None
+    low, high = stats.t_interval(items or values)[2] or (None, None)
+    if name == "acc" and low is not None:  # an accuracy lies in [0, 1], wherever the normal approximation reaches
+        low, high = max(0.0, low), min(1.0, high)
+    return statistics.fmean(values), low, high
+
+
+# ---- primary endpoints: tests, Holm across the declared family ----------------------------------------
+
+def primary_rows(results, adaptation):
+    """The family docs/method.md declares ("Primary endpoints"): [(label, differences per seed, per item or
+    None)]. Empty unless the results hold the finetuned BA and AFA: a report of adapted.json is exploratory."""
+    models = model_names(results)
+    if not {"BA", "AFA"} <= set(models):
+        return []
+    rows = [(f"(a) forgetting − standard, adapting bpb, {mode}, {tokens:,} tokens", [f[0] - s[0] for s, f in zip(k["standard"], k["forgetting"])], None)
+            for mode, points in adaptation.items() for tokens, k in points.items()]
+    rows += [(f"(b) AFA − BA, bpb, μ_{g}", seed_values(results, "bpb", "AFA", "BA", g), None) for g in ("adapting", "pretraining")]
+    rows += [(f"(c) {a} − {b}, {task}/acc, μ_adapting", seed_values(results, f"{task}/acc", a, b), item_scores(results, task, a, b))
+             for task in mc_tasks(results) for a, b in TRANSFER if b in models]
+    rows += [(f"(d) AFA − BA, {metric}, μ_{g}", seed_values(results, metric, "AFA", "BA", g), None)
+             for metric in SELF_SIM for g in ("adapting", "pretraining")]
+    return [row for row in rows if row[1]]
+
+
+def primary_table(rows, alpha=0.05):
+    """Each row's paired t-test over seeds; an accuracy difference must also hold over items, so its p is the
+    larger of the two tests' (an intersection-union test: it keeps the level of each). Holm across the rows."""
+    tests = []
+    for label, seeds, items in rows:
+        n, mean, seed_interval, p = stats.t_interval(seeds)
+        _, _, item_interval, item_p = stats.t_interval(items) if items else (0, 0, None, None)
+        if p is not None and item_p is not None:
+            p = math.nan if math.isnan(p) or math.isnan(item_p) else max(p, item_p)
+        tests.append((label, n, mean, seed_interval, item_interval, p))
+    family = [i for i, t in enumerate(tests) if t[5] is not None]
+    adjusted, holds = stats.holm([tests[i][5] for i in family], alpha)
+    holm_of = dict(zip(family, zip(adjusted, holds)))
+    lines = table_head(["endpoint", "seeds", "mean", "95% interval over seeds", "95% interval over items", "p", "Holm p",
+                        f"holds (α = {alpha:g})?"], range(1, 7))
+    for i, (label, n, mean, seed_interval, item_interval, p) in enumerate(tests):
+        if p is None:
+            verdict = ["-", "-", "one seed: no test"]
+        elif math.isnan(p):
+            verdict = ["-", "-", "no spread: untestable"]
+        else:
+            first = label.split(") ", 1)[1].split(" − ")[0]
+            verdict = [f"{p:.3g}", f"{holm_of[i][0]:.3g}", f"yes: {first} {'higher' if mean > 0 else 'lower'}" if holm_of[i][1] else "no"]
+        lines.append("| " + " | ".join([label, str(n), f"{mean:+.4f}", interval_text(seed_interval), interval_text(item_interval)] + verdict) + " |")
+    return lines
+
+
+# ---- exploratory: scores and differences with their intervals, no verdicts ---------------------------
+
+def benchmark_table(results, english=ENGLISH):
+    """Per multiple-choice task: its chance levels in the adapting languages, and each model's accuracy there
+    (Baseline's in English), mean over seeds with its 95% interval over items; the answer prior (the choices
+    scored without their context: what the surface alone gives) beside it when evaluate.py measured one."""
+    models = model_names(results)
+    lines = table_head(["task", "1 / choices", "majority label"] + [f"{m}, {english if m == 'Baseline' else 'adapting'}" for m in models])
+    for task in mc_tasks(results):
+        levels = chance_levels(results[0], task, "adapting")
+        cells = ["-", "-"] if levels is None else [f"{level:.3f}" for level in levels]
+        for m in models:
+            where = english if m == "Baseline" else "adapting"
+            found, prior = estimate(results, f"{task}/acc", m, where), seed_values(results, f"{task}/acc_prior", m, where=where)
+            cells.append("-" if found is None else f"{found[0]:.3f}" + ("" if found[1] is None else f" {interval_text(found[1:], 3, '')}")
+                         + (f"; prior {statistics.fmean(prior):.3f}" if prior else ""))
+        lines.append(f"| {task}/acc | " + " | ".join(cells) + " |")
+    return lines
+
+
+def exploratory_table(rows, first_column="endpoint"):
+    """rows: [(label, differences per seed, per item or None)] -> mean and 95% t-intervals, no test."""
+    with_items = any(items for _, _, items in rows)
+    lines = table_head([first_column, "seeds", "mean", "95% interval over seeds"] + ["95% interval over items"] * with_items, range(1, 5))
+    for label, seeds, items in rows:
+        n, mean, interval, _ = stats.t_interval(seeds)
+        cells = [label, str(n), f"{mean:+.4f}", interval_text(interval)] + [interval_text(items and stats.t_interval(items)[2])] * with_items
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def differences(results, first, second):
+    """first − second per metric and group, paired within each seed."""
+    rows = [(f"{metric} | μ_{g}", seed_values(results, metric, first, second, g), None) for metric in results[0]["metrics"]
+            if "/layer" not in metric and metric != "perplexity" for g in group_names(results)]
+    lines = exploratory_table([row for row in rows if row[1]], "metric | group")
+    return [lines[0], "|---" + lines[1]] + lines[2:]
 
 
 def tables(results):
     """Every metric: groups as rows, models as columns, mean ± std over seeds."""
     lines, models = [], model_names(results)
-    metrics = [m for m in results[0]["metrics"] if "/layer" not in m and not m.startswith("anisotropy")]
-    for metric in metrics:
-        lines += [f"### {metric}", "", "| | " + " | ".join(models) + " |", "|---|" + "---:|" * len(models)]
+    for metric in (m for m in results[0]["metrics"] if "/layer" not in m):
+        lines += [f"### {metric}", "", *table_head([""] + models, range(1, len(models) + 1))]
         for g in group_names(results):
-            cells = [fmt(*mean_std([r["metrics"][metric].get(m, {}).get("groups", {}).get(g) for r in results]),
-                         digits=2 if metric == "perplexity" else 3) for m in models]
+            cells = [mean_std([value(r, metric, m, g) for r in results], 2 if metric == "perplexity" else 3) for m in models]
             lines.append(f"| μ_{g} | " + " | ".join(cells) + " |")
         lines.append("")
     return lines
 
 
-# ---- is a benchmark measuring anything? accuracy against chance ------------------------------------
-
-_CHANCE = {}  # (task folder, task, language, max_examples) -> chance, so each task file is read once
-
-
-def chance_of(result, task, lang):
-    """1 / number of choices, averaged over the examples evaluate.py scored (the first max_examples of the
-    task file), read from the task files the results name; None if they are not where the results say."""
-    settings = result["settings"]
-    folder = settings.get("tasks_dir") or settings.get("data_dir", "")
-    key = (folder, task, lang, settings.get("max_examples"))
-    if key not in _CHANCE:
-        try:
-            with open(os.path.join(folder, "manifest.json"), encoding="utf-8") as f:
-                path = os.path.join(folder, json.load(f)["tasks"][task]["files"][lang])
-            with open(path, encoding="utf-8") as f:
-                examples = [json.loads(line) for line in f if line.strip()][: settings.get("max_examples") or None]
-            _CHANCE[key] = statistics.fmean(1 / len(ex["choices"]) for ex in examples)
-        except (OSError, KeyError, ValueError):
-            _CHANCE[key] = None
-    return _CHANCE[key]
-
-
-def pooled_accuracy(result, model, task, langs):
-    """(correct, n, chance) over the examples of the given languages; None if the results lack n or the score.
-    The accuracy is the task's own metric if it is one (acc, acc_bytes, ...), else plain acc."""
-    own = result["tasks"][task]["metric"]
-    metric = f"{task}/{own if own.startswith('acc') else 'acc'}"
-    correct = n = 0
-    chance = 0.0
-    for lang in langs:
-        acc = result["metrics"].get(metric, {}).get(model, {}).get("langs", {}).get(lang)
-        detail = result.get("details", {}).get(model, {}).get("tasks", {}).get(task, {}).get(lang, {})
-        count = detail.get("n")
-        if acc is None or not count:
-            return None
-        lang_chance = detail.get("chance") or chance_of(result, task, lang)  # recorded by evaluate.py, else from the files
-        correct, n = correct + round(acc * count), n + count
-        chance = None if chance is None or lang_chance is None else chance + lang_chance * count
-    return correct, n, (None if chance is None else chance / n)
-
-
-def above_chance_cells(pooled):
-    if pooled is None:
-        return ["no score or n in the results", "-"]
-    correct, n, chance = pooled
-    low, high = stats.wilson(correct, n)
-    verdict = "chance unknown" if chance is None else ("yes" if low > chance else "no")
-    chance_text = "" if chance is None else f", chance {chance:.3f}"
-    return [f"{correct / n:.3f} ({correct}/{n}) [{low:.3f}, {high:.3f}]{chance_text}", verdict]
-
-
-def above_chance(results, english=ENGLISH):
-    """Per multiple-choice task and seed: Baseline's English accuracy, and every other model's accuracy
-    pooled over the adapting languages' examples, each with a 95% Wilson interval on its n examples and
-    whether the interval's lower end is above chance."""
-    baseline = "Baseline" in model_names(results)  # absent from the adapted models' report (--results)
-    models = [m for m in model_names(results) if m != "Baseline"]
-    header = ["task", "seed"] + [f"Baseline, {english}", "above chance?"] * baseline
-    for m in models:
-        header += [f"{m}, adapting (pooled)", "above chance?"]
-    lines = ["| " + " | ".join(header) + " |", "|---|---:" + "|---|---" * (baseline + len(models)) + "|"]
+def benchmark_panels(results):
+    """What plots.plot_benchmarks draws: per task its own metric by group, the controls as lines, chance levels."""
+    models, groups, panels = model_names(results), group_names(results), []
     for task, spec in results[0]["tasks"].items():
-        if spec["kind"] != "mc":
-            continue
-        for i, r in enumerate(results):
-            adapting = [lang for lang in r["tasks"][task]["langs"] if r["languages"].get(lang) == "adapting"]
-            cells = []
-            if baseline:
-                cells += above_chance_cells(pooled_accuracy(r, "Baseline", task, [english]) if english in r["tasks"][task]["langs"] else None)
-            for m in models:
-                cells += above_chance_cells(pooled_accuracy(r, m, task, adapting) if adapting else None)
-            own = spec["metric"] if spec["metric"].startswith("acc") else "acc"
-            lines.append(f"| {task}/{own} | {i} | " + " | ".join(cells) + " |")
-    return lines
+        metric = f"{task}/{spec['metric']}"
+        levels = chance_levels(results[0], task, "adapting") if spec["kind"] == "mc" else None
+        panels.append({"title": f"{task} ({spec['metric']})", "groups": groups,
+                       "bars": {m: [estimate(results, metric, m, g) for g in groups] for m in models if not m.startswith("Control")},
+                       "control": {m: [(estimate(results, metric, m, g) or [None])[0] for g in groups] for m in models if m.startswith("Control")},
+                       "chance": [] if levels is None else list(zip(("chance: 1 / choices", "chance: majority label"), levels))})
+    return panels
+
+
+def read_results(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except ValueError as e:
+        raise SystemExit(f"error: {path} is not valid JSON ({e}); run evaluate.py again")
 
 
 def main():
@@ -385,66 +294,74 @@ def main():
     parser.add_argument("--runs", default="out/run/lab", help="the folder run.sh wrote (seed<S>/ inside)")
     parser.add_argument("--out", default="out/report", help="where results.md and the plots go")
     parser.add_argument("--results", default="results.json", help="each seed's evaluate.py output to report "
-                        "(README: Results has a command that writes adapted.json for the adapted models)")
+                        "(run.sh also writes adapted.json: the adapted models before finetuning)")
     args = parser.parse_args()
     seed_dirs = sorted(glob.glob(os.path.join(args.runs, "seed*")))
     results_paths = [os.path.join(d, args.results) for d in seed_dirs]
     missing = [p for p in results_paths if not os.path.exists(p)]
     if not seed_dirs or missing:
         raise SystemExit(f"error: no finished run in {args.runs} (missing {missing or 'seed*/'}); run bash run.sh first")
-    results = []
-    for path in results_paths:
-        try:
-            with open(path, encoding="utf-8") as f:
-                results.append(json.load(f))
-        except ValueError as e:
-            raise SystemExit(f"error: {path} is not valid JSON ({e}); run evaluate.py again")
+    results = [read_results(path) for path in results_paths]
     os.makedirs(args.out, exist_ok=True)
 
-    plot_pretraining(seed_dirs[0], os.path.join(args.out, "pretraining_loss.png"))
-    recovery = plot_recovery(seed_dirs, os.path.join(args.out, "recovery.png"))
-    adaptation = adaptation_summary(seed_dirs)
+    recovery, adaptation = runs.recovery_summary(seed_dirs), runs.adaptation_summary(seed_dirs)
+    plots.plot_pretraining(seed_dirs[0], os.path.join(args.out, "pretraining_loss.png"))
+    plots.plot_recovery(recovery, os.path.join(args.out, "recovery.png"))
     if adaptation:
-        plot_adaptation(adaptation, os.path.join(args.out, "adaptation.png"))
-    tasks = [(t, v["metric"]) for t, v in results[0]["tasks"].items()]
-    if tasks:
-        plot_benchmarks(results, tasks, os.path.join(args.out, "benchmarks.png"))
+        plots.plot_adaptation(adaptation, runs.ADAPT_MODES, os.path.join(args.out, "adaptation.png"))
+    if results[0]["tasks"]:
+        plots.plot_benchmarks(benchmark_panels(results), os.path.join(args.out, "benchmarks.png"))
 
-    n, models = len(results), model_names(results)
+    n, models, primary = len(results), model_names(results), primary_rows(results, adaptation)
     md = [f"# Results: {', '.join(models)} on {os.path.basename(os.path.normpath(args.runs))} ({n} seed{'s' if n > 1 else ''})", "",
           "Baseline = standard pretraining + finetuning; BA = standard pretraining + adaptation + finetuning; "
-          "AFA = forgetting pretraining + adaptation + finetuning (_keephead: adapted keeping the old head rows; "
-          "_splice: [CHEN]'s protocol, the body finetuned alone on English, then given the adapted embeddings and head; "
-          "_adapted: the adapted model before finetuning, scored with plain prompts). "
-          "Mean ± std over seeds. Bits per byte compares across vocabularies; perplexity is per token of each "
-          "model's own vocabulary (Baseline's is the smaller one).", "",
+          "AFA = forgetting pretraining + adaptation + finetuning; Control = a body never pretrained (initialised, "
+          "frozen), adapted and finetuned like BA and AFA: what the adaptation and finetuning data teach by themselves "
+          "(_keephead: adapted keeping the old head rows; _splice: [CHEN]'s protocol, the body finetuned alone on "
+          "English, then given the adapted embeddings and head; _adapted: the adapted model before finetuning, scored "
+          "with plain prompts). Bits per byte compares across vocabularies; perplexity is per token of each model's "
+          "own vocabulary (Baseline's is the smaller one).", "",
           "Reproducibility: these numbers are bit-identical when re-run on the same machine with the same software "
           "and thread counts, not across machines: another CPU or GPU, torch version or thread count changes the "
           "last digits, which can flip a close difference.", ""]
-    if tasks:
-        md += ["## Does a benchmark measure anything? Accuracy against chance", "",
-               "Per seed; 95% Wilson interval on the examples scored; above chance = its lower end above "
-               "1 / number of choices. The adapting languages' examples are pooled.", ""] + above_chance(results) + [""]
+    if primary:
+        md += ["## Primary endpoints (declared in docs/method.md; Holm across this table)", "",
+               "Paired within each seed: the 95% t-interval over seeds and a two-sided paired t-test. An accuracy "
+               "difference (c) is also paired within each item (averaged over the adapting languages and the seeds): "
+               "its interval over items counts items, not translations, and its p is the larger of the two tests'. "
+               "A difference that does not vary over seeds is untestable, never significant. Only a row that holds "
+               "after Holm's correction across this table (family-wise α = .05) is a finding; every other table "
+               "of this page is exploratory.", ""] + primary_table(primary) + [""]
+    else:
+        md += ["These results hold no finetuned BA and AFA: every table below is exploratory (the primary endpoints "
+               "are tested in the report of results.json).", ""]
+    if mc_tasks(results):
+        md += ["## Benchmarks in the adapting languages (exploratory)", "",
+               "Accuracy, mean over seeds, with its 95% t-interval over items (each item's correctness averaged over "
+               "the adapting languages and the seeds). Two chance levels: 1 / choices (guessing) and the majority "
+               "label (answering the commonest label every time, higher when the labels are unbalanced); prior: the "
+               "choices scored without their context.", ""] + benchmark_table(results) + [""]
+        pairs = [(first + "_adapted", second + "_adapted") for first, second in TRANSFER]
+        adapted = [(f"{a} − {b}, {task}/acc, μ_adapting", seed_values(results, f"{task}/acc", a, b), item_scores(results, task, a, b))
+                   for task in mc_tasks(results) for a, b in pairs if {a, b} <= set(models)]
+        if adapted:
+            md += ["## Accuracy differences before finetuning, paired by item and seed (exploratory)", ""] + exploratory_table(adapted) + [""]
     md += tables(results)
-    for first, second in (("AFA", "BA"), ("AFA_keephead", "BA_keephead"), ("AFA_splice", "BA_splice"),
-                          ("AFA_adapted", "BA_adapted")):
+    for first, second in VARIANT_PAIRS:
         if first in models and second in models:
-            md += [f"## {first} − {second}", "",
-                   "Paired within each seed; the unadjusted 95% t-interval of the mean difference; p of a two-sided "
-                   "paired t-test; Holm's step-down across every row of this table (family-wise α = .05).", ""]
+            md += [f"## {first} − {second}, every metric (exploratory)", "",
+                   "Paired within each seed; the 95% t-interval of the mean difference over seeds.", ""]
             md += differences(results, first, second) + [""]
     for mode, points in adaptation.items():
-        how = recipe(seed_dirs, mode)
-        md += [f"## Adaptation, {ADAPT_MODES[mode]}: adapting-language bits per byte", "",
-               *([f"Recipe: {how}.", ""] if how else []),
-               "Paired within each seed; 95% t-interval; Holm across the budgets of this table.", ""]
+        how = runs.recipe(seed_dirs, mode)
+        md += [f"## Adaptation, {runs.ADAPT_MODES[mode]}: adapting-language bits per byte", "", *([f"Recipe: {how}.", ""] if how else [])]
         md += adaptation_table(points) + [""]
     md += ["", "## Recovery after each reset (steps back to the pre-reset loss; * = not within the episode)", ""]
-    for label, per_seed in recovery:
+    for _, label, per_seed in recovery:
         for i, rec in enumerate(per_seed):
             md.append(f"- {label}, seed {i}: " + ", ".join(f"{steps}{'*' if c else ''}" for _, steps, c in rec))
     md += ["", "![pretraining](pretraining_loss.png)", "![recovery](recovery.png)"]
-    md += ["![adaptation](adaptation.png)"] * bool(adaptation) + ["![benchmarks](benchmarks.png)"] * bool(tasks) + [""]
+    md += ["![adaptation](adaptation.png)"] * bool(adaptation) + ["![benchmarks](benchmarks.png)"] * bool(results[0]["tasks"]) + [""]
     with open(os.path.join(args.out, "results.md"), "w", encoding="utf-8") as f:
         f.write("\n".join(md))
     print("\n".join(md))

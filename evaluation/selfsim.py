@@ -3,8 +3,12 @@ Self-similarity of contextual word vectors (Ethayarajh 2019), per layer, for eva
 
 For a word with n occurrences in a text sample, its self-similarity at a layer is the mean cosine between
 its n contextual vectors over all pairs of occurrences; a language's self-similarity is the mean over its
-words (each word weighs the same). The anisotropy baseline is the same mean over all pairs of vectors of
-the sample (any two words), and the adjusted self-similarity is the difference of the two.
+words (each word weighs the same). The anisotropy baseline is the mean cosine between occurrences of two
+different words: over every pair of different word types of the sample (each pair of types weighs the
+same, as each word does in the self-similarity), the mean cosine between an occurrence of one and an
+occurrence of the other. Ethayarajh estimates it from random pairs of different words; here it is
+computed exactly. Pairs of the same word never count in it, so a frequent word does not pull it toward
+its own self-similarity. The adjusted self-similarity is raw minus baseline; results report all three.
 
 What a "word" is. Words are defined on the text, never by a tokenizer, so that models with different
 vocabularies are measured on exactly the same occurrences of the same words:
@@ -70,35 +74,37 @@ def self_sim_sample(docs, readers, max_bytes, spaces, min_count):
 
 
 def similarity_sums(vectors, word_ids, n_words):
-    """Sums from which every mean cosine follows: per layer, the sum of the unit vectors of each word and of
-    all vectors. vectors [L, N, C]; word_ids [N] (-1 = counts only in the anisotropy baseline)."""
+    """The sums from which both means follow, per layer: the sum of the unit vectors of each word, and each
+    word's count. vectors [L, N, C]; word_ids [N] (-1 = a rarer word, not counted)."""
     unit = F.normalize(vectors.double(), dim=-1)
     per_word = torch.zeros(unit.size(0), n_words, unit.size(2), dtype=torch.float64, device=unit.device)
     chosen = word_ids >= 0
     per_word.index_add_(1, word_ids[chosen], unit[:, chosen])
-    counts = torch.bincount(word_ids[chosen], minlength=n_words).double()
-    return per_word, counts, unit.sum(1), unit.size(1)
+    return per_word, torch.bincount(word_ids[chosen], minlength=n_words).double()
 
 
-def cosine_means(per_word, counts, total, n):
-    """(self-similarity, anisotropy) per layer, from similarity_sums (added up over batches).
+def cosine_means(per_word, counts):
+    """(self-similarity, anisotropy baseline) per layer, from similarity_sums (added up over batches), over
+    the words with at least two occurrences.
 
-    For unit vectors u_1..u_n, the sum of cos(u_i, u_j) over ordered pairs i != j is |sum u|^2 - n, so the
-    mean over all pairs is (|sum u|^2 - n) / (n (n - 1)): no loop over pairs. Self-similarity is that
-    mean within each word, averaged over the words (each word weighs the same, as in Ethayarajh 2019).
-    Anisotropy is the same mean over all pairs of vectors of the sample: the expected cosine of two
-    random vectors at that layer, computed exactly instead of by sampling pairs."""
+    For unit vectors u_1..u_n of one word with sum S, the sum of cos(u_i, u_j) over ordered pairs i != j is
+    |S|^2 - n, so their mean is (|S|^2 - n) / (n (n - 1)): no loop over pairs. The mean cosine between an
+    occurrence of word w and one of word v is m_w . m_v, with m_w = S_w / n_w the word's mean unit vector;
+    over the W (W - 1) ordered pairs of different words, sum_{w != v} m_w . m_v = |sum_w m_w|^2 - sum_w |m_w|^2."""
     keep = counts >= 2
-    if not keep.any() or n < 2:
+    if not keep.any():
         return None, None
-    pair_sums = per_word[:, keep].pow(2).sum(-1) - counts[keep]
-    self_sim = (pair_sums / (counts[keep] * (counts[keep] - 1))).mean(-1)
-    anisotropy = (total.pow(2).sum(-1) - n) / (n * (n - 1))
+    sums, n = per_word[:, keep], counts[keep]
+    self_sim = ((sums.pow(2).sum(-1) - n) / (n * (n - 1))).mean(-1)
+    if len(n) < 2:  # one word: no pair of different words
+        return self_sim.tolist(), [None] * len(self_sim)
+    means = sums / n[:, None]
+    anisotropy = (means.sum(1).pow(2).sum(-1) - means.pow(2).sum(-1).sum(-1)) / (len(n) * (len(n) - 1))
     return self_sim.tolist(), anisotropy.tolist()
 
 
 def self_similarity(vectors, word_ids):
-    """(self-similarity, anisotropy) per layer of vectors [L, N, C] (or [N, C]) of words word_ids [N]."""
+    """(self-similarity, anisotropy baseline) per layer of vectors [L, N, C] (or [N, C]) of words word_ids [N]."""
     vectors = vectors[None] if vectors.dim() == 2 else vectors
     word_ids = torch.as_tensor(word_ids)
     n_words = int(word_ids.max()) + 1 if (word_ids >= 0).any() else 0
@@ -135,4 +141,4 @@ def language_self_sim(model, tok, sample, batch_size, device, autocast):
     if self_sim is None:
         return None, n_counted
     return {"self_sim": self_sim, "anisotropy": anisotropy,
-            "adjusted": [s - a for s, a in zip(self_sim, anisotropy)]}, n_counted
+            "adjusted": [None if a is None else s - a for s, a in zip(self_sim, anisotropy)]}, n_counted

@@ -1,7 +1,6 @@
 """
 The few statistics the report needs, in plain Python (no scipy): Student's t distribution, the paired
-t-interval and t-test over seeds, Holm's correction across the rows of a table, and Wilson's interval for
-an accuracy on n examples.
+t-interval and t-test (over seeds, or over items), and Holm's correction across a family of tests.
 
 Student's t CDF comes from the regularized incomplete beta function,
     P(|T| > t) = I_x(df/2, 1/2)  with x = df / (df + t^2),
@@ -11,7 +10,7 @@ evaluated with its continued fraction (modified Lentz); the quantile inverts the
 import math
 import statistics
 
-NORMAL_975 = statistics.NormalDist().inv_cdf(0.975)  # 1.95996...: z of a two-sided 95% interval
+RELATIVE_SD = 1e-9  # an sd at most this times the largest |value| is no spread (t_interval)
 
 
 def incomplete_beta(x, a, b):
@@ -73,24 +72,33 @@ def t_quantile(p, df):
     return 0.5 * (low + high)
 
 
-def paired_t(differences, confidence=0.95):
-    """Paired t over seeds: (n, mean, (low, high) of the two-sided interval, two-sided p of mean = 0).
-    With one difference there is no spread: interval and p are None. Differences without any spread
-    (all equal) give a zero-width interval and p = 0 (or 1 if they are all 0)."""
-    n = len(differences)
-    mean = statistics.fmean(differences)
+def t_interval(values, confidence=0.95):
+    """The mean of values and Student's t-test of mean = 0: (n, mean, (low, high) of the two-sided interval,
+    two-sided p). With one value there is no spread: interval and p are None.
+
+    Values that do not spread (all equal, or equal up to float rounding) give no interval and p = nan
+    ("untestable"): the t-test's p goes to 0 as the sd goes to 0, yet an sd of 0 is no evidence, only a
+    sign that the measure is discrete and moved the same step in every seed (one item out of 150 flips in
+    each). An exact sign-flip permutation test would accept such data, but its smallest two-sided p with
+    five seeds is 2 / 2^5 = 1/16, so it could never reject at .05 for any row; the t-test keeps its power
+    where the data spread and says nothing where they do not. "Do not spread": sd at most RELATIVE_SD
+    times the largest |value| (float noise is ~1e-16 relative; a real spread of accuracies is >= 1/n)."""
+    n = len(values)
+    mean = statistics.fmean(values)
     if n < 2:
         return n, mean, None, None
-    sd = statistics.stdev(differences)
-    if sd == 0.0:
-        return n, mean, (mean, mean), (1.0 if mean == 0.0 else 0.0)
+    sd = statistics.stdev(values)
+    if sd <= RELATIVE_SD * max(abs(v) for v in values):
+        return n, mean, None, math.nan
     half = t_quantile(0.5 + confidence / 2, n - 1) * sd / math.sqrt(n)
     return n, mean, (mean - half, mean + half), t_two_sided_p(mean / (sd / math.sqrt(n)), n - 1)
 
 
 def holm(p_values, alpha=0.05):
     """Holm's step-down over a family of p-values: (adjusted p-values, survives at family-wise alpha), in
-    the order given. Adjusted p of the i-th smallest = max over j <= i of min(1, (m - j + 1) p_(j))."""
+    the order given. Adjusted p of the i-th smallest = max over j <= i of min(1, (m - j + 1) p_(j)).
+    An untestable member (p nan or None) stays in the family (m counts every declared member) as p = 1."""
+    p_values = [1.0 if p is None or math.isnan(p) else p for p in p_values]
     m = len(p_values)
     order = sorted(range(m), key=lambda i: p_values[i])
     adjusted, running = [None] * m, 0.0
@@ -98,14 +106,3 @@ def holm(p_values, alpha=0.05):
         running = max(running, min(1.0, (m - rank) * p_values[i]))
         adjusted[i] = running
     return adjusted, [a <= alpha for a in adjusted]
-
-
-def wilson(correct, n, z=NORMAL_975):
-    """Wilson's score interval (low, high) for correct successes in n trials (95% by default)."""
-    if n <= 0:
-        raise ValueError("wilson: n must be positive")
-    p = correct / n
-    scale = 1.0 + z * z / n
-    center = (p + z * z / (2 * n)) / scale
-    half = z / scale * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, center - half), min(1.0, center + half)

@@ -172,9 +172,24 @@ def test_results_group_means_and_tables(results):
     assert f"| μ_adapting | {bpb['Bytes']['groups']['adapting']:.3f} | {bpb['BPE']['groups']['adapting']:.3f} |" in table
     assert f"BPE (V={results['models']['BPE']['vocab_size']})" in table and "| zz (adapting) |" in table and "layer 2" in table
     assert json.load(open(results["settings"]["out"]))["metrics"]["bpb"] == bpb
+    # per item of a multiple-choice task: right or wrong, their mean the accuracy; labels 0, 1, 0 of 2 choices
+    for model, per_task in results["details"].items():
+        for lang, entry in per_task["tasks"]["t_mc"].items():
+            assert len(entry["correct"]) == 3 and set(entry["correct"]) <= {"0", "1"}
+            assert entry["correct"].count("1") / 3 == pytest.approx(results["metrics"]["t_mc/acc"][model]["langs"][lang])
+            assert (entry["chance"], entry["majority"]) == (pytest.approx(0.5), pytest.approx(2 / 3))
     # the same held-out words for both vocabularies
     details = results["details"]
     assert details["Bytes"]["self_sim_occurrences"] == details["BPE"]["self_sim_occurrences"]
+
+
+def test_item_record_counts_the_scored_examples_only():
+    examples = [{"choices": ["a", "b"], "label": 1}, {"choices": ["a", "b", "c"], "label": 1},
+                {"choices": ["a", "b"], "label": 0}, {"contexts": ["x", "y"], "continuation": "z", "label": 1}]
+    record = evaluate.item_record(examples, [(1, 1), (0, 1), None, (1, 0)])
+    # scored: labels 1, 1, 1 (the third example did not fit); always answering 1 scores 3 of 3
+    assert record == {"correct": "10-1", "chance": pytest.approx((1 / 2 + 1 / 3 + 1 / 2) / 3), "majority": 1.0}
+    assert evaluate.item_record(examples[:1], [None]) == {"correct": "-", "chance": 0.0, "majority": None}
 
 
 # ---- bad input ------------------------------------------------------------------------------------------

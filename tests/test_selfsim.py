@@ -27,15 +27,28 @@ def test_self_similarity_of_identical_and_random_vectors():
 
 def test_self_similarity_matches_pairwise_cosines():
     g = torch.Generator().manual_seed(1)
-    vectors = torch.randn(3, 12, 5, generator=g)  # 3 layers, 12 occurrences
-    ids = torch.tensor([0, 1, 0, 2, 1, -1, 0, 2, -1, 1, 3, 2])  # word 3 occurs once: it has no pair
+    vectors = torch.randn(3, 14, 5, generator=g)  # 3 layers, 14 occurrences
+    ids = torch.tensor([0, 1, 0, 2, 1, -1, 0, 2, -1, 1, 3, 2, 0, 0])  # word 3 occurs once: it has no pair, and counts nowhere
     sim, aniso = selfsim.self_similarity(vectors, ids)
     cos = lambda u, v: float(u @ v / (u.norm() * v.norm()))
     for layer in range(3):
-        per_word = [np.mean([cos(vectors[layer, i], vectors[layer, j]) for i, j in itertools.combinations(torch.where(ids == w)[0], 2)])
-                    for w in (0, 1, 2)]
+        v = vectors[layer]
+        per_word = [np.mean([cos(v[i], v[j]) for i, j in itertools.combinations(torch.where(ids == w)[0], 2)]) for w in (0, 1, 2)]
         assert sim[layer] == pytest.approx(np.mean(per_word))
-        assert aniso[layer] == pytest.approx(np.mean([cos(vectors[layer, i], vectors[layer, j]) for i, j in itertools.combinations(range(12), 2)]))
+        # brute force: every pair of different words (types), the mean cosine over their occurrences' pairs, then the mean over type pairs
+        per_pair = [np.mean([cos(v[i], v[j]) for i in torch.where(ids == w)[0] for j in torch.where(ids == u)[0]])
+                    for w, u in itertools.combinations((0, 1, 2), 2)]
+        assert aniso[layer] == pytest.approx(np.mean(per_pair))
+
+
+def test_the_baseline_pairs_only_different_words():
+    # each word's occurrences are one vector, the words orthogonal: raw 1, baseline 0 however frequent a word is
+    # (averaging all pairs, same word included, would give the frequent word's 1 a weight of its count squared)
+    vectors = torch.eye(3)[torch.tensor([0] * 20 + [1, 1, 2, 2])]
+    sim, aniso = selfsim.self_similarity(vectors, torch.tensor([0] * 20 + [1, 1, 2, 2]))
+    assert sim == pytest.approx([1.0]) and aniso == pytest.approx([0.0], abs=1e-12)
+    sim, aniso = selfsim.self_similarity(torch.ones(4, 3), torch.tensor([0, 0, 0, -1]))
+    assert sim == pytest.approx([1.0]) and aniso == [None]  # one word: no pair of different words
 
 
 def test_words_do_not_depend_on_the_tokenizer():

@@ -1,6 +1,7 @@
 """stats.py against closed forms, textbook table values and hand-computed examples."""
 
 import math
+import statistics
 
 import pytest
 
@@ -37,24 +38,39 @@ def test_t_quantile_inverts_the_cdf_and_tends_to_the_normal():
     for df in (1, 3, 17):
         for p in (0.6, 0.9, 0.995):
             assert stats.t_cdf(stats.t_quantile(p, df), df) == pytest.approx(p, abs=1e-10)
-    assert stats.t_quantile(0.975, 10 ** 7) == pytest.approx(stats.NORMAL_975, abs=1e-5)
+    assert stats.t_quantile(0.975, 10 ** 7) == pytest.approx(statistics.NormalDist().inv_cdf(0.975), abs=1e-5)
     with pytest.raises(ValueError):
         stats.t_quantile(1.0, 3)
 
 
-def test_paired_t_by_hand():
+def test_t_interval_by_hand():
     # differences 1, 2, 3: mean 2, sd 1, n 3; interval 2 ± t(2, .975) / sqrt(3) = 2 ± 4.3027 / 1.7321 = 2 ± 2.4841;
     # t = 2 / (1 / sqrt 3) = sqrt 12, and with 2 degrees of freedom p = 1 - sqrt(12 / 14) = 0.0742
-    n, mean, (low, high), p = stats.paired_t([1.0, 2.0, 3.0])
+    n, mean, (low, high), p = stats.t_interval([1.0, 2.0, 3.0])
     assert (n, mean) == (3, 2.0)
     assert (low, high) == (pytest.approx(-0.4841, abs=1e-4), pytest.approx(4.4841, abs=1e-4))
     assert p == pytest.approx(0.0742, abs=1e-4)
 
 
-def test_paired_t_edge_cases():
-    assert stats.paired_t([0.4]) == (1, 0.4, None, None)  # one seed: no test
-    assert stats.paired_t([0.5, 0.5, 0.5]) == (3, 0.5, (0.5, 0.5), 0.0)  # no spread at all
-    assert stats.paired_t([0.0, 0.0]) == (2, 0.0, (0.0, 0.0), 1.0)
+def test_one_value_has_no_test():
+    assert stats.t_interval([0.4]) == (1, 0.4, None, None)
+
+
+@pytest.mark.parametrize("differences", [[1 / 150] * 5, [0.0, 0.0], [-0.02] * 3])
+def test_differences_without_spread_are_untestable_not_significant(differences):
+    # every seed moved by the same step (one item out of 150): a t-test would give p = 0
+    n, mean, interval, p = stats.t_interval(differences)
+    assert (n, interval) == (len(differences), None) and math.isnan(p) and mean == pytest.approx(differences[0])
+
+
+def test_float_noise_is_no_spread():
+    # the same accuracy difference, computed from different sums, differs in the last bits only: sd ~ 1e-18
+    differences = [(k + 1) / 150 - k / 150 for k in (3, 17, 40, 77, 149)]
+    assert len(set(differences)) > 1 and statistics.stdev(differences) > 0  # the noise is there
+    n, mean, interval, p = stats.t_interval(differences)
+    assert interval is None and math.isnan(p)
+    # a spread of one step in one seed is a spread, tested: mean 1.2 a, sd a sqrt(0.8 / 4), t = 1.2 sqrt(5) / sqrt(0.2) = 6
+    assert stats.t_interval([1 / 150] * 4 + [2 / 150])[3] == pytest.approx(stats.t_two_sided_p(6.0, 4))
 
 
 def test_holm_by_hand():
@@ -66,12 +82,6 @@ def test_holm_by_hand():
     assert stats.holm([0.5, 0.6])[0] == pytest.approx([1.0, 1.0])
     assert stats.holm([0.04]) == ([0.04], [True])
     assert stats.holm([]) == ([], [])
-
-
-def test_wilson_by_hand():
-    # z = 1.96, n = 10: scale 1 + z^2/10 = 1.38415; 5/10: centre 0.5, half 1.96/1.38415 * sqrt(0.025 + 0.0096) = 0.2634;
-    # 0/10: centre (z^2/20)/1.38415 = 0.1388 and the same half: [0, 0.2775]
-    assert stats.wilson(5, 10) == (pytest.approx(0.2366, abs=1e-4), pytest.approx(0.7634, abs=1e-4))
-    low, high = stats.wilson(0, 10)
-    assert low == pytest.approx(0.0, abs=1e-12) and high == pytest.approx(0.2775, abs=1e-4)
-    assert stats.wilson(10, 10)[1] == pytest.approx(1.0)
+    # an untestable member (nan) stays in the family as p = 1: it never survives, and it counts in m
+    adjusted, survives = stats.holm([0.01, math.nan, None])
+    assert adjusted == pytest.approx([0.03, 1.0, 1.0]) and survives == [True, False, False]
