@@ -281,6 +281,19 @@ def _score_batch(model, contexts, choices):
     return out
 
 
+def score_alone(model, tok, choice_lists, batch_size):
+    """{choice ids (a tuple): log-likelihood after <|endoftext|> alone} of every distinct choice of the
+    lists: a choice's score does not depend on its example, so each is scored once (a task whose examples
+    share their choices, as NLI's, costs almost nothing), in groups of the choices each list adds."""
+    seen, groups = set(), []
+    for choices in choice_lists:
+        new = [c for c in dict.fromkeys(map(tuple, choices)) if c not in seen]
+        seen.update(new)
+        groups += [new] if new else []
+    scores = score_choices(model, [[tok.eot_id]] * len(groups), [[list(c) for c in group] for group in groups], batch_size)
+    return {c: s for group, group_scores in zip(groups, scores) for c, s in zip(group, group_scores)}
+
+
 def run_multiple_choice(model, tok, examples, pool, cfg, chat, spaces, autocast):
     """({metric: value}, picks) of one task in one language: see the module docstring for the metrics.
     picks[i] = (pick by acc, pick by acc_bytes), None for an example whose longest choice fills the block."""
@@ -292,24 +305,23 @@ def run_multiple_choice(model, tok, examples, pool, cfg, chat, spaces, autocast)
     longest = [max(len(c) for _, cs in its + [([], choices)] for c in cs) for its, choices in zip(items, alone)]
     fits = [i for i, n in enumerate(longest) if n < model.config.block_size]
     flat = [item for i in fits for item in items[i]]
-    distinct = [[list(c) for c in dict.fromkeys(map(tuple, alone[i]))] for i in fits]  # the same choice twice: one score
     with autocast:
         flat_ll = score_choices(model, [ctx for ctx, _ in flat], [cs for _, cs in flat], cfg.mc_batch_size)
-        distinct_ll = score_choices(model, [[tok.eot_id]] * len(fits), distinct, cfg.mc_batch_size)
+        prior_ll = score_alone(model, tok, [alone[i] for i in fits], cfg.mc_batch_size)
     logliks, k = [], 0
     for i in fits:  # each example's choice scores, its items' put back together
         logliks.append([s for ll in flat_ll[k:k + len(items[i])] for s in ll])
         k += len(items[i])
     byte_lengths = tok.token_byte_lengths()
     picks, margins, gold_nats, gold_bytes, prior_hits = [None] * len(examples), [], 0.0, 0, 0.0
-    for i, ll, choices, choices_ll in zip(fits, logliks, distinct, distinct_ll):
+    for i, ll in zip(fits, logliks):
         ex, gold = examples[i], examples[i]["label"]
         per_byte = [s / max(1, len(c.strip().encode("utf-8"))) for s, c in zip(ll, choice_texts(ex, chat))]
         picks[i] = (int(np.argmax(ll)), int(np.argmax(per_byte)))
         margins.append(ll[gold] - max(s for j, s in enumerate(ll) if j != gold))
         gold_nats -= ll[gold]
         gold_bytes += int(byte_lengths[[c for _, cs in items[i] for c in cs][gold]].sum())
-        prior = [choices_ll[choices.index(c)] for c in alone[i]]
+        prior = [prior_ll[tuple(c)] for c in alone[i]]
         best = [j for j, s in enumerate(prior) if s == max(prior)]
         prior_hits += (gold in best) / len(best)  # tied choices share the hit
     scored = [(p, ex["label"]) for p, ex in zip(picks, examples) if p is not None]

@@ -222,6 +222,10 @@ def test_the_answer_prior_ignores_the_context():
         short, long = run("the cat"), run("a much longer context about something else entirely")
         assert short["acc_prior"] == long["acc_prior"] == (label == likeliest)
         assert short["margin"] != long["margin"]  # the context does change the other scores
+    # a choice's prior does not depend on its example: each distinct choice is scored once
+    lists = [[tok.encode(c) for c in base["choices"]], [tok.encode(" bb"), tok.encode(" a"), tok.encode(" a")]]
+    prior = benchmarks.score_alone(model, tok, lists, 8)
+    assert list(prior) == [tuple(ids) for ids in lists[0]] and list(prior.values()) == pytest.approx(alone, abs=1e-5)
     # partial scoring: every option is the same continuation, so without the contexts the options tie
     ex = {"task": "w", "lang": "en", "id": "w-0", "kind": "mc", "label": 1, "continuation": " ran.", "contexts": ["The cat", "The dog"]}
     assert benchmarks.run_multiple_choice(model, tok, [ex], [], EvaluateConfig(), False, True, nullcontext())[0]["acc_prior"] == 0.5
