@@ -164,7 +164,7 @@ def pick_tokens(logits, temperature=0.0, top_k=0, top_p=1.0, generator=None):
 
 
 @torch.no_grad()
-def generation_steps(model, prompts, max_new_tokens, temperature=0.0, top_k=0, top_p=1.0, stop_ids=(), generator=None):
+def generation_steps(model, prompts, max_new_tokens, temperature=0.0, stop_ids=(), generator=None, top_k=0, top_p=1.0):
     """Continue several prompts (lists of ids) together, token by token with a KV cache, yielding at every
     step [(prompt index, new token)] of the rows still generating. max_new_tokens: one number for all,
     or one per prompt. A row stops after a stop id (which it yields), at its own budget or when its
@@ -195,7 +195,7 @@ def generation_steps(model, prompts, max_new_tokens, temperature=0.0, top_k=0, t
 def generate_batch(model, prompts, max_new_tokens, temperature=0.0, stop_ids=(), generator=None, top_k=0, top_p=1.0):
     """The new ids of every prompt: generation_steps, collected."""
     new = [[] for _ in prompts]
-    for step in generation_steps(model, prompts, max_new_tokens, temperature, top_k, top_p, stop_ids, generator):
+    for step in generation_steps(model, prompts, max_new_tokens, temperature, stop_ids, generator, top_k, top_p):
         for r, token in step:
             new[r].append(token)
     return new
@@ -208,5 +208,5 @@ def generate(model, prompt, max_new_tokens, temperature=0.0, stop_ids=(), genera
 
 def stream(model, prompt, max_new_tokens, temperature=0.0, stop_ids=(), generator=None, top_k=0, top_p=1.0):
     """The new ids of one prompt, yielded one at a time as they come (sample.py prints them)."""
-    for [(_, token)] in generation_steps(model, [prompt], max_new_tokens, temperature, top_k, top_p, stop_ids, generator):
+    for [(_, token)] in generation_steps(model, [prompt], max_new_tokens, temperature, stop_ids, generator, top_k, top_p):
         yield token
