@@ -188,7 +188,8 @@ def encode_pairs(tok, context, continuations):
     the context's trailing whitespace moves onto each continuation; context + continuation is encoded as
     one string, and the continuation's ids are the ones after as many ids as the context has alone. In a
     script written without spaces a token can span the boundary: encoding a choice apart would give it
-    tokens that training, which saw the whole text, never gave it."""
+    tokens that training, which saw the whole text, never gave it. The context keeps its own ids, so a
+    boundary token scored with the choice can repeat the context's last characters, as in the harness."""
     kept = context.rstrip()
     context_ids = tok.encode(kept)
     split = []
