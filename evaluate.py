@@ -10,9 +10,9 @@ For every model (each with its own tokenizer) and every language of the manifest
   2. self-similarity per layer (Ethayarajh 2019): raw (self_sim), the anisotropy baseline of pairs of
      different words (anisotropy) and raw minus baseline (self_sim_adjusted); selfsim.py defines each
      and what a word is;
-  3. the benchmarks (benchmarks.py): multiple choice by log-likelihood (acc, acc_bytes, and the
-     continuous margin and gold_bpb), generation by greedy decoding (exact, F1, ROUGE-L, chrF, BLEU;
-     see metrics.py).
+  3. the benchmarks (benchmarks.py): multiple choice by log-likelihood (acc, its answer prior acc_prior,
+     acc_bytes, and the continuous margin and gold_bpb), generation by greedy decoding (exact, F1,
+     ROUGE-L, chrF, BLEU; see metrics.py).
 Every number is averaged per language group (μ_pretraining, μ_adapting, μ_other, and any other group of
 the manifest, such as the lab's unseen_script) and over the languages of the paper's three groups
 (μ_overall), written to results.json, and printed as markdown tables (also written to results.md).
@@ -146,7 +146,8 @@ def report(results):
                                                  f"{'ChatML' if v['chat'] else 'plain'} prompts)" for m, v in info.items()) + "\n",
            "Perplexity is per token of each model's own vocabulary (V): compare models by bits per byte.\n"]
     if any(t["kind"] == "mc" for t in results["tasks"].values()):
-        out.append("Multiple choice: acc picks the likeliest choice, acc_bytes the likeliest per UTF-8 byte; margin is "
+        out.append("Multiple choice: acc picks the likeliest choice, acc_prior the likeliest with no context before the "
+                   "choices (what their surface alone gives), acc_bytes the likeliest per UTF-8 byte; margin is "
                    "the gold choice's log-likelihood minus the best other choice's (nats, mean over examples); gold_bpb "
                    "is the bits per byte of the gold choice after its context.\n")
     if "self_sim" in table:

@@ -48,6 +48,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from evaluation.inference import generate
 from pipeline import chat, common, runtime
 
 
@@ -210,7 +211,7 @@ def greedy_answers(model, tok, conversations, n, max_new_tokens):
             continue  # no user question right before the answer: nothing to prompt with
         # too long a prompt loses its start, as evaluate.py cuts it, leaving room for the answer
         prompt = chat.render_prompt(tok, messages[:first])[-(model.config.block_size - max_new_tokens):]
-        new = model.generate(prompt, max_new_tokens, stop_ids=(tok.im_end_id,))
+        new = generate(model, prompt, max_new_tokens, stop_ids=(tok.im_end_id,))
         finished = bool(new) and new[-1] == tok.im_end_id
         samples.append({"prompt": messages[first - 1]["content"], "reference": messages[first]["content"],
                         "answer": tok.decode(new[:-1] if finished else new).strip(), "finished": finished})

@@ -7,6 +7,8 @@ active forgetting resets `wte` and the head keeps what it learned.
 
 Besides the network itself this file holds the two pieces of surgery the method needs:
 `reset_token_embeddings()` (the forgetting) and `expand_vocab()` (the adaptation to new languages).
+A training step runs GPT.forward; generation, KV caches and padded batches are evaluation/inference.py's,
+which runs these same modules.
 """
 
 import math
@@ -69,30 +71,20 @@ class Attention(nn.Module):
         self.wv = nn.Linear(config.n_embd, config.n_kv_head * self.head_dim, bias=False)
         self.wo = nn.Linear(config.n_head * self.head_dim, config.n_embd, bias=False)
 
-    def forward(self, x, cos, sin, cache=None, mask=None):
+    def forward(self, x, cos, sin):
+        q, k, v = self.project(x, cos, sin)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=self.n_kv_head != self.n_head)
+        return self.wo(y.transpose(1, 2).flatten(2))
+
+    def project(self, x, cos, sin):
+        """Queries, keys and values [B, heads, T, head_dim], rotated by their positions' angles
+        (evaluation/inference.py reuses this with a KV cache)."""
         B, T, _ = x.shape
         q = self.wq(x).view(B, T, self.n_head, self.head_dim)
         k = self.wk(x).view(B, T, self.n_kv_head, self.head_dim)
         v = self.wv(x).view(B, T, self.n_kv_head, self.head_dim)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # [B, heads, T, head_dim]
-        n_past = 0
-        if cache is not None:  # generation: attend to the keys/values of every earlier position too
-            if "k" in cache:
-                n_past = cache["k"].size(2)
-                k, v = torch.cat([cache["k"], k], dim=2), torch.cat([cache["v"], v], dim=2)
-            cache["k"], cache["v"] = k, v
-        gqa = self.n_kv_head != self.n_head
-        if mask is not None:  # rows with padding: which key each query may see, given by GPT.hidden_states
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=gqa)
-        elif n_past == 0:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=gqa)
-        elif T == 1:  # one new token may look at everything before it
-            y = F.scaled_dot_product_attention(q, k, v, enable_gqa=gqa)
-        else:  # several new tokens after a cached prefix: causal among themselves
-            mask = torch.ones(T, n_past + T, dtype=torch.bool, device=x.device).tril(diagonal=n_past)
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=gqa)
-        return self.wo(y.transpose(1, 2).reshape(B, T, -1))
+        return q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
 
 
 class SwiGLU(nn.Module):
@@ -114,8 +106,8 @@ class Block(nn.Module):
         self.mlp_norm = nn.RMSNorm(config.n_embd, eps=config.norm_eps)
         self.mlp = SwiGLU(config)
 
-    def forward(self, x, cos, sin, cache=None, mask=None):
-        x = x + self.attn(self.attn_norm(x), cos, sin, cache, mask)
+    def forward(self, x, cos, sin):
+        x = x + self.attn(self.attn_norm(x), cos, sin)
         return x + self.mlp(self.mlp_norm(x))
 
 
@@ -174,49 +166,17 @@ class GPT(nn.Module):
 
     # ---- the forward pass -----------------------------------------------------------------------------
 
-    def hidden_states(self, idx, caches=None, mask=None):
-        """The residual stream after the embedding and after every block: n_layer + 1 tensors [B, T, C].
-
-        caches: one dict per block (start with [{} for _ in model.blocks]) that keeps the keys and values
-        of earlier calls, so that a call continues the sequences of the last one (generation, scoring).
-        mask [B, T] (bool): False marks padding, for rows of different lengths in one batch. Padding is
-        never attended to and takes no position, so a real token computes what it would in its row alone
-        (up to float rounding). A cache remembers the mask of the tokens it holds."""
-        B, T = idx.shape
-        past = caches[0] if caches and "k" in caches[0] else None
-        n_past = past["k"].size(2) if past else 0
-        attend = None
-        if mask is None and (past is None or "mask" not in past):  # no padding: one range of positions (training)
-            if n_past + T > self.config.block_size:
-                raise ValueError(f"sequence of {n_past + T} tokens is longer than block_size={self.config.block_size}")
-            cos, sin = self.rope_cos[:, n_past:n_past + T], self.rope_sin[:, n_past:n_past + T]
-        else:
-            real = past["mask"] if past and "mask" in past else torch.ones(B, n_past, dtype=torch.bool, device=idx.device)
-            new = torch.ones(B, T, dtype=torch.bool, device=idx.device) if mask is None else mask.bool()
-            real = torch.cat([real, new], dim=1)  # [B, n_past + T]: which keys are tokens, which padding
-            positions = (real.cumsum(1) - 1).clamp(min=0)[:, n_past:]  # a token's position: the tokens before it
-            if int(positions.max()) >= self.config.block_size:
-                raise ValueError(f"a row of {int(positions.max()) + 1} tokens is longer than block_size={self.config.block_size}")
-            cos, sin = self.rope_cos[0, positions], self.rope_sin[0, positions]  # [B, T, 1, head_dim/2]
-            # query t (key n_past + t) sees the real keys up to itself, and always itself: a padding query
-            # then has something to attend to (its output is never used) instead of giving NaN
-            keys = torch.arange(n_past + T, device=idx.device)[None]
-            queries = torch.arange(T, device=idx.device)[:, None] + n_past
-            attend = (((keys <= queries) & real[:, None, :]) | (keys == queries))[:, None]  # [B, 1, T, n_past + T]
-            for cache in caches or []:
-                cache["mask"] = real
-        x = self.wte(idx)
-        states = [x]
-        for i, block in enumerate(self.blocks):
-            x = block(x, cos, sin, caches[i] if caches is not None else None, attend)
-            states.append(x)
-        return states
-
     def forward(self, idx, targets=None, loss_mask=None):
         """Logits [B, T, vocab_size] (padding rows dropped, so they take no probability mass) and, given
         targets, the mean next-token loss over the positions that count (target != -1 and loss_mask != 0)."""
-        x = self.norm(self.hidden_states(idx)[-1])
-        logits = self.lm_head(x)[..., : self.config.vocab_size]
+        T = idx.size(1)
+        if T > self.config.block_size:
+            raise ValueError(f"sequence of {T} tokens is longer than block_size={self.config.block_size}")
+        cos, sin = self.rope_cos[:, :T], self.rope_sin[:, :T]
+        x = self.wte(idx)
+        for block in self.blocks:
+            x = block(x, cos, sin)
+        logits = self.lm_head(self.norm(x))[..., : self.config.vocab_size]
         if targets is None:
             return logits, None
         if loss_mask is not None:
@@ -231,64 +191,6 @@ class GPT(nn.Module):
         nll = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1, reduction="none")
         return nll.view_as(targets)
 
-    @torch.no_grad()
-    def generate(self, prompt, max_new_tokens, temperature=0.0, stop_ids=(), generator=None):
-        """Continue one prompt (list of ids): generate_batch with a batch of one. Returns the new ids."""
-        return self.generate_batch([prompt], max_new_tokens, temperature, stop_ids, generator)[0]
-
-    @torch.no_grad()
-    def generate_batch(self, prompts, max_new_tokens, temperature=0.0, stop_ids=(), generator=None):
-        """Continue several prompts (lists of ids) together, token by token with a KV cache; greedy when
-        temperature == 0. max_new_tokens: one number for all, or one per prompt. A row stops after a
-        stop id, at its own budget or when its context is full, and then leaves the batch. Prompts of
-        different lengths are left-padded with a mask (prefill), so that every row gets the tokens it would
-        get alone. Returns the new ids of every prompt."""
-        device = self.wte.weight.device
-        if not all(prompts):
-            raise ValueError("generate_batch: every prompt needs at least one token")
-        budgets = max_new_tokens if isinstance(max_new_tokens, (list, tuple)) else [max_new_tokens] * len(prompts)
-        budgets = [min(b, self.config.block_size - len(p)) for b, p in zip(budgets, prompts)]
-        new = [[] for _ in prompts]
-        active = [r for r, b in enumerate(budgets) if b > 0]  # the rows still generating, in batch order
-        if not active:
-            return new
-        caches, hidden = self.prefill([prompts[r] for r in active])  # hidden: each row's last position
-        while True:
-            logits = self.lm_head(self.norm(hidden))[:, : self.config.vocab_size]
-            if temperature == 0:
-                tokens = logits.argmax(-1)
-            else:
-                probs = F.softmax(logits.float() / temperature, dim=-1)
-                tokens = torch.multinomial(probs, 1, generator=generator)[:, 0]
-            keep = []
-            for i, (r, token) in enumerate(zip(active, tokens.tolist())):
-                new[r].append(token)
-                if token not in stop_ids and len(new[r]) < budgets[r]:
-                    keep.append(i)
-            if not keep:
-                return new
-            if len(keep) < len(active):  # finished rows leave the batch and its caches
-                rows = torch.tensor(keep, device=device)
-                caches, tokens = select_rows(caches, rows), tokens[rows]
-            active = [active[i] for i in keep]
-            hidden = self.hidden_states(tokens[:, None], caches)[-1][:, -1]
-
-    @torch.no_grad()
-    def prefill(self, prompts):
-        """Run prompts (lists of ids) into fresh caches: (caches, the last hidden state of each [B, C]).
-        What every prompt starts with (<|endoftext|>, a chat's system prompt) runs once; the rest of each
-        is left-padded after it, with a mask, so that the last column holds every prompt's last token."""
-        device = self.wte.weight.device
-        caches, shared = [{} for _ in self.blocks], shared_prefix(prompts) if len(prompts) > 1 else 0
-        if shared:
-            self.hidden_states(torch.tensor([prompts[0][:shared]], device=device), caches)
-            caches = select_rows(caches, torch.zeros(len(prompts), dtype=torch.long, device=device))
-        rest = [p[shared:] for p in prompts]
-        width = max(len(r) for r in rest)
-        x = torch.tensor([[0] * (width - len(r)) + r for r in rest], dtype=torch.long, device=device)
-        mask = torch.tensor([[k >= width - len(r) for k in range(width)] for r in rest], device=device)
-        return caches, self.hidden_states(x, caches, None if mask.all() else mask)[-1][:, -1]  # equal lengths: no mask
-
     # ---- accounting ---------------------------------------------------------------------------------
 
     def num_params(self, non_embedding=False):
@@ -300,20 +202,6 @@ class GPT(nn.Module):
         lookup, not a matmul) plus the attention scores and values over a full block."""
         c = self.config
         return 6 * self.num_params(non_embedding=True) + 12 * c.n_layer * c.n_embd * c.block_size
-
-
-def select_rows(caches, rows):
-    """The caches of some rows of a batch (rows: a tensor of row indices, repeats allowed): a finished
-    generation leaves the batch, a context's keys and values are copied for each of its choices."""
-    return [{name: t.index_select(0, rows) for name, t in cache.items()} for cache in caches]
-
-
-def shared_prefix(rows):
-    """How many first tokens all rows (lists of ids) share, leaving each row at least one of its own."""
-    for k in range(min(len(r) for r in rows) - 1):
-        if any(r[k] != rows[0][k] for r in rows):
-            return k
-    return min(len(r) for r in rows) - 1
 
 
 def _normal_(tensor, std, generator=None):

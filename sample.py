@@ -7,12 +7,14 @@ Generate text from any stage's out_dir, streamed token by token.
 
 A finetuned checkpoint (stage "finetune") is prompted in ChatML, as evaluation prompts it
 (chat.render_prompt, the default system prompt first) and stops at <|im_end|>; any other stage
-continues <|endoftext|> + the text and stops at <|endoftext|>. The KV cache makes each new token one
-position of work. Text is printed as it arrives; a character whose UTF-8 bytes are split over several
-tokens is printed once its last byte has come.
+continues <|endoftext|> + the text and stops at <|endoftext|>. The tokens come from the generation loop
+the benchmarks use (evaluation/inference.py), whose KV cache makes each new token one position of work.
+Text is printed as it arrives; a character whose UTF-8 bytes are split over several tokens is printed once
+its last byte has come.
 
 Sampling: logits / temperature, then the top_k most likely tokens, then the smallest set of those whose
-probabilities reach top_p; temperature 0 is greedy (argmax) and ignores the rest. The seed fixes the draws.
+probabilities reach top_p; temperature 0 is greedy (argmax) and ignores the rest. The seed fixes the draws
+(on the model's device: the same seed gives the same text on the same device).
 """
 
 import codecs
@@ -20,9 +22,7 @@ import os
 import sys
 from dataclasses import dataclass
 
-import torch
-import torch.nn.functional as F
-
+from evaluation import inference
 from pipeline import chat, runtime
 
 
@@ -57,39 +57,6 @@ def load_stage(out_dir, device="cpu"):
     return model, tok, ckpt
 
 
-def next_token(logits, temperature, top_k=0, top_p=1.0, generator=None):
-    """One token id drawn from logits [vocab] (see the module docstring)."""
-    if temperature == 0:
-        return int(logits.argmax())
-    logits = logits.float() / temperature
-    if 0 < top_k < logits.numel():
-        kth = torch.topk(logits, top_k).values[-1]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if top_p < 1.0:
-        probs, order = F.softmax(logits, dim=-1).sort(descending=True)
-        # drop a token when the tokens ranked above it already reach top_p (the first is always kept)
-        drop = probs.cumsum(0) - probs >= top_p
-        logits[order[drop]] = float("-inf")
-    return int(torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator))
-
-
-@torch.no_grad()
-def stream(model, prompt, max_new_tokens, temperature, top_k=0, top_p=1.0, stop_ids=(), generator=None):
-    """Yield new token ids one at a time, with a KV cache, until a stop id (yielded too), max_new_tokens
-    or a full context. model.generate's loop with top-k/top-p and a generator instead of a list."""
-    device = model.wte.weight.device
-    caches = [{} for _ in model.blocks]
-    x = torch.tensor([prompt], dtype=torch.long, device=device)
-    for _ in range(min(max_new_tokens, model.config.block_size - len(prompt))):
-        hidden = model.hidden_states(x, caches)[-1][:, -1]
-        logits = model.lm_head(model.norm(hidden))[0, : model.config.vocab_size]
-        token = next_token(logits, temperature, top_k, top_p, generator)
-        yield token
-        if token in stop_ids:
-            return
-        x = torch.tensor([[token]], dtype=torch.long, device=device)
-
-
 def print_stream(tok, tokens, out=sys.stdout):
     """Print the text of a stream of token ids as it comes (special tokens print nothing); returns the ids.
     An incremental UTF-8 decoder holds back the bytes of a character that is not complete yet."""
@@ -121,13 +88,13 @@ def main(argv=None, stdin=sys.stdin, out=sys.stdout):
     if cfg.chat and not chatml:
         runtime.fail(f"--chat needs a finetuned model ({cfg.init_from} is a {ckpt['stage']} run; --chatml=true forces ChatML)")
     stops = {tok.eot_id, tok.im_start_id, tok.im_end_id} if chatml else {tok.eot_id}
-    generator = torch.Generator().manual_seed(cfg.seed)
+    generator = inference.make_generator(model, cfg.seed)  # on the model's device, where the logits are
     block = model.config.block_size
 
     def answer(prompt_ids):
         prompt_ids = fit(prompt_ids, block, cfg.max_new_tokens)
-        new = print_stream(tok, stream(model, prompt_ids, cfg.max_new_tokens, cfg.temperature, cfg.top_k, cfg.top_p,
-                                       stops, generator), out)
+        new = print_stream(tok, inference.stream(model, prompt_ids, cfg.max_new_tokens, cfg.temperature, stops, generator,
+                                                 cfg.top_k, cfg.top_p), out)
         out.write("\n")
         return tok.decode([t for t in new if t not in stops])
 

@@ -11,9 +11,11 @@ change the speed; a random model never stops early, so generation runs its full 
 Multiple choice, three ways: `before` is the scoring evaluate.py had before batching (kept below to
 measure against: one example per call, its context once, its choices on the context's keys/values);
 `batch 1` and `batch N` are benchmarks.score_choices with one example or N examples per forward pass.
-Generation: model.generate one prompt at a time against model.generate_batch with N prompts. Contexts and
-prompts vary in length (half to one and a half times the given length), as a task's do. The rounds
-interleave the variants so that a busy machine slows them all alike; the median round is reported.
+Generation: inference.generate one prompt at a time against inference.generate_batch with N prompts.
+Contexts and prompts vary in length (half to one and a half times the given length), as a task's do. The
+rounds interleave the variants so that a busy machine slows them all alike; the median round is reported.
+Last, the attention kernels (torch's profiler names them) that a batched score runs: its choices run
+with a padding mask, and a mask must not send grouped-query attention to the math kernel.
 """
 
 import argparse
@@ -24,9 +26,10 @@ import time
 
 import torch
 import torch.nn.functional as F
+from torch.profiler import profile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from evaluation import benchmarks  # noqa: E402
+from evaluation import benchmarks, inference  # noqa: E402
 from pipeline import runtime  # noqa: E402
 from model import GPT, GPTConfig  # noqa: E402
 
@@ -37,19 +40,28 @@ def score_choices_before(model, context, choices):
     device = model.wte.weight.device
     longest = max(len(c) for c in choices)
     context = context[-(model.config.block_size - longest):]
-    caches = [{} for _ in model.blocks]
-    last = model.hidden_states(torch.tensor([context], device=device), caches)[-1][:, -1:]
+    cache = inference.KVCache(len(model.blocks))
+    last = inference.hidden_states(model, torch.tensor([context], device=device), cache)[-1][:, -1:]
     n = len(choices)
-    for cache in caches:
-        cache["k"], cache["v"] = cache["k"].expand(n, -1, -1, -1), cache["v"].expand(n, -1, -1, -1)
+    cache.k, cache.v = [k.expand(n, -1, -1, -1) for k in cache.k], [v.expand(n, -1, -1, -1) for v in cache.v]
     ids = torch.tensor([c + [0] * (longest - len(c)) for c in choices], device=device)
     hidden = last.expand(n, -1, -1)
     if longest > 1:
-        hidden = torch.cat([hidden, model.hidden_states(ids[:, :-1], caches)[-1]], dim=1)
-    logits = model.lm_head(model.norm(hidden))[..., : model.config.vocab_size].float()
+        hidden = torch.cat([hidden, inference.hidden_states(model, ids[:, :-1], cache)[-1]], dim=1)
+    logits = inference.logits(model, hidden).float()
     log_probs = F.log_softmax(logits, dim=-1).gather(-1, ids[..., None])[..., 0]
     counted = torch.arange(longest, device=device)[None] < torch.tensor([len(c) for c in choices], device=device)[:, None]
     return (log_probs * counted).sum(1).tolist()
+
+
+def attention_kernels(fn):
+    """The names of the attention kernels (aten::_scaled_dot_product_*) that fn() runs, from torch's
+    profiler: e.g. efficient_attention or flash_attention on a GPU, flash_attention_for_cpu on a CPU,
+    attention_math where no fused kernel could take the call."""
+    with profile() as prof:
+        fn()
+    return sorted({e.name.removeprefix("aten::_scaled_dot_product_") for e in prof.events()
+                   if e.name.startswith("aten::_scaled_dot_product_")})
 
 
 def main():
@@ -94,11 +106,11 @@ def main():
 
     def generate_alone():
         for prompt in prompts:
-            assert len(model.generate(prompt, args.new_tokens)) == args.new_tokens
+            assert len(inference.generate(model, prompt, args.new_tokens)) == args.new_tokens
 
     def generate_batched():
         for first in range(0, len(prompts), args.gen_batch_size):
-            new = model.generate_batch(prompts[first:first + args.gen_batch_size], args.new_tokens)
+            new = inference.generate_batch(model, prompts[first:first + args.gen_batch_size], args.new_tokens)
             assert all(len(n) == args.new_tokens for n in new)
 
     mc_n = f"multiple choice, batch {args.mc_batch_size}"
@@ -131,6 +143,9 @@ def main():
     gen_n = f"generation, batch {args.gen_batch_size}"
     print(f"speed-up: multiple choice {rate[mc_n] / rate['multiple choice, before (one per call)']:.1f}x, "
           f"generation {rate[gen_n] / rate['generation, one prompt at a time']:.1f}x")
+    with autocast:
+        kernels = attention_kernels(lambda: benchmarks.score_choices(model, contexts[:4], choices[:4], 4))
+    print(f"attention kernels of a masked batched score: {', '.join(kernels)}")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@ The benchmarks of evaluate.py: task files, prompts, and the scoring of multiple 
 
 A task is one JSONL file per language (docs/protocol.md's format, checked line by line as it is read):
   - multiple choice ("mc"): a context and its choices. The string scored is context + choice (the choice
-    carries its separator); a choice's score is the log-likelihood of its tokens after the context.
+    carries its separator); a choice's score is the log-likelihood of its tokens after the context. The
+    tokens are split as lm-evaluation-harness splits them (encode_pairs): context + choice is encoded as
+    one string, so that a script written without spaces gets the tokens training gave it.
     Partial scoring (XWinograd, as lm-evaluation-harness scores it): several "contexts" (the sentence up
     to the blank, filled with each option) and one "continuation" (the rest of the sentence); an option's
     score is the log-likelihood of the continuation after its context.
@@ -19,12 +21,18 @@ The scores of a multiple-choice task in one language:
              over the examples: > 0 exactly where acc counts a hit, and it moves before accuracy does
   gold_bpb   bits per byte of the gold choice after its context: its nats summed over the examples,
              / ln 2 / the UTF-8 bytes of its tokens as scored (the separator space included)
+  acc_prior  acc of the choices scored without their context (only <|endoftext|> before them): what the
+             choices' surface alone gives (a likelier word, a shorter choice), the baseline that acc must
+             beat before a model can be said to read the context. Tied choices (identical texts, such as
+             the one continuation of partial scoring) share the hit.
 
 Batching. Multiple choice runs mc_batch_size examples at a time: the prefix all their contexts share (a
 chat's system prompt) once, then the rest of every context, left-padded with a mask; then each context's
-keys and values are copied for each of its choices, which run together, right-padded. Generation runs gen_batch_size prompts at a time with model.generate_batch. Examples are
-sorted by length before they are batched (little padding) and their results put back in file order; no
-score depends on the batch size (tests/test_benchmarks.py checks it against one example at a time).
+keys and values are copied for each of its choices, which run together, right-padded (the KV cache and
+padding are evaluation/inference.py's). Generation runs gen_batch_size prompts at a time with
+inference.generate_batch, the loop sample.py uses. Examples are sorted by length before they are batched
+(little padding) and their results put back in file order; no score depends on the batch size
+(tests/test_benchmarks.py checks it against one example at a time).
 """
 
 import json
@@ -37,12 +45,11 @@ import torch
 import torch.nn.functional as F
 
 from pipeline import common
-from evaluation import metrics
+from evaluation import inference, metrics
 from pipeline import runtime
-from model import select_rows
 from pipeline.chat import ANSWER_SPACE, render_prompt
 
-MC_METRICS = ("acc", "acc_bytes", "margin", "gold_bpb")
+MC_METRICS = ("acc", "acc_prior", "acc_bytes", "margin", "gold_bpb")
 GEN_METRICS = ("exact", "f1", "rouge_l", "chrf", "bleu", "spbleu")
 
 
@@ -145,16 +152,28 @@ def _delimiter(example, question, answer, spaces):
     return " "
 
 
+def _question(e):
+    return e["prompt"] if e["kind"] == "gen" else e["contexts"][e["label"]] if "contexts" in e else e["context"]
+
+
+def _answer(e):
+    return e["answers"][0] if e["kind"] == "gen" else e["continuation"] if "contexts" in e else e["choices"][e["label"]]
+
+
+def plain_prompt(example, demos, spaces):
+    """The text of a plain prompt: the demonstrations (question, then its answer), separated by blank
+    lines, then the example's question."""
+    shots = "".join(_question(d) + _delimiter(d, _question(d), _answer(d), spaces) + _answer(d) + "\n\n" for d in demos)
+    return shots + _question(example)
+
+
 def build_prompt(tok, example, demos, chat, spaces):
-    """The ids of a prompt: the demonstrations (question, then its answer), then the example's question.
-    Chat: as earlier turns of a ChatML conversation; plain: separated by blank lines, after <|endoftext|>."""
-    question = lambda e: e["prompt"] if e["kind"] == "gen" else e["contexts"][e["label"]] if "contexts" in e else e["context"]
-    answer = lambda e: e["answers"][0] if e["kind"] == "gen" else e["continuation"] if "contexts" in e else e["choices"][e["label"]]
+    """The ids of a prompt: plain_prompt after <|endoftext|>, or in a chat the demonstrations as earlier
+    turns of a ChatML conversation."""
     if chat:  # render puts one space before an assistant's answer, whatever space a plain continuation carries
-        turns = [m for d in demos for m in ({"role": "user", "content": question(d)}, {"role": "assistant", "content": answer(d).lstrip()})]
-        return render_prompt(tok, turns + [{"role": "user", "content": question(example)}])
-    shots = "".join(question(d) + _delimiter(d, question(d), answer(d), spaces) + answer(d) + "\n\n" for d in demos)
-    return [tok.eot_id] + tok.encode(shots + question(example))
+        turns = [m for d in demos for m in ({"role": "user", "content": _question(d)}, {"role": "assistant", "content": _answer(d).lstrip()})]
+        return render_prompt(tok, turns + [{"role": "user", "content": _question(example)}])
+    return [tok.eot_id] + tok.encode(plain_prompt(example, demos, spaces))
 
 
 def choice_texts(example, chat):
@@ -164,18 +183,39 @@ def choice_texts(example, chat):
     return [ANSWER_SPACE + c.lstrip() if chat else c for c in texts]
 
 
+def encode_pairs(tok, context, continuations):
+    """(context ids, [continuation ids]) as lm-evaluation-harness encodes a context and its continuations:
+    the context's trailing whitespace moves onto each continuation; context + continuation is encoded as
+    one string, and the continuation's ids are the ones after as many ids as the context has alone. In a
+    script written without spaces a token can span the boundary: encoding a choice apart would give it
+    tokens that training, which saw the whole text, never gave it. The context keeps its own ids, so a
+    boundary token scored with the choice can repeat the context's last characters, as in the harness."""
+    kept = context.rstrip()
+    context_ids = tok.encode(kept)
+    split = []
+    for continuation in continuations:
+        ids = tok.encode(context + continuation)[len(context_ids):]
+        # a token over the boundary can leave the whole no longer than the context alone: then the
+        # continuation has no ids of its own, and is encoded apart (with the moved whitespace)
+        split.append(ids or tok.encode(context[len(kept):] + continuation))
+    return context_ids, split
+
+
 def scoring_items(tok, example, demos, chat, spaces):
     """(context ids, [choice ids]) pairs whose log-likelihoods, in order, are the example's choice scores:
     its one context with every choice, or under partial scoring every context with the continuation."""
+    texts = choice_texts(example, chat)
     if "contexts" in example:
-        continuation = tok.encode(choice_texts(example, chat)[0])
-        return [(build_prompt(tok, {**example, "contexts": [c], "label": 0}, demos, chat, spaces), [continuation])
+        return [_scoring_item(tok, {**example, "contexts": [c], "label": 0}, demos, chat, spaces, texts[:1])
                 for c in example["contexts"]]
-    return [(build_prompt(tok, example, demos, chat, spaces), choice_ids(tok, example, chat))]
+    return [_scoring_item(tok, example, demos, chat, spaces, texts)]
 
 
-def choice_ids(tok, example, chat):
-    return [tok.encode(c) for c in choice_texts(example, chat)]
+def _scoring_item(tok, example, demos, chat, spaces, texts):
+    if chat:  # render encodes an assistant's content apart from the turn's header: training saw these tokens
+        return build_prompt(tok, example, demos, chat, spaces), [tok.encode(t) for t in texts]
+    context, choices = encode_pairs(tok, plain_prompt(example, demos, spaces), texts)
+    return [tok.eot_id] + context, choices
 
 
 def stop_ids(tok, chat):
@@ -220,7 +260,7 @@ def score_choices(model, contexts, choices, batch_size):
 
 def _score_batch(model, contexts, choices):
     device = model.wte.weight.device
-    caches, last = model.prefill(contexts)  # last: [examples, C], predicts each choice's first token
+    cache, last = inference.prefill(model, contexts)  # last: [examples, C], predicts each choice's first token
     # every choice of every example, right-padded, after a copy of its context's keys and values
     flat = [c for cs in choices for c in cs]
     owner = torch.tensor([e for e, cs in enumerate(choices) for _ in cs], device=device)
@@ -229,9 +269,9 @@ def _score_batch(model, contexts, choices):
     counted = torch.tensor([[k < len(c) for k in range(n)] for c in flat], device=device)
     hidden = last[owner][:, None]
     if n > 1:  # token t of a choice predicts token t + 1; its last token predicts nothing we need
-        states = model.hidden_states(targets[:, :-1], select_rows(caches, owner), counted[:, :-1])[-1]
+        states = inference.hidden_states(model, targets[:, :-1], cache.select(owner), counted[:, :-1])[-1]
         hidden = torch.cat([hidden, states], dim=1)  # [choices, n, C]
-    logits = model.lm_head(model.norm(hidden[counted]))[:, : model.config.vocab_size].float()  # only what counts
+    logits = inference.logits(model, hidden[counted]).float()  # only what counts
     token_ll = torch.zeros(counted.shape, device=device)
     token_ll[counted] = -F.cross_entropy(logits, targets[counted], reduction="none")  # log p(token), fused
     ll = token_ll.sum(1).tolist()
@@ -242,30 +282,54 @@ def _score_batch(model, contexts, choices):
     return out
 
 
+def score_alone(model, tok, choice_lists, batch_size):
+    """{choice ids (a tuple): log-likelihood after <|endoftext|> alone} of every distinct choice of the
+    lists: a choice's score does not depend on its example, so each is scored once (a task whose examples
+    share their choices, as NLI's, costs almost nothing), in groups of the choices each list adds."""
+    seen, groups = set(), []
+    for choices in choice_lists:
+        new = [c for c in dict.fromkeys(map(tuple, choices)) if c not in seen]
+        seen.update(new)
+        groups += [new] if new else []
+    scores = score_choices(model, [[tok.eot_id]] * len(groups), [[list(c) for c in group] for group in groups], batch_size)
+    return {c: s for group, group_scores in zip(groups, scores) for c, s in zip(group, group_scores)}
+
+
 def run_multiple_choice(model, tok, examples, pool, cfg, chat, spaces, autocast):
     """({metric: value}, picks) of one task in one language: see the module docstring for the metrics.
     picks[i] = (pick by acc, pick by acc_bytes), None for an example whose longest choice fills the block."""
     items = [scoring_items(tok, ex, pick_demos(pool, ex, cfg.shots, cfg.seed), chat, spaces) for ex in examples]
-    fits = [i for i, its in enumerate(items) if max(len(c) for _, cs in its for c in cs) < model.config.block_size]
+    # acc_prior scores the choices after <|endoftext|> alone: it starts every prompt of every task, plain
+    # or chat. An answer delimiter would differ by task, and the lab's tasks have none (a choice continues
+    # its context's sentence). An empty context: encode_pairs encodes each choice as it stands.
+    alone = [encode_pairs(tok, "", choice_texts(ex, chat))[1] for ex in examples]
+    longest = [max(len(c) for _, cs in its + [([], choices)] for c in cs) for its, choices in zip(items, alone)]
+    fits = [i for i, n in enumerate(longest) if n < model.config.block_size]
     flat = [item for i in fits for item in items[i]]
     with autocast:
         flat_ll = score_choices(model, [ctx for ctx, _ in flat], [cs for _, cs in flat], cfg.mc_batch_size)
+        prior_ll = score_alone(model, tok, [alone[i] for i in fits], cfg.mc_batch_size)
     logliks, k = [], 0
     for i in fits:  # each example's choice scores, its items' put back together
         logliks.append([s for ll in flat_ll[k:k + len(items[i])] for s in ll])
         k += len(items[i])
-    picks, margins, gold_nats, gold_bytes = [None] * len(examples), [], 0.0, 0
+    byte_lengths = tok.token_byte_lengths()
+    picks, margins, gold_nats, gold_bytes, prior_hits = [None] * len(examples), [], 0.0, 0, 0.0
     for i, ll in zip(fits, logliks):
         ex, gold = examples[i], examples[i]["label"]
         per_byte = [s / max(1, len(c.strip().encode("utf-8"))) for s, c in zip(ll, choice_texts(ex, chat))]
         picks[i] = (int(np.argmax(ll)), int(np.argmax(per_byte)))
         margins.append(ll[gold] - max(s for j, s in enumerate(ll) if j != gold))
         gold_nats -= ll[gold]
-        gold_bytes += len(choice_texts(ex, chat)[gold].encode("utf-8"))
+        gold_bytes += int(byte_lengths[[c for _, cs in items[i] for c in cs][gold]].sum())
+        prior = [prior_ll[tuple(c)] for c in alone[i]]
+        best = [j for j, s in enumerate(prior) if s == max(prior)]
+        prior_hits += (gold in best) / len(best)  # tied choices share the hit
     scored = [(p, ex["label"]) for p, ex in zip(picks, examples) if p is not None]
     if not scored:
         return {metric: None for metric in MC_METRICS}, picks
     return {"acc": sum(p[0] == label for p, label in scored) / len(scored),
+            "acc_prior": prior_hits / len(scored),
             "acc_bytes": sum(p[1] == label for p, label in scored) / len(scored),
             "margin": sum(margins) / len(margins),
             "gold_bpb": gold_nats / math.log(2) / max(1, gold_bytes)}, picks
@@ -284,7 +348,7 @@ def run_generation(model, tok, examples, pool, cfg, chat, spaces, autocast, stop
     for first in range(0, len(order), cfg.gen_batch_size):
         batch = order[first:first + cfg.gen_batch_size]
         with autocast:
-            new = model.generate_batch([prompts[i] for i in batch], [budgets[i] for i in batch], stop_ids=stops)
+            new = inference.generate_batch(model, [prompts[i] for i in batch], [budgets[i] for i in batch], stop_ids=stops)
         for i, ids in zip(batch, new):
             text = tok.decode([t for t in ids if t not in specials])
             outputs[i] = (text if chat else text.split("\n")[0]).strip()  # a plain answer is its first line

@@ -28,6 +28,8 @@ import regex
 import torch
 import torch.nn.functional as F
 
+from evaluation.inference import hidden_states
+
 WORD = regex.compile(r"\w+")
 GRAPHEME = regex.compile(r"\X")
 
@@ -133,7 +135,7 @@ def language_self_sim(model, tok, sample, batch_size, device, autocast):
         b, t = torch.from_numpy(np.concatenate(rows_b)).to(device), torch.from_numpy(np.concatenate(rows_t)).to(device)
         word_ids = torch.from_numpy(np.concatenate(rows_w)).to(device)
         with autocast:
-            vectors = torch.stack([state[b, t].float() for state in model.hidden_states(idx)])  # [L, words, C]
+            vectors = torch.stack([state[b, t].float() for state in hidden_states(model, idx)])  # [L, words, C]
         batch_sums = similarity_sums(vectors, word_ids, n_words)
         sums = batch_sums if sums is None else tuple(s + x for s, x in zip(sums, batch_sums))
         n_counted += len(word_ids)

@@ -1,6 +1,7 @@
 """benchmarks.py: multiple-choice log-likelihoods (batched, against one full forward pass per choice),
-acc / acc_bytes / margin / gold_bpb on a model whose probabilities are known, generation (batched, stop
-tokens, the answer budget) and prompts."""
+acc / acc_bytes / margin / gold_bpb / acc_prior on a model whose probabilities are known, context and
+choice split as lm-evaluation-harness splits them, generation (batched, stop tokens, the answer budget)
+and prompts."""
 
 import math
 from contextlib import nullcontext
@@ -60,17 +61,19 @@ def test_multiple_choice_skips_what_does_not_fit_and_does_not_depend_on_the_batc
         assert picks[2] is None and all(p is not None for k, p in enumerate(picks) if k != 2)  # a choice of 31 bytes + separator
         assert picks == runs[0][1] and scores == pytest.approx(runs[0][0], abs=1e-5)
     # the scores by hand from one full forward pass per choice
-    acc, margins, nats, n_bytes = [], [], 0.0, 0
+    acc, prior, margins, nats, n_bytes = [], [], [], 0.0, 0
     for k, ex in enumerate(examples):
         if k == 2:
             continue
-        ll = full_forward_logliks(model, benchmarks.build_prompt(tok, ex, [], False, True), benchmarks.choice_ids(tok, ex, False))
+        ll = full_forward_logliks(model, [tok.eot_id] + tok.encode(ex["context"]), [tok.encode(c) for c in ex["choices"]])
+        alone = full_forward_logliks(model, [tok.eot_id], [tok.encode(c) for c in ex["choices"]])
         acc.append(max(range(2), key=ll.__getitem__) == ex["label"])
+        prior.append(max(range(2), key=alone.__getitem__) == ex["label"])
         margins.append(ll[ex["label"]] - ll[1 - ex["label"]])
         nats -= ll[ex["label"]]
         n_bytes += len(ex["choices"][ex["label"]].encode())
-    assert runs[0][0] == pytest.approx({"acc": sum(acc) / 4, "acc_bytes": runs[0][0]["acc_bytes"], "margin": sum(margins) / 4,
-                                        "gold_bpb": nats / math.log(2) / n_bytes}, abs=1e-5)
+    assert runs[0][0] == pytest.approx({"acc": sum(acc) / 4, "acc_prior": sum(prior) / 4, "acc_bytes": runs[0][0]["acc_bytes"],
+                                        "margin": sum(margins) / 4, "gold_bpb": nats / math.log(2) / n_bytes}, abs=1e-5)
 
 
 def test_multiple_choice_metrics_on_a_model_with_known_probabilities():
@@ -84,8 +87,9 @@ def test_multiple_choice_metrics_on_a_model_with_known_probabilities():
     scores = benchmarks.score_choices(model, [[tok.eot_id] + tok.encode("q")], [[tok.encode("x"), tok.encode("yyyy")]], 8)
     assert scores[0] == pytest.approx([lp_x, 4 * lp_y], abs=1e-4)
     cfg = EvaluateConfig(shots=0)
-    for label, expected in ((0, {"acc": 1.0, "acc_bytes": 0.0, "margin": lp_x - 4 * lp_y, "gold_bpb": -lp_x / math.log(2)}),
-                            (1, {"acc": 0.0, "acc_bytes": 1.0, "margin": 4 * lp_y - lp_x, "gold_bpb": -lp_y / math.log(2)})):
+    # a unigram model ignores the context: the prior (the choices after <|endoftext|> alone) picks as acc does
+    for label, expected in ((0, {"acc": 1.0, "acc_prior": 1.0, "acc_bytes": 0.0, "margin": lp_x - 4 * lp_y, "gold_bpb": -lp_x / math.log(2)}),
+                            (1, {"acc": 0.0, "acc_prior": 0.0, "acc_bytes": 1.0, "margin": 4 * lp_y - lp_x, "gold_bpb": -lp_y / math.log(2)})):
         ex = {"task": "t", "lang": "zz", "id": "t-0", "kind": "mc", "context": "q", "choices": ["x", "yyyy"], "label": label}
         got, _ = benchmarks.run_task(model, tok, {"kind": "mc"}, [ex], [ex], cfg, False, False, nullcontext(), set(), "zz")
         assert got == pytest.approx(expected, abs=1e-4)
@@ -118,8 +122,9 @@ def test_prompts_few_shot_and_chat():
     context = benchmarks.build_prompt(tok, pool[0], demos, chat=False, spaces=True)
     assert context[0] == tok.eot_id and tok.decode(context[1:]) == f"{demos[0]['context']} yes\n\n{demos[1]['context']} yes\n\nc0"
     # context + choice is the string scored; an assistant's answer starts with the one space render puts there
-    assert [tok.decode(c) for c in benchmarks.choice_ids(tok, pool[0], chat=False)] == [" no", " yes"]
-    assert [tok.decode(c) for c in benchmarks.choice_ids(tok, dict(pool[0], choices=["no", "  yes"]), chat=True)] == [" no", " yes"]
+    choices = lambda ex, chat: [tok.decode(c) for c in benchmarks.scoring_items(tok, ex, [], chat, True)[0][1]]  # noqa: E731
+    assert choices(pool[0], False) == [" no", " yes"]
+    assert choices(dict(pool[0], choices=["no", "  yes"]), True) == [" no", " yes"]
     # a finetuned model: ChatML with the system prompt, demonstrations as earlier turns, their answers rendered as render does
     context = benchmarks.build_prompt(tok, pool[0], demos[:1], chat=True, spaces=True)
     assert context == chat.render_prompt(tok, [{"role": "user", "content": demos[0]["context"]}, {"role": "assistant", "content": "yes"},
@@ -178,3 +183,49 @@ def test_partial_scoring_scores_the_continuation_after_each_context():
     assert "not 'context' or 'choices'" in benchmarks._example_problem(bad, "w", "en", "mc")
     assert "'continuation'" in benchmarks._example_problem(dict(examples[0], continuation=" "), "w", "en", "mc")
     assert "out of range" in benchmarks._example_problem(dict(examples[0], label=2), "w", "en", "mc")
+
+
+def test_context_and_choice_are_split_as_the_harness_splits_them():
+    """lm-evaluation-harness encodes context + choice as one string and gives the choice the ids after as
+    many as the context has alone; the context's trailing whitespace moves onto the choice. In a script
+    without spaces a token spans the boundary: here the hand-made merge "bc" ("b" ends the context, "c"
+    starts a choice), which encoding the choice apart would never give it."""
+    tok = byte_tokenizer([b"bc", b"ab", b" y"])
+    bc, ab, space_y = 256, 257, 258
+    ex = {"task": "t", "lang": "zz", "id": "t-0", "kind": "mc", "context": "xab", "choices": ["c", "d"], "label": 0}
+    [(context, choices)] = benchmarks.scoring_items(tok, ex, [], False, False)
+    assert tok.encode("xabc") == [ord("x"), ord("a"), bc] and tok.encode("c") == [ord("c")]
+    assert context == [tok.eot_id, ord("x"), ab] and choices == [[bc], [ord("d")]]
+    assert benchmarks.encode_pairs(tok, "q ", ["yes", "no"]) == ([ord("q")], [[space_y, ord("e"), ord("s")], [ord(" "), ord("n"), ord("o")]])
+    # "xa" + "b" is "x ab", no longer than "x a": the choice has no ids of its own and is encoded apart
+    assert benchmarks.encode_pairs(tok, "xa", ["b"]) == ([ord("x"), ord("a")], [[ord("b")]])
+    # the scores are the log-likelihoods of these ids, and gold_bpb counts the bytes of the tokens scored
+    model = tiny_model(tok.n_vocab, seed=9, block_size=16)
+    scores, _ = benchmarks.run_multiple_choice(model, tok, [ex], [ex], EvaluateConfig(), False, False, nullcontext())
+    ll = full_forward_logliks(model, context, choices)
+    assert scores["margin"] == pytest.approx(ll[0] - ll[1], abs=1e-5)
+    assert scores["gold_bpb"] == pytest.approx(-ll[0] / math.log(2) / 2, abs=1e-5)  # "bc": two bytes
+    # a chat answer is encoded apart from its turn's header, as render encodes it for training
+    [(_, chat_choices)] = benchmarks.scoring_items(tok, ex, [], True, False)
+    assert chat_choices == [tok.encode(" c"), tok.encode(" d")]
+
+
+def test_the_answer_prior_ignores_the_context():
+    tok = byte_tokenizer()
+    model = tiny_model(tok.n_vocab, seed=10, block_size=48)
+    base = {"task": "t", "lang": "en", "kind": "mc", "choices": [" a", " bb", " ccc"]}
+    alone = full_forward_logliks(model, [tok.eot_id], [tok.encode(c) for c in base["choices"]])
+    likeliest = max(range(3), key=alone.__getitem__)
+    for label in range(3):
+        run = lambda context: benchmarks.run_multiple_choice(  # noqa: E731
+            model, tok, [dict(base, id="t-0", context=context, label=label)], [], EvaluateConfig(), False, True, nullcontext())[0]
+        short, long = run("the cat"), run("a much longer context about something else entirely")
+        assert short["acc_prior"] == long["acc_prior"] == (label == likeliest)
+        assert short["margin"] != long["margin"]  # the context does change the other scores
+    # a choice's prior does not depend on its example: each distinct choice is scored once
+    lists = [[tok.encode(c) for c in base["choices"]], [tok.encode(" bb"), tok.encode(" a"), tok.encode(" a")]]
+    prior = benchmarks.score_alone(model, tok, lists, 8)
+    assert list(prior) == [tuple(ids) for ids in lists[0]] and list(prior.values()) == pytest.approx(alone, abs=1e-5)
+    # partial scoring: every option is the same continuation, so without the contexts the options tie
+    ex = {"task": "w", "lang": "en", "id": "w-0", "kind": "mc", "label": 1, "continuation": " ran.", "contexts": ["The cat", "The dog"]}
+    assert benchmarks.run_multiple_choice(model, tok, [ex], [], EvaluateConfig(), False, True, nullcontext())[0]["acc_prior"] == 0.5

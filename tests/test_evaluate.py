@@ -265,7 +265,7 @@ def test_benchmarks_from_another_folder(mini_lab, two_models, tmp_path):
     (tmp_path / "manifest.json").write_text(json.dumps({"tasks": {"t_mc": {"kind": "mc", "metric": "acc", "files": files}}}))
     out = evaluate.main([f"--models=A={two_models['Bytes']}", f"--data_dir={mini_lab}", f"--tasks_dir={tmp_path}", "--bpb=false",
                          "--self_sim=false", f"--out={tmp_path / 'r.json'}", *FAST])
-    assert list(out["metrics"]) == ["t_mc/acc", "t_mc/acc_bytes", "t_mc/margin", "t_mc/gold_bpb"]
+    assert list(out["metrics"]) == ["t_mc/acc", "t_mc/acc_prior", "t_mc/acc_bytes", "t_mc/margin", "t_mc/gold_bpb"]
     acc = out["metrics"]["t_mc/acc"]["A"]
     assert out["languages"]["xx"] == "other" and acc["groups"]["other"] == acc["langs"]["xx"]
     assert acc["langs"]["xx"] == acc["langs"]["en"]  # the same examples under another code

@@ -19,6 +19,7 @@ from pipeline import common
 import evaluate
 import export
 import finetune
+from evaluation.inference import generate
 from pipeline import chat, documents, runtime
 import tokenizer
 from conftest import ROOT, run_script
@@ -94,7 +95,7 @@ def test_transformers_gives_our_ids_logits_and_greedy_tokens(stage, stages, expo
     stops = [tok.im_end_id, tok.eot_id, tok.im_start_id] if stage == "finetune" else [tok.eot_id]
     for text in texts[:4]:
         prompt = [tok.eot_id] + tok.encode(text)[:8]
-        ours = model.generate(prompt, 12, stop_ids=set(stops))
+        ours = generate(model, prompt, 12, stop_ids=set(stops))
         theirs = hf_model.generate(torch.tensor([prompt]), max_new_tokens=12, do_sample=False)[0, len(prompt):].tolist()
         assert theirs == ours
 

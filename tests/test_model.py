@@ -1,5 +1,7 @@
-"""model.py: causality, the KV cache, padding, and the two pieces of surgery (reset and expand_vocab)."""
+"""model.py: causality, the loss, the two pieces of surgery (reset and expand_vocab) and the accounting;
+the KV cache and padding are tests/test_inference.py's."""
 
+import pytest
 import torch
 
 from model import GPT, GPTConfig
@@ -19,6 +21,8 @@ def test_future_tokens_never_change_past_logits():
     b, _ = model(changed)
     assert torch.equal(a[:, :12], b[:, :12])
     assert not torch.allclose(a[:, 12:], b[:, 12:])
+    with pytest.raises(ValueError, match="longer than block_size=32"):
+        model(torch.zeros(1, 33, dtype=torch.long))
 
 
 def test_padding_rows_take_no_probability_mass():
@@ -41,18 +45,6 @@ def test_loss_mask_and_ignored_targets():
     assert torch.allclose(masked, nll[:, 5:].mean())
     _, nothing = model(idx, targets, loss_mask=torch.zeros_like(mask))
     assert nothing.item() == 0.0  # nothing to learn: no NaN
-
-
-def test_generate_with_kv_cache_matches_full_forward():
-    model = tiny()
-    prompt = torch.randint(0, 300, (7,)).tolist()
-    cached = model.generate(prompt, 10)
-    ids = list(prompt)
-    for _ in range(10):
-        logits, _ = model(torch.tensor([ids]))
-        ids.append(int(logits[0, -1].argmax()))
-    assert cached == ids[len(prompt):]
-    assert len(model.generate(list(range(30)), 10)) == 2  # stops when the context is full
 
 
 def test_reset_token_embeddings_touches_only_the_embedding():
@@ -88,45 +80,9 @@ def test_counts():
 
 
 def test_compile_key_is_checked():
-    import pytest
-
     from pipeline import runtime
 
     assert runtime.compile_wanted("auto", "cuda") and not runtime.compile_wanted("auto", "cpu")
     assert runtime.compile_wanted("true", "cpu") and not runtime.compile_wanted("false", "cuda")
     with pytest.raises(SystemExit, match="compile must be auto, true or false, not 'maybe'"):
         runtime.compile_wanted("maybe", "cpu")
-
-
-def test_batched_generation_equals_one_prompt_at_a_time():
-    """Prompts of different lengths, left-padded in one batch: the same tokens as each prompt alone, also
-    when rows stop at different times (stop ids, their own budgets, a full context)."""
-    model = tiny().eval()
-    g = torch.Generator().manual_seed(3)
-    prompts = [torch.randint(0, 300, (n,), generator=g).tolist() for n in (3, 17, 1, 30, 9, 25)]
-    stops = {5, 7, 11, 13, 17, 19, 23}
-    alone = [model.generate(p, 12, stop_ids=stops) for p in prompts]
-    assert model.generate_batch(prompts, 12, stop_ids=stops) == alone
-    assert any(len(a) < 12 and a[-1] in stops for a in alone) and any(len(a) == 12 for a in alone)
-    assert len(alone[3]) == 2  # 30 + 2 tokens fill the block of 32
-    budgets = [1, 12, 5, 12, 3, 7]
-    assert model.generate_batch(prompts, budgets) == [model.generate(p, b) for p, b in zip(prompts, budgets)]
-    # prompts that start alike (a chat's system prompt): the shared part runs once
-    prompts = [prompts[1][:9] + p[:12] for p in prompts] + [prompts[1][:9]]
-    assert model.generate_batch(prompts, 8) == [model.generate(p, 8) for p in prompts]
-
-
-def test_padding_is_invisible_to_real_tokens():
-    model = tiny().eval()
-    row = torch.randint(0, 300, (1, 9))
-    with torch.no_grad():
-        alone = model.hidden_states(row)[-1]
-        padded = torch.cat([torch.zeros(1, 4, dtype=torch.long), row], 1)  # left padding
-        mask = torch.arange(13)[None] >= 4
-        left = model.hidden_states(padded, mask=mask)[-1][:, 4:]
-        caches = [{} for _ in model.blocks]  # a cached, padded prefix, then the rest right-padded
-        model.hidden_states(padded[:, :8], caches, mask[:, :8])
-        rest = model.hidden_states(torch.cat([row[:, 4:], torch.zeros(1, 3, dtype=torch.long)], 1), caches,
-                                   torch.arange(8)[None] < 5)[-1][:, :5]
-    assert torch.allclose(left, alone, atol=1e-5) and not torch.isnan(left).any()
-    assert torch.allclose(rest, alone[:, 4:], atol=1e-5)

@@ -1,7 +1,8 @@
-"""sample.py: seeded sampling is reproducible, temperature 0 / top_k=1 / a tiny top_p are model.generate's
-greedy tokens, streamed text is the decoded text even when a character's bytes are split over tokens,
-a finetuned checkpoint is prompted in ChatML and chats over stdin keeping the conversation, bad input
-stops clearly."""
+"""sample.py: seeded sampling is reproducible (its generator on the model's device), temperature 0 /
+top_k=1 / a tiny top_p are the greedy tokens, streamed text is the decoded text even when a character's
+bytes are split over tokens, a finetuned checkpoint is prompted in ChatML and chats over stdin keeping the
+conversation, bad input stops clearly. The generation loop itself is evaluation/inference.py's (tests in
+tests/test_inference.py)."""
 
 import io
 import shutil
@@ -9,6 +10,7 @@ import shutil
 import pytest
 import torch
 
+from evaluation import inference
 from pipeline import chat, runtime
 import finetune
 import sample
@@ -30,7 +32,7 @@ def finetuned_dir(pretrained_dir, lab_dir, tmp_path_factory):
 
 
 def draw(model, prompt, seed, **kw):
-    return list(sample.stream(model, prompt, 16, generator=torch.Generator().manual_seed(seed), **kw))
+    return list(inference.stream(model, prompt, 16, generator=inference.make_generator(model, seed), **kw))
 
 
 def test_seeded_sampling_is_reproducible_and_greedy_limits_agree(loaded):
@@ -39,7 +41,7 @@ def test_seeded_sampling_is_reproducible_and_greedy_limits_agree(loaded):
     a, b, c = (draw(model, prompt, seed, temperature=1.0) for seed in (1, 1, 2))
     assert a == b and a != c
     assert draw(model, prompt, 1, temperature=0.9, top_k=20, top_p=0.9) == draw(model, prompt, 1, temperature=0.9, top_k=20, top_p=0.9)
-    greedy = model.generate(prompt, 16)
+    greedy = inference.generate(model, prompt, 16)
     assert draw(model, prompt, 1, temperature=0.0) == greedy
     assert draw(model, prompt, 3, temperature=1.5, top_k=1) == greedy
     assert draw(model, prompt, 4, temperature=1.5, top_p=1e-6) == greedy
@@ -48,13 +50,17 @@ def test_seeded_sampling_is_reproducible_and_greedy_limits_agree(loaded):
     assert len(draw(model, full[: model.config.block_size - 1], 1, temperature=1.0)) == 1
 
 
-def test_top_k_and_top_p_keep_exactly_the_most_likely_tokens():
-    logits = torch.tensor([3.0, 1.0, 2.0, 0.0])  # probabilities ~ 0.64, 0.09, 0.24, 0.03
-    seen = lambda **kw: {sample.next_token(logits, 1.0, generator=torch.Generator().manual_seed(s), **kw) for s in range(200)}  # noqa: E731
-    assert seen(top_k=2) == {0, 2}
-    assert seen(top_p=0.8) == {0, 2}  # 0.64 < 0.8: the second most likely is needed to reach it
-    assert seen(top_p=0.5) == {0}
-    assert seen() == {0, 1, 2, 3}
+def test_main_samples_with_a_generator_on_the_model_device(pretrained_dir, monkeypatch):
+    made, make = [], inference.make_generator
+    monkeypatch.setattr(inference, "make_generator", lambda model, seed: made.append((model.wte.weight.device, seed)) or make(model, seed))
+    texts = []
+    for seed in (5, 5, 6):
+        out = io.StringIO()
+        sample.main([f"--init_from={pretrained_dir}", "--prompt=The cat", "--temperature=1.0", "--max_new_tokens=12",
+                     f"--seed={seed}", "--device=cpu"], out=out)
+        texts.append(out.getvalue())
+    assert made == [(torch.device("cpu"), 5), (torch.device("cpu"), 5), (torch.device("cpu"), 6)]
+    assert texts[0] == texts[1] and texts[0] != texts[2]
 
 
 def test_stream_prints_whole_characters(loaded):
@@ -77,7 +83,7 @@ def test_main_prompt_plain_and_chatml(pretrained_dir, finetuned_dir, loaded):
     model, tok = loaded
     out = io.StringIO()
     sample.main([f"--init_from={pretrained_dir}", "--prompt=The cat", "--temperature=0", "--max_new_tokens=10", "--device=cpu"], out=out)
-    new = model.generate([tok.eot_id] + tok.encode("The cat"), 10, stop_ids={tok.eot_id})
+    new = inference.generate(model, [tok.eot_id] + tok.encode("The cat"), 10, stop_ids={tok.eot_id})
     assert out.getvalue() == tok.decode([t for t in new if t != tok.eot_id]) + "\n"
     # a finetuned checkpoint answers in ChatML, the prompt read from stdin
     tuned, tuned_tok, _ = runtime.load_model(finetuned_dir)
@@ -87,7 +93,7 @@ def test_main_prompt_plain_and_chatml(pretrained_dir, finetuned_dir, loaded):
     prompt = chat.render_prompt(tuned_tok, [{"role": "user", "content": "What do cats eat?"}])
     prompt = prompt[-(tuned.config.block_size - 10):]  # the lab's system prompt alone is longer than the block
     stops = {tuned_tok.eot_id, tuned_tok.im_start_id, tuned_tok.im_end_id}
-    new = [t for t in tuned.eval().generate(prompt, 10, stop_ids=stops) if t not in stops]
+    new = [t for t in inference.generate(tuned.eval(), prompt, 10, stop_ids=stops) if t not in stops]
     assert out.getvalue() == tuned_tok.decode(new) + "\n"
 
 
@@ -105,7 +111,7 @@ def test_chat_keeps_the_conversation(finetuned_dir, monkeypatch):
         messages.append({"role": "user", "content": turn})
         prompt = chat.render_prompt(tok, messages)
         assert prompts[len(messages) // 2] == prompt  # the second prompt holds the first answer
-        reply = tok.decode([t for t in model.generate(prompt[-(model.config.block_size - 6):], 6, stop_ids=stops) if t not in stops])
+        reply = tok.decode([t for t in inference.generate(model, prompt[-(model.config.block_size - 6):], 6, stop_ids=stops) if t not in stops])
         expected += reply + "\n"
         if reply.strip():
             messages.append({"role": "assistant", "content": reply.strip()})

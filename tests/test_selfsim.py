@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from evaluation import selfsim
+from evaluation.inference import hidden_states
 import tokenizer
 from test_evaluate import byte_tokenizer, tiny_model
 
@@ -79,7 +80,7 @@ def test_language_self_sim_uses_the_last_token_of_each_word(vocab):
     for text, word_ids in zip(sample["texts"], sample["word_ids"]):
         tokens = [tok.eot_id] + tok.encode(text)
         with torch.no_grad():
-            states = model.hidden_states(torch.tensor([tokens]))
+            states = hidden_states(model, torch.tensor([tokens]))
         owner = [k for k, t in enumerate(tokens) for _ in tok.token_bytes(t)]  # byte -> its token
         ends = [len(text[:m.end()].encode()) for m in selfsim.WORD.finditer(text)]
         vectors += [torch.stack([s[0, owner[e - 1]] for s in states]) for e in ends]
