@@ -87,16 +87,6 @@ def test_counts():
     assert model.flops_per_token() > 6 * model.num_params(non_embedding=True)
 
 
-def test_compile_key_is_checked():
-    import pytest
-
-    from pipeline import runtime
-
-    assert runtime.compile_wanted("auto", "cuda") and not runtime.compile_wanted("auto", "cpu")
-    assert runtime.compile_wanted("true", "cpu") and not runtime.compile_wanted("false", "cuda")
-    with pytest.raises(SystemExit, match="compile must be auto, true or false, not 'maybe'"):
-        runtime.compile_wanted("maybe", "cpu")
-
 
 def test_batched_generation_equals_one_prompt_at_a_time():
     """Prompts of different lengths, left-padded in one batch: the same tokens as each prompt alone, also
