@@ -378,7 +378,7 @@ def main(argv=None):
         finite &= torch.isfinite(loss_sum)
         log_step = step % cfg.log_every == 0 or step == max_iters - 1
         if log_step or (cfg.eval_every and (step + 1) % cfg.eval_every == 0):
-            runtime.stop_unless_finite(finite, last_checked + 1, step, cfg.out_dir)
+            common.stop_unless_finite(finite, last_checked + 1, step, cfg.out_dir)
             last_checked = step
         steps_timed += 1
         if log_step:  # loss = this step's mean micro-batch loss; tok_per_s over the steps since the last line

@@ -242,7 +242,7 @@ def main(argv=None):
                 finite_all = finite.float()
                 dist.all_reduce(finite_all, op=dist.ReduceOp.MIN)
                 finite = finite_all.bool()
-            runtime.stop_unless_finite(finite, last_checked + 1, step, cfg.out_dir)
+            common.stop_unless_finite(finite, last_checked + 1, step, cfg.out_dir)
             last_checked = step
 
         # ---- logging: loss = this step's mean micro-batch loss (over every process) -------------------------

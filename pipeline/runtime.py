@@ -189,15 +189,6 @@ def autocast_for(device, dtype):
     return torch.autocast(device_type=device.split(":")[0], dtype=getattr(torch, dtype))
 
 
-def stop_unless_finite(finite, first_step, step, out_dir):
-    """Stop the run if `finite` (a bool tensor the loop and-ed with isfinite(loss) every step, kept on the
-    device so that no step waits for the GPU) went false somewhere in steps first_step..step. Called before
-    anything is saved, so the checkpoint on disk is the last good one."""
-    if not finite.item():
-        fail(f"the loss became NaN or inf at a step in {first_step}..{step}; stopped without saving, so "
-             f"{out_dir}/ckpt.pt still holds the last good checkpoint (lower lr or raise warmup_frac, then --resume)")
-
-
 def _compile_value(value):
     """compile as True, False or "auto", from any bool spelling (nanoGPT users type --compile=False, and a
     config file may say compile = False): the one place its value is read."""
@@ -229,12 +220,16 @@ def training_autocast(device, dtype):
 def set_deterministic(on):
     """--deterministic: the same run on the same GPU gives the same bits, so a resumed run continues an
     uninterrupted one exactly. On the CPU the stages are deterministic anyway. On CUDA it costs speed: the
-    embedding backward sorts instead of adding atomically, attention falls back from the fastest kernels, and
-    an op with no deterministic kernel stops the run with torch's error naming it."""
+    embedding backward sorts instead of adding atomically (also under torch.compile), attention may fall
+    back from its fastest kernels, compiled kernels are not autotuned, and an op with no deterministic kernel
+    stops the run with torch's error naming it."""
     if on:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS starts: set before any matmul
     torch.use_deterministic_algorithms(on)  # set either way: a stage run in-process (tests) must not inherit it
     torch.backends.cudnn.deterministic = on
+    if on or "torch._inductor.config" in sys.modules:  # imported only when needed: the import takes seconds
+        from torch._inductor import config as inductor_config
+        inductor_config.deterministic = on  # torch.compile: no kernel chosen by timing, which can vary per run
 
 
 def init_distributed(device_name):

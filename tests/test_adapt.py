@@ -58,7 +58,7 @@ def test_expand_learns_only_new_rows_and_their_head_rows(expanded, pretrained_di
     assert ckpt["stage"] == "adapt" and n_new == n_old + n_old // 2
     before, after = base.state_dict(), model.state_dict()
     assert_same_body(before, after)
-    for name in ("wte.weight", "lm_head.weight"):  # old rows bit-identical (head_rows=new freezes the head's too)
+    for name in ("wte.weight", "lm_head.weight"):  # old rows bit-identical (head=keep freezes the head's too)
         assert torch.equal(after[name][:n_old], before[name][:n_old])
     # the start the run had: the same surgery, undone by nothing
     start = runtime.load_model(pretrained_dir)[0]
