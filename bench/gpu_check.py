@@ -173,9 +173,9 @@ def pretrain_lab_gpu(args, lab, tok):
     full_s = full.max_iters * full.batch_size * full.grad_accum * full.block_size / tok_s
     adapt_s = run("adapt.py", "config/lab_gpu.py", f"--init_from={out}", f"--out_dir={OUT}/lab_gpu_adapt", "--overwrite",
                   "--adapt_tokens=20000", "--eval_every=0", "--progress=false", f"--device={args.device}", f"--dtype={args.dtype}")
-    return True, (f"pretraining {steps} steps {seconds:.0f} s (compile included), {tok_s:,.0f} tokens/s -> its "
-                  f"{full.max_iters} steps extrapolated: {full_s / 60:.1f} min per pretraining run (run.sh: 3 per seed); "
-                  f"adapt.py 20,000 tokens {adapt_s:.0f} s")
+    return True, (f"pretraining {steps} steps: {seconds:.0f} s wall (start-up and any compile included), {tok_s:,.0f} "
+                  f"tokens/s after the first log line -> its {full.max_iters} steps extrapolated, not run: {full_s / 60:.1f} min "
+                  f"per pretraining run (run.sh trains 3 per seed); adapt.py 20,000 tokens {adapt_s:.0f} s")
 
 
 def main():
@@ -204,7 +204,7 @@ def main():
     run("tokenizer.py", "train", "--input", *texts, "--vocab_size", "1024", "--out", tok)
     print(f"(lab and tokenizer: {time.time() - t:.0f} s)")
 
-    checks = [("speed, bf16 + compile", lambda: check_speed(args)),
+    checks = [(f"speed, {args.dtype} + compile", lambda: check_speed(args)),
               ("reset under compile", lambda: check_compiled_reset(args)),
               ("reset in the compiled loop", lambda: check_loop_reset(args, lab, tok)),
               ("resume, --deterministic", lambda: check_resume(args, lab, tok)),

@@ -180,6 +180,7 @@ def test_bad_inputs(pretrained_dir, expanded, lab_dir, tmp_path):
     fails("not one of", "--mode=forget")
     fails("--mode=relearn relearns the whole head", "--mode=relearn", "--head=keep")
     fails("not one of", "--head=old")
+    fails("float16 is for evaluation only", "--dtype=float16")
     # a language whose training text is empty
     manifest = common.read_manifest(lab_dir)
     entry = next(e for e in manifest["languages"] if e["code"] in manifest["groups"]["adapting"])

@@ -215,6 +215,9 @@ def test_a_batch_of_zero_is_refused_up_front(pretrained_dir, lab_dir, tmp_path):
     with pytest.raises(SystemExit, match="batch_size=8 must be a multiple of grad_accum=3"):
         run(pretrained_dir, lab_dir, tmp_path / "out", "--grad_accum=3")
     assert not os.path.exists(tmp_path / "out")
+    with pytest.raises(SystemExit, match="float16 is for evaluation only"):  # no loss scaling: refused, not underflowed
+        run(pretrained_dir, lab_dir, tmp_path / "out", "--dtype=float16")
+    assert not os.path.exists(tmp_path / "out")
 
 
 def test_grad_accum_gives_the_update_of_the_whole_batch(pretrained_dir, lab_dir, tmp_path):
