@@ -2,16 +2,16 @@
 Stage 2: adapt a pretrained model to new languages by vocabulary expansion (docs/method.md, "Adaptation").
 
     python adapt.py config/lab.py --init_from=out/pretrain                   # [AFA]: new tokens; new rows + a fresh head learn
-    python adapt.py config/lab.py --init_from=out/pretrain --head_rows=new --head_init=old   # keep-head: old head rows kept, frozen
+    python adapt.py config/lab.py --init_from=out/pretrain --head=keep       # keep-head: the old head rows kept, frozen
     python adapt.py config/lab.py --init_from=out/pretrain --mode=relearn    # [CHEN]: every embedding + the head relearned
     python adapt.py config/lab.py --init_from=out/pretrain --adapt_tokens=100000   # one point of the sample-efficiency curve
 
 [AFA]'s recipe: learn new merges on the new languages' text and append them to the vocabulary (32,000 +
 16,000), give the head a row per token of the merged vocabulary, and train only the new embedding rows and
-the head, on all the new languages together. That is the default (a fresh head of all rows). The
-keep-head variant (--head_rows=new --head_init=old) keeps the pretrained head rows and freezes them, so
-the pretraining languages keep their predictions; it departs from the paper, and docs/method.md says how
-much it changes on the lab. How the new embedding rows start the paper does not say (emb_init: the
+the head, on all the new languages together. That is the default, --head=fresh: a new head, every row
+drawn afresh and learned. --head=keep keeps the pretrained head rows and freezes them, so the pretraining
+languages keep their predictions, and learns only the new tokens' rows; it departs from the paper, and
+docs/method.md says how much it changes on the lab. How the new embedding rows start the paper does not say (emb_init: the
 measured choice, mean).
 
 The body and the frozen rows are frozen in fact, not by intent (the block "what learns" in main): wte and
@@ -19,7 +19,7 @@ lm_head are split into a buffer of frozen rows and a Parameter of learned rows (
 parameters get requires_grad off, and the optimizer is given the learned rows and nothing else, so the rest
 leaves this stage bit-identical. Gradients still flow through the frozen body down to the new input rows.
 
-What the paper leaves open is an option here (emb_init, head_init, head_rows); docs/method.md says what
+What the paper leaves open is an option here (emb_init, head); docs/method.md says what
 the lab measurement behind each default found. [CHEN]'s variant (--mode=relearn) keeps the vocabulary
 unless --n_new_tokens > 0: it is about relearning embeddings, not about new tokens.
 """
@@ -54,8 +54,7 @@ class AdaptConfig:
     # The paper's unknowns (expand only; relearn starts every row and the head from N(0, 0.02)); the lab
     # measurements behind these defaults are in docs/method.md
     emb_init: str = "mean"  # new embedding rows: mean (of the base tokens their bytes encode to) or random (N(0, 0.02)); UNKNOWN in [AFA]
-    head_init: str = "fresh"  # fresh (every row N(0, 0.02): [AFA]'s new head) or old (old tokens keep their head rows; new rows N(0, 0.02))
-    head_rows: str = "all"  # head rows that learn: all ([AFA]'s new head) or new (old rows frozen: keeps the pretraining languages)
+    head: str = "fresh"  # fresh ([AFA]'s new head: every row N(0, 0.02), all learned) or keep (old rows kept and frozen; new rows learned)
     # how much to adapt: the x-axis of [CHEN]'s sample-efficiency curve
     adapt_tokens: int = 500_000  # training tokens seen; steps = adapt_tokens / (batch_size * grad_accum * block_size)
     max_iters: int = 0  # optimizer steps; 0 = from adapt_tokens
@@ -75,16 +74,16 @@ class AdaptConfig:
     log_every: int = 10  # write a log line every this many steps
     # runtime
     device: str = "auto"  # auto, cpu, cuda, cuda:N or mps
-    dtype: str = "auto"  # auto (bfloat16 on CUDA, float32 elsewhere), float32, bfloat16, float16
+    dtype: str = "auto"  # auto (bfloat16 on CUDA, float32 elsewhere), float32 or bfloat16 (float16 would need loss scaling)
     compile: str = "auto"  # torch.compile: auto = on for CUDA, off elsewhere; true or false to force
+    deterministic: bool = False  # CUDA: the same bits every run, so --resume is exact; costs speed (deterministic kernels, no autotuning)
     seed: int = 1337  # seeds the new rows and the batches
     resume: bool = False  # continue the run in out_dir exactly where its checkpoint left it
     overwrite: bool = False  # delete the run in out_dir and start again
     progress: bool = True  # show a progress bar
 
 
-CHOICES = {"mode": ("expand", "relearn"), "emb_init": ("mean", "random"), "head_init": ("old", "fresh"),
-           "head_rows": ("new", "all")}
+CHOICES = {"mode": ("expand", "relearn"), "emb_init": ("mean", "random"), "head": ("fresh", "keep")}
 ROW_SEED_OFFSET = 1_000_003  # see start_rows
 
 
@@ -115,7 +114,7 @@ class SplitHead(SplitRows):
     def forward(self, x):
         # the head as two matmuls: the backward never forms the weight gradient of the frozen rows (with
         # 32,000 frozen rows and 16,000 learned ones that would triple it; docs/method.md, "Adaptation")
-        if not len(self.frozen):  # relearn, head_rows=all: one matmul, no copy of the logits
+        if not len(self.frozen):  # a fresh head or relearn: one matmul, no copy of the logits
             return F.linear(x, self.learned)
         return torch.cat([F.linear(x, self.frozen), F.linear(x, self.learned)], dim=-1)
 
@@ -138,22 +137,23 @@ def merged_state_dict(model):
     return state
 
 
-def start_rows(model, base_tok, tok, mode, emb_init, head_init, seed):
+def start_rows(model, base_tok, tok, mode, emb_init, head, seed):
     """The surgery before adapting: grow the model to tok's vocabulary and start the rows that will learn."""
     # not `seed` itself: train.py drew the pretraining init from it, and a "fresh" row must not be that one again
     generator = torch.Generator().manual_seed(seed + ROW_SEED_OFFSET)
     if tok.n_vocab > base_tok.n_vocab:
         model.expand_vocab(tok.n_vocab, generator)
     if mode == "expand":
-        init_new_rows(model, base_tok, tok, emb_init, head_init, generator)
+        init_new_rows(model, base_tok, tok, emb_init, head, generator)
     else:  # [CHEN]: forget every token embedding and the head (tied in RoBERTa), keep the body
         model.reset_token_embeddings(generator)
         model.reset_head(generator)
 
 
 @torch.no_grad()
-def init_new_rows(model, base_tok, tok, emb_init, head_init, generator):
-    """Start the rows of the tokens base_tok lacks (model already expanded to tok.n_vocab)."""
+def init_new_rows(model, base_tok, tok, emb_init, head, generator):
+    """Start the rows of the tokens base_tok lacks (model already expanded to tok.n_vocab); under
+    head=fresh, every head row."""
     n_old = base_tok.n_vocab
     if emb_init == "mean":
         # a new token starts where the base model would have been after reading its bytes as base tokens:
@@ -162,7 +162,7 @@ def init_new_rows(model, base_tok, tok, emb_init, head_init, generator):
         for i in range(n_old, tok.n_vocab):
             pieces = bpe.encode_bytes(tok.token_bytes(i), base_tok.mergeable_ranks, base_tok._bytes)
             model.wte.weight[i] = old[pieces].mean(0)
-    if head_init == "fresh":  # the paper read literally: a new head of 48,000 rows
+    if head == "fresh":  # the paper read literally: a new head of 48,000 rows
         model.reset_head(generator)
 
 
@@ -219,15 +219,16 @@ def main(argv=None):
     for key, allowed in CHOICES.items():
         if getattr(cfg, key) not in allowed:
             runtime.fail(f"--{key}={getattr(cfg, key)!r} is not one of {', '.join(allowed)}")
-    if cfg.mode == "expand" and cfg.head_rows == "new" and cfg.head_init == "fresh":
-        runtime.fail("--head_rows=new freezes the old head rows, so they must be the pretrained ones: use --head_init=old")
+    if cfg.mode == "relearn" and cfg.head == "keep":
+        runtime.fail("--head=keep keeps the pretrained head rows, but --mode=relearn relearns the whole head: use --head=fresh")
     if cfg.mode == "expand" and cfg.n_new_tokens == 0:
         runtime.fail("--mode=expand needs new tokens: --n_new_tokens > 0, or -1 for 50% of the base vocabulary")
     runtime.require_positive(cfg, "adapt_tokens", "eval_bytes", "batch_size", "grad_accum", "log_every")
     if cfg.n_new_tokens < -1 or cfg.max_iters < 0 or cfg.eval_every < 0:
         runtime.fail("n_new_tokens must be >= -1, and max_iters and eval_every >= 0")
+    runtime.set_deterministic(cfg.deterministic)
     device = runtime.resolve_device(cfg.device)
-    autocast = runtime.autocast_for(device, cfg.dtype)
+    autocast = runtime.training_autocast(device, cfg.dtype)
 
     # ---- the pretrained model and the data, all checked before anything is written -------------------
     if not cfg.init_from:
@@ -289,14 +290,14 @@ def main(argv=None):
     if resume_ckpt is None:
         base_val = measure(base_model, base_tok, spans["base"])  # the pretrained model on its own vocabulary
         model = base_model  # the surgery happens in place; the frozen tensors are copied, never shared
-        start_rows(model, base_tok, tok, cfg.mode, cfg.emb_init, cfg.head_init, cfg.seed)
+        start_rows(model, base_tok, tok, cfg.mode, cfg.emb_init, cfg.head, cfg.seed)
     else:
         base_val = resume_ckpt["base_val"]
         model = GPT(GPTConfig(**resume_ckpt["model_config"]))
         model.load_state_dict(resume_ckpt["model"])
         model.to(device)
     n_frozen_emb = n_old if cfg.mode == "expand" else 0
-    n_frozen_head = n_old if cfg.mode == "expand" and cfg.head_rows == "new" else 0
+    n_frozen_head = n_old if cfg.head == "keep" else 0
     if resume_ckpt is not None:  # what is frozen must still be what init_from holds
         base_state, state = base_model.state_dict(), model.state_dict()
         same = all(torch.equal(state[k], v) for k, v in base_state.items() if not k.startswith(("wte.", "lm_head.")))
@@ -308,7 +309,7 @@ def main(argv=None):
     n_params = model.num_params()
 
     # ---- what learns ------------------------------------------------------------------------------------
-    # expand: the new embedding rows, and the new head rows (head_rows=new) or the whole head (all);
+    # expand: the new embedding rows, and the new head rows (head=keep) or the whole head (fresh);
     # relearn: every embedding row and the whole head. The body gets requires_grad off and the frozen rows
     # become buffers; the optimizer is given the learned rows and nothing else, so weight decay too can only
     # touch them, and everything else leaves this stage bit-identical.
@@ -320,9 +321,7 @@ def main(argv=None):
         optimizer.load_state_dict(resume_ckpt["optimizer"])
         runtime.set_rng_state(resume_ckpt["rng"])
         start_step, start_val = resume_ckpt["step"], resume_ckpt["start_val"]
-    train_model = model
-    if runtime.compile_wanted(cfg.compile, device):
-        train_model = torch.compile(model)
+    train_model = runtime.compiled(model, cfg.compile, device)  # runs the training forward; `model` is evaluated and saved
 
     # ---- data: the adapting languages, mixed equally ---------------------------------------------------
     train_tokens = {lang: common.token_file(tok, path) for lang, path in train_paths.items()}
@@ -379,7 +378,7 @@ def main(argv=None):
         finite &= torch.isfinite(loss_sum)
         log_step = step % cfg.log_every == 0 or step == max_iters - 1
         if log_step or (cfg.eval_every and (step + 1) % cfg.eval_every == 0):
-            runtime.stop_unless_finite(finite, last_checked + 1, step, cfg.out_dir)
+            common.stop_unless_finite(finite, last_checked + 1, step, cfg.out_dir)
             last_checked = step
         steps_timed += 1
         if log_step:  # loss = this step's mean micro-batch loss; tok_per_s over the steps since the last line

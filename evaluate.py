@@ -322,11 +322,8 @@ def main(argv=None):
 
 
 def _block_size(out_dir):
-    # memory-mapped: reading one small entry of a multi-gigabyte checkpoint must not load its weights
-    try:
-        return torch.load(os.path.join(out_dir, "ckpt.pt"), map_location="cpu", mmap=True, weights_only=False)["model_config"]["block_size"]
-    except Exception:
-        return runtime.load_checkpoint(out_dir)["model_config"]["block_size"]  # an old format, or a clear error
+    # load_checkpoint memory-maps: reading one small entry of a multi-gigabyte checkpoint loads no weights
+    return runtime.load_checkpoint(out_dir)["model_config"]["block_size"]
 
 
 if __name__ == "__main__":

@@ -11,9 +11,11 @@ chat.render turns a conversation into ChatML ids, the paper's system prompt firs
 conversation brings its own, and a loss mask that is 1 exactly on the assistant's content and its
 closing <|im_end|>: the model learns to answer, not to predict the user.
 
-Batches: one conversation per row, padded with <|pad|> to the longest row of the batch; never packed.
-Padding comes after the conversation and attention is causal, so it changes nothing a real token sees,
-and no conversation attends to another (packing would need a block-diagonal attention mask for that).
+Batches: one conversation per row, padded with <|pad|> after the longest row of the batch to a multiple of
+64 tokens (or to the block); never packed. Padding comes after the conversation and attention is causal,
+so it changes nothing a real token sees, and no conversation attends to another (packing would need a
+block-diagonal attention mask for that). The multiple of 64 keeps the shapes torch.compile sees few: a
+length of its own per batch would recompile the model for every new length.
 A conversation longer than block_size + 1 tokens is cut to that length, ids and mask together, and
 counted. By default the cut keeps its end (--truncate=left), as evaluate.py cuts a prompt that is too
 long: the answer survives, and the model learns to answer from a context cut the way it will be at test
@@ -38,7 +40,6 @@ through chat.render_prompt, the template evaluation uses; the answers go into lo
 import json
 import math
 import os
-import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -83,8 +84,9 @@ class FinetuneConfig:
     log_every: int = 10  # write a log line every this many steps
     # runtime
     device: str = "auto"  # auto, cpu, cuda, cuda:N or mps
-    dtype: str = "auto"  # auto (bfloat16 on CUDA, float32 elsewhere), float32, bfloat16, float16
+    dtype: str = "auto"  # auto (bfloat16 on CUDA, float32 elsewhere), float32 or bfloat16 (float16 would need loss scaling)
     compile: str = "auto"  # torch.compile: auto = on for CUDA, off elsewhere; true or false to force
+    deterministic: bool = False  # CUDA: the same bits every run, so --resume is exact; costs speed (deterministic kernels, no autotuning)
     seed: int = 1337  # seeds the order of the conversations
     resume: bool = False  # continue the run in out_dir exactly where its checkpoint left it
     overwrite: bool = False  # delete the run in out_dir and start again
@@ -158,10 +160,15 @@ def to_rows(conversations, block_size, truncate="left"):
     return rows, n_truncated, n_dropped
 
 
-def collate(rows, pad_id, device="cpu"):
-    """Inputs x and targets y [B, L] for rows padded to the longest one; y is -1 wherever the target token
-    is not the assistant's (or is padding), so those positions take no loss and send back no gradient."""
-    length = max(len(ids) for ids, _ in rows)
+PAD_MULTIPLE = 64  # a batch's length is rounded up to this (at most the block): few shapes to compile
+
+
+def collate(rows, pad_id, block_size, device="cpu"):
+    """Inputs x and targets y [B, L] for rows padded after the longest one, L a multiple of PAD_MULTIPLE or
+    block_size; y is -1 wherever the target token is not the assistant's (or is padding), so those positions
+    take no loss and send back no gradient."""
+    longest = max(len(ids) for ids, _ in rows) - 1  # inputs: every token but the last
+    length = min(math.ceil(longest / PAD_MULTIPLE) * PAD_MULTIPLE, block_size) + 1
     ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), length), dtype=torch.bool)
     for r, (row_ids, row_mask) in enumerate(rows):
@@ -191,7 +198,7 @@ def assistant_loss(model, rows, batch_size, pad_id, device, autocast):
     model.eval()
     nats, count = 0.0, 0
     for first in range(0, len(rows), batch_size):
-        x, y = collate(rows[first:first + batch_size], pad_id, device)
+        x, y = collate(rows[first:first + batch_size], pad_id, model.config.block_size, device)
         with autocast:
             nats += model.token_nll(x, y).sum().item()
         count += (y != -1).sum().item()
@@ -236,8 +243,9 @@ def main(argv=None):
         runtime.fail("--data needs --val_data too: held-out conversations in the same JSONL format")
     if os.path.abspath(cfg.init_from) == os.path.abspath(cfg.out_dir):
         runtime.fail(f"init_from and out_dir are both {cfg.out_dir}: finetune into a new folder")
+    runtime.set_deterministic(cfg.deterministic)
     device = runtime.resolve_device(cfg.device)
-    autocast = runtime.autocast_for(device, cfg.dtype)
+    autocast = runtime.training_autocast(device, cfg.dtype)
     resume_ckpt = runtime.prepare_out_dir(cfg.out_dir, cfg, "finetune")
     if resume_ckpt is not None and resume_ckpt["step"] >= resume_ckpt["max_iters"]:
         print(f"{cfg.out_dir} is already complete ({resume_ckpt['step']} steps)")
@@ -291,8 +299,8 @@ def main(argv=None):
         start_step, tokens_seen, val_loss_init = resume_ckpt["step"], resume_ckpt["tokens"], resume_ckpt["val_loss_init"]
     else:
         runtime.seed_everything(cfg.seed)
-        _copy_atomic(os.path.join(cfg.init_from, "tokenizer.tiktoken"), os.path.join(cfg.out_dir, "tokenizer.tiktoken"))
-    train_model = torch.compile(model) if runtime.compile_wanted(cfg.compile, device) else model
+        runtime.copy_tokenizer(cfg.init_from, cfg.out_dir)
+    train_model = runtime.compiled(model, cfg.compile, device)  # runs the training forward; `model` is evaluated and saved
     log = runtime.Log(cfg.out_dir, resume_step=start_step if resume_ckpt else None)
     if resume_ckpt is None:
         log.write(step=0, **data_stats)
@@ -327,9 +335,9 @@ def main(argv=None):
         lr = common.lr_at(step, max_iters, cfg.lr, cfg.warmup_frac, cfg.min_lr_frac)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        model.train()
+        train_model.train()
         batch = [train_rows[i] for i in batch_indices(step, cfg.batch_size, len(train_rows), cfg.seed)]
-        micro_batches = [collate(batch[k:k + micro_batch], tok.pad_id) for k in range(0, len(batch), micro_batch)]
+        micro_batches = [collate(batch[k:k + micro_batch], tok.pad_id, block_size) for k in range(0, len(batch), micro_batch)]
         step_tokens = sum(int((x != tok.pad_id).sum()) for x, _ in micro_batches)  # padding not counted (on the CPU)
         targets = [int((y != -1).sum()) for _, y in micro_batches]  # assistant tokens per micro-batch
         assistant_tokens = sum(targets)
@@ -352,7 +360,7 @@ def main(argv=None):
         finite &= torch.isfinite(loss)
         log_step = step % cfg.log_every == 0 or step == max_iters - 1
         if log_step or (cfg.eval_every and (step + 1) % cfg.eval_every == 0):
-            runtime.stop_unless_finite(finite, last_checked + 1, step, cfg.out_dir)
+            common.stop_unless_finite(finite, last_checked + 1, step, cfg.out_dir)
             last_checked = step
         if log_step:  # tok_per_s over the steps since the last log line
             loss_value = loss.item()
@@ -371,12 +379,6 @@ def main(argv=None):
         print(f"\nuser:      {s['prompt']}\nassistant: {s['answer']}\nreference: {s['reference']}")
     print(f"\ndone: val assistant loss {val_loss_init:.4f} -> {val_loss:.4f} -> {cfg.out_dir}")
     return results
-
-
-def _copy_atomic(src, dst):
-    # the vocabulary this model uses travels with it, byte for byte
-    shutil.copyfile(src, dst + ".tmp")
-    os.replace(dst + ".tmp", dst)
 
 
 if __name__ == "__main__":

@@ -61,8 +61,8 @@ done
 # [AFA]'s adaptation recipe, read literally: a fresh head of all rows, learned with the new embedding rows.
 # The variant keeps the pretrained head rows (frozen) and learns only the new ones. Both spelled out here so
 # that run.sh does not depend on adapt.py's defaults.
-EXPAND=(--mode=expand --head_rows=all --head_init=fresh)
-KEEPHEAD=(--mode=expand --head_rows=new --head_init=old)
+EXPAND=(--mode=expand --head=fresh)
+KEEPHEAD=(--mode=expand --head=keep)
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(( CORES / JOBS > 0 ? CORES / JOBS : 1 ))}
 RUNS=$OUT/run/$CONFIG
 TOK=$OUT/tokenizer/$CONFIG.tiktoken

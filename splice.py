@@ -2,7 +2,7 @@
 [CHEN]'s zero-shot transfer: give a body finetuned on English the embeddings and head an adaptation learned.
 
     python finetune.py config/lab.py --init_from=out/pretrain --out_dir=out/finetune_body --train_params=body
-    python adapt.py config/lab.py --init_from=out/pretrain --out_dir=out/adapt
+    python adapt.py config/lab.py --init_from=out/pretrain --out_dir=out/adapt --head=keep
     python splice.py --body_from=out/finetune_body --embeddings_from=out/adapt --out_dir=out/spliced
 
 Both runs start from the same pretrained model and change disjoint parts of it. adapt.py learns the new
@@ -11,6 +11,13 @@ languages' embedding rows and a head against the pretrained body, which stays fr
 stay frozen. So the finetuned body can be handed the adapted embeddings and head: if what the body learned in
 English works through embeddings it never saw in finetuning, the spliced model answers in the new languages.
 That is how [CHEN] measure cross-lingual transfer (docs/method.md, "Two finetuning protocols").
+
+The head: [CHEN] keep the head that was finetuned with the body. An adaptation with --head=keep learned only
+the new tokens' head rows; its old rows are the pretrained ones, which are also the rows the body was
+finetuned through (--train_params=body leaves the head as it was). So the spliced head takes its old rows
+from the finetuned body, the rows the body met in finetuning, and only the new tokens' rows from the
+adaptation. An adaptation with a fresh head (--head=fresh, [AFA]'s) gives its whole head, which was learned
+against the pretrained body and never met the finetuned one: that splice is allowed, and is the weaker one.
 
 [AFA] instead finetunes the adapted model itself; with its fresh head, which has only seen the adapting
 text, that finetune has to rebuild English in the head the adapting languages use. run.sh runs this
@@ -24,7 +31,6 @@ finetuned body reads its prompts through would be random.
 """
 
 import os
-import shutil
 import sys
 from dataclasses import asdict, dataclass
 
@@ -66,6 +72,16 @@ def check_splice(body, adapted, cfg):
                      f"they were not both started from the same pretraining run")
 
 
+def spliced_head(body, adapted):
+    """The head of the spliced model: under --head=keep the body's rows for the base vocabulary and the
+    adaptation's for the new tokens; under --head=fresh the adaptation's whole head."""
+    head = adapted["model"]["lm_head.weight"]
+    if adapted["config"].get("head") != "keep":
+        return head
+    n_base = adapted["n_base_vocab"]
+    return torch.cat([body["model"]["lm_head.weight"][:n_base], head[n_base:]])
+
+
 def main(argv=None):
     cfg = runtime.parse_config(SpliceConfig, "splice", argv)
     for path in (cfg.body_from, cfg.embeddings_from):
@@ -77,12 +93,13 @@ def main(argv=None):
     body, adapted = runtime.load_checkpoint(cfg.body_from), runtime.load_checkpoint(cfg.embeddings_from)
     check_splice(body, adapted, cfg)
 
-    # the splice itself: the finetuned body, and the adaptation's token rows on both sides of it
+    # the splice itself: the finetuned body, and the adaptation's token rows on both sides of it; a kept head
+    # keeps the body's own rows for the old tokens
     state = dict(body["model"])
     state["wte.weight"] = adapted["model"]["wte.weight"]
-    state["lm_head.weight"] = adapted["model"]["lm_head.weight"]
+    state["lm_head.weight"] = spliced_head(body, adapted)
 
-    shutil.copyfile(os.path.join(cfg.embeddings_from, "tokenizer.tiktoken"), os.path.join(cfg.out_dir, "tokenizer.tiktoken"))
+    runtime.copy_tokenizer(cfg.embeddings_from, cfg.out_dir)
     runtime.save_checkpoint(cfg.out_dir, {
         "stage": "splice", "step": body["step"], "model": state, "model_config": adapted["model_config"],
         "config": asdict(cfg), "n_base_vocab": adapted["n_base_vocab"], "langs": adapted["langs"]})

@@ -8,6 +8,14 @@ Stage 1: pretraining, with active forgetting when --forget_every K > 0 (docs/met
 The whole method is the block marked "active forgetting" in the loop below: every K steps the token
 embeddings are drawn afresh and their Adam state is thrown away, while the body and the head keep
 learning. Everything else is an ordinary GPT training loop.
+
+Two papers are cited throughout the code by these tags:
+  [AFA]  Aggarwal, Sathe, Sitaram 2024, "Exploring pretraining via active forgetting for improving
+         cross lingual transfer for decoder language models", arXiv:2410.16168: the recipe this repo follows
+         (decoders, resets every K steps, adaptation by vocabulary expansion, English instruction finetuning).
+  [CHEN] Chen et al., NeurIPS 2023, "Improving language plasticity via pretraining with active
+         forgetting", arXiv:2307.01163: the method's origin (RoBERTa encoders; embeddings relearned for a
+         new language, then spliced onto a body finetuned in English: splice.py).
 """
 
 import os
@@ -17,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.distributed as dist
-from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from pipeline import common, runtime
@@ -54,8 +62,6 @@ class TrainConfig:
     grad_clip: float = 1.0  # clip the gradient norm to this (0 = off)
     # active forgetting
     forget_every: int = 0  # K: reset the token embeddings every K steps; 0 = standard pretraining
-    forget_head: bool = False  # also reset the output head at each reset ([CHEN], whose head is tied to the embeddings)
-    forget_clip: float = 0.0  # gradient clip for forgetting runs instead of grad_clip ([CHEN] used 0.5); 0 = grad_clip
     emb_episode_lr: bool = False  # [CHEN]: replay warm-up + cosine of the embeddings' LR inside every K-step episode
     # evaluation, logging, checkpoints
     eval_every: int = 100  # measure val bits per byte (and save a checkpoint) every this many steps
@@ -63,8 +69,9 @@ class TrainConfig:
     log_every: int = 10  # write a log line every this many steps
     # runtime
     device: str = "auto"  # auto, cpu, cuda, cuda:N or mps
-    dtype: str = "auto"  # auto (bfloat16 on CUDA, float32 elsewhere), float32, bfloat16, float16
+    dtype: str = "auto"  # auto (bfloat16 on CUDA, float32 elsewhere), float32 or bfloat16 (float16 would need loss scaling)
     compile: str = "auto"  # torch.compile: auto = on for CUDA, off elsewhere; true or false to force
+    deterministic: bool = False  # CUDA: the same bits every run, so --resume is exact; costs speed (deterministic kernels, no autotuning)
     seed: int = 1337  # seeds the init, the batches and every reset
     resume: bool = False  # continue the run in out_dir exactly where its checkpoint left it
     overwrite: bool = False  # delete the run in out_dir and start again
@@ -89,23 +96,16 @@ def main(argv=None):
                              "n_embd", "log_every")
     if min(cfg.max_iters, cfg.forget_every, cfg.eval_every, cfg.eval_tokens) < 0:
         runtime.fail("max_iters, forget_every, eval_every and eval_tokens must be >= 0")
+    runtime.set_deterministic(cfg.deterministic)
 
     # ---- processes and devices: one process per GPU under torchrun, or just this one -------------------
     ddp = "RANK" in os.environ
-    if ddp:
-        rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-        local_rank = int(os.environ["LOCAL_RANK"])
-        device = f"cuda:{local_rank}" if torch.cuda.is_available() and cfg.device != "cpu" else "cpu"
-        if device.startswith("cuda"):
-            torch.cuda.set_device(device)
-        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
-    else:
-        rank, world_size, device = 0, 1, runtime.resolve_device(cfg.device)
+    rank, world_size, device = runtime.init_distributed(cfg.device) if ddp else (0, 1, runtime.resolve_device(cfg.device))
     master = rank == 0
     if cfg.grad_accum % world_size:
         runtime.fail(f"grad_accum={cfg.grad_accum} must be a multiple of the number of processes ({world_size})")
     accum_per_rank = cfg.grad_accum // world_size
-    autocast = runtime.autocast_for(device, cfg.dtype)
+    autocast = runtime.training_autocast(device, cfg.dtype)
     resume_ckpt = runtime.prepare_out_dir(cfg.out_dir, cfg, "train") if master else None
     if ddp:  # every rank learns from rank 0 whether this run resumes
         box = [resume_ckpt is not None]
@@ -131,35 +131,34 @@ def main(argv=None):
     token_bytes = tok.token_byte_lengths()
 
     # ---- model and optimizer ----------------------------------------------------------------------------
+    # `model` is the plain nn.Module: it is reset, evaluated and saved. `train_model` runs the training
+    # forward: the same module compiled and/or wrapped for several processes (or `model` itself).
     runtime.seed_everything(cfg.seed)
     model_config = GPTConfig(vocab_size=tok.n_vocab, block_size=cfg.block_size, n_layer=cfg.n_layer, n_head=cfg.n_head,
                              n_kv_head=cfg.n_kv_head, n_embd=cfg.n_embd, mlp_hidden=cfg.mlp_hidden, rope_theta=cfg.rope_theta)
-    raw_model = GPT(model_config)
-    raw_model.init_weights(torch.Generator().manual_seed(cfg.seed))
-    raw_model.to(device)
-    emb = raw_model.wte.weight
+    model = GPT(model_config)
+    model.init_weights(torch.Generator().manual_seed(cfg.seed))
+    model.to(device)
     # the embeddings get a param group of their own so that [CHEN]'s per-episode schedule can drive them
-    reset_params = [emb] + ([raw_model.lm_head.weight] if cfg.forget_head else [])
-    body = [p for p in raw_model.parameters() if all(p is not q for q in reset_params)]
+    body = [p for p in model.parameters() if p is not model.wte.weight]
     groups = [{"params": [p for p in body if p.dim() >= 2], "weight_decay": cfg.weight_decay},
               {"params": [p for p in body if p.dim() < 2], "weight_decay": 0.0},
-              {"params": reset_params, "weight_decay": cfg.weight_decay, "embeddings": True}]
+              {"params": [model.wte.weight], "weight_decay": cfg.weight_decay}]
     optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=device.startswith("cuda"))
+    embeddings_group = optimizer.param_groups[2]
 
     start_step, episode_start = 0, 0
     if resume_ckpt is not None:
         if resume_ckpt["model_config"]["vocab_size"] != tok.n_vocab:
             runtime.fail(f"{cfg.out_dir}/ckpt.pt has a vocabulary of {resume_ckpt['model_config']['vocab_size']} tokens "
                          f"but {cfg.tokenizer} has {tok.n_vocab}: it is not the tokenizer this run started with")
-        raw_model.load_state_dict(resume_ckpt["model"])
+        model.load_state_dict(resume_ckpt["model"])
         optimizer.load_state_dict(resume_ckpt["optimizer"])
         runtime.set_rng_state(resume_ckpt["rng"])
         start_step, episode_start = resume_ckpt["step"], resume_ckpt["episode_start"]
-    model = raw_model
-    if runtime.compile_wanted(cfg.compile, device):
-        model = torch.compile(model)
+    train_model = runtime.compiled(model, cfg.compile, device)
     if ddp:
-        model = DDP(model, device_ids=[int(device.split(":")[1])] if device.startswith("cuda") else None)
+        train_model = DistributedDataParallel(train_model, device_ids=[torch.device(device).index] if device.startswith("cuda") else None)
 
     if resume_ckpt is not None and start_step >= cfg.max_iters:
         if master:
@@ -168,21 +167,20 @@ def main(argv=None):
     log = runtime.Log(cfg.out_dir, resume_step=start_step if resume_ckpt else None) if master else None
     if master:
         tok.save(os.path.join(cfg.out_dir, "tokenizer.tiktoken"))
-        print(f"pretraining {raw_model.num_params() / 1e6:.2f}M parameters on {', '.join(langs)} | {device} | "
+        print(f"pretraining {model.num_params() / 1e6:.2f}M parameters on {', '.join(langs)} | {device} | "
               f"{world_size} process(es) | forget_every={cfg.forget_every}" + (f" | resuming at step {start_step}" if start_step else ""))
     tokens_per_step = cfg.batch_size * cfg.grad_accum * cfg.block_size
-    flops_per_step = raw_model.flops_per_token() * tokens_per_step
+    flops_per_step = model.flops_per_token() * tokens_per_step
     peak = peak_flops(device)
-    clip = cfg.forget_clip if cfg.forget_every and cfg.forget_clip > 0 else cfg.grad_clip
 
     def evaluate_val():
-        results = {f"val_bpb_{lang}": common.bits_per_byte(raw_model, val_tokens[lang], token_bytes, cfg.block_size, cfg.batch_size,
+        results = {f"val_bpb_{lang}": common.bits_per_byte(model, val_tokens[lang], token_bytes, cfg.block_size, cfg.batch_size,
                                                            device, autocast, max_tokens=cfg.eval_tokens)[0] for lang in langs}
         return {"val_bpb": sum(results.values()) / len(results), **results}
 
     def save(step):
         runtime.save_checkpoint(cfg.out_dir, {
-            "stage": "train", "step": step, "episode_start": episode_start, "model": raw_model.state_dict(),
+            "stage": "train", "step": step, "episode_start": episode_start, "model": model.state_dict(),
             "model_config": asdict(model_config), "optimizer": optimizer.state_dict(), "rng": runtime.rng_state(),
             "config": asdict(cfg), "langs": langs, "val_bpb": last_val})
 
@@ -201,41 +199,37 @@ def main(argv=None):
             t0, steps_timed = time.time(), 0  # the evaluation is not training time
 
         # ---- active forgetting ---------------------------------------------------------------------------
-        # Every K steps: fresh N(0, 0.02) embeddings (the step-0 init) and no memory of their old Adam moments
-        # or bias-correction counter. The same seeded generator on every rank keeps DDP replicas identical.
-        # Never at step 0 (nothing learned yet) and never at the final step (the model must relearn).
+        # Every K steps, but not at step 0 (nothing learned yet) nor at the last step (nothing relearned).
         forget = cfg.forget_every and step % cfg.forget_every == 0 and 0 < step < cfg.max_iters - 1
         if forget:
-            generator = torch.Generator().manual_seed(cfg.seed + step)
-            raw_model.reset_token_embeddings(generator)
-            if cfg.forget_head:
-                raw_model.reset_head(generator)
-            for p in reset_params:
-                optimizer.state[p].clear()
+            # new embeddings: the step-0 init, N(0, 0.02), seeded alike on every GPU and on resume
+            model.reset_token_embeddings(torch.Generator().manual_seed(cfg.seed + step))
+            # Adam forgets them too: their moments and bias-correction step restart from zero
+            optimizer.state[model.wte.weight].clear()
             episode_start = step
 
         # ---- learning rate: warm-up + cosine; under emb_episode_lr the embeddings replay it per episode ---
         lr = common.lr_at(step, cfg.max_iters, cfg.lr, cfg.warmup_frac, cfg.min_lr_frac)
         for group in optimizer.param_groups:
             group["lr"] = lr
-            if group.get("embeddings") and cfg.emb_episode_lr and cfg.forget_every:
-                episode_length = min(cfg.forget_every, cfg.max_iters - episode_start)
-                group["lr"] = common.lr_at(step - episode_start, episode_length, cfg.lr, cfg.warmup_frac, cfg.min_lr_frac)
+        if cfg.emb_episode_lr and cfg.forget_every:
+            episode_length = min(cfg.forget_every, cfg.max_iters - episode_start)
+            embeddings_group["lr"] = common.lr_at(step - episode_start, episode_length, cfg.lr, cfg.warmup_frac, cfg.min_lr_frac)
 
         # ---- one optimizer step over grad_accum micro-batches ---------------------------------------------
         # The loss stays on the device: reading it (.item()) would make the CPU wait for the GPU every
         # micro-batch. It is read only at log steps, below.
-        model.train()
+        train_model.train()
         loss_sum = torch.zeros((), device=device)
         for micro in range(accum_per_rank):
             x, y = batches.get(step, rank * accum_per_rank + micro, cfg.batch_size, device)
             if ddp:  # all-reduce the gradients once, after the last micro-batch
-                model.require_backward_grad_sync = micro == accum_per_rank - 1
+                train_model.require_backward_grad_sync = micro == accum_per_rank - 1
             with autocast:
-                _, loss = model(x, y)
+                _, loss = train_model(x, y)
             (loss / accum_per_rank).backward()
             loss_sum += loss.detach()
-        grad_norm = torch.nn.utils.clip_grad_norm_(raw_model.parameters(), clip if clip > 0 else float("inf"))
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
@@ -249,23 +243,22 @@ def main(argv=None):
                 finite_all = finite.float()
                 dist.all_reduce(finite_all, op=dist.ReduceOp.MIN)
                 finite = finite_all.bool()
-            runtime.stop_unless_finite(finite, last_checked + 1, step, cfg.out_dir)
+            common.stop_unless_finite(finite, last_checked + 1, step, cfg.out_dir)
             last_checked = step
 
         # ---- logging: loss = this step's mean micro-batch loss (over every process) -------------------------
+        steps_timed += 1
         if log_step:
             loss_mean = loss_sum / accum_per_rank
             if ddp:
                 dist.all_reduce(loss_mean, op=dist.ReduceOp.AVG)
-            loss_value = loss_mean.item()
-        steps_timed += 1
         if master and log_step:
             dt = (time.time() - t0) / steps_timed  # the mean step time since the last log line (or evaluation)
             t0, steps_timed = time.time(), 0
             tok_per_s = tokens_per_step / dt
             mfu = flops_per_step / dt / peak / world_size if peak else None
-            bar.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{tok_per_s:,.0f}", **({"mfu": f"{mfu:.1%}"} if mfu else {}))
-            record = dict(step=step, loss=loss_value, lr=lr, tokens=(step + 1) * tokens_per_step, tok_per_s=tok_per_s,
+            bar.set_postfix(loss=f"{loss_mean.item():.3f}", tok_s=f"{tok_per_s:,.0f}", **({"mfu": f"{mfu:.1%}"} if mfu else {}))
+            record = dict(step=step, loss=loss_mean.item(), lr=lr, tokens=(step + 1) * tokens_per_step, tok_per_s=tok_per_s,
                           grad_norm=grad_norm.item())
             if mfu:
                 record["mfu"] = mfu

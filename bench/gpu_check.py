@@ -1,14 +1,21 @@
 """
-The device check: what a GPU must show that the CPU tests cannot, in one table, in under 5 minutes.
+The device check: what a GPU must show that the CPU tests cannot, in one table, in about 5 minutes.
 
     bash bench/gpu_check.sh                              # on a machine with a CUDA GPU
     bash bench/gpu_check.sh --device=cpu --quick         # the same checks at toy size (tests the script itself)
 
-1. speed: gpu_small's tokens/s, MFU and peak memory, bf16 + torch.compile, with a reset every 10 steps;
-2. a reset under torch.compile: the compiled graph must read the new embedding (not a stale copy), both in a
-   bare forward pass and in train.py's loop (the loss jumps right after the reset);
-3. exact resume on the device: a run stopped and resumed logs the losses of an uninterrupted one;
-4. a short lab pipeline: pretraining (standard and forgetting), adaptation, finetuning and evaluation.
+ 1. speed: gpu_small's tokens/s, MFU and peak memory, bf16 + torch.compile, with a reset every 10 steps;
+ 2. a reset under torch.compile: the compiled graph reads the new embedding (not a stale copy), both in a
+    bare forward pass and in train.py's loop (the loss jumps right after the reset);
+ 3. resume with --deterministic: a run killed and resumed logs bit for bit the losses of an uninterrupted one
+    (the README's claim: bit-exact on the CPU always, on CUDA with --deterministic);
+ 4. float16: training refuses it with a clear message (no loss scaling);
+ 5. finetuning under torch.compile: conversations of many lengths, padded to multiples of 64, and how many
+    times torch recompiled the model for a new shape;
+ 6. sampling with temperature (sample.py), which draws on the device the logits are on;
+ 7. a masked batched score (the benchmarks' multiple-choice path) and the attention kernel it ran;
+ 8. the larger lab (config/lab_gpu.py, the lab offered for one GPU): its pretraining timed for a few steps
+    and extrapolated to its 2,000 steps, and an adaptation run from it.
 
 Each check prints one row; a failed check says why and the script exits 1 after the table.
 """
@@ -16,6 +23,7 @@ Each check prints one row; a failed check says why and the script exits 1 after 
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -27,14 +35,20 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 import bench_train  # noqa: E402
 from model import GPT, GPTConfig  # noqa: E402
+from pipeline import runtime  # noqa: E402
+from evaluation.benchmarks import score_choices  # noqa: E402
 
 
-def run(*args, timeout=600):
-    """One of the project's scripts as a user runs it; its output goes to the check's log."""
+def run(*args, timeout=600, env=None, check=True):
+    """One of the project's scripts as a user runs it; its output goes to the check's log. Returns the
+    seconds it took, or the CompletedProcess with check=False."""
     t = time.time()
-    result = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                            env={**os.environ, **(env or {})})
     with open(os.path.join(OUT, "commands.log"), "a") as f:
         f.write(f"$ python {' '.join(args)}\n{result.stdout}\n{result.stderr}\n")
+    if not check:
+        return result
     if result.returncode != 0:
         raise RuntimeError(f"python {' '.join(args)} failed: {result.stderr.strip().splitlines()[-1:]}")
     return time.time() - t
@@ -81,7 +95,7 @@ def check_loop_reset(args, lab, tok):
 def check_resume(args, lab, tok):
     common = ["train.py", "config/lab.py", f"--data_dir={lab}", f"--tokenizer={tok}", "--max_iters=40",
               "--forget_every=10", "--eval_every=6", "--log_every=1", "--progress=false", f"--device={args.device}",
-              f"--dtype={args.dtype}", f"--compile={args.compile}", "--overwrite"]
+              f"--dtype={args.dtype}", f"--compile={args.compile}", "--deterministic", "--overwrite"]
     whole, killed = os.path.join(OUT, "resume_whole"), os.path.join(OUT, "resume_killed")
     run(*common, f"--out_dir={whole}")
     # the same run killed (SIGKILL) once its first checkpoint is on disk, then resumed
@@ -94,25 +108,72 @@ def check_resume(args, lab, tok):
     run(*common[:-1], f"--out_dir={killed}", "--resume")
     a, b = losses(whole), losses(killed)
     diff = max(abs(a[s] - b[s]) for s in a)
-    return diff == 0, (f"40 steps vs killed and resumed (compile={args.compile}, resets at 10, 20, 30): "
+    return diff == 0, (f"--deterministic, compile={args.compile}: 40 steps vs killed and resumed (resets at 10, 20, 30): "
                        f"max loss difference {diff:.3g}" + (" (bit-identical)" if diff == 0 else ""))
 
 
-def check_pipeline(args, lab, tok):
-    base = [f"--device={args.device}", f"--dtype={args.dtype}", "--progress=false", "--overwrite"]
-    steps = "--max_iters=60" if args.quick else "--max_iters=400"
-    times = {}
-    for kind, k in (("standard", 0), ("forgetting", 20 if args.quick else 100)):
-        times[f"pretrain {kind}"] = run("train.py", "config/lab.py", f"--data_dir={lab}", f"--tokenizer={tok}", *base, steps,
-                                        f"--forget_every={k}", f"--out_dir={OUT}/pretrain_{kind}", "--eval_every=0")
-        times[f"adapt {kind}"] = run("adapt.py", "config/lab.py", *base, f"--init_from={OUT}/pretrain_{kind}",
-                                     f"--out_dir={OUT}/adapt_{kind}", "--adapt_tokens=20000", "--eval_every=0")
-    times["finetune"] = run("finetune.py", "config/lab.py", *base, f"--data_dir={lab}", f"--init_from={OUT}/adapt_forgetting",
-                            f"--out_dir={OUT}/finetune", "--max_iters=20")
-    times["evaluate"] = run("evaluate.py", "config/lab.py", f"--device={args.device}", "--progress=false", f"--data_dir={lab}",
-                            "--models", f"AFA={OUT}/finetune", f"BA={OUT}/adapt_standard", f"--out={OUT}/results.json",
-                            "--max_examples=20")
-    return True, ", ".join(f"{name} {t:.0f} s" for name, t in times.items())
+def check_float16(args, lab, tok):
+    result = run("train.py", "config/lab.py", f"--data_dir={lab}", f"--tokenizer={tok}", f"--out_dir={OUT}/float16",
+                 "--overwrite", "--max_iters=2", "--progress=false", f"--device={args.device}", "--dtype=float16", check=False)
+    message = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else ""
+    ok = result.returncode == 1 and "float16" in message and "Traceback" not in result.stderr
+    return ok, f"train.py --dtype=float16: refused ({message[:90]})" if ok else f"exit {result.returncode}: {message[:120]}"
+
+
+def check_finetune_compiled(args, lab):
+    out = os.path.join(OUT, "finetune_compiled")
+    result = run("finetune.py", "config/lab.py", f"--data_dir={lab}", f"--init_from={OUT}/lab_gpu_pretrain", f"--out_dir={out}",
+                 "--overwrite", "--max_iters=12", "--batch_size=4", "--eval_every=0", "--n_samples=1", "--progress=false",
+                 f"--device={args.device}", f"--dtype={args.dtype}", "--compile=true", env={"TORCH_LOGS": "recompiles"},
+                 check=False)
+    if result.returncode != 0:
+        return False, f"finetune.py failed: {result.stderr.strip().splitlines()[-1:]}"
+    recompiles = result.stderr.count("Recompiling function")
+    lengths = sorted({int(n) for pair in re.findall(r"expected (\d+), actual (\d+)", result.stderr) for n in pair})
+    return recompiles <= 1, (f"12 steps x 4 conversations, compile=true: {recompiles} recompile(s)"
+                             + (f" (lengths {lengths})" if lengths else "") + " - at most 1 expected (static, then dynamic length)")
+
+
+def check_sampling(args):
+    result = run("sample.py", f"--init_from={OUT}/lab_gpu_pretrain", "--prompt=The", "--temperature=0.8", "--top_k=50",
+                 "--max_new_tokens=16", f"--device={args.device}", check=False)
+    if result.returncode != 0:
+        return False, f"sample.py --temperature=0.8 failed: {result.stderr.strip().splitlines()[-1:]}"
+    return True, f"sample.py --temperature=0.8 --top_k=50: {result.stdout.strip()[:60]!r}"
+
+
+def check_masked_score(args):
+    model, tok, _ = runtime.load_model(f"{OUT}/lab_gpu_pretrain", args.device)
+    model.eval()
+    contexts = [tok.encode("The cat sat on the mat because"), tok.encode("A")]  # different lengths: padded rows
+    choices = [[tok.encode(" it was warm"), tok.encode(" no")], [tok.encode(" b"), tok.encode(" c d e")]]
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        batched = score_choices(model, contexts, choices, batch_size=2)
+    alone = [score_choices(model, [c], [cs], batch_size=1)[0] for c, cs in zip(contexts, choices)]
+    # the backend torch dispatched scaled_dot_product_attention to: flash, efficient, cudnn or math
+    kernels = sorted({e.key[len("aten::"):] for e in prof.key_averages() if e.key.startswith("aten::_") and "attention" in e.key})
+    diff = max(abs(a - b) for row_a, row_b in zip(batched, alone) for a, b in zip(row_a, row_b))
+    ok = diff < (1e-3 if args.device == "cpu" else 5e-2)
+    return ok, f"batched vs one at a time: max difference {diff:.2g} nats; attention ops: {', '.join(kernels) or 'none seen'}"
+
+
+def pretrain_lab_gpu(args, lab, tok):
+    """config/lab_gpu.py's model pretrained for a few steps on the check's lab: the time per step, then the
+    other checks use the model. The full run (2,000 steps) is extrapolated, and said to be."""
+    steps = 10 if args.quick else 200
+    out = os.path.join(OUT, "lab_gpu_pretrain")
+    seconds = run("train.py", "config/lab_gpu.py", f"--data_dir={lab}", f"--tokenizer={tok}", f"--out_dir={out}", "--overwrite",
+                  f"--max_iters={steps}", "--forget_every=50", "--eval_every=0", "--log_every=5", "--progress=false",
+                  f"--device={args.device}", f"--dtype={args.dtype}")
+    log = [r for r in runtime.read_log(out) if "tok_per_s" in r][1:]  # the first line holds the compile
+    tok_s = sum(r["tok_per_s"] for r in log) / len(log)
+    full = runtime.parse_config(__import__("train").TrainConfig, "train", [os.path.join(ROOT, "config", "lab_gpu.py")])
+    full_s = full.max_iters * full.batch_size * full.grad_accum * full.block_size / tok_s
+    adapt_s = run("adapt.py", "config/lab_gpu.py", f"--init_from={out}", f"--out_dir={OUT}/lab_gpu_adapt", "--overwrite",
+                  "--adapt_tokens=20000", "--eval_every=0", "--progress=false", f"--device={args.device}", f"--dtype={args.dtype}")
+    return True, (f"pretraining {steps} steps: {seconds:.0f} s wall (start-up and any compile included), {tok_s:,.0f} "
+                  f"tokens/s after the first log line -> its {full.max_iters} steps extrapolated, not run: {full_s / 60:.1f} min "
+                  f"per pretraining run (run.sh trains 3 per seed); adapt.py 20,000 tokens {adapt_s:.0f} s")
 
 
 def main():
@@ -120,7 +181,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda", help="cuda (the point of this script) or cpu (to test it)")
     parser.add_argument("--dtype", default=None, help="default: bfloat16 on cuda, float32 on cpu")
-    parser.add_argument("--compile", default="true", help="torch.compile in the resume check (true or false)")
+    parser.add_argument("--compile", default="auto", help="torch.compile in the resume check: auto (on for CUDA), true or false")
     parser.add_argument("--steps", type=int, default=30, help="timed training steps of the speed check")
     parser.add_argument("--quick", action="store_true", help="toy sizes everywhere (for testing the script on a CPU)")
     parser.add_argument("--out", default="out/gpu_check", help="scratch folder: the lab, the runs, commands.log")
@@ -141,11 +202,15 @@ def main():
     run("tokenizer.py", "train", "--input", *texts, "--vocab_size", "1024", "--out", tok)
     print(f"(lab and tokenizer: {time.time() - t:.0f} s)")
 
-    checks = [("speed, bf16 + compile", lambda: check_speed(args)),
+    checks = [(f"speed, {args.dtype} + compile", lambda: check_speed(args)),
               ("reset under compile", lambda: check_compiled_reset(args)),
               ("reset in the compiled loop", lambda: check_loop_reset(args, lab, tok)),
-              ("exact resume", lambda: check_resume(args, lab, tok)),
-              ("short lab pipeline", lambda: check_pipeline(args, lab, tok))]
+              ("resume, --deterministic", lambda: check_resume(args, lab, tok)),
+              ("float16 training", lambda: check_float16(args, lab, tok)),
+              ("lab_gpu pretraining (extrapolated) + adapt", lambda: pretrain_lab_gpu(args, lab, tok)),
+              ("finetune under compile", lambda: check_finetune_compiled(args, lab)),
+              ("sampling, temperature 0.8", lambda: check_sampling(args)),
+              ("masked batched score", lambda: check_masked_score(args))]
     rows, failed = [], False
     for title, check in checks:
         t = time.time()

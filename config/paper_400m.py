@@ -18,7 +18,7 @@ train = dict(
 )
 
 # adaptation, finetuning and evaluation: the paper's settings are the stages' defaults ([AFA]'s recipe with a
-# fresh head; finetuning LR 1e-6, 5 epochs, batch 16; every benchmark example). What it leaves open (the
+# fresh head, --head=fresh; finetuning LR 1e-6, 5 epochs, batch 16; every benchmark example). What it leaves open (the
 # adaptation LR, batch and tokens) is docs/method.md's choice; run.sh passes the budgets it sweeps.
 adapt = dict(batch_size=8, grad_accum=4, eval_every=500, eval_bytes=262_144)
 finetune = dict(data_dir="out/wikipedia", eval_every=1000, val_conversations=1000,  # instructions: data/instructions/prepare.py

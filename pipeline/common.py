@@ -1,8 +1,9 @@
 """
-The pieces of the method the stages share: the learning-rate schedule, the data manifest and its text files,
-token files, the batches every training loop draws, and bits per byte. Nothing here trains anything: each
-stage's loop stays in its own file, where a reader can follow it top to bottom. The plumbing (command line,
-devices, checkpoints, the log) is in runtime.py.
+The pieces of the method the stages share: the learning-rate schedule, the NaN check of the training loops,
+the data manifest and its text files, token files, the batches every training loop draws, bits per byte,
+and atomic writes. Nothing here trains anything: each stage's loop stays in its own file, where a reader can
+follow it top to bottom; a pretraining step reads train.py's loop, model.py's forward and this file. The
+plumbing (command line, devices, checkpoints, the log) is in runtime.py.
 """
 
 import hashlib
@@ -10,7 +11,7 @@ import itertools
 import json
 import math
 import os
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 import torch
@@ -23,6 +24,24 @@ def fail(message):
     raise SystemExit(f"error: {message}")
 
 
+@contextmanager
+def atomic_open(path, mode="w"):
+    """Open a temp file beside `path` and move it onto `path` only once the block ends without an error: a
+    crash mid-write leaves the previous file whole, and a reader never sees half a file. The temp name holds
+    the process id, so parallel runs (run.sh) writing the same file do not write into one temp file."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # SystemExit from fail() too: no temp file is left behind
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
 def lr_at(step, max_iters, lr, warmup_frac, min_lr_frac=0.1):
     """Linear warm-up over the first warmup_frac of the run, then cosine decay to min_lr_frac * lr."""
     warmup = int(warmup_frac * max_iters)
@@ -30,6 +49,15 @@ def lr_at(step, max_iters, lr, warmup_frac, min_lr_frac=0.1):
         return lr * (step + 1) / warmup
     progress = (step - warmup) / max(1, max_iters - warmup)
     return lr * (min_lr_frac + (1 - min_lr_frac) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+
+
+def stop_unless_finite(finite, first_step, step, out_dir):
+    """Stop the run if `finite` (a bool tensor the loop and-ed with isfinite(loss) every step, kept on the
+    device so that no step waits for the GPU) went false somewhere in steps first_step..step. Called before
+    anything is saved, so the checkpoint on disk is the last good one."""
+    if not finite.item():
+        fail(f"the loss became NaN or inf at a step in {first_step}..{step}; stopped without saving, so "
+             f"{out_dir}/ckpt.pt still holds the last good checkpoint (lower lr or raise warmup_frac, then --resume)")
 
 
 # ---- data: text manifests, token files, bits per byte -----------------------------------------------
@@ -68,18 +96,15 @@ def token_file(tok, txt_path, max_tokens=None):
         fail(f"text file {txt_path} not found")
     bin_path = f"{txt_path}.{tokenizer_fingerprint(tok)}.bin"
     if not os.path.exists(bin_path):
-        tmp = f"{bin_path}.{os.getpid()}.tmp"  # parallel runs (run.sh) may cache the same file at once
         n_docs = 0
         docs = documents.read_documents(txt_path)
-        with open(tmp, "wb") as f:  # a batch of documents at a time: a corpus larger than memory streams through
+        with atomic_open(bin_path, "wb") as f:  # a batch of documents at a time: a corpus larger than memory streams through
             while batch := list(itertools.islice(docs, 4096)):
                 for doc_ids in tok.encode_batch(batch):
                     np.asarray([tok.eot_id, *doc_ids], dtype=np.uint32).tofile(f)
                 n_docs += len(batch)
-        if not n_docs:
-            os.remove(tmp)
-            fail(f"text file {txt_path} is empty")
-        os.replace(tmp, bin_path)
+            if not n_docs:
+                fail(f"text file {txt_path} is empty")
     tokens = np.memmap(bin_path, dtype=np.uint32, mode="r")
     return tokens[:max_tokens] if max_tokens else tokens
 
@@ -87,10 +112,11 @@ def token_file(tok, txt_path, max_tokens=None):
 class Batches:
     """Random windows of block_size + 1 tokens from several token files, mixed with weights.
 
-    Batch `step` is a pure function of (seed, step, rank): a resumed run sees exactly the batches the
-    uninterrupted run would have, and no sampler state needs saving."""
+    Batch (step, micro_step) is a pure function of (seed, step, micro_step): a resumed run sees exactly the
+    batches the uninterrupted run would have, and no sampler state needs saving. Under torchrun each process
+    asks for micro-steps of its own (train.py), so no two processes draw the same batch."""
 
-    def __init__(self, token_files, weights, block_size, seed, rank=0):
+    def __init__(self, token_files, weights, block_size, seed):
         for name, tokens in token_files.items():
             if len(tokens) < block_size + 2:
                 fail(f"{name}: {len(tokens)} tokens, fewer than block_size + 2 = {block_size + 2}; "
@@ -98,10 +124,11 @@ class Batches:
         self.names = list(token_files)
         self.tokens = [token_files[n] for n in self.names]
         self.weights = torch.tensor([float(w) for w in weights])
-        self.block_size, self.seed, self.rank = block_size, seed, rank
+        self.block_size, self.seed = block_size, seed
 
     def get(self, step, micro_step, batch_size, device):
-        seed = np.random.SeedSequence([self.seed, step, micro_step, self.rank]).generate_state(1)[0]
+        """Inputs x and targets y [batch_size, block_size] on the device: y is x shifted by one token."""
+        seed = np.random.SeedSequence([self.seed, step, micro_step]).generate_state(1)[0]
         g = torch.Generator().manual_seed(int(seed))
         which = torch.multinomial(self.weights, batch_size, replacement=True, generator=g)
         rows = []
@@ -109,11 +136,12 @@ class Batches:
             tokens = self.tokens[w]
             start = int(torch.randint(len(tokens) - self.block_size - 1, (1,), generator=g))
             rows.append(torch.from_numpy(tokens[start:start + self.block_size + 1].astype(np.int64)))
-        batch = torch.stack(rows)
-        x, y = batch[:, :-1], batch[:, 1:]
-        if device.startswith("cuda"):
-            return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
-        return x.to(device), y.to(device)
+        batch = torch.stack(rows)  # [B, T + 1]: moved to the device once, then sliced there
+        if device.startswith("cuda"):  # pinned memory lets the copy overlap the GPU's work
+            batch = batch.pin_memory().to(device, non_blocking=True)
+        else:
+            batch = batch.to(device)
+        return batch[:, :-1], batch[:, 1:]
 
 
 @torch.no_grad()

@@ -7,12 +7,14 @@ which data preparation may import: it never reaches the model.
 """
 
 import dataclasses
+import datetime
 import inspect
 import json
 import os
 import random
 import re
 import runpy
+import shutil
 import sys
 import typing
 from contextlib import nullcontext
@@ -21,7 +23,7 @@ import numpy as np
 import torch
 
 from model import GPT, GPTConfig
-from pipeline.common import fail  # noqa: F401 (the stages call it as runtime.fail)
+from pipeline.common import atomic_open, fail  # noqa: F401 (the stages call them as runtime.*)
 from tokenizer import Tokenizer
 
 STAGES = ("train", "adapt", "finetune", "splice", "evaluate")
@@ -29,11 +31,14 @@ STAGES = ("train", "adapt", "finetune", "splice", "evaluate")
 CHAT_STAGES = ("finetune", "splice")
 # keys a config file may set at its top level: they apply to every stage; everything else goes into a
 # section named after its stage, e.g. `adapt = dict(max_iters=500)`
-COMMON_KEYS = ("device", "dtype", "compile", "seed")
+COMMON_KEYS = ("device", "dtype", "compile", "deterministic", "seed")
 # keys that change how a run executes but not what it computes: a resumed run may differ in them
-RUNTIME_KEYS = {"device", "compile", "resume", "overwrite", "log_every", "eval_every", "save_every", "progress"}
+RUNTIME_KEYS = {"device", "compile", "deterministic", "resume", "overwrite", "log_every", "eval_every", "progress"}
 # how a bool may be spelled on the command line or in `compile`, in any case
 TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+# torchrun: how long a process waits for the others (rank 0 may be tokenizing a corpus or writing a checkpoint
+# of tens of GB while the rest wait in a barrier; torch's default of 10 minutes would kill the run)
+DIST_TIMEOUT = datetime.timedelta(hours=2)
 
 
 # ---- command line and config files ------------------------------------------------------------------
@@ -73,8 +78,8 @@ def parse_config(config_class, stage, argv=None):
             if not raws and types[key] is not bool:
                 fail(f"option --{key} needs a value")
             raw = raws if typing.get_origin(types[key]) is list else (raws[0] if raws else "true")
-        values[key] = _convert(key, raw, types[key])
-    if "compile" in values:  # nanoGPT users type --compile=False: take any bool spelling, stored as true/false
+        values[key] = raw if key == "compile" else _convert(key, raw, types[key])
+    if "compile" in values:
         values["compile"] = _compile_value(values["compile"])
     return config_class(**values)
 
@@ -118,8 +123,8 @@ def _read_config_file(path, stage, fields):
 def _check_type(path, key, value, expected):
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if key == "compile" and isinstance(value, bool):  # compile = False in a config file, as nanoGPT writes it
-        return str(value)
+    if key == "compile":  # checked with the command line's value, in parse_config
+        return value
     base = typing.get_origin(expected) or expected
     if not isinstance(value, base) or (base is int and isinstance(value, bool)):
         fail(f"{path}: key '{key}' should be {getattr(expected, '__name__', expected)}, got {value!r}")
@@ -185,28 +190,59 @@ def autocast_for(device, dtype):
     return torch.autocast(device_type=device.split(":")[0], dtype=getattr(torch, dtype))
 
 
-def stop_unless_finite(finite, first_step, step, out_dir):
-    """Stop the run if `finite` (a bool tensor the loop and-ed with isfinite(loss) every step, kept on the
-    device so that no step waits for the GPU) went false somewhere in steps first_step..step. Called before
-    anything is saved, so the checkpoint on disk is the last good one."""
-    if not finite.item():
-        fail(f"the loss became NaN or inf at a step in {first_step}..{step}; stopped without saving, so "
-             f"{out_dir}/ckpt.pt still holds the last good checkpoint (lower lr or raise warmup_frac, then --resume)")
-
-
 def _compile_value(value):
-    word = value.lower()
+    """compile as True, False or "auto", from any bool spelling (nanoGPT users type --compile=False, and a
+    config file may say compile = False): the one place its value is read."""
+    word = str(value).lower()
     if word == "auto":
         return "auto"
     if word in TRUE_WORDS or word in FALSE_WORDS:
-        return "true" if word in TRUE_WORDS else "false"
+        return word in TRUE_WORDS
     fail(f"compile must be auto, true or false, not '{value}' (any case; also yes/no, on/off, 1/0)")
 
 
-def compile_wanted(value, device):
-    """torch.compile for a `compile` key: auto = on for CUDA only (on the CPU it costs more than it saves)."""
-    value = _compile_value(value)
-    return value == "true" or (value == "auto" and device.startswith("cuda"))
+def compiled(model, compile, device):
+    """torch.compile(model) if `compile` (True, False or "auto") asks for it, else the model itself.
+    auto = on for CUDA only: on the CPU compiling costs more than it saves."""
+    if compile is True or (compile == "auto" and device.startswith("cuda")):
+        return torch.compile(model)
+    return model
+
+
+def training_autocast(device, dtype):
+    """autocast_for a training loop. float16 is refused: its small gradients underflow to zero unless the
+    loss is scaled, which the loops do not do; bfloat16 has float32's range and needs no scaling."""
+    if dtype == "float16":
+        fail("--dtype=float16 is for evaluation only: training in float16 needs loss scaling, which the "
+             "stages do not do; use --dtype=bfloat16 (the CUDA default) or float32")
+    return autocast_for(device, dtype)
+
+
+def set_deterministic(on):
+    """--deterministic: the same run on the same GPU gives the same bits, so a resumed run continues an
+    uninterrupted one exactly. On the CPU the stages are deterministic anyway. On CUDA it costs speed: the
+    embedding backward sorts instead of adding atomically (also under torch.compile), attention may fall
+    back from its fastest kernels, compiled kernels are not autotuned, and an op with no deterministic kernel
+    stops the run with torch's error naming it."""
+    if on:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS starts: set before any matmul
+    torch.use_deterministic_algorithms(on)  # set either way: a stage run in-process (tests) must not inherit it
+    torch.backends.cudnn.deterministic = on
+    if on or "torch._inductor.config" in sys.modules:  # imported only when needed: the import takes seconds
+        from torch._inductor import config as inductor_config
+        inductor_config.deterministic = on  # torch.compile: no kernel chosen by timing, which can vary per run
+
+
+def init_distributed(device_name):
+    """Under torchrun: one process per GPU (gloo on CPUs). Returns (rank, world_size, device)."""
+    import torch.distributed as dist
+
+    rank, world_size, local_rank = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_RANK"])
+    device = f"cuda:{local_rank}" if torch.cuda.is_available() and device_name != "cpu" else "cpu"
+    if device.startswith("cuda"):
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo", timeout=DIST_TIMEOUT)
+    return rank, world_size, device
 
 
 def seed_everything(seed):
@@ -227,7 +263,9 @@ def set_rng_state(state):
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        # one state per GPU the run was saved with; a run resumed on fewer GPUs restores the ones it has
+        for index, cuda_state in enumerate(state["cuda"][:torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(cuda_state, index)
 
 
 # ---- out_dir: config, checkpoint, log ---------------------------------------------------------------
@@ -263,25 +301,24 @@ def prepare_out_dir(out_dir, config, stage):
 
 
 def save_checkpoint(out_dir, ckpt):
-    """Write ckpt.pt atomically: a crash mid-write leaves the previous checkpoint intact."""
-    path = os.path.join(out_dir, "ckpt.pt")
-    tmp = path + ".tmp"
-    torch.save(ckpt, tmp)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Write ckpt.pt atomically (a crash mid-write leaves the previous checkpoint intact), in torch's zip
+    format, which load_checkpoint memory-maps."""
+    with atomic_open(os.path.join(out_dir, "ckpt.pt"), "wb") as f:
+        torch.save(ckpt, f)
 
 
 def load_checkpoint(out_dir, map_location="cpu"):
+    """ckpt.pt, memory-mapped: a tensor is read from disk when it is used, so reading one entry of a
+    multi-gigabyte checkpoint is cheap, and N processes resuming one run share the file's pages."""
     path = os.path.join(out_dir, "ckpt.pt")
     if not os.path.isfile(path):
         fail(f"no checkpoint at {path}")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+        ckpt = torch.load(path, map_location=map_location, weights_only=False, mmap=True)
     except Exception as e:
         fail(f"{path} is truncated or corrupt ({type(e).__name__}: {e})")
-    missing = [k for k in ("model", "model_config", "stage", "step", "config") if k not in ckpt]
-    if not isinstance(ckpt, dict) or missing:
+    missing = [k for k in ("model", "model_config", "stage", "step", "config") if not isinstance(ckpt, dict) or k not in ckpt]
+    if missing:
         fail(f"{path} is not a checkpoint of this project (missing {missing})")
     return ckpt
 
@@ -301,11 +338,16 @@ def load_model(out_dir, device="cpu"):
     return model.to(device), tok, ckpt
 
 
+def copy_tokenizer(from_dir, to_dir):
+    """The vocabulary a model uses travels with it into the next stage's out_dir, byte for byte."""
+    with open(os.path.join(from_dir, "tokenizer.tiktoken"), "rb") as src, \
+            atomic_open(os.path.join(to_dir, "tokenizer.tiktoken"), "wb") as dst:
+        shutil.copyfileobj(src, dst)
+
+
 def write_json(path, obj):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
+    with atomic_open(path) as f:
         json.dump(obj, f, indent=2, default=str)
-    os.replace(tmp, path)
 
 
 class Log:

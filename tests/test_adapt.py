@@ -13,7 +13,7 @@ from pipeline import common, runtime
 import tokenizer
 from conftest import run_script
 
-KEEP_HEAD = ["--head_rows=new", "--head_init=old"]  # the variant whose head rows stay frozen (the default: a fresh head)
+KEEP_HEAD = ["--head=keep"]  # the variant whose old head rows stay frozen (the default: a fresh head)
 ADAPT = ["--batch_size=8", "--lr=1e-2", "--eval_bytes=2048", "--progress=false", "--device=cpu"]
 
 
@@ -58,7 +58,7 @@ def test_expand_learns_only_new_rows_and_their_head_rows(expanded, pretrained_di
     assert ckpt["stage"] == "adapt" and n_new == n_old + n_old // 2
     before, after = base.state_dict(), model.state_dict()
     assert_same_body(before, after)
-    for name in ("wte.weight", "lm_head.weight"):  # old rows bit-identical (head_rows=new freezes the head's too)
+    for name in ("wte.weight", "lm_head.weight"):  # old rows bit-identical (head=keep freezes the head's too)
         assert torch.equal(after[name][:n_old], before[name][:n_old])
     # the start the run had: the same surgery, undone by nothing
     start = runtime.load_model(pretrained_dir)[0]
@@ -98,9 +98,8 @@ def test_log_shows_adapting_languages_improve_and_every_group(expanded, lab_dir)
             assert all(f"val_bpb_{lang}" in evals[-1] for lang in langs)
 
 
-def test_head_rows_all_and_fresh_inits_still_freeze_body_and_old_embeddings(pretrained_dir, tmp_path):
-    run_adapt(pretrained_dir, tmp_path, "--max_iters=3", "--eval_every=0", "--head_rows=all", "--head_init=fresh",
-              "--emb_init=random")
+def test_a_fresh_head_learns_every_row_and_still_freezes_body_and_old_embeddings(pretrained_dir, tmp_path):
+    run_adapt(pretrained_dir, tmp_path, "--max_iters=3", "--eval_every=0", "--head=fresh", "--emb_init=random")
     base, base_tok, _ = runtime.load_model(pretrained_dir)
     model, _, _ = runtime.load_model(str(tmp_path))
     before, after = base.state_dict(), model.state_dict()
@@ -108,6 +107,13 @@ def test_head_rows_all_and_fresh_inits_still_freeze_body_and_old_embeddings(pret
     n_old = base_tok.n_vocab
     assert torch.equal(after["wte.weight"][:n_old], before["wte.weight"][:n_old])
     assert (after["lm_head.weight"][:n_old] != before["lm_head.weight"][:n_old]).any(1).all()
+    # where each recipe starts the head: keep = the pretrained rows, fresh = a new draw for every row
+    fresh, keep = runtime.load_model(pretrained_dir)[0], runtime.load_model(pretrained_dir)[0]
+    tok = tokenizer.Tokenizer.load(os.path.join(str(tmp_path), "tokenizer.tiktoken"))
+    adapt.start_rows(fresh, base_tok, tok, "expand", "random", "fresh", 1337)
+    adapt.start_rows(keep, base_tok, tok, "expand", "random", "keep", 1337)
+    assert torch.equal(keep.lm_head.weight[:n_old], before["lm_head.weight"][:n_old])
+    assert (fresh.lm_head.weight[:n_old] != before["lm_head.weight"][:n_old]).any(1).all()
 
 
 def test_relearn_changes_every_embedding_and_head_row_and_nothing_else(pretrained_dir, lab_dir, tmp_path):
@@ -120,7 +126,7 @@ def test_relearn_changes_every_embedding_and_head_row_and_nothing_else(pretraine
     for name in ("wte.weight", "lm_head.weight"):
         assert (after[name] != before[name]).any(1).all()
     start = runtime.load_model(pretrained_dir)[0]  # the reset it started from has learned too
-    adapt.start_rows(start, base_tok, tok, "relearn", "mean", "old", 1337)
+    adapt.start_rows(start, base_tok, tok, "relearn", "mean", "fresh", 1337)
     assert (after["lm_head.weight"][:tok.n_vocab] != start.lm_head.weight[:tok.n_vocab]).any(1).all()
     changed = (after["wte.weight"][:tok.n_vocab] != start.wte.weight[:tok.n_vocab]).any(1)
     assert torch.equal(changed, seen_inputs(ckpt, tok, lab_dir))
@@ -172,7 +178,9 @@ def test_bad_inputs(pretrained_dir, expanded, lab_dir, tmp_path):
     fails("written by adapt.py", init_from=expanded)
     fails("'xx' is not in", "--langs=xx")
     fails("not one of", "--mode=forget")
-    fails("head_init=old", "--head_rows=new", "--head_init=fresh")
+    fails("--mode=relearn relearns the whole head", "--mode=relearn", "--head=keep")
+    fails("not one of", "--head=old")
+    fails("float16 is for evaluation only", "--dtype=float16")
     # a language whose training text is empty
     manifest = common.read_manifest(lab_dir)
     entry = next(e for e in manifest["languages"] if e["code"] in manifest["groups"]["adapting"])
@@ -216,5 +224,5 @@ def test_cli_errors_exit_nonzero_and_help_lists_keys(tmp_path):
     result = run_script("adapt.py", f"--init_from={tmp_path}/missing", f"--out_dir={tmp_path}/out", check=False)
     assert result.returncode != 0 and "error: no checkpoint" in result.stderr
     usage = runtime.usage(adapt.AdaptConfig, "adapt")
-    for key in ("init_from", "langs", "n_new_tokens", "adapt_tokens", "emb_init", "head_init", "head_rows", "mode"):
+    for key in ("init_from", "langs", "n_new_tokens", "adapt_tokens", "emb_init", "head", "mode"):
         assert f"--{key}=" in usage

@@ -43,7 +43,8 @@ def test_mask_covers_exactly_the_assistant_tokens_and_their_im_end(pretrained_di
         assert chat.DEFAULT_SYSTEM_PROMPT in others and all(m["content"] in others for m in messages if m["role"] == "user")
     # the targets a batch trains on are exactly the masked tokens, shifted by one
     rows = [(ids, mask) for _, ids, mask in convs[:5]]
-    x, y = finetune.collate(rows, tok.pad_id)
+    x, y = finetune.collate(rows, tok.pad_id, block_size=4096)
+    assert x.shape[1] % finetune.PAD_MULTIPLE == 0 and x.shape[1] - finetune.PAD_MULTIPLE < max(len(ids) for ids, _ in rows) - 1
     for r, (ids, mask) in enumerate(rows):
         assert x[r, :len(ids) - 1].tolist() == ids[:-1]
         assert y[r][y[r] != -1].tolist() == [t for t, m in zip(ids[1:], mask[1:]) if m]
@@ -76,7 +77,8 @@ def test_masked_positions_give_no_loss_and_no_gradient():
     model = GPT(GPTConfig(vocab_size=50, block_size=16, n_layer=1, n_head=2, n_kv_head=1, n_embd=16))
     short = ([1, 2, 3, 4, 5, 6], [0, 0, 0, 1, 1, 0])
     longer = ([7, 8, 9, 10, 11, 12, 13, 14, 15, 16], [0, 0, 1, 1, 0, 0, 0, 1, 1, 0])
-    x, y = finetune.collate([short, longer], pad_id=49)
+    x, y = finetune.collate([short, longer], pad_id=49, block_size=16)
+    assert x.shape == (2, 16)  # padded up to the block, not past it
     logits, loss = model(x, y)
     logits.retain_grad()
     loss.backward()
@@ -142,6 +144,25 @@ def test_tiny_finetune_lowers_the_heldout_assistant_loss_and_resumes_exactly(pre
     assert "already complete" in capsys.readouterr().out
 
 
+def test_compiled_finetuning_compiles_at_most_twice_over_many_lengths(lab_dir, tokenizer_path, tmp_path, monkeypatch):
+    """Batches padded to multiples of 64: one graph for the first length, then one with a dynamic length for all
+    the others (torch's automatic dynamic shapes), never one per length. Counted with an eager backend: the
+    graphs are what torch.compile would compile, without the compile time."""
+    from torch._dynamo.testing import CompileCounter
+
+    from conftest import pretrain
+
+    init = pretrain(lab_dir, tokenizer_path, tmp_path / "init", "--block_size=200", "--max_iters=0", "--eval_every=0")
+    torch._dynamo.reset()
+    counter, real_compile, real_collate, lengths = CompileCounter(), torch.compile, finetune.collate, set()
+    monkeypatch.setattr(torch, "compile", lambda model: real_compile(model, backend=counter))
+    monkeypatch.setattr(finetune, "collate", lambda *a, **k: (lambda xy: (lengths.add(xy[0].shape[1]), xy)[1])(real_collate(*a, **k)))
+    run(init, lab_dir, tmp_path / "compiled", "--max_iters=8", "--eval_every=0", "--n_samples=0", "--batch_size=2", "--compile=true")
+    torch._dynamo.reset()
+    assert len(lengths) > 1 and all(n % finetune.PAD_MULTIPLE == 0 or n == 200 for n in lengths), lengths
+    assert 1 <= counter.frame_count <= 2, counter.frame_count
+
+
 def test_body_only_leaves_embeddings_and_head_bit_identical(pretrained_dir, lab_dir, tmp_path):
     out = str(tmp_path / "body")
     run(pretrained_dir, lab_dir, out, "--max_iters=4", "--eval_every=0", "--lr=1e-2", "--train_params=body")
@@ -193,6 +214,9 @@ def test_a_batch_of_zero_is_refused_up_front(pretrained_dir, lab_dir, tmp_path):
     assert not os.path.exists(tmp_path / "out")
     with pytest.raises(SystemExit, match="batch_size=8 must be a multiple of grad_accum=3"):
         run(pretrained_dir, lab_dir, tmp_path / "out", "--grad_accum=3")
+    assert not os.path.exists(tmp_path / "out")
+    with pytest.raises(SystemExit, match="float16 is for evaluation only"):  # no loss scaling: refused, not underflowed
+        run(pretrained_dir, lab_dir, tmp_path / "out", "--dtype=float16")
     assert not os.path.exists(tmp_path / "out")
 
 

@@ -79,10 +79,3 @@ def test_counts():
     assert model.flops_per_token() > 6 * model.num_params(non_embedding=True)
 
 
-def test_compile_key_is_checked():
-    from pipeline import runtime
-
-    assert runtime.compile_wanted("auto", "cuda") and not runtime.compile_wanted("auto", "cpu")
-    assert runtime.compile_wanted("true", "cpu") and not runtime.compile_wanted("false", "cuda")
-    with pytest.raises(SystemExit, match="compile must be auto, true or false, not 'maybe'"):
-        runtime.compile_wanted("maybe", "cpu")

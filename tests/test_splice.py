@@ -22,13 +22,13 @@ FINETUNE = ["--batch_size=8", "--val_conversations=8", "--n_samples=0", "--max_n
 def runs(pretrained_dir, forgetting_dir, lab_dir, tmp_path_factory):
     """A body-only and an all-weights finetune of the standard model, and three adaptations."""
     root = tmp_path_factory.mktemp("splice")
-    out = {name: str(root / name) for name in ("body", "all", "adapted", "relearned", "other")}
+    out = {name: str(root / name) for name in ("body", "all", "adapted", "kept", "relearned", "other")}
     for name, params in (("body", "body"), ("all", "all")):
         finetune.main([f"--init_from={pretrained_dir}", f"--data_dir={lab_dir}", f"--out_dir={out[name]}",
                        f"--train_params={params}", *FINETUNE])
-    for name, init_from, mode in (("adapted", pretrained_dir, "expand"), ("relearned", pretrained_dir, "relearn"),
-                                  ("other", forgetting_dir, "expand")):
-        adapt.main([f"--init_from={init_from}", f"--out_dir={out[name]}", f"--mode={mode}", *ADAPT])
+    for name, init_from, mode, head in (("adapted", pretrained_dir, "expand", "fresh"), ("kept", pretrained_dir, "expand", "keep"),
+                                        ("relearned", pretrained_dir, "relearn", "fresh"), ("other", forgetting_dir, "expand", "fresh")):
+        adapt.main([f"--init_from={init_from}", f"--out_dir={out[name]}", f"--mode={mode}", f"--head={head}", *ADAPT])
     return out
 
 
@@ -49,6 +49,30 @@ def test_the_splice_is_the_finetuned_body_with_the_adapted_rows(runs, tmp_path):
     splice.main([f"--body_from={runs['body']}", f"--embeddings_from={runs['adapted']}", f"--out_dir={out}", "--resume"])
     with pytest.raises(SystemExit, match="already holds a run"):
         splice.main([f"--body_from={runs['body']}", f"--embeddings_from={runs['adapted']}", f"--out_dir={out}"])
+
+
+def test_a_kept_head_takes_its_old_rows_from_the_finetuned_body(runs, tmp_path):
+    # a body whose head rows moved in finetuning (as [CHEN]'s head does): the splice must carry those rows,
+    # not the pretrained ones the adaptation kept
+    body_dir = tmp_path / "body_moved_head"
+    body_dir.mkdir()
+    ckpt = dict(runtime.load_checkpoint(runs["body"]))
+    ckpt["model"] = {k: v.clone() for k, v in ckpt["model"].items()}
+    ckpt["model"]["lm_head.weight"] += 0.5
+    runtime.save_checkpoint(str(body_dir), ckpt)
+    runtime.copy_tokenizer(runs["body"], str(body_dir))
+    kept = runtime.load_checkpoint(runs["kept"])
+    n_base = kept["n_base_vocab"]
+    for embeddings, old_rows in (("kept", ckpt["model"]["lm_head.weight"]), ("adapted", None)):
+        out = str(tmp_path / embeddings)
+        splice.main([f"--body_from={body_dir}", f"--embeddings_from={runs[embeddings]}", f"--out_dir={out}"])
+        head = runtime.load_checkpoint(out)["model"]["lm_head.weight"]
+        adapted_head = runtime.load_checkpoint(runs[embeddings])["model"]["lm_head.weight"]
+        if old_rows is None:  # a fresh head comes whole from the adaptation
+            assert torch.equal(head, adapted_head)
+        else:
+            assert torch.equal(head[:n_base], old_rows[:n_base]) and torch.equal(head[n_base:], adapted_head[n_base:])
+            assert not torch.equal(head[:n_base], adapted_head[:n_base])
 
 
 @pytest.mark.parametrize("body, embeddings, message", [

@@ -11,7 +11,7 @@ import time
 import pytest
 import torch
 
-from pipeline import runtime
+from pipeline import common, runtime
 from conftest import ROOT, TINY_MODEL, pretrain, run_script
 from model import GPT, GPTConfig
 
@@ -86,12 +86,17 @@ def test_resume_after_kill_9_is_exact_across_a_reset(lab_dir, tokenizer_path, tm
     assert "already complete" in capsys.readouterr().out
 
 
-def test_chen_options_run(lab_dir, tokenizer_path, tmp_path):
-    out = pretrain(lab_dir, tokenizer_path, tmp_path / "chen", "--max_iters=12", "--forget_every=4", "--forget_head",
-                   "--emb_episode_lr", "--forget_clip=0.5", "--eval_every=0")
-    log = runtime.read_log(out)
-    assert [r["step"] for r in log if r.get("forget")] == [4, 8]
-    assert all(r["grad_norm"] >= 0 for r in log if "grad_norm" in r)
+def test_emb_episode_lr_gives_the_embeddings_the_schedule_of_their_episode(lab_dir, tokenizer_path, tmp_path):
+    # 12 steps, resets at 4 and 8: the last step (11) is step 3 of a 4-step episode for the embeddings
+    def last_lrs(name, *extra):
+        out = pretrain(lab_dir, tokenizer_path, tmp_path / name, "--max_iters=12", "--forget_every=4", "--eval_every=0",
+                       "--warmup_frac=0.25", *extra)
+        return [group["lr"] for group in runtime.load_checkpoint(out)["optimizer"]["param_groups"]]
+
+    body, vectors, embeddings = last_lrs("episodes", "--emb_episode_lr")
+    assert body == vectors == common.lr_at(11, 12, 3e-3, 0.25)
+    assert embeddings == common.lr_at(3, 4, 3e-3, 0.25) != body
+    assert last_lrs("plain") == [body] * 3  # without it, one schedule for every parameter
 
 
 def test_bad_config_keys_and_values_are_named(tmp_path):
@@ -193,14 +198,57 @@ def test_compile_takes_the_bool_spellings_in_any_case(tmp_path):
 
     assert compile_of() == "auto" and compile_of("--compile=AUTO") == "auto"
     for word in ("False", "false", "FALSE", "no", "off", "0"):
-        assert compile_of(f"--compile={word}") == "false", word
+        assert compile_of(f"--compile={word}") is False, word
     for word in ("True", "true", "Yes", "on", "1"):
-        assert compile_of(f"--compile={word}") == "true", word
+        assert compile_of(f"--compile={word}") is True, word
     config = tmp_path / "nanogpt_style.py"
     config.write_text("compile = False\n")  # a bool in a config file, as nanoGPT's configs write it
-    assert compile_of(str(config)) == "false"
+    assert compile_of(str(config)) is False
     with pytest.raises(SystemExit, match="compile must be auto, true or false, not 'maybe'"):
         compile_of("--compile=maybe")
+    # auto compiles on CUDA only (torch.compile is lazy: wrapping compiles nothing yet)
+    model = torch.nn.Linear(2, 2)
+    assert runtime.compiled(model, "auto", "cpu") is model and runtime.compiled(model, False, "cuda") is model
+    for setting, device in (("auto", "cuda"), (True, "cpu")):
+        assert runtime.compiled(model, setting, device) is not model and runtime.compiled(model, setting, device)._orig_mod is model
+
+
+def test_float16_training_is_refused_and_deterministic_mode_switches_on_and_off(lab_dir, tokenizer_path, tmp_path, monkeypatch):
+    with pytest.raises(SystemExit, match="float16 is for evaluation only.*loss scaling"):
+        pretrain(lab_dir, tokenizer_path, tmp_path / "f16", "--max_iters=2", "--dtype=float16")
+    assert not os.path.exists(tmp_path / "f16" / "ckpt.pt")
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    seen = []
+    real = runtime.set_deterministic
+    monkeypatch.setattr(runtime, "set_deterministic", lambda on: (real(on), seen.append(torch.are_deterministic_algorithms_enabled())))
+    pretrain(lab_dir, tokenizer_path, tmp_path / "det", "--max_iters=2", "--eval_every=0", "--deterministic")
+    assert seen == [True] and os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    pretrain(lab_dir, tokenizer_path, tmp_path / "plain", "--max_iters=2", "--eval_every=0")
+    assert seen == [True, False] and not torch.are_deterministic_algorithms_enabled()
+    # the same run, bit for bit: deterministic mode changes how kernels run, not what they compute on the CPU
+    assert losses(tmp_path / "det") == losses(tmp_path / "plain")
+
+
+def test_cuda_rng_states_restore_onto_fewer_gpus(monkeypatch):
+    # a run saved on 4 GPUs and resumed on 2: the states of the GPUs it has are restored, without an IndexError
+    restored = {}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, index: restored.__setitem__(index, state))
+    state = {"python": __import__("random").getstate(), "numpy": __import__("numpy").random.get_state(),
+             "torch": torch.get_rng_state(), "cuda": [torch.full((8,), k, dtype=torch.uint8) for k in range(4)]}
+    runtime.set_rng_state(state)
+    assert sorted(restored) == [0, 1] and all(restored[k][0] == k for k in restored)
+
+
+def test_checkpoints_are_zip_files_read_memory_mapped(pretrained_dir, monkeypatch):
+    import zipfile
+
+    assert zipfile.is_zipfile(os.path.join(pretrained_dir, "ckpt.pt"))  # the format torch.load(mmap=True) needs
+    calls, real_load = [], torch.load
+    monkeypatch.setattr(torch, "load", lambda *args, **kwargs: (calls.append(kwargs), real_load(*args, **kwargs))[1])
+    ckpt = runtime.load_checkpoint(pretrained_dir)
+    assert calls[0]["mmap"] is True and ckpt["model_config"]["block_size"] == 32
 
 
 def test_lab_gpu_config_is_the_lab_grown_in_size_only():
