@@ -41,7 +41,6 @@ import torch
 
 from pipeline import chat, runtime
 import tokenizer
-from sample import load_stage
 
 
 @dataclass
@@ -216,7 +215,7 @@ def export(init_from, out_dir, overwrite=False):
         runtime.fail(f"{out_dir} already exists; pass --overwrite to replace it")
     if os.path.abspath(out_dir) == os.path.abspath(init_from):
         runtime.fail("--out_dir must differ from --init_from (the export would delete the run)")
-    model, tok, ckpt = load_stage(init_from)
+    model, tok, ckpt = runtime.load_stage(init_from)
     chat = ckpt["stage"] in runtime.CHAT_STAGES
     try:
         hf_tok = hf_tokenizer(tok)

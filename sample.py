@@ -18,7 +18,6 @@ probabilities reach top_p; temperature 0 is greedy (argmax) and ignores the rest
 """
 
 import codecs
-import os
 import sys
 from dataclasses import dataclass
 
@@ -39,22 +38,6 @@ class SampleConfig:
     top_p: float = 1.0  # sample among the most likely tokens whose probabilities add up to top_p; 1 = all
     seed: int = 1337  # seeds the sampling
     device: str = "auto"  # auto, cpu, cuda, cuda:N or mps
-
-
-def load_stage(out_dir, device="cpu"):
-    """(model, tokenizer, checkpoint) of the out_dir of a finished stage, or a clear error."""
-    for needed in ("ckpt.pt", "tokenizer.tiktoken"):
-        if not os.path.isfile(os.path.join(out_dir, needed)):
-            runtime.fail(f"no {needed} in {out_dir} (is it the out_dir of a finished train.py, adapt.py, finetune.py or splice.py run?)")
-    model, tok, ckpt = runtime.load_model(out_dir, device)
-    if ckpt["stage"] not in ("train", "adapt", *runtime.CHAT_STAGES):
-        runtime.fail(f"{out_dir}/ckpt.pt was written by {ckpt['stage']}.py, not by a training stage")
-    total = ckpt.get("max_iters", ckpt["config"].get("max_iters"))
-    if total is not None and ckpt["step"] < total:
-        runtime.fail(f"{out_dir} is an unfinished {ckpt['stage']} run (step {ckpt['step']} of {total}); "
-                     f"finish it with {ckpt['stage']}.py --resume")
-    model.eval()
-    return model, tok, ckpt
 
 
 def print_stream(tok, tokens, out=sys.stdout):
@@ -83,7 +66,7 @@ def main(argv=None, stdin=sys.stdin, out=sys.stdout):
         runtime.fail("need temperature >= 0, top_k >= 0, 0 < top_p <= 1 and max_new_tokens > 0")
     if cfg.chatml not in ("auto", "true", "false"):
         runtime.fail(f"chatml must be auto, true or false, not '{cfg.chatml}'")
-    model, tok, ckpt = load_stage(cfg.init_from, runtime.resolve_device(cfg.device))
+    model, tok, ckpt = runtime.load_stage(cfg.init_from, runtime.resolve_device(cfg.device))
     chatml = ckpt["stage"] in runtime.CHAT_STAGES if cfg.chatml == "auto" else cfg.chatml == "true"
     if cfg.chat and not chatml:
         runtime.fail(f"--chat needs a finetuned model ({cfg.init_from} is a {ckpt['stage']} run; --chatml=true forces ChatML)")

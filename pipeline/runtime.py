@@ -338,6 +338,23 @@ def load_model(out_dir, device="cpu"):
     return model.to(device), tok, ckpt
 
 
+
+def load_stage(out_dir, device="cpu"):
+    """(model, tokenizer, checkpoint) of the out_dir of a finished stage, or a clear error."""
+    for needed in ("ckpt.pt", "tokenizer.tiktoken"):
+        if not os.path.isfile(os.path.join(out_dir, needed)):
+            fail(f"no {needed} in {out_dir} (is it the out_dir of a finished train.py, adapt.py, finetune.py or splice.py run?)")
+    model, tok, ckpt = load_model(out_dir, device)
+    if ckpt["stage"] not in ("train", "adapt", *CHAT_STAGES):
+        fail(f"{out_dir}/ckpt.pt was written by {ckpt['stage']}.py, not by a training stage")
+    total = ckpt.get("max_iters", ckpt["config"].get("max_iters"))
+    if total is not None and ckpt["step"] < total:
+        fail(f"{out_dir} is an unfinished {ckpt['stage']} run (step {ckpt['step']} of {total}); "
+                     f"finish it with {ckpt['stage']}.py --resume")
+    model.eval()
+    return model, tok, ckpt
+
+
 def copy_tokenizer(from_dir, to_dir):
     """The vocabulary a model uses travels with it into the next stage's out_dir, byte for byte."""
     with open(os.path.join(from_dir, "tokenizer.tiktoken"), "rb") as src, \
