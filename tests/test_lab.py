@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from data.lab import prepare  # noqa: E402
-from data.lab import world as W  # noqa: E402
+from data.lab import items, world as W  # noqa: E402
 from data.lab.languages import build_languages  # noqa: E402
 
 SMALL = dict(mb_per_lang=0.02, examples_per_task=40, n_instructions=300)
@@ -204,7 +204,7 @@ def test_answers_follow_the_world_and_wrong_ones_are_real_values():
         else:
             assert (place == w.home[seen]) == (label == 0)  # an animal is seen where it lives
     kinds = set()
-    for premise, right, wrong in (W.cloze_item(random.Random(i), w) for i in range(200)):
+    for premise, right, wrong in (items.cloze_item(random.Random(i), w) for i in range(200)):
         if right.subj.kind == "noun" and right.verb in ("live", "eat"):
             values = w.home if right.verb == "live" else w.diet
             assert right.args[0][1].ref == values[right.subj.ref] and wrong.args[0][1].ref in (homes | diets)

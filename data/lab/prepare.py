@@ -23,6 +23,8 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 from tqdm import tqdm
 
 from data.lab import world as W
+from data.lab.items import QUESTION_TYPES, cloze_item, copa_pair, fact_passage, nli_item, passage, passage_question
+from data.lab.stories import story
 from data.lab.languages import build_languages
 
 VERSION = 3
@@ -39,7 +41,7 @@ def document(rng, w, lang):
     """One document (never a blank line inside): a story, facts, or an exercise with its answers."""
     r = rng.random()
     if r < 0.6:
-        return "\n".join(lang.text(W.story(rng, w)) for _ in range(rng.choice((1, 1, 2))))
+        return "\n".join(lang.text(story(rng, w)) for _ in range(rng.choice((1, 1, 2))))
     if r < 0.75:
         lines = []
         for x in rng.sample(list(W.ANIMALS), rng.randint(1, 3)):
@@ -50,17 +52,17 @@ def document(rng, w, lang):
             lines.append(lang.text(w.food_facts(rng.choice(W.CATEGORIES["food"]))))
         return "\n".join(lines)
     if r < 0.825:  # a passage about people and three questions, or facts about animals and one question
-        sents, info = W.passage(rng)
+        sents, info = passage(rng)
         lines = [lang.text(sents)]
-        for qtype in rng.sample(W.QUESTION_TYPES, 3):
-            q, options, right, _ = W.passage_question(info, qtype, rng.randrange(4))
+        for qtype in rng.sample(QUESTION_TYPES, 3):
+            q, options, right, _ = passage_question(info, qtype, rng.randrange(4))
             lines.append(lang.ask(q) + lang.sep + lang.np(options[right]))
         return "\n".join(lines)
     if r < 0.9:
-        sents, question, options, right = W.fact_passage(rng, w)
+        sents, question, options, right = fact_passage(rng, w)
         return lang.text(sents) + "\n" + lang.ask(question) + lang.sep + lang.np(options[right])
     label = rng.randrange(3)
-    premise, hyp = W.nli_item(rng, w, label)
+    premise, hyp = nli_item(rng, w, label)
     return lang.text(premise) + "\n" + lang.ask(hyp) + lang.sep + lang.word(NLI_WORDS[label])
 
 
@@ -89,25 +91,25 @@ def make_items(task, rng, w, labels, langs, drift):
     label = labels[0]
     if task == "lab_copa":
         conj = rng.choice(["so", "because"])
-        pair = W.copa_pair(rng, conj, drift)
+        pair = copa_pair(rng, conj, drift)
         return [(premise, conj, _place(right, [wrong], lab), lab) for (premise, right, wrong), lab in zip(pair, labels)]
     if task == "lab_nli":
-        premise, hyp = W.nli_item(rng, w, label)
+        premise, hyp = nli_item(rng, w, label)
         return [(premise, hyp, label)]
     if task == "lab_cloze":
-        story, right, wrong = W.cloze_item(rng, w, length, drift)
-        return [(story, _place(right, [wrong], label), label)]
+        sents, right, wrong = cloze_item(rng, w, length, drift)
+        return [(sents, _place(right, [wrong], label), label)]
     if task == "lab_qa":
-        sents, info = W.passage(rng)
-        q, options, right, role = W.passage_question(info, rng.choice(W.QUESTION_TYPES), rng.randrange(4))
+        sents, info = passage(rng)
+        q, options, right, role = passage_question(info, rng.choice(QUESTION_TYPES), rng.randrange(4))
         return [(sents, q, options[right], role)]
     if task == "lab_read":
-        sents, q, options, right = W.fact_passage(rng, w)
+        sents, q, options, right = fact_passage(rng, w)
         others = options[:right] + options[right + 1:]
         rng.shuffle(others)
         return [(sents, q, _place(options[right], others, label), label)]
-    shots = [rng.choice(W.story(rng, w)) for _ in range(2)]  # lab_translate: 2-shot, EN -> X
-    return [(shots, rng.choice(W.story(rng, w)))]
+    shots = [rng.choice(story(rng, w)) for _ in range(2)]  # lab_translate: 2-shot, EN -> X
+    return [(shots, rng.choice(story(rng, w)))]
 
 
 def render(task, lang, item, en):
@@ -122,8 +124,8 @@ def render(task, lang, item, en):
         return {"context": lang.text(premise) + "\n" + lang.ask(hyp),
                 "choices": [sep + lang.word(x) for x in NLI_WORDS], "label": label}
     if task == "lab_cloze":
-        story, endings, label = item
-        return {"context": lang.text(story), "choices": [sep + lang.sentence(e) for e in endings], "label": label}
+        sents, endings, label = item
+        return {"context": lang.text(sents), "choices": [sep + lang.sentence(e) for e in endings], "label": label}
     if task == "lab_read":
         sents, q, options, label = item
         return {"context": lang.text(sents) + "\n" + lang.ask(q), "choices": [sep + lang.np(o) for o in options],
@@ -203,10 +205,10 @@ def conversation(rng, w, en, kind):
     def say(user, assistant):
         return [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
     if kind == "lab_qa":  # sometimes with a follow-up question about the same text
-        sents, info = W.passage(rng)
+        sents, info = passage(rng)
         msgs = []
-        for i, qtype in enumerate(rng.sample(W.QUESTION_TYPES, rng.choice((1, 1, 2)))):
-            q, options, right, _ = W.passage_question(info, qtype, rng.randrange(4))
+        for i, qtype in enumerate(rng.sample(QUESTION_TYPES, rng.choice((1, 1, 2)))):
+            q, options, right, _ = passage_question(info, qtype, rng.randrange(4))
             user = rng.choice(PREFIXES[kind]) + en.text(sents) + "\n" + en.ask(q) if i == 0 else en.ask(q)
             msgs += say(user, en.np(options[right]))
         return msgs
@@ -228,7 +230,7 @@ def conversation(rng, w, en, kind):
         return say(en.sentence(q), en.text(a))
     if kind == "story":
         people = rng.sample(range(W.N_NAMES), rng.choice((1, 2, 3)))
-        return say(f"Tell me a short story about {en.names[people[0]]}.", en.text(W.story(rng, w, people)))
+        return say(f"Tell me a short story about {en.names[people[0]]}.", en.text(story(rng, w, people)))
     # math: a count story, then how many someone has now
     p, q = rng.sample(range(W.N_NAMES), 2)
     f, n, k = rng.choice(list(W.COUNT_FOODS)), rng.randint(3, 9), rng.randint(1, 9)
@@ -311,7 +313,7 @@ def generate(out, seed=1337, mb_per_lang=1.0, examples_per_task=500, n_instructi
 def show(seed, n):
     """Print the same few sentences in every language (the table of data/lab/README.md)."""
     w, langs = W.World(seed), build_languages(seed)
-    sents = W.story(random.Random(f"lab/show/{seed}"), w, n_events=n)
+    sents = story(random.Random(f"lab/show/{seed}"), w, n_events=n)
     for lang in langs:
         print(f"| {lang.code} | {lang.text(sents)} |")
 
