@@ -27,10 +27,11 @@ from data.lab.items import QUESTION_TYPES, cloze_item, copa_pair, fact_passage, 
 from data.lab.stories import story
 from data.lab.languages import build_languages
 
-VERSION = 3
-# task -> (kind, metric, number of choices)
+VERSION = 4
+# task -> (kind, metric, number of choices). No translation task: the lab has no parallel text and the
+# instructions no translation, so no model could learn one (data/lab/README.md, Benchmarks)
 TASKS = {"lab_copa": ("mc", "acc", 2), "lab_nli": ("mc", "acc", 3), "lab_cloze": ("mc", "acc", 2),
-         "lab_read": ("mc", "acc", 4), "lab_qa": ("gen", "f1", 0), "lab_translate": ("gen", "chrf", 0)}
+         "lab_read": ("mc", "acc", 4), "lab_qa": ("gen", "f1", 0)}
 NLI_WORDS = ["yes", "maybe", "no"]  # label 0 entailed, 1 unknown, 2 contradicted
 VAL_FRACTION = 0.08
 
@@ -66,10 +67,14 @@ def document(rng, w, lang):
     return lang.text(premise) + "\n" + lang.ask(hyp) + lang.sep + lang.word(NLI_WORDS[label])
 
 
-def text_file(rng, w, lang, n_bytes):
+def text_file(rng, w, lang, n_bytes, held_out):
+    """Documents up to n_bytes; one that contains a benchmark item with its answer (`held_out`, a
+    Verbatim of them) is dropped, so that no benchmark item is in any text a model trains on."""
     docs, size = [], -1  # the file is the documents, a blank line between two, and a final newline
     while size < n_bytes:
         doc = document(rng, w, lang)
+        if held_out.found_in(doc):
+            continue
         docs.append(doc)
         size += len(doc.encode("utf-8")) + 2
     return "\n\n".join(docs) + "\n"
@@ -108,11 +113,10 @@ def make_items(task, rng, w, labels, langs, drift):
         others = options[:right] + options[right + 1:]
         rng.shuffle(others)
         return [(sents, q, _place(options[right], others, label), label)]
-    shots = [rng.choice(story(rng, w)) for _ in range(2)]  # lab_translate: 2-shot, EN -> X
-    return [(shots, rng.choice(story(rng, w)))]
+    raise ValueError(f"unknown task {task}")
 
 
-def render(task, lang, item, en):
+def render(task, lang, item):
     """An item as one benchmark example (without task/lang/id) in a language."""
     sep = lang.sep
     if task == "lab_copa":
@@ -130,43 +134,69 @@ def render(task, lang, item, en):
         sents, q, options, label = item
         return {"context": lang.text(sents) + "\n" + lang.ask(q), "choices": [sep + lang.np(o) for o in options],
                 "label": label}
-    if task == "lab_qa":
-        sents, q, answer, role = item
-        answers = [lang.np(answer), lang.np(answer, role)]
-        return {"prompt": lang.text(sents) + "\n" + lang.ask(q), "answers": sorted(set(answers), key=answers.index)}
-    shots, src = item
-    english, own = lang.cap(lang.word("english")) + ":", lang.cap(lang.word("ownname")) + ":"
-    lines = []
-    for s in shots:
-        lines += [english + " " + en.sentence(s), own + sep + lang.sentence(s)]
-    return {"prompt": "\n".join(lines + [english + " " + en.sentence(src), own]), "answers": [lang.sentence(src)]}
+    sents, q, answer, role = item  # lab_qa
+    answers = [lang.np(answer), lang.np(answer, role)]
+    return {"prompt": lang.text(sents) + "\n" + lang.ask(q), "answers": sorted(set(answers), key=answers.index)}
+
+
+def answered(task, lang, item):
+    """An item's context with each right answer after it, as an exercise in the text would say it."""
+    ex = render(task, lang, item)
+    if "choices" in ex:
+        return [ex["context"] + ex["choices"][ex["label"]]]
+    return [ex["prompt"] + lang.sep + answer for answer in ex["answers"]]
 
 
 def passage_text(task, en, item):
     """The English text an eval item is about: what instruction data must never contain."""
     if task == "lab_copa":
-        return render(task, en, item, en)["context"]
+        return render(task, en, item)["context"]
     return en.text(item[0])
 
 
+def balanced_labels(rng, n, k):
+    """n labels of k choices in shuffled blocks of k (each block holds every label once): the first m
+    labels are balanced for every m, as nearly as m allows, so the first items a run evaluates are too."""
+    labels = []
+    while len(labels) < n:
+        block = list(range(k))
+        rng.shuffle(block)
+        labels += block
+    return labels[:n]
+
+
 def eval_items(task, seed, w, langs, n):
-    """n distinct items with exactly balanced labels (each label n/k times, in shuffled order)."""
+    """n distinct items, with balanced labels for a multiple-choice task (balanced_labels)."""
     en, rng = langs[0], random.Random(f"lab/eval/{seed}/{task}")
     k = TASKS[task][2]
-    labels = [i % k for i in range(n)] if k else [None] * n
-    rng.shuffle(labels)
+    labels = balanced_labels(rng, n, k) if k else [None] * n
     items, seen, drift = [], set(), [0, 0, 0]
     while len(items) < n:
         batch = make_items(task, rng, w, labels[len(items):len(items) + 2], langs, drift)
-        keys = [json.dumps(render(task, en, item, en)) if task != "lab_translate" else en.sentence(item[1])
-                for item in batch]
+        keys = [json.dumps(render(task, en, item)) for item in batch]
         if seen.isdisjoint(keys) and len(set(keys)) == len(keys):  # a copa pair is kept whole or not at all
             seen.update(keys)
             items += batch
     return items
 
 
-# ---- English instruction data, disjoint from every eval item ------------------------------------
+# ---- benchmark items held out of the text and the instruction data ---------------------------------
+
+class Verbatim:
+    """Tells whether a text contains any of many strings, exactly (in any script, spaces or none): each
+    string is looked up by its first few characters at every position of the text, then compared in full."""
+
+    def __init__(self, strings):
+        self.key = min([12] + [len(s) for s in strings])
+        self.index = {}
+        for s in strings:
+            self.index.setdefault(s[:self.key], []).append(s)
+
+    def found_in(self, text):
+        return any(text.startswith(s, i) for i in range(len(text) - self.key + 1)
+                   for s in self.index.get(text[i:i + self.key], ()))
+
+
 
 class Snippets:
     """Tells whether a text contains any of many snippets (case-insensitive). A snippet is looked up by
@@ -214,7 +244,7 @@ def conversation(rng, w, en, kind):
         return msgs
     if kind in TASKS:
         item = make_items(kind, rng, w, [rng.randrange(TASKS[kind][2])] * 2, [en], [0, 0, 0])[0]
-        ex = render(kind, en, item, en)
+        ex = render(kind, en, item)
         return say(rng.choice(PREFIXES[kind]) + ex["context"], ex["choices"][ex["label"]].strip())
     if kind == "facts":
         x = rng.choice(list(W.ANIMALS))
@@ -276,32 +306,29 @@ def generate(out, seed=1337, mb_per_lang=1.0, examples_per_task=500, n_instructi
     manifest = {"name": "lab", "seed": seed, "version": VERSION, "languages": [],
                 "groups": {g: [x.code for x in langs if x.group == g] for g in ("pretraining", "adapting", "other", "unseen_script")},
                 "tasks": {}, "instructions": {"train": "instructions/train.jsonl", "val": "instructions/val.jsonl"}}
-    train_bytes = int(mb_per_lang * 1e6)
-    for lang in tqdm(langs, desc="text", disable=not progress):
-        entry = {"code": lang.code, "name": lang.label_name, "group": lang.group, "script": lang.script,
-                 "word_order": lang.order, "morphology": lang.morph, "spaces": lang.spaces,
-                 "sister_of": lang.sister, "train": f"text/{lang.code}/train.txt", "val": f"text/{lang.code}/val.txt"}
-        for split, n_bytes in (("train", train_bytes), ("val", max(1, int(train_bytes * VAL_FRACTION)))):
-            rng = random.Random(f"lab/text/{seed}/{lang.code}/{split}")
-            write_atomic(out / entry[split], text_file(rng, w, lang, n_bytes))
-        manifest["languages"].append(entry)
-    snippets = []
-    for task, (kind, metric, _) in tqdm(TASKS.items(), desc="tasks", disable=not progress):
-        items = eval_items(task, seed, w, langs, examples_per_task)
-        if task != "lab_translate":  # instruction data has no translation, so only these could leak
-            snippets += [passage_text(task, en, item) for item in items]
+    items = {task: eval_items(task, seed, w, langs, examples_per_task) for task in tqdm(TASKS, desc="tasks", disable=not progress)}
+    for task, (kind, metric, _) in TASKS.items():
         files = {}
         for lang in langs:
-            if task == "lab_translate" and lang is en:
-                continue  # English -> English would only be copying: left out of the translation task
             rows = [{"task": task, "lang": lang.code, "id": f"{task}-{i}", "kind": kind,
-                     **render(task, lang, item, en)} for i, item in enumerate(items)]
+                     **render(task, lang, item)} for i, item in enumerate(items[task])]
             if kind == "gen":
                 for r in rows:
                     r["metric"] = metric
             files[lang.code] = f"tasks/{task}/{lang.code}.jsonl"
             write_atomic(out / files[lang.code], jsonl(rows))
         manifest["tasks"][task] = {"kind": kind, "metric": metric, "files": files}
+    train_bytes = int(mb_per_lang * 1e6)
+    for lang in tqdm(langs, desc="text", disable=not progress):
+        entry = {"code": lang.code, "name": lang.label_name, "group": lang.group, "script": lang.script,
+                 "word_order": lang.order, "morphology": lang.morph, "spaces": lang.spaces,
+                 "sister_of": lang.sister, "train": f"text/{lang.code}/train.txt", "val": f"text/{lang.code}/val.txt"}
+        held_out = Verbatim([s for task in TASKS for item in items[task] for s in answered(task, lang, item)])
+        for split, n_bytes in (("train", train_bytes), ("val", max(1, int(train_bytes * VAL_FRACTION)))):
+            rng = random.Random(f"lab/text/{seed}/{lang.code}/{split}")
+            write_atomic(out / entry[split], text_file(rng, w, lang, n_bytes, held_out))
+        manifest["languages"].append(entry)
+    snippets = [passage_text(task, en, item) for task in TASKS for item in items[task]]
     block = Snippets(snippets)
     for split, n in (("train", n_instructions), ("val", max(20, n_instructions // 20))):
         rng = random.Random(f"lab/instructions/{seed}/{split}")

@@ -73,7 +73,7 @@ VERBS = dict(item.split(":") for item in (
 FUNCTION_WORDS = {"because": "because", "so": "so", "then": "then", "later": "later", "now": "now",
                   "question": "question", "answer": "answer", "yes": "yes", "no": "no", "maybe": "maybe",
                   "who": "who", "what": "what", "where": "where", "howmany": "how many",
-                  "english": "English", "ownname": "English", "he": "he", "she": "she"}
+                  "he": "he", "she": "she"}
 
 CATEGORIES = {
     "food": list(COUNT_FOODS) + list(MASS_FOODS), "drink": list(DRINKS),
