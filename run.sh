@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The paper's whole experiment (docs/method.md) on the built-in lab: pretrain a standard and a forgetting model,
 # adapt both to new languages (several adaptation budgets), finetune Baseline / BA / AFA on English
-# instructions, evaluate all three, and write out/report/results.md with plots.
+# instructions, evaluate all three, and write out/report/results.md with plots. Beside them the control: a body
+# never pretrained (the same shape and initialisation), adapted, finetuned and evaluated as BA and AFA are
+# (Control): what the adapting text and the recipe give without any pretrained skill.
 #
 #   bash run.sh                    # the lab, one seed, CPU minutes
 #   SEEDS=3 bash run.sh            # mean ± std over 3 seeds; AFA − BA as paired t-intervals, Holm-corrected
@@ -112,6 +114,14 @@ wait_all() {  # wait for every spawned run; stop here if any failed
   wait
   [[ ! -s $FAILED ]] || { echo "error: failed: $(tr '\n' ' ' < "$FAILED")" >&2; exit 1; }
 }
+needs_evaluation() {  # needs_evaluation RESULTS NAME=DIR...: RESULTS is missing, lacks a model or is older than one
+  local results=$1; shift
+  [[ -f $results ]] || return 0
+  for m in "$@"; do
+    if [[ ${m#*=}/ckpt.pt -nt $results ]] || ! grep -q "\"${m%%=*}\":" "$results"; then return 0; fi
+  done
+  return 1
+}
 
 BUDGETS=$(tr ' ' '\n' <<< "$BUDGETS" | sort -rn | tr '\n' ' ')  # largest first, so that no core idles at the end
 MAIN_BUDGET=${BUDGETS%% *}  # BA and AFA continue from the largest
@@ -119,8 +129,9 @@ for ((i = 0; i < SEEDS; i++)); do
   S=$RUNS/seed$i
   SEED=$((1337 + i))
   common=("${CONFIG_FILES[@]}" --seed=$SEED $MODE)
-  # 3. pretraining: a standard and a forgetting model
+  # 3. pretraining: a standard and a forgetting model; and the control's body, initialised and saved untrained
   stage "seed $SEED: pretraining (log: $S/pretrain_*.log)"
+  spawn "$S/pretrain_none" $PY train.py "${common[@]}" --data_dir="$DATA" --tokenizer="$TOK" --out_dir="$S/pretrain_none" --max_iters=0
   spawn "$S/pretrain_standard" $PY train.py "${common[@]}" --data_dir="$DATA" --tokenizer="$TOK" --out_dir="$S/pretrain_standard" --forget_every=0
   spawn "$S/pretrain_forgetting" $PY train.py "${common[@]}" --data_dir="$DATA" --tokenizer="$TOK" --out_dir="$S/pretrain_forgetting"
   wait_all
@@ -132,6 +143,9 @@ for ((i = 0; i < SEEDS; i++)); do
   stage "seed $SEED: adaptation (log: $S/adapt_*.log, $S/relearn_*.log$keephead_logs)"
   spawn "$S/pretrain_chen" $PY train.py "${common[@]}" --data_dir="$DATA" --tokenizer="$TOK" --out_dir="$S/pretrain_chen" --emb_episode_lr
   for T in $BUDGETS; do
+    if [[ $T == "$MAIN_BUDGET" ]]; then  # the control: the never-pretrained body, adapted as BA and AFA are
+      spawn "$S/adapt_none_$T" $PY adapt.py "${common[@]}" --init_from="$S/pretrain_none" --out_dir="$S/adapt_none_$T" --adapt_tokens=$T "${EXPAND[@]}"
+    fi
     for kind in standard forgetting; do
       spawn "$S/adapt_${kind}_$T" $PY adapt.py "${common[@]}" --init_from="$S/pretrain_$kind" --out_dir="$S/adapt_${kind}_$T" --adapt_tokens=$T "${EXPAND[@]}"
       if [[ $T == "$MAIN_BUDGET" && " $VARIANTS " == *" keephead "* ]]; then
@@ -149,7 +163,7 @@ for ((i = 0; i < SEEDS; i++)); do
     fi
   done
   wait_all
-  # 5. English instruction finetuning of the adapted models: BA, AFA (and the variants' BA_<v>, AFA_<v>)
+  # 5. English instruction finetuning of the adapted models: BA, AFA, Control (and the variants' BA_<v>, AFA_<v>)
   stage "seed $SEED: finetuning (log: $S/finetune_*.log)"
   MODELS=(Baseline="$S/finetune_Baseline")
   for recipe in adapt $VARIANTS; do
@@ -160,6 +174,10 @@ for ((i = 0; i < SEEDS; i++)); do
       spawn "$S/finetune_$name" $PY finetune.py "${common[@]}" --data_dir="$DATA" --init_from="$S/${recipe}_${pair#*:}_$MAIN_BUDGET" --out_dir="$S/finetune_$name"
       MODELS+=("$name=$S/finetune_$name")
     done
+    if [[ $recipe == adapt ]]; then
+      spawn "$S/finetune_Control" $PY finetune.py "${common[@]}" --data_dir="$DATA" --init_from="$S/adapt_none_$MAIN_BUDGET" --out_dir="$S/finetune_Control"
+      MODELS+=(Control="$S/finetune_Control")
+    fi
   done
   wait_all
   if [[ " $VARIANTS " == *" splice "* ]]; then  # [CHEN]'s transfer: the English-finetuned body, the adapted embeddings and head
@@ -171,24 +189,19 @@ for ((i = 0; i < SEEDS; i++)); do
   fi
   # 6. evaluation: bits per byte, self-similarity, benchmarks, per language group; again if a model was
   # finetuned after the results were written or the results lack one
-  evaluate=$MODE
-  for m in "${MODELS[@]}"; do
-    if [[ ! -f $S/results.json || ${m#*=}/ckpt.pt -nt $S/results.json ]] || ! grep -q "\"${m%%=*}\":" "$S/results.json"; then
-      evaluate=needed
-    fi
-  done
-  if [[ $evaluate != --resume ]]; then
+  if [[ $MODE == --overwrite ]] || needs_evaluation "$S/results.json" "${MODELS[@]}"; then
     stage "seed $SEED: evaluation"
     # it runs alone, so it gets every core
     $PY evaluate.py "${CONFIG_FILES[@]}" --data_dir="$DATA" --models "${MODELS[@]}" --out="$S/results.json" --threads=$CORES
   fi
-  # 7. the adapted models before finetuning, asked in the exercise format of their text (plain prompts): do
-  # the body's skills work through the new embeddings at all, before English finetuning has its say?
-  ADAPTED=(BA_adapted="$S/adapt_standard_$MAIN_BUDGET" AFA_adapted="$S/adapt_forgetting_$MAIN_BUDGET")
-  if (( ${#MC_TASKS[@]} )) && [[ $MODE == --overwrite || ! -f $S/adapted.json || $S/adapt_standard_$MAIN_BUDGET/ckpt.pt -nt $S/adapted.json
-        || $S/adapt_forgetting_$MAIN_BUDGET/ckpt.pt -nt $S/adapted.json ]]; then
-    stage "seed $SEED: the adapted models before finetuning"
-    $PY evaluate.py "${CONFIG_FILES[@]}" --data_dir="$DATA" --models "${ADAPTED[@]}" --tasks "${MC_TASKS[@]}" \
+  # 7. each model before finetuning (the pretrained Baseline, the adapted BA, AFA and Control), asked in the
+  # exercise format of their text (plain prompts): what finetuning changes, and whether the body's skills
+  # work through the new embeddings at all before English finetuning has its say
+  BEFORE=(Baseline_pretrained="$S/pretrain_standard" BA_adapted="$S/adapt_standard_$MAIN_BUDGET"
+          AFA_adapted="$S/adapt_forgetting_$MAIN_BUDGET" Control_adapted="$S/adapt_none_$MAIN_BUDGET")
+  if (( ${#MC_TASKS[@]} )) && { [[ $MODE == --overwrite ]] || needs_evaluation "$S/adapted.json" "${BEFORE[@]}"; }; then
+    stage "seed $SEED: the models before finetuning"
+    $PY evaluate.py "${CONFIG_FILES[@]}" --data_dir="$DATA" --models "${BEFORE[@]}" --tasks "${MC_TASKS[@]}" \
       --bpb=false --self_sim=false --out="$S/adapted.json" --threads=$CORES
   fi
 done
