@@ -16,6 +16,8 @@
 #   VARIANTS=splice bash run.sh    # also [CHEN]'s transfer protocol: each pretrained body finetuned on English
 #                                  # alone (embeddings and head frozen), then given the embeddings and head of its
 #                                  # largest adaptation (splice.py); evaluated as BA_splice and AFA_splice
+#   VARIANTS=chen bash run.sh      # also forgetting under [CHEN]'s per-episode embedding LR (pretrain_chen; only
+#                                  # plotted: the pretraining loss and the recovery after each reset)
 # CONFIG may also be a path to a config file, and OVERRIDES a second one read after it (e.g. a small model for a
 # quick check of a GPU config); OUT (default out), DATA, VOCAB, BUDGETS (adaptation tokens) and
 # JOBS (runs at once; default: one per CPU core for the lab, 1 at GPU scale) override the defaults.
@@ -28,7 +30,7 @@ MODE=--resume
 case "${1:-}" in
   --force) MODE=--overwrite ;;
   "") ;;
-  *) echo "usage: [CONFIG=lab|lab_gpu|gpu_small] [SEEDS=N] [VARIANTS='keephead splice'] bash run.sh [--force]" >&2; exit 2 ;;
+  *) echo "usage: [CONFIG=lab|lab_gpu|gpu_small] [SEEDS=N] [VARIANTS='keephead splice chen'] bash run.sh [--force]" >&2; exit 2 ;;
 esac
 OUT=${OUT:-out}
 CONFIG_FILE=config/$CONFIG.py
@@ -58,7 +60,7 @@ for n in "JOBS=$JOBS" "SEEDS=$SEEDS" $(printf 'BUDGETS=%s ' $BUDGETS); do
 done
 VARIANTS=${VARIANTS:-}
 for v in $VARIANTS; do
-  [[ $v == keephead || $v == splice ]] || { echo "error: VARIANTS: unknown variant '$v' (known: keephead, splice)" >&2; exit 2; }
+  [[ $v == keephead || $v == splice || $v == chen ]] || { echo "error: VARIANTS: unknown variant '$v' (known: keephead, splice, chen)" >&2; exit 2; }
 done
 # [AFA]'s adaptation recipe, read literally: a fresh head of all rows, learned with the new embedding rows.
 # The variant keeps the pretrained head rows (frozen) and learns only the new ones. Both spelled out here so
@@ -114,6 +116,12 @@ wait_all() {  # wait for every spawned run; stop here if any failed
   wait
   [[ ! -s $FAILED ]] || { echo "error: failed: $(tr '\n' ' ' < "$FAILED")" >&2; exit 1; }
 }
+control() {  # control SEED_DIR BUDGET: the never-pretrained body adapted as BA and AFA are, then finetuned as they are
+  local adapted=$1/adapt_none_$2
+  $PY adapt.py "${common[@]}" --init_from="$1/pretrain_none" --out_dir="$adapted" --adapt_tokens=$2 "${EXPAND[@]}" >> "$adapted.log" 2>&1 ||
+    { echo "error: adapt_none_$2 failed; the end of $adapted.log:"; tail -c 2000 "$adapted.log"; return 1; }
+  $PY finetune.py "${common[@]}" --data_dir="$DATA" --init_from="$adapted" --out_dir="$1/finetune_Control"
+}
 needs_evaluation() {  # needs_evaluation RESULTS NAME=DIR...: RESULTS is missing, lacks a model or is older than one
   local results=$1; shift
   [[ -f $results ]] || return 0
@@ -137,15 +145,15 @@ for ((i = 0; i < SEEDS; i++)); do
   wait_all
   # 4. adaptation of both at several budgets: [AFA]'s vocabulary expansion (BA and AFA continue from the
   # largest) and [CHEN]'s relearning of every embedding (its sample-efficiency curve). Alongside run what
-  # nothing here waits for: forgetting under [CHEN]'s per-episode embedding LR (only plotted) and the
-  # Baseline's finetuning (5.). Longest first.
+  # waits for nothing here: the Baseline's finetuning (5.), the control's adaptation and finetuning (one job),
+  # and the chen variant's pretraining. Longest first.
   keephead_logs=""; [[ " $VARIANTS " == *" keephead "* ]] && keephead_logs=", $S/keephead_*.log"
   stage "seed $SEED: adaptation (log: $S/adapt_*.log, $S/relearn_*.log$keephead_logs)"
-  spawn "$S/pretrain_chen" $PY train.py "${common[@]}" --data_dir="$DATA" --tokenizer="$TOK" --out_dir="$S/pretrain_chen" --emb_episode_lr
+  if [[ " $VARIANTS " == *" chen "* ]]; then
+    spawn "$S/pretrain_chen" $PY train.py "${common[@]}" --data_dir="$DATA" --tokenizer="$TOK" --out_dir="$S/pretrain_chen" --emb_episode_lr
+  fi
+  spawn "$S/finetune_Control" control "$S" "$MAIN_BUDGET"
   for T in $BUDGETS; do
-    if [[ $T == "$MAIN_BUDGET" ]]; then  # the control: the never-pretrained body, adapted as BA and AFA are
-      spawn "$S/adapt_none_$T" $PY adapt.py "${common[@]}" --init_from="$S/pretrain_none" --out_dir="$S/adapt_none_$T" --adapt_tokens=$T "${EXPAND[@]}"
-    fi
     for kind in standard forgetting; do
       spawn "$S/adapt_${kind}_$T" $PY adapt.py "${common[@]}" --init_from="$S/pretrain_$kind" --out_dir="$S/adapt_${kind}_$T" --adapt_tokens=$T "${EXPAND[@]}"
       if [[ $T == "$MAIN_BUDGET" && " $VARIANTS " == *" keephead "* ]]; then
@@ -163,21 +171,18 @@ for ((i = 0; i < SEEDS; i++)); do
     fi
   done
   wait_all
-  # 5. English instruction finetuning of the adapted models: BA, AFA, Control (and the variants' BA_<v>, AFA_<v>)
+  # 5. English instruction finetuning of the adapted models: BA, AFA (and the variants' BA_<v>, AFA_<v>; the control's ran in 4.)
   stage "seed $SEED: finetuning (log: $S/finetune_*.log)"
   MODELS=(Baseline="$S/finetune_Baseline")
   for recipe in adapt $VARIANTS; do
-    [[ $recipe == splice ]] && continue  # not finetuned after adapting: spliced below
+    [[ $recipe == splice || $recipe == chen ]] && continue  # splice: not finetuned after adapting, spliced below
     suffix=${recipe/#adapt/}; suffix=${suffix:+_$suffix}
     for pair in BA:standard AFA:forgetting; do
       name=${pair%%:*}$suffix
       spawn "$S/finetune_$name" $PY finetune.py "${common[@]}" --data_dir="$DATA" --init_from="$S/${recipe}_${pair#*:}_$MAIN_BUDGET" --out_dir="$S/finetune_$name"
       MODELS+=("$name=$S/finetune_$name")
     done
-    if [[ $recipe == adapt ]]; then
-      spawn "$S/finetune_Control" $PY finetune.py "${common[@]}" --data_dir="$DATA" --init_from="$S/adapt_none_$MAIN_BUDGET" --out_dir="$S/finetune_Control"
-      MODELS+=(Control="$S/finetune_Control")
-    fi
+    [[ $recipe == adapt ]] && MODELS+=(Control="$S/finetune_Control")  # finetuned in 4.
   done
   wait_all
   if [[ " $VARIANTS " == *" splice "* ]]; then  # [CHEN]'s transfer: the English-finetuned body, the adapted embeddings and head
