@@ -1,4 +1,4 @@
-"""run.sh end to end at a micro size (every stage runs, the control and both variants once each, every output
+"""run.sh end to end at a micro size (every stage runs, the control and each variant once, every output
 exists, the report has a column per model, a re-run redoes nothing), and how it fails: bad settings, a failing
 stage, a signal."""
 
@@ -24,13 +24,13 @@ evaluate = dict(max_examples=2, bpb_bytes=512, sim_bytes=1024, gen_tokens=4, pro
 
 
 def test_run_sh_at_micro_size(lab_dir, tmp_path):
-    """The default stages (the control among them) and both variants beside them (VARIANTS='keephead splice'),
+    """The default stages (the control among them) and every variant beside them (VARIANTS='keephead splice chen'),
     each once: one adaptation budget."""
     config = tmp_path / "micro.py"
     config.write_text(MICRO)
     out = tmp_path / "out"
     env = {**os.environ, "CONFIG": str(config), "OUT": str(out), "DATA": lab_dir, "VOCAB": "300",
-           "BUDGETS": "2000", "VARIANTS": "keephead splice", "PYTHON": os.sys.executable}
+           "BUDGETS": "2000", "VARIANTS": "keephead splice chen", "PYTHON": os.sys.executable}
     result = subprocess.run(["bash", "run.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     seed = out / "run" / "micro" / "seed0"
