@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The paper's whole experiment (docs/method.md) on the built-in lab: pretrain a standard and a forgetting model,
 # adapt both to new languages (several adaptation budgets), finetune Baseline / BA / AFA on English
-# instructions, evaluate all three, and write out/report/results.md with plots.
+# instructions, evaluate all three, and write out/report/results.md with plots. Beside them the control: a body
+# never pretrained (the same shape and initialisation), adapted, finetuned and evaluated as BA and AFA are
+# (Control): what the adapting text and the recipe give without any pretrained skill.
 #
 #   bash run.sh                    # the lab, one seed, CPU minutes
 #   SEEDS=3 bash run.sh            # mean ± std over 3 seeds; AFA − BA as paired t-intervals, Holm-corrected
@@ -13,7 +15,9 @@
 #                                  # the default: 2 more large adaptations, finetunings and evaluations)
 #   VARIANTS=splice bash run.sh    # also [CHEN]'s transfer protocol: each pretrained body finetuned on English
 #                                  # alone (embeddings and head frozen), then given the embeddings and head of its
-#                                  # largest adaptation (splice.py); evaluated as BA_splice and AFA_splice
+#                                  # largest keep-head adaptation (splice.py); evaluated as BA_splice and AFA_splice
+#   VARIANTS=chen bash run.sh      # also forgetting under [CHEN]'s per-episode embedding LR (pretrain_chen; only
+#                                  # plotted: the pretraining loss and the recovery after each reset)
 # CONFIG may also be a path to a config file, and OVERRIDES a second one read after it (e.g. a small model for a
 # quick check of a GPU config); OUT (default out), DATA, VOCAB, BUDGETS (adaptation tokens) and
 # JOBS (runs at once; default: one per CPU core for the lab, 1 at GPU scale) override the defaults.
@@ -26,7 +30,7 @@ MODE=--resume
 case "${1:-}" in
   --force) MODE=--overwrite ;;
   "") ;;
-  *) echo "usage: [CONFIG=lab|lab_gpu|gpu_small] [SEEDS=N] [VARIANTS='keephead splice'] bash run.sh [--force]" >&2; exit 2 ;;
+  *) echo "usage: [CONFIG=lab|lab_gpu|gpu_small] [SEEDS=N] [VARIANTS='keephead splice chen'] bash run.sh [--force]" >&2; exit 2 ;;
 esac
 OUT=${OUT:-out}
 CONFIG_FILE=config/$CONFIG.py
@@ -56,7 +60,7 @@ for n in "JOBS=$JOBS" "SEEDS=$SEEDS" $(printf 'BUDGETS=%s ' $BUDGETS); do
 done
 VARIANTS=${VARIANTS:-}
 for v in $VARIANTS; do
-  [[ $v == keephead || $v == splice ]] || { echo "error: VARIANTS: unknown variant '$v' (known: keephead, splice)" >&2; exit 2; }
+  [[ $v == keephead || $v == splice || $v == chen ]] || { echo "error: VARIANTS: unknown variant '$v' (known: keephead, splice, chen)" >&2; exit 2; }
 done
 # [AFA]'s adaptation recipe, read literally: a fresh head of all rows, learned with the new embedding rows.
 # The variant keeps the pretrained head rows (frozen) and learns only the new ones. Both spelled out here so
@@ -112,6 +116,20 @@ wait_all() {  # wait for every spawned run; stop here if any failed
   wait
   [[ ! -s $FAILED ]] || { echo "error: failed: $(tr '\n' ' ' < "$FAILED")" >&2; exit 1; }
 }
+control() {  # control SEED_DIR BUDGET: the never-pretrained body adapted as BA and AFA are, then finetuned as they are
+  local adapted=$1/adapt_none_$2
+  $PY adapt.py "${common[@]}" --init_from="$1/pretrain_none" --out_dir="$adapted" --adapt_tokens=$2 "${EXPAND[@]}" >> "$adapted.log" 2>&1 ||
+    { echo "error: adapt_none_$2 failed; the end of $adapted.log:"; tail -c 2000 "$adapted.log"; return 1; }
+  $PY finetune.py "${common[@]}" --data_dir="$DATA" --init_from="$adapted" --out_dir="$1/finetune_Control"
+}
+needs_evaluation() {  # needs_evaluation RESULTS NAME=DIR...: RESULTS is missing, lacks a model or is older than one
+  local results=$1; shift
+  [[ -f $results ]] || return 0
+  for m in "$@"; do
+    if [[ ${m#*=}/ckpt.pt -nt $results ]] || ! grep -q "\"${m%%=*}\":" "$results"; then return 0; fi
+  done
+  return 1
+}
 
 BUDGETS=$(tr ' ' '\n' <<< "$BUDGETS" | sort -rn | tr '\n' ' ')  # largest first, so that no core idles at the end
 MAIN_BUDGET=${BUDGETS%% *}  # BA and AFA continue from the largest
@@ -119,22 +137,28 @@ for ((i = 0; i < SEEDS; i++)); do
   S=$RUNS/seed$i
   SEED=$((1337 + i))
   common=("${CONFIG_FILES[@]}" --seed=$SEED $MODE)
-  # 3. pretraining: a standard and a forgetting model
+  # 3. pretraining: a standard and a forgetting model; and the control's body, initialised and saved untrained
   stage "seed $SEED: pretraining (log: $S/pretrain_*.log)"
+  spawn "$S/pretrain_none" $PY train.py "${common[@]}" --data_dir="$DATA" --tokenizer="$TOK" --out_dir="$S/pretrain_none" --max_iters=0
   spawn "$S/pretrain_standard" $PY train.py "${common[@]}" --data_dir="$DATA" --tokenizer="$TOK" --out_dir="$S/pretrain_standard" --forget_every=0
   spawn "$S/pretrain_forgetting" $PY train.py "${common[@]}" --data_dir="$DATA" --tokenizer="$TOK" --out_dir="$S/pretrain_forgetting"
   wait_all
   # 4. adaptation of both at several budgets: [AFA]'s vocabulary expansion (BA and AFA continue from the
   # largest) and [CHEN]'s relearning of every embedding (its sample-efficiency curve). Alongside run what
-  # nothing here waits for: forgetting under [CHEN]'s per-episode embedding LR (only plotted) and the
-  # Baseline's finetuning (5.). Longest first.
-  keephead_logs=""; [[ " $VARIANTS " == *" keephead "* ]] && keephead_logs=", $S/keephead_*.log"
+  # waits for nothing here: the Baseline's finetuning (5.), the control's adaptation and finetuning (one job),
+  # and the chen variant's pretraining. Longest first.
+  # the keep-head adaptations serve the keephead variant and the splice ([CHEN] keeps the head finetuned with the body)
+  keephead=""; [[ " $VARIANTS " == *" keephead "* || " $VARIANTS " == *" splice "* ]] && keephead=yes
+  keephead_logs=""; [[ $keephead ]] && keephead_logs=", $S/keephead_*.log"
   stage "seed $SEED: adaptation (log: $S/adapt_*.log, $S/relearn_*.log$keephead_logs)"
-  spawn "$S/pretrain_chen" $PY train.py "${common[@]}" --data_dir="$DATA" --tokenizer="$TOK" --out_dir="$S/pretrain_chen" --emb_episode_lr
+  if [[ " $VARIANTS " == *" chen "* ]]; then
+    spawn "$S/pretrain_chen" $PY train.py "${common[@]}" --data_dir="$DATA" --tokenizer="$TOK" --out_dir="$S/pretrain_chen" --emb_episode_lr
+  fi
+  spawn "$S/finetune_Control" control "$S" "$MAIN_BUDGET"
   for T in $BUDGETS; do
     for kind in standard forgetting; do
       spawn "$S/adapt_${kind}_$T" $PY adapt.py "${common[@]}" --init_from="$S/pretrain_$kind" --out_dir="$S/adapt_${kind}_$T" --adapt_tokens=$T "${EXPAND[@]}"
-      if [[ $T == "$MAIN_BUDGET" && " $VARIANTS " == *" keephead "* ]]; then
+      if [[ $T == "$MAIN_BUDGET" && $keephead ]]; then
         spawn "$S/keephead_${kind}_$T" $PY adapt.py "${common[@]}" --init_from="$S/pretrain_$kind" --out_dir="$S/keephead_${kind}_$T" --adapt_tokens=$T "${KEEPHEAD[@]}"
       fi
       spawn "$S/relearn_${kind}_$T" $PY adapt.py "${common[@]}" --init_from="$S/pretrain_$kind" --out_dir="$S/relearn_${kind}_$T" --adapt_tokens=$T --mode=relearn
@@ -149,46 +173,44 @@ for ((i = 0; i < SEEDS; i++)); do
     fi
   done
   wait_all
-  # 5. English instruction finetuning of the adapted models: BA, AFA (and the variants' BA_<v>, AFA_<v>)
+  # 5. English instruction finetuning of the adapted models: BA, AFA (and the variants' BA_<v>, AFA_<v>; the control's ran in 4.)
   stage "seed $SEED: finetuning (log: $S/finetune_*.log)"
   MODELS=(Baseline="$S/finetune_Baseline")
   for recipe in adapt $VARIANTS; do
-    [[ $recipe == splice ]] && continue  # not finetuned after adapting: spliced below
+    [[ $recipe == splice || $recipe == chen ]] && continue  # splice: not finetuned after adapting, spliced below
     suffix=${recipe/#adapt/}; suffix=${suffix:+_$suffix}
     for pair in BA:standard AFA:forgetting; do
       name=${pair%%:*}$suffix
       spawn "$S/finetune_$name" $PY finetune.py "${common[@]}" --data_dir="$DATA" --init_from="$S/${recipe}_${pair#*:}_$MAIN_BUDGET" --out_dir="$S/finetune_$name"
       MODELS+=("$name=$S/finetune_$name")
     done
+    [[ $recipe == adapt ]] && MODELS+=(Control="$S/finetune_Control")  # finetuned in 4.
   done
   wait_all
-  if [[ " $VARIANTS " == *" splice "* ]]; then  # [CHEN]'s transfer: the English-finetuned body, the adapted embeddings and head
+  # [CHEN]'s transfer: the English-finetuned body, the adapted embeddings, and a head of the body's own rows
+  # (finetuned with it) and the adaptation's new rows (a keep-head adaptation learned them against the body's head)
+  if [[ " $VARIANTS " == *" splice "* ]]; then
     for pair in BA:standard AFA:forgetting; do
       kind=${pair#*:}
-      $PY splice.py --body_from="$S/finetune_body_$kind" --embeddings_from="$S/adapt_${kind}_$MAIN_BUDGET" --out_dir="$S/splice_$kind" $MODE >> "$S/splice_$kind.log"
+      $PY splice.py --body_from="$S/finetune_body_$kind" --embeddings_from="$S/keephead_${kind}_$MAIN_BUDGET" --out_dir="$S/splice_$kind" $MODE >> "$S/splice_$kind.log"
       MODELS+=("${pair%%:*}_splice=$S/splice_$kind")
     done
   fi
   # 6. evaluation: bits per byte, self-similarity, benchmarks, per language group; again if a model was
   # finetuned after the results were written or the results lack one
-  evaluate=$MODE
-  for m in "${MODELS[@]}"; do
-    if [[ ! -f $S/results.json || ${m#*=}/ckpt.pt -nt $S/results.json ]] || ! grep -q "\"${m%%=*}\":" "$S/results.json"; then
-      evaluate=needed
-    fi
-  done
-  if [[ $evaluate != --resume ]]; then
+  if [[ $MODE == --overwrite ]] || needs_evaluation "$S/results.json" "${MODELS[@]}"; then
     stage "seed $SEED: evaluation"
     # it runs alone, so it gets every core
     $PY evaluate.py "${CONFIG_FILES[@]}" --data_dir="$DATA" --models "${MODELS[@]}" --out="$S/results.json" --threads=$CORES
   fi
-  # 7. the adapted models before finetuning, asked in the exercise format of their text (plain prompts): do
-  # the body's skills work through the new embeddings at all, before English finetuning has its say?
-  ADAPTED=(BA_adapted="$S/adapt_standard_$MAIN_BUDGET" AFA_adapted="$S/adapt_forgetting_$MAIN_BUDGET")
-  if (( ${#MC_TASKS[@]} )) && [[ $MODE == --overwrite || ! -f $S/adapted.json || $S/adapt_standard_$MAIN_BUDGET/ckpt.pt -nt $S/adapted.json
-        || $S/adapt_forgetting_$MAIN_BUDGET/ckpt.pt -nt $S/adapted.json ]]; then
-    stage "seed $SEED: the adapted models before finetuning"
-    $PY evaluate.py "${CONFIG_FILES[@]}" --data_dir="$DATA" --models "${ADAPTED[@]}" --tasks "${MC_TASKS[@]}" \
+  # 7. each model before finetuning (the pretrained Baseline, the adapted BA, AFA and Control), asked in the
+  # exercise format of their text (plain prompts): what finetuning changes, and whether the body's skills
+  # work through the new embeddings at all before English finetuning has its say
+  BEFORE=(Baseline_pretrained="$S/pretrain_standard" BA_adapted="$S/adapt_standard_$MAIN_BUDGET"
+          AFA_adapted="$S/adapt_forgetting_$MAIN_BUDGET" Control_adapted="$S/adapt_none_$MAIN_BUDGET")
+  if (( ${#MC_TASKS[@]} )) && { [[ $MODE == --overwrite ]] || needs_evaluation "$S/adapted.json" "${BEFORE[@]}"; }; then
+    stage "seed $SEED: the models before finetuning"
+    $PY evaluate.py "${CONFIG_FILES[@]}" --data_dir="$DATA" --models "${BEFORE[@]}" --tasks "${MC_TASKS[@]}" \
       --bpb=false --self_sim=false --out="$S/adapted.json" --threads=$CORES
   fi
 done

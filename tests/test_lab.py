@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from data.lab import prepare  # noqa: E402
-from data.lab import world as W  # noqa: E402
+from data.lab import items, world as W  # noqa: E402
 from data.lab.languages import build_languages  # noqa: E402
 
 SMALL = dict(mb_per_lang=0.02, examples_per_task=40, n_instructions=300)
@@ -84,8 +84,7 @@ def test_manifest_languages_and_groups(lab):
         size = (lab / x["train"]).stat().st_size
         assert 0.02e6 <= size < 0.03e6, (x["code"], size)  # the requested size, give or take a document
     for task, spec in m["tasks"].items():
-        expected = set(langs) - ({"en"} if task == "lab_translate" else set())
-        assert set(spec["files"]) == expected and all((lab / f).exists() for f in spec["files"].values())
+        assert set(spec["files"]) == set(langs) and all((lab / f).exists() for f in spec["files"].values())
 
 
 def test_same_seed_same_bytes_and_regeneration_is_idempotent(lab, tmp_path):
@@ -121,11 +120,8 @@ def test_scripts_as_declared_and_spaceless_language(lab):
     for x in m["languages"]:
         texts = [(lab / x[split]).read_text(encoding="utf-8") for split in ("train", "val")]
         for task, spec in m["tasks"].items():
-            if task != "lab_translate" and x["code"] in spec["files"]:
-                for r in rows(lab, spec["files"][x["code"]]):
-                    texts += [r.get("context", ""), r.get("prompt", ""), *r.get("choices", []), *r.get("answers", [])]
-        if x["code"] in m["tasks"]["lab_translate"]["files"]:  # the target side is in the language
-            texts += [a for r in rows(lab, m["tasks"]["lab_translate"]["files"][x["code"]]) for a in r["answers"]]
+            for r in rows(lab, spec["files"][x["code"]]):
+                texts += [r.get("context", ""), r.get("prompt", ""), *r.get("choices", []), *r.get("answers", [])]
         text = "".join(texts)
         _check_script(text, x["script"], x["code"])
         assert (" " in text) == x["spaces"], x["code"]
@@ -163,8 +159,6 @@ def test_tasks_are_parallel_and_balanced(lab):
         if spec["kind"] == "mc":
             labels = {tuple(r["label"] for r in rs) for rs in per_lang.values()}
             assert len(labels) == 1, task  # the same answer in every language
-            counts = np.bincount(next(iter(labels)), minlength=len(per_lang["en"][0]["choices"]))
-            assert counts.max() - counts.min() <= 1, (task, counts)
         if task == "lab_qa":  # a number asked is the same number in every language (int() reads any digits)
             for i, r in enumerate(per_lang["en"]):
                 if r["answers"][0].isdigit():
@@ -174,6 +168,64 @@ def test_tasks_are_parallel_and_balanced(lab):
             for r in rs:
                 for c in r.get("choices", []):
                     assert c.startswith(" ") == lang_spaces and not c.startswith("  ")
+
+
+def test_labels_are_balanced_in_every_prefix_and_language(lab):
+    """A run evaluates the first n items (evaluate.py --max_examples): however many, always answering one
+    label scores at most 1/k + 1/n, i.e. no label is more than one item over an exact share."""
+    m = manifest(lab)
+    for task, spec in m["tasks"].items():
+        if spec["kind"] != "mc":
+            continue
+        for lang, path in spec["files"].items():
+            labels = [r["label"] for r in rows(lab, path)]
+            k = len(rows(lab, path)[0]["choices"])
+            for n in range(1, len(labels) + 1):
+                majority = np.bincount(labels[:n], minlength=k).max() / n
+                assert majority <= 1 / k + 1 / n, (task, lang, n, majority)
+    labels = [item[-1] for item in prepare.eval_items("lab_read", 7, W.World(7), build_languages(7), 8)]
+    assert labels[:8] != [0, 1, 2, 3] * 2  # shuffled, not in a fixed order
+
+
+def _answered_rows(lab, spec, lang):
+    """Every item of a task in a language as its context (or prompt) followed by its right answer."""
+    sep = "" if lang == "qth" else " "
+    out = []
+    for r in rows(lab, spec["files"][lang]):
+        if "choices" in r:
+            out.append(r["context"] + r["choices"][r["label"]])
+        else:
+            out += [r["prompt"] + sep + a for a in r["answers"]]
+    return out
+
+
+def test_no_benchmark_item_with_its_answer_is_in_any_training_text(lab):
+    """Per task and language: no item's context with its right answer appears verbatim in any text a model
+    trains on (every language's train and val text, the instructions)."""
+    m = manifest(lab)
+    assert not next(x for x in m["languages"] if x["code"] == "qth")["spaces"]
+    texts = [(lab / x[split]).read_text(encoding="utf-8") for x in m["languages"] for split in ("train", "val")]
+    texts += ["\n".join(x["content"] for c in rows(lab, m["instructions"][split]) for x in c["messages"]) for split in ("train", "val")]
+    everything = "\n\n".join(texts)
+    for task, spec in m["tasks"].items():
+        for lang in spec["files"]:
+            for s in _answered_rows(lab, spec, lang):
+                assert s not in everything, (task, lang, s)
+
+
+def test_the_text_would_hold_benchmark_items_without_the_filter():
+    """The filter is needed: causal rules stated in stories repeat lab_copa items verbatim unless held out."""
+    w, langs = W.World(1337), build_languages(1337)
+    en = langs[0]
+    items = prepare.eval_items("lab_copa", 1337, w, langs, 150)
+    held = [s for item in items for s in prepare.answered("lab_copa", en, item)]
+    unfiltered = prepare.text_file(random.Random(1), w, en, 300_000, prepare.Verbatim(["\0" * 12]))
+    assert any(s in unfiltered for s in held)
+    filtered = prepare.text_file(random.Random(1), w, en, 300_000, prepare.Verbatim(held))
+    assert not any(s in filtered for s in held)
+    verbatim = prepare.Verbatim(["หามุสราน", "Mara dropped the cup, so Mara"])
+    assert verbatim.found_in("xxหามุสรานyy") and verbatim.found_in("Then Mara dropped the cup, so Mara cried.")
+    assert not verbatim.found_in("mara dropped the cup, so Mara") and not verbatim.found_in("หามุส")
 
 
 def test_read_options_all_appear_in_the_passage(lab):
@@ -204,7 +256,7 @@ def test_answers_follow_the_world_and_wrong_ones_are_real_values():
         else:
             assert (place == w.home[seen]) == (label == 0)  # an animal is seen where it lives
     kinds = set()
-    for premise, right, wrong in (W.cloze_item(random.Random(i), w) for i in range(200)):
+    for premise, right, wrong in (items.cloze_item(random.Random(i), w) for i in range(200)):
         if right.subj.kind == "noun" and right.verb in ("live", "eat"):
             values = w.home if right.verb == "live" else w.diet
             assert right.args[0][1].ref == values[right.subj.ref] and wrong.args[0][1].ref in (homes | diets)
@@ -254,7 +306,7 @@ def test_cue_only_classifier_stays_at_chance():
     for task in ("lab_copa", "lab_nli", "lab_cloze", "lab_read"):
         items = prepare.eval_items(task, 7, w, langs, 400)
         for lang in chosen:
-            examples = [prepare.render(task, lang, item, en) for item in items]
+            examples = [prepare.render(task, lang, item) for item in items]
             k = len(examples[0]["choices"])
             assert _cue_accuracy(examples) < 1 / k + 0.1, (task, lang.code)
         # the classifier does find a cue when one is there: pad every right choice

@@ -1,5 +1,6 @@
-"""run.sh end to end at a micro size (every stage runs, both variants too, every output exists, the
-report has a column per model, a re-run redoes nothing), and how it fails: bad settings, a failing stage, a signal."""
+"""run.sh end to end at a micro size (every stage runs, the control and each variant once, every output
+exists, the report has a column per model, a re-run redoes nothing), and how it fails: bad settings, a failing
+stage, a signal."""
 
 import json
 import os
@@ -17,53 +18,62 @@ train = dict(n_layer=1, n_head=2, n_kv_head=1, n_embd=32, block_size=64, max_ite
 adapt = dict(batch_size=4, eval_every=0, eval_bytes=1024, n_new_tokens=32, progress=False, device="cpu")
 finetune = dict(max_iters=3, batch_size=4, eval_every=0, val_conversations=8, n_samples=1, max_new_tokens=8,
                 progress=False, device="cpu")
-evaluate = dict(max_examples=2, bpb_bytes=1024, sim_bytes=1024, gen_tokens=8, progress=False, device="cpu")
+evaluate = dict(max_examples=2, bpb_bytes=512, sim_bytes=1024, gen_tokens=4, progress=False, device="cpu",
+                langs=["en", "qen", "qth", "qlv", "qka"])  # a language of each group (qth: no spaces)
 """
 
 
 def test_run_sh_at_micro_size(lab_dir, tmp_path):
-    """The default stages, and both variants beside them (VARIANTS='keephead splice')."""
+    """The default stages (the control among them) and every variant beside them (VARIANTS='keephead splice chen'),
+    each once: one adaptation budget."""
     config = tmp_path / "micro.py"
     config.write_text(MICRO)
     out = tmp_path / "out"
     env = {**os.environ, "CONFIG": str(config), "OUT": str(out), "DATA": lab_dir, "VOCAB": "300",
-           "BUDGETS": "2000 4000", "VARIANTS": "keephead splice", "PYTHON": os.sys.executable}
+           "BUDGETS": "2000", "VARIANTS": "keephead splice chen", "PYTHON": os.sys.executable}
     result = subprocess.run(["bash", "run.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     seed = out / "run" / "micro" / "seed0"
-    for stage in ["pretrain_standard", "pretrain_forgetting", "pretrain_chen", "adapt_standard_2000", "adapt_forgetting_4000",
-                  "relearn_standard_2000", "relearn_forgetting_4000", "keephead_standard_4000", "keephead_forgetting_4000",
-                  "finetune_Baseline", "finetune_BA", "finetune_AFA", "finetune_BA_keephead", "finetune_AFA_keephead",
-                  "finetune_body_standard", "finetune_body_forgetting", "splice_standard", "splice_forgetting"]:
+    for stage in ["pretrain_standard", "pretrain_forgetting", "pretrain_chen", "pretrain_none", "adapt_standard_2000",
+                  "adapt_forgetting_2000", "adapt_none_2000", "relearn_standard_2000", "relearn_forgetting_2000",
+                  "keephead_standard_2000", "keephead_forgetting_2000", "finetune_Baseline", "finetune_BA", "finetune_AFA",
+                  "finetune_Control", "finetune_BA_keephead", "finetune_AFA_keephead", "finetune_body_standard",
+                  "finetune_body_forgetting", "splice_standard", "splice_forgetting"]:
         for name in ("ckpt.pt", "tokenizer.tiktoken", "config.json") + (() if stage.startswith("splice") else ("log.jsonl",)):
             assert (seed / stage / name).exists(), f"{stage}/{name}"
-    assert not (seed / "keephead_standard_2000").exists()  # the variant runs at the largest budget only
+    assert not (seed / "relearn_none_2000").exists()  # the control is adapted by [AFA]'s recipe only
+    # the control: the standard model's shape and seed, never trained, adapted by [AFA]'s recipe, finetuned as BA
+    none, standard = (json.loads((seed / run / "config.json").read_text()) for run in ("pretrain_none", "pretrain_standard"))
+    assert none["max_iters"] == 0 and none["seed"] == standard["seed"] and none["n_embd"] == standard["n_embd"]
+    assert json.loads((seed / "adapt_none_2000" / "config.json").read_text())["init_from"].endswith("pretrain_none")
+    assert json.loads((seed / "finetune_Control" / "config.json").read_text())["init_from"].endswith("adapt_none_2000")
     # the recipes are passed explicitly: [AFA]'s fresh head of all rows, and the variant's kept (frozen) head rows
-    for run, head in (("adapt_forgetting_4000", "fresh"), ("keephead_forgetting_4000", "keep")):
+    for run, head in (("adapt_forgetting_2000", "fresh"), ("keephead_forgetting_2000", "keep")):
         assert json.loads((seed / run / "config.json").read_text())["head"] == head, run
     # [CHEN]'s protocol: the body finetuned alone from each pretrained model, spliced with its largest adaptation
     for kind in ("standard", "forgetting"):
         assert json.loads((seed / f"finetune_body_{kind}" / "config.json").read_text())["train_params"] == "body"
         spliced = json.loads((seed / f"splice_{kind}" / "config.json").read_text())
-        assert spliced["embeddings_from"].endswith(f"adapt_{kind}_4000") and spliced["body_from"].endswith(f"finetune_body_{kind}")
+        assert spliced["embeddings_from"].endswith(f"keephead_{kind}_2000") and spliced["body_from"].endswith(f"finetune_body_{kind}")
     report = (out / "report" / "results.md").read_text()
-    assert "| μ_overall |" in report and "| | Baseline | BA | AFA | BA_keephead | AFA_keephead | BA_splice | AFA_splice |" in report
+    assert "| μ_overall |" in report and "| | Baseline | BA | AFA | Control | BA_keephead | AFA_keephead | BA_splice | AFA_splice |" in report
     assert "## AFA − BA" in report and "## AFA_keephead − BA_keephead" in report and "one seed: no test" in report
     assert "## AFA_splice − BA_splice" in report
     assert "| lab_copa/acc | " in report.split("## Benchmarks in the adapting languages")[1]  # accuracy against chance, per task
     for mode in ("[CHEN] relearn", "[AFA] vocabulary expansion", "vocabulary expansion keeping"):  # a row per budget
         table = report.split(f"## Adaptation, {mode}")[1].split("##")[0]
-        assert "| 4,000 |" in table and ("| 2,000 |" in table) == (mode != "vocabulary expansion keeping")
+        assert "| 2,000 |" in table
     for png in ("pretraining_loss.png", "recovery.png", "adaptation.png", "benchmarks.png"):
         assert (out / "report" / png).stat().st_size > 1000
-    # the adapted models before finetuning, on the multiple-choice tasks, with their own report
+    # every model before finetuning, on the multiple-choice tasks, with their own report
     adapted = json.loads((seed / "adapted.json").read_text())
-    assert list(adapted["models"]) == ["BA_adapted", "AFA_adapted"] and all(v["kind"] == "mc" for v in adapted["tasks"].values())
+    assert list(adapted["models"]) == ["Baseline_pretrained", "BA_adapted", "AFA_adapted", "Control_adapted"]
+    assert all(v["kind"] == "mc" for v in adapted["tasks"].values())
     assert "## AFA_adapted − BA_adapted" in (out / "report" / "adapted" / "results.md").read_text()
     # a re-run finds everything done, and evaluates nothing again
     rerun = subprocess.run(["bash", "run.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0 and "seed 1337: evaluation" not in rerun.stdout, rerun.stdout[-2000:] + rerun.stderr[-2000:]
-    assert "=== seed 1337: the adapted models" not in rerun.stdout
+    assert "=== seed 1337: the models before finetuning" not in rerun.stdout
 
 
 def test_run_sh_stops_when_a_run_fails(lab_dir, tmp_path):
@@ -85,21 +95,33 @@ def test_stopping_run_sh_stops_its_runs(lab_dir, tmp_path):
     out = tmp_path / "out"
     env = {**os.environ, "CONFIG": str(config), "OUT": str(out), "DATA": lab_dir, "VOCAB": "300", "PYTHON": os.sys.executable,
            "JOBS": "2"}  # both pretrainings at once, whatever the cores
-    proc = subprocess.Popen(["bash", "run.sh"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # in a session of its own: every process run.sh starts is in it (pgrep -s), and can be ended by its group id
+    proc = subprocess.Popen(["bash", "run.sh"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
     log = out / "run" / "long" / "seed0" / "pretrain_forgetting" / "log.jsonl"
     try:
         deadline = time.time() + 120
         while not (log.exists() and log.stat().st_size > 0) and time.time() < deadline and proc.poll() is None:
             time.sleep(0.2)
         assert log.exists(), "pretraining never started"
-        proc.send_signal(signal.SIGTERM)
+        assert len(session(proc.pid)) >= 3  # run.sh and at least two runs
+        proc.send_signal(signal.SIGTERM)  # to run.sh alone
         assert proc.wait(timeout=30) != 0
-        time.sleep(1)
-        running = subprocess.run(["pgrep", "-f", str(out)], capture_output=True, text=True).stdout.split()
-        assert running == [], f"processes still running on {out}: {running}"
+        deadline = time.time() + 10
+        while session(proc.pid) and time.time() < deadline:
+            time.sleep(0.2)
+        assert session(proc.pid) == [], "processes of run.sh still running"
     finally:  # pass or fail, leave nothing training (a 100,000-step run would outlive the test session)
-        proc.kill()
-        subprocess.run(["pkill", "-KILL", "-f", str(out)], capture_output=True)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # the process group run.sh leads: only what this test started
+        except ProcessLookupError:
+            pass
+        proc.wait()
+
+
+def session(sid):
+    """The ids of the processes still running in session sid."""
+    return subprocess.run(["pgrep", "-s", str(sid)], capture_output=True, text=True).stdout.split()
 
 
 @pytest.mark.parametrize("name, value", [("JOBS", "0"), ("SEEDS", "two"), ("BUDGETS", "1000 5e4"), ("BUDGETS", "-5")])

@@ -23,12 +23,15 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 from tqdm import tqdm
 
 from data.lab import world as W
+from data.lab.items import QUESTION_TYPES, cloze_item, copa_pair, fact_passage, nli_item, passage, passage_question
+from data.lab.stories import story
 from data.lab.languages import build_languages
 
-VERSION = 3
-# task -> (kind, metric, number of choices)
+VERSION = 4
+# task -> (kind, metric, number of choices). No translation task: the lab has no parallel text and the
+# instructions no translation, so no model could learn one (data/lab/README.md, Benchmarks)
 TASKS = {"lab_copa": ("mc", "acc", 2), "lab_nli": ("mc", "acc", 3), "lab_cloze": ("mc", "acc", 2),
-         "lab_read": ("mc", "acc", 4), "lab_qa": ("gen", "f1", 0), "lab_translate": ("gen", "chrf", 0)}
+         "lab_read": ("mc", "acc", 4), "lab_qa": ("gen", "f1", 0)}
 NLI_WORDS = ["yes", "maybe", "no"]  # label 0 entailed, 1 unknown, 2 contradicted
 VAL_FRACTION = 0.08
 
@@ -39,7 +42,7 @@ def document(rng, w, lang):
     """One document (never a blank line inside): a story, facts, or an exercise with its answers."""
     r = rng.random()
     if r < 0.6:
-        return "\n".join(lang.text(W.story(rng, w)) for _ in range(rng.choice((1, 1, 2))))
+        return "\n".join(lang.text(story(rng, w)) for _ in range(rng.choice((1, 1, 2))))
     if r < 0.75:
         lines = []
         for x in rng.sample(list(W.ANIMALS), rng.randint(1, 3)):
@@ -50,24 +53,28 @@ def document(rng, w, lang):
             lines.append(lang.text(w.food_facts(rng.choice(W.CATEGORIES["food"]))))
         return "\n".join(lines)
     if r < 0.825:  # a passage about people and three questions, or facts about animals and one question
-        sents, info = W.passage(rng)
+        sents, info = passage(rng)
         lines = [lang.text(sents)]
-        for qtype in rng.sample(W.QUESTION_TYPES, 3):
-            q, options, right, _ = W.passage_question(info, qtype, rng.randrange(4))
+        for qtype in rng.sample(QUESTION_TYPES, 3):
+            q, options, right, _ = passage_question(info, qtype, rng.randrange(4))
             lines.append(lang.ask(q) + lang.sep + lang.np(options[right]))
         return "\n".join(lines)
     if r < 0.9:
-        sents, question, options, right = W.fact_passage(rng, w)
+        sents, question, options, right = fact_passage(rng, w)
         return lang.text(sents) + "\n" + lang.ask(question) + lang.sep + lang.np(options[right])
     label = rng.randrange(3)
-    premise, hyp = W.nli_item(rng, w, label)
+    premise, hyp = nli_item(rng, w, label)
     return lang.text(premise) + "\n" + lang.ask(hyp) + lang.sep + lang.word(NLI_WORDS[label])
 
 
-def text_file(rng, w, lang, n_bytes):
+def text_file(rng, w, lang, n_bytes, held_out):
+    """Documents up to n_bytes; one that contains a benchmark item with its answer (`held_out`, a
+    Verbatim of them) is dropped, so that no benchmark item is in any text a model trains on."""
     docs, size = [], -1  # the file is the documents, a blank line between two, and a final newline
     while size < n_bytes:
         doc = document(rng, w, lang)
+        if held_out.found_in(doc):
+            continue
         docs.append(doc)
         size += len(doc.encode("utf-8")) + 2
     return "\n\n".join(docs) + "\n"
@@ -89,28 +96,27 @@ def make_items(task, rng, w, labels, langs, drift):
     label = labels[0]
     if task == "lab_copa":
         conj = rng.choice(["so", "because"])
-        pair = W.copa_pair(rng, conj, drift)
+        pair = copa_pair(rng, conj, drift)
         return [(premise, conj, _place(right, [wrong], lab), lab) for (premise, right, wrong), lab in zip(pair, labels)]
     if task == "lab_nli":
-        premise, hyp = W.nli_item(rng, w, label)
+        premise, hyp = nli_item(rng, w, label)
         return [(premise, hyp, label)]
     if task == "lab_cloze":
-        story, right, wrong = W.cloze_item(rng, w, length, drift)
-        return [(story, _place(right, [wrong], label), label)]
+        sents, right, wrong = cloze_item(rng, w, length, drift)
+        return [(sents, _place(right, [wrong], label), label)]
     if task == "lab_qa":
-        sents, info = W.passage(rng)
-        q, options, right, role = W.passage_question(info, rng.choice(W.QUESTION_TYPES), rng.randrange(4))
+        sents, info = passage(rng)
+        q, options, right, role = passage_question(info, rng.choice(QUESTION_TYPES), rng.randrange(4))
         return [(sents, q, options[right], role)]
     if task == "lab_read":
-        sents, q, options, right = W.fact_passage(rng, w)
+        sents, q, options, right = fact_passage(rng, w)
         others = options[:right] + options[right + 1:]
         rng.shuffle(others)
         return [(sents, q, _place(options[right], others, label), label)]
-    shots = [rng.choice(W.story(rng, w)) for _ in range(2)]  # lab_translate: 2-shot, EN -> X
-    return [(shots, rng.choice(W.story(rng, w)))]
+    raise ValueError(f"unknown task {task}")
 
 
-def render(task, lang, item, en):
+def render(task, lang, item):
     """An item as one benchmark example (without task/lang/id) in a language."""
     sep = lang.sep
     if task == "lab_copa":
@@ -122,49 +128,75 @@ def render(task, lang, item, en):
         return {"context": lang.text(premise) + "\n" + lang.ask(hyp),
                 "choices": [sep + lang.word(x) for x in NLI_WORDS], "label": label}
     if task == "lab_cloze":
-        story, endings, label = item
-        return {"context": lang.text(story), "choices": [sep + lang.sentence(e) for e in endings], "label": label}
+        sents, endings, label = item
+        return {"context": lang.text(sents), "choices": [sep + lang.sentence(e) for e in endings], "label": label}
     if task == "lab_read":
         sents, q, options, label = item
         return {"context": lang.text(sents) + "\n" + lang.ask(q), "choices": [sep + lang.np(o) for o in options],
                 "label": label}
-    if task == "lab_qa":
-        sents, q, answer, role = item
-        answers = [lang.np(answer), lang.np(answer, role)]
-        return {"prompt": lang.text(sents) + "\n" + lang.ask(q), "answers": sorted(set(answers), key=answers.index)}
-    shots, src = item
-    english, own = lang.cap(lang.word("english")) + ":", lang.cap(lang.word("ownname")) + ":"
-    lines = []
-    for s in shots:
-        lines += [english + " " + en.sentence(s), own + sep + lang.sentence(s)]
-    return {"prompt": "\n".join(lines + [english + " " + en.sentence(src), own]), "answers": [lang.sentence(src)]}
+    sents, q, answer, role = item  # lab_qa
+    answers = [lang.np(answer), lang.np(answer, role)]
+    return {"prompt": lang.text(sents) + "\n" + lang.ask(q), "answers": sorted(set(answers), key=answers.index)}
+
+
+def answered(task, lang, item):
+    """An item's context with each right answer after it, as an exercise in the text would say it."""
+    ex = render(task, lang, item)
+    if "choices" in ex:
+        return [ex["context"] + ex["choices"][ex["label"]]]
+    return [ex["prompt"] + lang.sep + answer for answer in ex["answers"]]
 
 
 def passage_text(task, en, item):
     """The English text an eval item is about: what instruction data must never contain."""
     if task == "lab_copa":
-        return render(task, en, item, en)["context"]
+        return render(task, en, item)["context"]
     return en.text(item[0])
 
 
+def balanced_labels(rng, n, k):
+    """n labels of k choices in shuffled blocks of k (each block holds every label once): the first m
+    labels are balanced for every m, as nearly as m allows, so the first items a run evaluates are too."""
+    labels = []
+    while len(labels) < n:
+        block = list(range(k))
+        rng.shuffle(block)
+        labels += block
+    return labels[:n]
+
+
 def eval_items(task, seed, w, langs, n):
-    """n distinct items with exactly balanced labels (each label n/k times, in shuffled order)."""
+    """n distinct items, with balanced labels for a multiple-choice task (balanced_labels)."""
     en, rng = langs[0], random.Random(f"lab/eval/{seed}/{task}")
     k = TASKS[task][2]
-    labels = [i % k for i in range(n)] if k else [None] * n
-    rng.shuffle(labels)
+    labels = balanced_labels(rng, n, k) if k else [None] * n
     items, seen, drift = [], set(), [0, 0, 0]
     while len(items) < n:
         batch = make_items(task, rng, w, labels[len(items):len(items) + 2], langs, drift)
-        keys = [json.dumps(render(task, en, item, en)) if task != "lab_translate" else en.sentence(item[1])
-                for item in batch]
+        keys = [json.dumps(render(task, en, item)) for item in batch]
         if seen.isdisjoint(keys) and len(set(keys)) == len(keys):  # a copa pair is kept whole or not at all
             seen.update(keys)
             items += batch
     return items
 
 
-# ---- English instruction data, disjoint from every eval item ------------------------------------
+# ---- benchmark items held out of the text and the instruction data ---------------------------------
+
+class Verbatim:
+    """Tells whether a text contains any of many strings, exactly (in any script, spaces or none): each
+    string is looked up by its first few characters at every position of the text, then compared in full."""
+
+    def __init__(self, strings):
+        self.key = min([12] + [len(s) for s in strings])
+        self.index = {}
+        for s in strings:
+            self.index.setdefault(s[:self.key], []).append(s)
+
+    def found_in(self, text):
+        return any(text.startswith(s, i) for i in range(len(text) - self.key + 1)
+                   for s in self.index.get(text[i:i + self.key], ()))
+
+
 
 class Snippets:
     """Tells whether a text contains any of many snippets (case-insensitive). A snippet is looked up by
@@ -203,16 +235,16 @@ def conversation(rng, w, en, kind):
     def say(user, assistant):
         return [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
     if kind == "lab_qa":  # sometimes with a follow-up question about the same text
-        sents, info = W.passage(rng)
+        sents, info = passage(rng)
         msgs = []
-        for i, qtype in enumerate(rng.sample(W.QUESTION_TYPES, rng.choice((1, 1, 2)))):
-            q, options, right, _ = W.passage_question(info, qtype, rng.randrange(4))
+        for i, qtype in enumerate(rng.sample(QUESTION_TYPES, rng.choice((1, 1, 2)))):
+            q, options, right, _ = passage_question(info, qtype, rng.randrange(4))
             user = rng.choice(PREFIXES[kind]) + en.text(sents) + "\n" + en.ask(q) if i == 0 else en.ask(q)
             msgs += say(user, en.np(options[right]))
         return msgs
     if kind in TASKS:
         item = make_items(kind, rng, w, [rng.randrange(TASKS[kind][2])] * 2, [en], [0, 0, 0])[0]
-        ex = render(kind, en, item, en)
+        ex = render(kind, en, item)
         return say(rng.choice(PREFIXES[kind]) + ex["context"], ex["choices"][ex["label"]].strip())
     if kind == "facts":
         x = rng.choice(list(W.ANIMALS))
@@ -228,7 +260,7 @@ def conversation(rng, w, en, kind):
         return say(en.sentence(q), en.text(a))
     if kind == "story":
         people = rng.sample(range(W.N_NAMES), rng.choice((1, 2, 3)))
-        return say(f"Tell me a short story about {en.names[people[0]]}.", en.text(W.story(rng, w, people)))
+        return say(f"Tell me a short story about {en.names[people[0]]}.", en.text(story(rng, w, people)))
     # math: a count story, then how many someone has now
     p, q = rng.sample(range(W.N_NAMES), 2)
     f, n, k = rng.choice(list(W.COUNT_FOODS)), rng.randint(3, 9), rng.randint(1, 9)
@@ -274,32 +306,29 @@ def generate(out, seed=1337, mb_per_lang=1.0, examples_per_task=500, n_instructi
     manifest = {"name": "lab", "seed": seed, "version": VERSION, "languages": [],
                 "groups": {g: [x.code for x in langs if x.group == g] for g in ("pretraining", "adapting", "other", "unseen_script")},
                 "tasks": {}, "instructions": {"train": "instructions/train.jsonl", "val": "instructions/val.jsonl"}}
-    train_bytes = int(mb_per_lang * 1e6)
-    for lang in tqdm(langs, desc="text", disable=not progress):
-        entry = {"code": lang.code, "name": lang.label_name, "group": lang.group, "script": lang.script,
-                 "word_order": lang.order, "morphology": lang.morph, "spaces": lang.spaces,
-                 "sister_of": lang.sister, "train": f"text/{lang.code}/train.txt", "val": f"text/{lang.code}/val.txt"}
-        for split, n_bytes in (("train", train_bytes), ("val", max(1, int(train_bytes * VAL_FRACTION)))):
-            rng = random.Random(f"lab/text/{seed}/{lang.code}/{split}")
-            write_atomic(out / entry[split], text_file(rng, w, lang, n_bytes))
-        manifest["languages"].append(entry)
-    snippets = []
-    for task, (kind, metric, _) in tqdm(TASKS.items(), desc="tasks", disable=not progress):
-        items = eval_items(task, seed, w, langs, examples_per_task)
-        if task != "lab_translate":  # instruction data has no translation, so only these could leak
-            snippets += [passage_text(task, en, item) for item in items]
+    items = {task: eval_items(task, seed, w, langs, examples_per_task) for task in tqdm(TASKS, desc="tasks", disable=not progress)}
+    for task, (kind, metric, _) in TASKS.items():
         files = {}
         for lang in langs:
-            if task == "lab_translate" and lang is en:
-                continue  # English -> English would only be copying: left out of the translation task
             rows = [{"task": task, "lang": lang.code, "id": f"{task}-{i}", "kind": kind,
-                     **render(task, lang, item, en)} for i, item in enumerate(items)]
+                     **render(task, lang, item)} for i, item in enumerate(items[task])]
             if kind == "gen":
                 for r in rows:
                     r["metric"] = metric
             files[lang.code] = f"tasks/{task}/{lang.code}.jsonl"
             write_atomic(out / files[lang.code], jsonl(rows))
         manifest["tasks"][task] = {"kind": kind, "metric": metric, "files": files}
+    train_bytes = int(mb_per_lang * 1e6)
+    for lang in tqdm(langs, desc="text", disable=not progress):
+        entry = {"code": lang.code, "name": lang.label_name, "group": lang.group, "script": lang.script,
+                 "word_order": lang.order, "morphology": lang.morph, "spaces": lang.spaces,
+                 "sister_of": lang.sister, "train": f"text/{lang.code}/train.txt", "val": f"text/{lang.code}/val.txt"}
+        held_out = Verbatim([s for task in TASKS for item in items[task] for s in answered(task, lang, item)])
+        for split, n_bytes in (("train", train_bytes), ("val", max(1, int(train_bytes * VAL_FRACTION)))):
+            rng = random.Random(f"lab/text/{seed}/{lang.code}/{split}")
+            write_atomic(out / entry[split], text_file(rng, w, lang, n_bytes, held_out))
+        manifest["languages"].append(entry)
+    snippets = [passage_text(task, en, item) for task in TASKS for item in items[task]]
     block = Snippets(snippets)
     for split, n in (("train", n_instructions), ("val", max(20, n_instructions // 20))):
         rng = random.Random(f"lab/instructions/{seed}/{split}")
@@ -311,7 +340,7 @@ def generate(out, seed=1337, mb_per_lang=1.0, examples_per_task=500, n_instructi
 def show(seed, n):
     """Print the same few sentences in every language (the table of data/lab/README.md)."""
     w, langs = W.World(seed), build_languages(seed)
-    sents = W.story(random.Random(f"lab/show/{seed}"), w, n_events=n)
+    sents = story(random.Random(f"lab/show/{seed}"), w, n_events=n)
     for lang in langs:
         print(f"| {lang.code} | {lang.text(sents)} |")
 
