@@ -242,6 +242,8 @@ def exploratory_table(rows, first_column="endpoint"):
     with_items = any(items for _, _, items in rows)
     lines = table_head([first_column, "seeds", "mean", "95% interval over seeds"] + ["95% interval over items"] * with_items, range(1, 5))
     for label, seeds, items in rows:
+        if not seeds:  # a metric some model lacks in this group (a task without the group's languages)
+            continue
         n, mean, interval, _ = stats.t_interval(seeds)
         cells = [label, str(n), f"{mean:+.4f}", interval_text(interval)] + [interval_text(items and stats.t_interval(items)[2])] * with_items
         lines.append("| " + " | ".join(cells) + " |")

@@ -12,8 +12,8 @@ import sys
 import pytest
 
 from conftest import ROOT
-from test_prepare_real import HF, benchmark_web, benchmarks, instructions, wiki  # noqa: F401  (web: a fixture)
-from test_prepare_real import web  # noqa: F401
+from test_prepare_benchmarks import benchmark_web
+from test_prepare_real import HF, benchmarks, instructions, tree, web, wiki  # noqa: F401  (web: a fixture)
 
 WORDS = {"en": "the cat sat on a mat and the dog ran to the park with a red ball".split(),
          "es": "el gato se sentó en la alfombra y el perro corrió al parque con una pelota".split(),
@@ -44,8 +44,10 @@ def real_folder(tmp_path_factory):
 def test_gpu_small_run_sh_on_a_prepared_real_folder(real_folder, web, tmp_path):  # noqa: F811
     # instructions (Dolly's JSONL) and the benchmarks, through their own converters and a fake web
     rows = [{"instruction": f"Question {k}?", "context": "", "response": f"Answer {k}.", "category": "open_qa"} for k in range(40)]
-    web.files[f"{HF}/datasets/databricks/databricks-dolly-15k/resolve/{instructions.DOLLY_REVISION}/databricks-dolly-15k.jsonl"] = \
-        "\n".join(json.dumps(r) for r in rows).encode()
+    dolly = "\n".join(json.dumps(r) for r in rows).encode()
+    web.files[f"{HF}/datasets/databricks/databricks-dolly-15k/resolve/{instructions.DOLLY_REVISION}/databricks-dolly-15k.jsonl"] = dolly
+    web.files[f"{HF}/api/datasets/databricks/databricks-dolly-15k/tree/{instructions.DOLLY_REVISION}"] = \
+        tree([("databricks-dolly-15k.jsonl", dolly)])
     instructions.main(["--sources", "dolly", "--val_fraction", "0.2", "--out", real_folder])
     benchmark_web(web)
     tasks = [t for t in benchmarks.TASKS if t != "flores"]  # spBLEU needs a real sentencepiece model
