@@ -16,7 +16,9 @@ import glob
 import json
 import math
 import os
+import platform
 import statistics
+from importlib.metadata import version
 
 from evaluation import plots, runs, stats
 
@@ -291,12 +293,24 @@ def read_results(path):
         raise SystemExit(f"error: {path} is not valid JSON ({e}); run evaluate.py again")
 
 
+def provenance(seed_dirs, command):
+    """Where the numbers come from: the command, the seeds and the machine the runs' configs name."""
+    configs = [os.path.join(d, "pretrain_standard", "config.json") for d in seed_dirs]
+    configs = [json.load(open(c)) for c in configs if os.path.exists(c)]
+    seeds = ", ".join(str(c["seed"]) for c in configs) or "unknown"
+    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, torch {version('torch')}"
+    made = f"Made by `{command}`" if command else "Made"
+    return [f"{made} with seeds {seeds}, on {machine} (the machine of this report; run.sh runs the stages and the "
+            "report on one).", ""]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", default="out/run/lab", help="the folder run.sh wrote (seed<S>/ inside)")
     parser.add_argument("--out", default="out/report", help="where results.md and the plots go")
     parser.add_argument("--results", default="results.json", help="each seed's evaluate.py output to report "
                         "(run.sh also writes adapted.json: the adapted models before finetuning)")
+    parser.add_argument("--command", default="", help="the command that made the runs, written at the top of the page")
     args = parser.parse_args()
     seed_dirs = sorted(glob.glob(os.path.join(args.runs, "seed*")))
     results_paths = [os.path.join(d, args.results) for d in seed_dirs]
@@ -323,6 +337,7 @@ def main():
           "English, then given the adapted embeddings and head; _adapted: the adapted model before finetuning, scored "
           "with plain prompts). Bits per byte compares across vocabularies; perplexity is per token of each model's "
           "own vocabulary (Baseline's is the smaller one).", "",
+          *provenance(seed_dirs, args.command),
           "Reproducibility: these numbers are bit-identical when re-run on the same machine with the same software "
           "and thread counts, not across machines: another CPU or GPU, torch version or thread count changes the "
           "last digits, which can flip a close difference.", ""]

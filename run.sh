@@ -216,6 +216,9 @@ for ((i = 0; i < SEEDS; i++)); do
 done
 
 stage "report"
-$PY report.py --runs "$RUNS" --out "$OUT/report"
-if (( ${#MC_TASKS[@]} )); then $PY report.py --runs "$RUNS" --results adapted.json --out "$OUT/report/adapted" > /dev/null; fi
+MADE_BY="CONFIG=$CONFIG SEEDS=$SEEDS${VARIANTS:+ VARIANTS='$VARIANTS'} bash run.sh"  # written at the top of the report
+$PY report.py --runs "$RUNS" --out "$OUT/report" --command "$MADE_BY"
+if (( ${#MC_TASKS[@]} )); then
+  $PY report.py --runs "$RUNS" --results adapted.json --out "$OUT/report/adapted" --command "$MADE_BY" > /dev/null
+fi
 echo "done in $(( $(date +%s) - START ))s: $OUT/report/results.md"

@@ -117,6 +117,7 @@ def write_fake_runs(tmp_path, n_seeds, results_name="results.json", **kwargs):
         log = [{"step": s, "loss": 2.0, **({"forget": True} if s == 10 else {})} for s in range(20)]
         for name in ("standard", "forgetting"):
             write_log(seed / f"pretrain_{name}", log)
+            (seed / f"pretrain_{name}" / "config.json").write_text(json.dumps({"seed": 1337 + i}))
             write_log(seed / f"adapt_{name}_1000", [{"step": 5, "val_bpb": 2.0 + i + (name == "standard") * (0.1 + 0.01 * i)}])
         (seed / results_name).write_text(json.dumps(fake_results(data, i, **kwargs)))
     return run_dir
@@ -136,7 +137,9 @@ def interval(values, digits=4, sign="+"):
 
 def test_report_on_fake_runs(tmp_path):
     md = run_report(write_fake_runs(tmp_path, 3, models=("Baseline", "BA", "AFA", "Control"),
-                                    groups=("pretraining", "adapting", "other", "unseen_script")), tmp_path / "report")
+                                    groups=("pretraining", "adapting", "other", "unseen_script")), tmp_path / "report",
+                    "--command", "SEEDS=3 bash run.sh")
+    assert "Made by `SEEDS=3 bash run.sh` with seeds 1337, 1338, 1339, on " in md  # what made the page, where
     primary = md.split("## Primary endpoints")[1].split("\n## ")[0]
     # (a) forgetting − standard = -0.10, -0.11, -0.12; (b) AFA − BA bits per byte -0.10, -0.09, -0.08
     assert "| (a) forgetting − standard, adapting bpb, adapt, 1,000 tokens | 3 | -0.1100 | [-0.1348, -0.0852] | - |" in primary
