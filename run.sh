@@ -99,6 +99,8 @@ fi
 
 # the multiple-choice tasks, which the adapted models are asked too (7.)
 mapfile -t MC_TASKS < <($PY -c "from pipeline import common; print('\n'.join(t for t, v in common.read_manifest('$DATA').get('tasks', {}).items() if v.get('kind') == 'mc'))")
+# the models before finetuning are read in English (the Baseline) and the adapting languages (the others) only
+mapfile -t BEFORE_LANGS < <($PY -c "from pipeline import common; print('\n'.join(['en'] + common.group_languages('$DATA', 'adapting')))")
 FAILED=$(mktemp)  # the out_dirs of runs that failed, one per line
 # on any exit (an error, Ctrl-C, kill) stop the runs still going: each job is a subshell with the run as its child
 trap 'for job in $(jobs -p); do pkill -P "$job" 2>/dev/null || true; kill "$job" 2>/dev/null || true; done; rm -f "$FAILED"' EXIT
@@ -210,7 +212,7 @@ for ((i = 0; i < SEEDS; i++)); do
           AFA_adapted="$S/adapt_forgetting_$MAIN_BUDGET" Control_adapted="$S/adapt_none_$MAIN_BUDGET")
   if (( ${#MC_TASKS[@]} )) && { [[ $MODE == --overwrite ]] || needs_evaluation "$S/adapted.json" "${BEFORE[@]}"; }; then
     stage "seed $SEED: the models before finetuning"
-    $PY evaluate.py "${CONFIG_FILES[@]}" --data_dir="$DATA" --models "${BEFORE[@]}" --tasks "${MC_TASKS[@]}" \
+    $PY evaluate.py "${CONFIG_FILES[@]}" --data_dir="$DATA" --models "${BEFORE[@]}" --tasks "${MC_TASKS[@]}" --langs "${BEFORE_LANGS[@]}" \
       --bpb=false --self_sim=false --out="$S/adapted.json" --threads=$CORES
   fi
 done
