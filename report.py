@@ -226,12 +226,12 @@ def benchmark_table(results, english=ENGLISH):
     (Baseline's in English), mean over seeds with its 95% interval over items; the answer prior (the choices
     scored without their context: what the surface alone gives) beside it when evaluate.py measured one."""
     models = model_names(results)
-    lines = table_head(["task", "1 / choices", "majority label"] + [f"{m}, {english if m == 'Baseline' else 'adapting'}" for m in models])
+    lines = table_head(["task", "1 / choices", "majority label"] + [f"{m}, {english if m.startswith('Baseline') else 'adapting'}" for m in models])
     for task in mc_tasks(results):
         levels = chance_levels(results[0], task, "adapting")
         cells = ["-", "-"] if levels is None else [f"{level:.3f}" for level in levels]
-        for m in models:
-            where = english if m == "Baseline" else "adapting"
+        for m in models:  # a Baseline, finetuned or not, knows no adapting language: its English
+            where = english if m.startswith("Baseline") else "adapting"
             found, prior = estimate(results, f"{task}/acc", m, where), seed_values(results, f"{task}/acc_prior", m, where=where)
             cells.append("-" if found is None else f"{found[0]:.3f}" + ("" if found[1] is None else f" {interval_text(found[1:], 3, '')}")
                          + (f"; prior {statistics.fmean(prior):.3f}" if prior else ""))

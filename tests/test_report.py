@@ -221,6 +221,13 @@ def test_report_reads_another_results_file(tmp_path):
     assert "| lab_copa/acc | 0.500 | 0.700 | 0.400 " in md  # no Baseline column
 
 
+def test_the_pretrained_baseline_is_read_in_english(tmp_path):
+    md = run_report(write_fake_runs(tmp_path, 2, "adapted.json", models=("Baseline", "BA"), suffix="_pretrained"), tmp_path / "r",
+                    "--results", "adapted.json")
+    # the fake Baseline is right on 8 of its 10 English items (its adapting languages' items differ)
+    assert "| Baseline_pretrained, en | BA_pretrained, adapting |" in md and "| lab_copa/acc | 0.500 | 0.700 | 0.800 [" in md
+
+
 def test_report_with_one_seed_tests_nothing(tmp_path):
     md = run_report(write_fake_runs(tmp_path, 1), tmp_path / "report")
     assert "one seed: no test" in md and "yes:" not in md and "| μ_unseen_script |" not in md
