@@ -294,10 +294,14 @@ def read_results(path):
 
 
 def provenance(seed_dirs, command):
-    """Where the numbers come from: the command, the seeds and the machine the runs' configs name."""
-    configs = [os.path.join(d, "pretrain_standard", "config.json") for d in seed_dirs]
-    configs = [json.load(open(c)) for c in configs if os.path.exists(c)]
-    seeds = ", ".join(str(c["seed"]) for c in configs) or "unknown"
+    """Where the numbers come from: the command, the seeds (each run's config.json) and this machine."""
+    seeds = []
+    for d in seed_dirs:
+        path = os.path.join(d, "pretrain_standard", "config.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                seeds.append(str(json.load(f)["seed"]))
+    seeds = ", ".join(seeds) or "unknown"
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, torch {version('torch')}"
     made = f"Made by `{command}`" if command else "Made"
     return [f"{made} with seeds {seeds}, on {machine} (the machine of this report; run.sh runs the stages and the "
