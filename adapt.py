@@ -238,15 +238,15 @@ def main(argv=None):
         runtime.fail(f"{cfg.init_from}/ckpt.pt was written by {init_ckpt['stage']}.py; adapt.py starts from a "
                      f"pretraining run (an out_dir of train.py)")
     data_dir = cfg.data_dir or init_ckpt["config"].get("data_dir", "")
-    manifest = common.read_manifest(data_dir)
-    langs = cfg.langs or common.group_languages(data_dir, "adapting")
+    manifest = documents.read_manifest(data_dir)
+    langs = cfg.langs or documents.group_languages(data_dir, "adapting")
     eval_langs = cfg.eval_langs or [entry["code"] for entry in manifest["languages"]]
     if not langs:
         runtime.fail(f"no languages to adapt to: {data_dir}/manifest.json has an empty adapting group; pass --langs")
     if len(set(langs)) != len(langs):
         runtime.fail(f"--langs names a language twice: {', '.join(langs)}")
-    train_paths = common.language_files(data_dir, langs, "train")
-    val_paths = common.language_files(data_dir, list(dict.fromkeys(langs + eval_langs)), "val")
+    train_paths = documents.language_files(data_dir, langs, "train")
+    val_paths = documents.language_files(data_dir, list(dict.fromkeys(langs + eval_langs)), "val")
     for lang, path in [*train_paths.items(), *val_paths.items()]:
         if not os.path.isfile(path) or not has_text(path):
             runtime.fail(f"language '{lang}' has no text: {path} is {'empty' if os.path.isfile(path) else 'missing'}")

@@ -35,6 +35,7 @@ from evaluation import metrics
 from pipeline import runtime
 from evaluation.benchmarks import GEN_METRICS, MC_METRICS, load_tasks, run_task, stop_ids
 from evaluation.selfsim import language_self_sim, self_sim_sample
+from pipeline import documents
 from pipeline.documents import read_documents
 from tokenizer import Tokenizer
 
@@ -185,7 +186,7 @@ def _metric_order(metric, tasks):
 
 def read_languages(cfg, tasks):
     """(groups, {lang: group}, {lang: written with spaces}, languages with held-out text, {lang: documents})."""
-    manifest = common.read_manifest(cfg.data_dir)
+    manifest = documents.read_manifest(cfg.data_dir)
     entries = {e["code"]: e for e in manifest["languages"]}
     groups = list(manifest.get("groups") or GROUPS)
     group_of = {lang: g for g, langs in manifest.get("groups", {}).items() for lang in langs}
@@ -199,7 +200,7 @@ def read_languages(cfg, tasks):
             runtime.fail(f"language '{lang}' is neither in {cfg.data_dir}/manifest.json nor in any task")
     text_langs = [lang for lang in (cfg.langs or list(entries)) if lang in entries] if cfg.bpb or cfg.self_sim else []
     val_docs = {}
-    for lang, path in common.language_files(cfg.data_dir, text_langs, "val").items():
+    for lang, path in documents.language_files(cfg.data_dir, text_langs, "val").items():
         val_docs[lang] = list(read_documents(path)) if os.path.isfile(path) else []
         if not val_docs[lang]:
             runtime.fail(f"language '{lang}' has no held-out text ({path} is missing or empty)")
@@ -215,7 +216,7 @@ def evaluate_model(name, model, tok, chat, cfg, text_langs, samples, tasks, spac
     bar = lambda items, what: tqdm(items, desc=f"{name}: {what}", disable=not cfg.progress, dynamic_ncols=True, leave=False)
     t0 = time.time()
     for lang in bar(text_langs if cfg.bpb else [], "bits per byte"):
-        val_path = common.language_files(cfg.data_dir, [lang], "val")[lang]
+        val_path = documents.language_files(cfg.data_dir, [lang], "val")[lang]
         bpb, ppl, details["bpb_bytes"][lang] = language_bpb(model, tok, val_path, cfg.bpb_bytes, cfg.batch_size, device, autocast)
         put("bpb", lang, bpb)
         put("perplexity", lang, ppl)

@@ -50,7 +50,7 @@ import torch
 from tqdm import tqdm
 
 from evaluation.inference import generate
-from pipeline import chat, common, runtime
+from pipeline import chat, common, documents, runtime
 
 
 @dataclass
@@ -262,7 +262,7 @@ def main(argv=None):
         runtime.fail(f"max_new_tokens={cfg.max_new_tokens} must be between 1 and block_size - 1 = {block_size - 1}")
     train_path, val_path = cfg.data, cfg.val_data
     if not (train_path and val_path):
-        instructions = common.read_manifest(cfg.data_dir).get("instructions")
+        instructions = documents.read_manifest(cfg.data_dir).get("instructions")
         if not instructions:
             runtime.fail(f"{cfg.data_dir}/manifest.json has no 'instructions' files; pass --data and --val_data")
         train_path = train_path or os.path.join(cfg.data_dir, instructions["train"])

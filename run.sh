@@ -93,14 +93,14 @@ fi
 # 2. the base vocabulary, trained on the pretraining languages
 if [[ ! -f $TOK || $MODE == --overwrite ]]; then
   stage "train the base tokenizer ($VOCAB tokens)"
-  mapfile -t PRETRAIN_TEXT < <($PY -c "from pipeline import common; print('\n'.join(common.language_files('$DATA', common.group_languages('$DATA', 'pretraining'), 'train').values()))")
+  mapfile -t PRETRAIN_TEXT < <($PY -c "from pipeline import documents; print('\n'.join(documents.language_files('$DATA', documents.group_languages('$DATA', 'pretraining'), 'train').values()))")
   $PY tokenizer.py train --input "${PRETRAIN_TEXT[@]}" --vocab_size $VOCAB ${TOKENIZER_SAMPLE[@]+"${TOKENIZER_SAMPLE[@]}"} --out "$TOK"
 fi
 
 # the multiple-choice tasks, which the adapted models are asked too (7.)
-mapfile -t MC_TASKS < <($PY -c "from pipeline import common; print('\n'.join(t for t, v in common.read_manifest('$DATA').get('tasks', {}).items() if v.get('kind') == 'mc'))")
+mapfile -t MC_TASKS < <($PY -c "from pipeline import documents; print('\n'.join(t for t, v in documents.read_manifest('$DATA').get('tasks', {}).items() if v.get('kind') == 'mc'))")
 # the models before finetuning are read in English (the Baseline) and the adapting languages (the others) only
-mapfile -t BEFORE_LANGS < <($PY -c "from pipeline import common; print('\n'.join(['en'] + common.group_languages('$DATA', 'adapting')))")
+mapfile -t BEFORE_LANGS < <($PY -c "from pipeline import documents; print('\n'.join(['en'] + documents.group_languages('$DATA', 'adapting')))")
 FAILED=$(mktemp)  # the out_dirs of runs that failed, one per line
 # on any exit (an error, Ctrl-C, kill) stop the runs still going: each job is a subshell with the run as its child
 trap 'for job in $(jobs -p); do pkill -P "$job" 2>/dev/null || true; kill "$job" 2>/dev/null || true; done; rm -f "$FAILED"' EXIT

@@ -29,9 +29,7 @@ import argparse
 import base64
 import binascii
 import heapq
-import os
 import sys
-import tempfile
 import warnings
 from collections import Counter, defaultdict
 
@@ -41,7 +39,7 @@ import tiktoken
 from tqdm import tqdm
 
 from pipeline import bpe
-from pipeline.documents import bytes_and_tokens, corpus_documents, open_input, stats_table
+from pipeline.documents import atomic_open, bytes_and_tokens, corpus_documents, open_input, stats_table
 
 # GPT-4's pre-tokenizer, used for training, extension and encoding alike: one pattern everywhere.
 SPLIT_PATTERN = r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+"""
@@ -92,16 +90,8 @@ class Tokenizer:
     def save(self, path):
         lines = [f"{base64.b64encode(self._bytes[i]).decode()} {i}\n" for i in sorted(self.mergeable_ranks.values())]
         lines += [f"{SPECIAL_MARKER} {name} {i}\n" for name, i in sorted(self.special_tokens.items(), key=lambda x: x[1])]
-        folder = os.path.dirname(os.path.abspath(path))
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tokenizer-", suffix=".tmp")
-        try:  # temp file + rename: a crash never leaves a half-written vocabulary behind
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-                f.writelines(lines)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        with atomic_open(path) as f:  # a crash never leaves a half-written vocabulary behind
+            f.writelines(lines)
 
     @classmethod
     def load(cls, path):

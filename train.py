@@ -28,7 +28,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from pipeline import common, runtime
+from pipeline import common, documents, runtime
 from model import GPT, GPTConfig
 from tokenizer import Tokenizer
 
@@ -112,21 +112,25 @@ def main(argv=None):
         dist.broadcast_object_list(box)
         if box[0] and not master:
             resume_ckpt = runtime.load_checkpoint(cfg.out_dir)
+    if resume_ckpt is not None and resume_ckpt["step"] >= cfg.max_iters:
+        if master:
+            print(f"{cfg.out_dir} is already complete ({resume_ckpt['step']} steps)")
+        return resume_ckpt.get("val_bpb")
 
     # ---- data: the pretraining languages as memory-mapped uint32 token files ---------------------------
     tok = Tokenizer.load(cfg.tokenizer)
-    langs = cfg.langs or common.group_languages(cfg.data_dir, "pretraining")
+    langs = cfg.langs or documents.group_languages(cfg.data_dir, "pretraining")
     weights = cfg.lang_weights or [1.0] * len(langs)
     if len(weights) != len(langs) or min(weights) < 0 or sum(weights) <= 0:
         runtime.fail(f"lang_weights needs one non-negative weight per language ({len(langs)}: {', '.join(langs)})")
     if master:  # rank 0 tokenizes the text once; the others wait and then memory-map its files
         for split in ("train", "val"):
-            for path in common.language_files(cfg.data_dir, langs, split).values():
+            for path in documents.language_files(cfg.data_dir, langs, split).values():
                 common.token_file(tok, path)
     if ddp:
         dist.barrier()
-    train_tokens = {lang: common.token_file(tok, path) for lang, path in common.language_files(cfg.data_dir, langs, "train").items()}
-    val_tokens = {lang: common.token_file(tok, path) for lang, path in common.language_files(cfg.data_dir, langs, "val").items()}
+    train_tokens = {lang: common.token_file(tok, path) for lang, path in documents.language_files(cfg.data_dir, langs, "train").items()}
+    val_tokens = {lang: common.token_file(tok, path) for lang, path in documents.language_files(cfg.data_dir, langs, "val").items()}
     batches = common.Batches(train_tokens, weights, cfg.block_size, cfg.seed)
     token_bytes = tok.token_byte_lengths()
 
@@ -160,10 +164,6 @@ def main(argv=None):
     if ddp:
         train_model = DistributedDataParallel(train_model, device_ids=[torch.device(device).index] if device.startswith("cuda") else None)
 
-    if resume_ckpt is not None and start_step >= cfg.max_iters:
-        if master:
-            print(f"{cfg.out_dir} is already complete ({start_step} steps)")
-        return resume_ckpt.get("val_bpb")
     log = runtime.Log(cfg.out_dir, resume_step=start_step if resume_ckpt else None) if master else None
     if master:
         tok.save(os.path.join(cfg.out_dir, "tokenizer.tiktoken"))
@@ -267,7 +267,7 @@ def main(argv=None):
             log.write(**record)
 
     # the final evaluation and the complete checkpoint; with max_iters=0, the untrained model (the control)
-    if master and (start_step < cfg.max_iters or resume_ckpt is None):
+    if master:
         last_val = evaluate_val()
         log.write(step=cfg.max_iters, **last_val)
         save(cfg.max_iters)

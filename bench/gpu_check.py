@@ -36,6 +36,7 @@ sys.path.insert(0, os.path.join(ROOT, "bench"))
 import bench_train  # noqa: E402
 from model import GPT, GPTConfig  # noqa: E402
 from pipeline import runtime  # noqa: E402
+from evaluation import runs  # noqa: E402
 from evaluation.benchmarks import score_choices  # noqa: E402
 
 
@@ -165,7 +166,7 @@ def pretrain_lab_gpu(args, lab, tok):
     seconds = run("train.py", "config/lab_gpu.py", f"--data_dir={lab}", f"--tokenizer={tok}", f"--out_dir={out}", "--overwrite",
                   f"--max_iters={steps}", "--forget_every=50", "--eval_every=0", "--log_every=5", "--progress=false",
                   f"--device={args.device}", f"--dtype={args.dtype}")
-    log = [r for r in runtime.read_log(out) if "tok_per_s" in r][1:]  # the first line holds the compile
+    log = [r for r in runs.read_log(out) if "tok_per_s" in r][1:]  # the first line holds the compile
     tok_s = sum(r["tok_per_s"] for r in log) / len(log)
     full = runtime.parse_config(__import__("train").TrainConfig, "train", [os.path.join(ROOT, "config", "lab_gpu.py")])
     full_s = full.max_iters * full.batch_size * full.grad_accum * full.block_size / tok_s

@@ -1,7 +1,9 @@
 """
 What the real-data scripts (data/wikipedia, data/instructions, data/benchmarks) share: resumable
-HTTPS downloads with progress bars (asked again, after a pause, while a server answers 429 or 5xx), Hugging Face dataset file listings, optional parquet reading,
-atomic writes, the data folder's manifest.json, and a table of the languages we know about.
+HTTPS downloads with progress bars (asked again, after a pause, while a server answers 429 or 5xx), Hugging Face
+dataset file listings, optional parquet reading, writing the data folder's manifest.json, and a table of the
+languages we know about. Files are written through atomic_open, and errors reported through fail, both from
+pipeline/documents.py, which the stages use too.
 
 Only the standard library, tqdm and (optionally, for parquet) pyarrow. Every failure a user can cause
 or meet - no network, a missing file, a truncated download - ends in a SystemExit("error: ...") that
@@ -13,7 +15,6 @@ each call as huggingface_hub does; $HF_TOKEN, when set, goes with every request 
 redirects downloads to a CDN, and the header is not forwarded there.
 """
 
-import contextlib
 import hashlib
 import json
 import os
@@ -26,6 +27,8 @@ import urllib.parse
 import urllib.request
 
 from tqdm import tqdm
+
+from pipeline.documents import atomic_open, fail
 
 HF = "https://huggingface.co"  # the default of $HF_ENDPOINT
 USER_AGENT = "afa-reference-data-prepare/1.0 (python urllib)"
@@ -96,10 +99,6 @@ PAPER_GROUPS = {
 }
 # Wikipedia language codes: "en", "ceb", "zh-yue", "roa-tara", "be-x-old" ...
 CODE_PATTERN = re.compile(r"^[a-z]{2,3}(-[a-z0-9]+)*$")
-
-
-def fail(message):
-    raise SystemExit(f"error: {message}")
 
 
 def language_entry(code, group):
@@ -300,36 +299,6 @@ def read_parquet(path, columns, batch_size=1024):
 
 
 # ---- writing ----------------------------------------------------------------------------------------
-
-@contextlib.contextmanager
-def atomic_open(path, mode="w"):
-    """Write to path + ".tmp" and rename onto path only if the block finishes: readers never see a
-    half-written file, and an interrupted run leaves nothing behind."""
-    folder = os.path.dirname(os.path.abspath(path))
-    made = _missing_dirs(folder)
-    os.makedirs(folder, exist_ok=True)
-    tmp = path + ".tmp"
-    f = open(tmp, mode, encoding=None if "b" in mode else "utf-8")
-    try:
-        yield f
-        f.close()
-        os.replace(tmp, path)
-    except BaseException:
-        f.close()
-        os.remove(tmp)
-        for d in made:  # the folders this write made, innermost first, if nothing else went into them
-            with contextlib.suppress(OSError):
-                os.rmdir(d)
-        raise
-
-
-def _missing_dirs(folder):
-    missing = []
-    while folder and not os.path.isdir(folder):
-        missing.append(folder)
-        folder = os.path.dirname(folder)
-    return missing
-
 
 def write_jsonl(path, rows):
     with atomic_open(path) as f:

@@ -44,7 +44,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipeline import common
+from pipeline import documents
 from evaluation import inference, metrics
 from pipeline import runtime
 from pipeline.chat import ANSWER_SPACE, render_prompt
@@ -116,7 +116,7 @@ def _example_problem(ex, task, lang, kind):
 
 def load_tasks(tasks_dir, names, langs):
     """{task: {"kind", "metric", "langs": {lang: [examples]}}} for the requested tasks and languages."""
-    manifest = common.read_manifest(tasks_dir)
+    manifest = documents.read_manifest(tasks_dir)
     available = manifest.get("tasks", {})
     for name in names:
         if name not in available:

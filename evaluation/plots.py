@@ -17,23 +17,12 @@ import matplotlib
 matplotlib.use("Agg")  # no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 
-from pipeline.runtime import read_log  # noqa: E402
+from evaluation.runs import read_log, smooth  # noqa: E402
 
 COLORS = {"standard": "tab:blue", "forgetting": "tab:red", "chen": "tab:purple", "Baseline": "tab:gray",
           "BA": "tab:blue", "AFA": "tab:red", "BA_keephead": "tab:cyan", "AFA_keephead": "tab:orange",
           "BA_splice": "tab:green", "AFA_splice": "tab:pink", "BA_adapted": "tab:blue", "AFA_adapted": "tab:red"}
 PRETRAINING_LABELS = {"standard": "standard", "forgetting": "forgetting", "chen": "forgetting + [CHEN] embedding LR"}
-
-
-def smooth(values, window):
-    """Running mean over the last `window` values (fewer at the start)."""
-    out, total = [], 0.0
-    for i, v in enumerate(values):
-        total += v
-        if i >= window:
-            total -= values[i - window]
-        out.append(total / min(i + 1, window))
-    return out
 
 
 def save(fig, path):

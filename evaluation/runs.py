@@ -9,8 +9,23 @@ import json
 import os
 import re
 
-from evaluation.plots import smooth
-from pipeline.runtime import read_log
+
+def read_log(out_dir):
+    """A run's log.jsonl (runtime.Log writes it): one dict per line."""
+    with open(os.path.join(out_dir, "log.jsonl")) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def smooth(values, window):
+    """Running mean over the last `window` values (fewer at the start)."""
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v
+        if i >= window:
+            total -= values[i - window]
+        out.append(total / min(i + 1, window))
+    return out
+
 
 ADAPT_MODES = {"relearn": "[CHEN] relearn: every embedding reset and relearned",
                "adapt": "[AFA] vocabulary expansion: new rows and the head learned",

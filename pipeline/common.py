@@ -1,45 +1,22 @@
 """
 The pieces of the method the stages share: the learning-rate schedule, the NaN check of the training loops,
-the data manifest and its text files, token files, the batches every training loop draws, bits per byte,
-and atomic writes. Nothing here trains anything: each stage's loop stays in its own file, where a reader can
+token files, the batches every training loop draws, and bits per byte (the data folder's manifest and text
+are read by documents.py). Nothing here trains anything: each stage's loop stays in its own file, where a reader can
 follow it top to bottom; a pretraining step reads train.py's loop, model.py's forward and this file. The
 plumbing (command line, devices, checkpoints, the log) is in runtime.py.
 """
 
 import hashlib
 import itertools
-import json
 import math
 import os
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 
 import numpy as np
 import torch
 
 from pipeline import documents
-
-
-def fail(message):
-    """Stop the program with `error: message` and exit status 1: how every stage reports input it cannot use."""
-    raise SystemExit(f"error: {message}")
-
-
-@contextmanager
-def atomic_open(path, mode="w"):
-    """Open a temp file beside `path` and move it onto `path` only once the block ends without an error: a
-    crash mid-write leaves the previous file whole, and a reader never sees half a file. The temp name holds
-    the process id, so parallel runs (run.sh) writing the same file do not write into one temp file."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        with open(tmp, mode) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:  # SystemExit from fail() too: no temp file is left behind
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+from pipeline.documents import atomic_open, fail
 
 
 def lr_at(step, max_iters, lr, warmup_frac, min_lr_frac=0.1):
@@ -60,34 +37,7 @@ def stop_unless_finite(finite, first_step, step, out_dir):
              f"{out_dir}/ckpt.pt still holds the last good checkpoint (lower lr or raise warmup_frac, then --resume)")
 
 
-# ---- data: text manifests, token files, bits per byte -----------------------------------------------
-
-def read_manifest(data_dir):
-    path = os.path.join(data_dir, "manifest.json")
-    if not os.path.isfile(path):
-        fail(f"no manifest at {path} (generate the lab with: python data/lab/prepare.py --out {data_dir})")
-    with open(path) as f:
-        return json.load(f)
-
-
-def language_files(data_dir, langs, split):
-    """{lang: path of its split's text file} for the requested languages, checked against the manifest."""
-    manifest = read_manifest(data_dir)
-    by_code = {entry["code"]: entry for entry in manifest["languages"]}
-    paths = {}
-    for lang in langs:
-        if lang not in by_code:
-            fail(f"language '{lang}' is not in {data_dir}/manifest.json (it has {', '.join(by_code)})")
-        paths[lang] = os.path.join(data_dir, by_code[lang][split])
-    return paths
-
-
-def group_languages(data_dir, group):
-    groups = read_manifest(data_dir)["groups"]
-    if group not in groups:
-        fail(f"no language group '{group}' in {data_dir}/manifest.json (it has {', '.join(groups)})")
-    return list(groups[group])
-
+# ---- data: token files, batches, bits per byte -----------------------------------------------------
 
 def token_file(tok, txt_path, max_tokens=None):
     """The uint32 token file of a text file, made once per tokenizer and cached beside the text

@@ -1,14 +1,79 @@
 """
-A corpus is UTF-8 text files in which documents are separated by a blank line. read_documents streams a
-file a chunk at a time, so a corpus larger than memory passes through (tokenizer training, token files);
-sample_documents takes an even, seeded sample of a file instead (tokenizer.py --max_bytes); stats_table
-measures how much text a token covers under several vocabularies (tokenizer.py stats, adapt.py).
-Nothing here imports torch or the model: data preparation reads text with it.
+The data folder and its text, read without torch or the model (data preparation and run.sh use it too).
+manifest.json names the languages, their groups and their text files (read_manifest, language_files,
+group_languages). A corpus is UTF-8 text files in which documents are separated by a blank line.
+read_documents streams a file a chunk at a time, so a corpus larger than memory passes through (tokenizer
+training, token files); sample_documents takes an even, seeded sample of a file instead (tokenizer.py
+--max_bytes); stats_table measures how much text a token covers under several vocabularies (tokenizer.py
+stats, adapt.py). Every script writes its files through atomic_open and reports bad input through fail.
 """
+import contextlib
 import itertools
+import json
 import os
 import random
 import re
+
+def fail(message):
+    """Stop the program with `error: message` and exit status 1: how every script reports input it cannot use."""
+    raise SystemExit(f"error: {message}")
+
+
+@contextlib.contextmanager
+def atomic_open(path, mode="w"):
+    """Open a temp file beside `path` and move it onto `path` only once the block ends without an error: a
+    crash mid-write leaves the previous file whole, and a reader never sees half a file. The temp name holds
+    the process id, so parallel runs (run.sh) writing the same file do not share a temp file. Text is UTF-8
+    with "\n" line ends on every system. Missing folders are made, and removed again if the write fails."""
+    folder = os.path.dirname(os.path.abspath(path))
+    made = []
+    while not os.path.isdir(folder):
+        made.append(folder)
+        folder = os.path.dirname(folder)
+    if made:
+        os.makedirs(made[0])
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # SystemExit from fail() too: no temp file or new folder is left behind
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        for d in made:  # innermost first, each only if nothing else went into it
+            with contextlib.suppress(OSError):
+                os.rmdir(d)
+        raise
+
+
+def read_manifest(data_dir):
+    path = os.path.join(data_dir, "manifest.json")
+    if not os.path.isfile(path):
+        fail(f"no manifest at {path} (generate the lab with: python data/lab/prepare.py --out {data_dir})")
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def language_files(data_dir, langs, split):
+    """{lang: path of its split's text file} for the requested languages, checked against the manifest."""
+    manifest = read_manifest(data_dir)
+    by_code = {entry["code"]: entry for entry in manifest["languages"]}
+    paths = {}
+    for lang in langs:
+        if lang not in by_code:
+            fail(f"language '{lang}' is not in {data_dir}/manifest.json (it has {', '.join(by_code)})")
+        paths[lang] = os.path.join(data_dir, by_code[lang][split])
+    return paths
+
+
+def group_languages(data_dir, group):
+    groups = read_manifest(data_dir)["groups"]
+    if group not in groups:
+        fail(f"no language group '{group}' in {data_dir}/manifest.json (it has {', '.join(groups)})")
+    return list(groups[group])
+
 
 # Two line ends in a row, a line end being "\r\n", "\r" or "\n" as in Python's universal newlines: the
 # split is on the raw bytes (so every document's byte offset is known for sampling and for errors) yet

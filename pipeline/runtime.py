@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from model import GPT, GPTConfig
-from pipeline.common import atomic_open, fail  # noqa: F401 (the stages call them as runtime.*)
+from pipeline.documents import atomic_open, fail  # noqa: F401 (the stages call them as runtime.*)
 from tokenizer import Tokenizer
 
 STAGES = ("train", "adapt", "finetune", "splice", "evaluate")
@@ -226,7 +226,9 @@ def set_deterministic(on):
     stops the run with torch's error naming it."""
     if on:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS starts: set before any matmul
-    torch.use_deterministic_algorithms(on)  # set either way: a stage run in-process (tests) must not inherit it
+    if torch.are_deterministic_algorithms_enabled() != on:  # set either way: a stage run in-process (tests) must
+        torch.use_deterministic_algorithms(on)             # not inherit it; only on a change: the call imports
+                                                           # torch.compile's machinery, a second per process
     torch.backends.cudnn.deterministic = on
     if on or "torch._inductor.config" in sys.modules:  # imported only when needed: the import takes seconds
         from torch._inductor import config as inductor_config
@@ -384,8 +386,3 @@ class Log:
     def write(self, **record):
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")
-
-
-def read_log(out_dir):
-    with open(os.path.join(out_dir, "log.jsonl")) as f:
-        return [json.loads(line) for line in f if line.strip()]

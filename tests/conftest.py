@@ -33,8 +33,7 @@ def lab_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tokenizer_path(lab_dir, tmp_path_factory):
     import tokenizer
-    from pipeline.common import group_languages, language_files
-    from pipeline.documents import read_documents
+    from pipeline.documents import group_languages, language_files, read_documents
 
     texts = []
     for path in language_files(lab_dir, group_languages(lab_dir, "pretraining"), "train").values():

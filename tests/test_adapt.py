@@ -9,7 +9,8 @@ import pytest
 import torch
 
 import adapt
-from pipeline import common, runtime
+from pipeline import common, documents, runtime
+from evaluation import runs
 import tokenizer
 from conftest import run_script
 
@@ -34,7 +35,7 @@ def assert_same_body(a, b):
 
 def seen_inputs(ckpt, tok, lab_dir):
     """Which token ids were inputs in the batches of an adaptation run (Batches is reproducible)."""
-    files = common.language_files(lab_dir, ckpt["langs"], "train")
+    files = documents.language_files(lab_dir, ckpt["langs"], "train")
     batches = common.Batches({lang: common.token_file(tok, path) for lang, path in files.items()}, [1.0] * len(files),
                              ckpt["model_config"]["block_size"], ckpt["config"]["seed"])
     seen = torch.zeros(tok.n_vocab, dtype=torch.bool)
@@ -84,10 +85,10 @@ def test_merged_tokenizer_keeps_base_ids(expanded, pretrained_dir):
 
 
 def test_log_shows_adapting_languages_improve_and_every_group(expanded, lab_dir):
-    evals = [r for r in runtime.read_log(expanded) if "val_bpb" in r]
+    evals = [r for r in runs.read_log(expanded) if "val_bpb" in r]
     assert [r["step"] for r in evals] == [0, 6, 12] and [r["tokens"] for r in evals] == [0, 6 * 256, 12 * 256]
     assert evals[-1]["val_bpb"] < evals[0]["val_bpb"]  # val_bpb = mean of the adapted languages
-    groups = common.read_manifest(lab_dir)["groups"]
+    groups = documents.read_manifest(lab_dir)["groups"]
     # 12 tiny steps on a 30 kB lab: every adapting language but at most one gets better (the unrelated
     # Latin-script one, qtu, may not yet)
     better = [lang for lang in groups["adapting"] if evals[-1][f"val_bpb_{lang}"] < evals[0][f"val_bpb_{lang}"]]
@@ -151,14 +152,14 @@ def test_resume_continues_exactly_and_a_complete_run_returns(expanded, pretraine
     for i, state in reference["optimizer"]["state"].items():
         assert torch.equal(resumed["optimizer"]["state"][i]["exp_avg_sq"], state["exp_avg_sq"])
     strip = lambda log: [{k: v for k, v in r.items() if k != "tok_per_s"} for r in log]
-    assert strip(runtime.read_log(str(tmp_path))) == strip(runtime.read_log(expanded))
+    assert strip(runs.read_log(str(tmp_path))) == strip(runs.read_log(expanded))
     capsys.readouterr()
     run_adapt(pretrained_dir, tmp_path, "--max_iters=12", "--eval_every=6", "--resume", *KEEP_HEAD)
     assert "already complete" in capsys.readouterr().out
 
 
 def test_more_new_tokens_than_the_text_supports_learns_what_it_can(pretrained_dir, lab_dir, tmp_path, capsys):
-    lang = common.group_languages(lab_dir, "adapting")[0]
+    lang = documents.group_languages(lab_dir, "adapting")[0]
     run_adapt(pretrained_dir, tmp_path, "--n_new_tokens=1000000", "--max_iters=1", "--eval_every=0", f"--langs={lang}",
               f"--eval_langs={lang}")
     out = capsys.readouterr().out
@@ -182,7 +183,7 @@ def test_bad_inputs(pretrained_dir, expanded, lab_dir, tmp_path):
     fails("not one of", "--head=old")
     fails("float16 is for evaluation only", "--dtype=float16")
     # a language whose training text is empty
-    manifest = common.read_manifest(lab_dir)
+    manifest = documents.read_manifest(lab_dir)
     entry = next(e for e in manifest["languages"] if e["code"] in manifest["groups"]["adapting"])
     data = tmp_path / "data"
     data.mkdir()

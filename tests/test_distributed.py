@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from pipeline import runtime
+from evaluation import runs
 from conftest import ROOT, TINY_MODEL
 
 
@@ -15,7 +15,7 @@ def test_two_processes_match_one_with_the_same_global_batch(lab_dir, tokenizer_p
     result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                              "train.py", f"--out_dir={two}", *args], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
-    log_one, log_two = runtime.read_log(one), runtime.read_log(two)
+    log_one, log_two = runs.read_log(one), runs.read_log(two)
     assert [r["step"] for r in log_one] == [r["step"] for r in log_two]
     for a, b in zip(log_one, log_two):
         for key in ("loss", "val_bpb"):

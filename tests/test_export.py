@@ -15,7 +15,6 @@ import pytest
 import torch
 
 import adapt
-from pipeline import common
 import evaluate
 import export
 import finetune
@@ -51,8 +50,8 @@ def exported(stages, tmp_path_factory):
 
 def lab_texts(lab_dir):
     """The first held-out document of every lab language: every script of the lab."""
-    manifest = common.read_manifest(lab_dir)
-    files = common.language_files(lab_dir, [entry["code"] for entry in manifest["languages"]], "val")
+    manifest = documents.read_manifest(lab_dir)
+    files = documents.language_files(lab_dir, [entry["code"] for entry in manifest["languages"]], "val")
     return [next(documents.read_documents(path)) for path in files.values()]
 
 
@@ -66,9 +65,9 @@ def test_transformers_gives_our_ids_logits_and_greedy_tokens(stage, stages, expo
     if stage == "adapt":
         assert tok.n_vocab > ckpt["n_base_vocab"] + 4 and tok.eot_id < ckpt["n_base_vocab"]  # specials sit mid-vocabulary
     # every document of the lab, train and val, every language: the same ids
-    languages = [entry["code"] for entry in common.read_manifest(lab_dir)["languages"]]
+    languages = [entry["code"] for entry in documents.read_manifest(lab_dir)["languages"]]
     for split in ("train", "val"):
-        for path in common.language_files(lab_dir, languages, split).values():
+        for path in documents.language_files(lab_dir, languages, split).values():
             docs = list(documents.read_documents(path))
             assert hf_tok(docs, add_special_tokens=False)["input_ids"] == tok.encode_batch(docs), path
     texts = lab_texts(lab_dir) + EDGE_TEXTS

@@ -10,6 +10,7 @@ import torch
 
 import finetune
 from pipeline import chat, runtime
+from evaluation import runs
 from tokenizer import Tokenizer
 from conftest import run_script
 from model import GPT, GPTConfig
@@ -110,7 +111,7 @@ def test_tiny_finetune_lowers_the_heldout_assistant_loss_and_resumes_exactly(pre
     straight = str(tmp_path / "straight")
     results = run(pretrained_dir, lab_dir, straight, *args)
     assert results["val_loss"] < 0.9 * results["val_loss_init"], results
-    log = runtime.read_log(straight)
+    log = runs.read_log(straight)
     assert log[0]["n_train"] > 0 and "n_truncated" in log[0] and log[0]["n_truncated"] > 0  # block 32: the lab overflows
     assert [r["step"] for r in log if "val_loss" in r] == [0, 8, 16]
     assert all(k in r for r in log if "loss" in r for k in ("step", "loss", "lr", "tokens", "tok_per_s"))
@@ -135,7 +136,7 @@ def test_tiny_finetune_lowers_the_heldout_assistant_loss_and_resumes_exactly(pre
     assert runtime.load_checkpoint(stopped)["step"] == 8
     assert run(pretrained_dir, lab_dir, stopped, *args, "--resume") == results
     untimed = lambda records: [{k: v for k, v in r.items() if k != "tok_per_s"} for r in records]  # noqa: E731
-    assert untimed(runtime.read_log(stopped)) == untimed(log)
+    assert untimed(runs.read_log(stopped)) == untimed(log)
     final = runtime.load_checkpoint(stopped)["model"]
     assert all(torch.equal(final[n], ckpt["model"][n]) for n in final)
     # a complete run resumes to nothing
@@ -196,7 +197,7 @@ def test_bad_conversations_are_named_or_skipped_and_counted(pretrained_dir, lab_
     out = str(tmp_path / "skip")
     val = os.path.join(lab_dir, "instructions", "val.jsonl")
     run(pretrained_dir, lab_dir, out, f"--data={path}", f"--val_data={val}", "--max_iters=1", "--skip_bad")
-    assert runtime.read_log(out)[0]["n_skipped"] == 5 and "skipped 1 lines of" in capsys.readouterr().out
+    assert runs.read_log(out)[0]["n_skipped"] == 5 and "skipped 1 lines of" in capsys.readouterr().out
     # a finetuned model is not a starting point, and a real training set needs its own held-out file
     with pytest.raises(SystemExit, match="written by finetune.py"):
         run(out, lab_dir, tmp_path / "again")

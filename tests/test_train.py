@@ -12,29 +12,30 @@ import pytest
 import torch
 
 from pipeline import common, runtime
+from evaluation import runs
 from conftest import ROOT, TINY_MODEL, pretrain, run_script
 from model import GPT, GPTConfig
 
 
 def losses(out_dir):
-    return {r["step"]: r["loss"] for r in runtime.read_log(out_dir) if "loss" in r}
+    return {r["step"]: r["loss"] for r in runs.read_log(out_dir) if "loss" in r}
 
 
 def test_loss_falls_within_a_few_dozen_steps(pretrained_dir):
-    vals = [r["val_bpb"] for r in runtime.read_log(pretrained_dir) if "val_bpb" in r]
+    vals = [r["val_bpb"] for r in runs.read_log(pretrained_dir) if "val_bpb" in r]
     assert vals[-1] < 0.9 * vals[0], vals
 
 
 def test_resets_only_at_multiples_of_k_and_never_at_the_end(forgetting_dir):
-    forgets = [r["step"] for r in runtime.read_log(forgetting_dir) if r.get("forget")]
+    forgets = [r["step"] for r in runs.read_log(forgetting_dir) if r.get("forget")]
     assert forgets == [10, 20, 30]  # 40 steps, K = 10: not at step 0, and no reset is left unrelearned
 
 
 def test_no_reset_at_the_final_step_or_with_k_zero(lab_dir, tokenizer_path, tmp_path):
     last = pretrain(lab_dir, tokenizer_path, tmp_path / "last", "--max_iters=10", "--forget_every=9", "--eval_every=0")
-    assert not any(r.get("forget") for r in runtime.read_log(last))
+    assert not any(r.get("forget") for r in runs.read_log(last))
     none = pretrain(lab_dir, tokenizer_path, tmp_path / "none", "--max_iters=10", "--forget_every=0", "--eval_every=0")
-    assert not any(r.get("forget") for r in runtime.read_log(none))
+    assert not any(r.get("forget") for r in runs.read_log(none))
 
 
 def test_a_reset_changes_exactly_the_embedding_and_clears_its_adam_state(lab_dir, tokenizer_path, tmp_path):
@@ -80,7 +81,7 @@ def test_resume_after_kill_9_is_exact_across_a_reset(lab_dir, tokenizer_path, tm
     assert killed_at < 30, "the run finished before it could be killed"
     pretrain(lab_dir, tokenizer_path, out, *args[2:], "--resume")
     assert losses(out) == losses(straight)  # every step, bit for bit, the resets (8, 16, 24) included
-    assert [r["step"] for r in runtime.read_log(out) if r.get("forget")] == [8, 16, 24]
+    assert [r["step"] for r in runs.read_log(out) if r.get("forget")] == [8, 16, 24]
     # a finished run resumes to nothing
     pretrain(lab_dir, tokenizer_path, out, *args[2:], "--resume")
     assert "already complete" in capsys.readouterr().out

@@ -11,7 +11,6 @@ existing folder rewrites every file atomically (temp file + rename), so it is id
 import argparse
 import json
 import math
-import os
 import random
 import re
 import sys
@@ -26,6 +25,7 @@ from data.lab import world as W
 from data.lab.items import QUESTION_TYPES, cloze_item, copa_pair, fact_passage, nli_item, passage, passage_question
 from data.lab.stories import story
 from data.lab.languages import build_languages
+from pipeline.documents import atomic_open
 
 VERSION = 4
 # task -> (kind, metric, number of choices). No translation task: the lab has no parallel text and the
@@ -285,11 +285,8 @@ def instructions(rng, w, en, n, block):
 # ---- writing -------------------------------------------------------------------------------------
 
 def write_atomic(path, text):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+    with atomic_open(path) as f:
         f.write(text)
-    os.replace(tmp, path)
 
 
 def jsonl(rows):

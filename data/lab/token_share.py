@@ -20,7 +20,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from pipeline import common, documents
+from pipeline import documents
 import tokenizer
 
 PAPER_PRETRAINING = "en es it cs fi ar zh_CN hi ru".split()
@@ -70,9 +70,9 @@ def main(argv=None):
     if args.vocab_size < 512:
         raise SystemExit(f"error: --vocab_size must be at least 512 (got {args.vocab_size})")
     if args.source == "lab":
-        manifest = common.read_manifest(args.data_dir)
+        manifest = documents.read_manifest(args.data_dir)
         groups = manifest["groups"]
-        train = common.language_files(args.data_dir, [e["code"] for e in manifest["languages"]], "train")
+        train = documents.language_files(args.data_dir, [e["code"] for e in manifest["languages"]], "train")
         texts = {lang: list(documents.read_documents(path)) for lang, path in train.items()}
         pretraining, measured = groups["pretraining"], {g: ls for g, ls in groups.items() if g != "pretraining"}
     else:
