@@ -23,22 +23,34 @@ evaluate = dict(max_examples=2, bpb_bytes=512, sim_bytes=1024, gen_tokens=4, pro
 """
 
 
+def stage_calls(calls):
+    """The training stages' command lines that a run.sh wrote down, sorted (runs in parallel start in any order)."""
+    stages = ("train.py", "adapt.py", "finetune.py", "splice.py")
+    return sorted(c for c in calls.read_text().splitlines() if c.partition(" ")[0] in stages)
+
+
 def test_run_sh_at_micro_size(lab_dir, tmp_path):
     """The default stages (the control among them) and every variant beside them (VARIANTS='keephead splice chen'),
     each once: one adaptation budget."""
     config = tmp_path / "micro.py"
     config.write_text(MICRO)
     out = tmp_path / "out"
+    # python as run.sh calls it, through a wrapper that writes down each call; with DRY set it runs no script
+    calls, python = tmp_path / "calls.txt", tmp_path / "python"
+    python.write_text(f'#!/usr/bin/env bash\necho "$*" >> {calls}\n'
+                      f'[[ -n ${{DRY:-}} && $1 == *.py ]] && exit 0\nexec {os.sys.executable} "$@"\n')
+    python.chmod(0o755)
     env = {**os.environ, "CONFIG": str(config), "OUT": str(out), "DATA": lab_dir, "VOCAB": "300",
-           "BUDGETS": "2000", "VARIANTS": "keephead splice chen", "PYTHON": os.sys.executable}
+           "BUDGETS": "2000", "VARIANTS": "keephead splice chen", "PYTHON": str(python)}
     result = subprocess.run(["bash", "run.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     seed = out / "run" / "micro" / "seed0"
-    for stage in ["pretrain_standard", "pretrain_forgetting", "pretrain_chen", "pretrain_none", "adapt_standard_2000",
-                  "adapt_forgetting_2000", "adapt_none_2000", "relearn_standard_2000", "relearn_forgetting_2000",
-                  "keephead_standard_2000", "keephead_forgetting_2000", "finetune_Baseline", "finetune_BA", "finetune_AFA",
-                  "finetune_Control", "finetune_BA_keephead", "finetune_AFA_keephead", "finetune_body_standard",
-                  "finetune_body_forgetting", "splice_standard", "splice_forgetting"]:
+    stages = ["pretrain_standard", "pretrain_forgetting", "pretrain_chen", "pretrain_none", "adapt_standard_2000",
+              "adapt_forgetting_2000", "adapt_none_2000", "relearn_standard_2000", "relearn_forgetting_2000",
+              "keephead_standard_2000", "keephead_forgetting_2000", "finetune_Baseline", "finetune_BA", "finetune_AFA",
+              "finetune_Control", "finetune_BA_keephead", "finetune_AFA_keephead", "finetune_body_standard",
+              "finetune_body_forgetting", "splice_standard", "splice_forgetting"]
+    for stage in stages:
         for name in ("ckpt.pt", "tokenizer.tiktoken", "config.json") + (() if stage.startswith("splice") else ("log.jsonl",)):
             assert (seed / stage / name).exists(), f"{stage}/{name}"
     assert not (seed / "relearn_none_2000").exists()  # the control is adapted by [AFA]'s recipe only
@@ -70,10 +82,18 @@ def test_run_sh_at_micro_size(lab_dir, tmp_path):
     assert list(adapted["models"]) == ["Baseline_pretrained", "BA_adapted", "AFA_adapted", "Control_adapted"]
     assert all(v["kind"] == "mc" for v in adapted["tasks"].values())
     assert "## AFA_adapted − BA_adapted" in (out / "report" / "adapted" / "results.md").read_text()
-    # a re-run finds everything done, and evaluates nothing again
-    rerun = subprocess.run(["bash", "run.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert rerun.returncode == 0 and "seed 1337: evaluation" not in rerun.stdout, rerun.stdout[-2000:] + rerun.stderr[-2000:]
-    assert "=== seed 1337: the models before finetuning" not in rerun.stdout
+    # a re-run calls every stage again with the same arguments, so each finds its run complete (each stage's
+    # tests check that it then returns), and evaluates nothing again: the results are newer than every model
+    first = stage_calls(calls)
+    assert sorted(c.split("--out_dir=")[1].split()[0] for c in first) == sorted(f"{seed}/{stage}" for stage in stages)
+    assert all("--resume" in c for c in first)
+    calls.write_text("")
+    rerun = subprocess.run(["bash", "run.sh"], cwd=ROOT, env={**env, "DRY": "1"}, capture_output=True, text=True, timeout=60)
+    assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-2000:]
+    assert stage_calls(calls) == first and "evaluate.py" not in calls.read_text()
+    finetune_afa = next(c for c in first if f"--out_dir={seed}/finetune_AFA " in c + " ")  # one of them, for real
+    again = subprocess.run([os.sys.executable, *finetune_afa.split()], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0 and "finetune_AFA is already complete" in again.stdout, again.stdout + again.stderr
 
 
 def test_run_sh_stops_when_a_run_fails(lab_dir, tmp_path):
