@@ -14,6 +14,7 @@ import os
 import random
 import re
 
+
 def fail(message):
     """Stop the program with `error: message` and exit status 1: how every script reports input it cannot use."""
     raise SystemExit(f"error: {message}")
@@ -154,7 +155,7 @@ def _decode(raw, path, at):
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise SystemExit(f"error: {path} is not UTF-8 text (bad byte at offset {at + e.start})")
+        fail(f"{path} is not UTF-8 text (bad byte at offset {at + e.start})")
     return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 
@@ -163,7 +164,7 @@ def open_input(path):
     try:
         return open(path, "rb")
     except OSError as e:
-        raise SystemExit(f"error: cannot read {path}: {e.strerror}")
+        fail(f"cannot read {path}: {e.strerror}")
 
 
 def corpus_documents(paths, max_bytes=None, seed=0):
