@@ -30,12 +30,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from pipeline import common
 from evaluation import metrics
-from pipeline import runtime
 from evaluation.benchmarks import GEN_METRICS, MC_METRICS, load_tasks, run_task, stop_ids
 from evaluation.selfsim import language_self_sim, self_sim_sample
-from pipeline import documents
+from pipeline import common, documents, runtime
 from pipeline.documents import read_documents
 from tokenizer import Tokenizer
 

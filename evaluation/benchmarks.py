@@ -44,9 +44,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipeline import documents
 from evaluation import inference, metrics
-from pipeline import runtime
+from pipeline import documents, runtime
 from pipeline.chat import ANSWER_SPACE, render_prompt
 
 MC_METRICS = ("acc", "acc_prior", "acc_bytes", "margin", "gold_bpb")

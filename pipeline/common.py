@@ -1,9 +1,9 @@
 """
 The pieces of the method the stages share: the learning-rate schedule, the NaN check of the training loops,
-token files, the batches every training loop draws, and bits per byte (the data folder's manifest and text
-are read by documents.py). Nothing here trains anything: each stage's loop stays in its own file, where a reader can
-follow it top to bottom; a pretraining step reads train.py's loop, model.py's forward and this file. The
-plumbing (command line, devices, checkpoints, the log) is in runtime.py.
+token files, the batches every training loop draws, and bits per byte (documents.py reads the data folder's
+manifest and text). Nothing here trains anything: each stage's loop stays in its own file, where a reader
+can follow it top to bottom; a pretraining step reads train.py's loop, model.py's forward and this file.
+The plumbing (command line, devices, checkpoints, the log) is in runtime.py.
 """
 
 import hashlib

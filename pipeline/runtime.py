@@ -226,9 +226,10 @@ def set_deterministic(on):
     stops the run with torch's error naming it."""
     if on:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS starts: set before any matmul
-    if torch.are_deterministic_algorithms_enabled() != on:  # set either way: a stage run in-process (tests) must
-        torch.use_deterministic_algorithms(on)             # not inherit it; only on a change: the call imports
-                                                           # torch.compile's machinery, a second per process
+    # set either way (a stage run in-process, as in the tests, must not inherit it), but only on a change:
+    # the call imports torch.compile's machinery, a second per process
+    if torch.are_deterministic_algorithms_enabled() != on:
+        torch.use_deterministic_algorithms(on)
     torch.backends.cudnn.deterministic = on
     if on or "torch._inductor.config" in sys.modules:  # imported only when needed: the import takes seconds
         from torch._inductor import config as inductor_config
