@@ -149,7 +149,6 @@ def main(argv=None):
               {"params": [p for p in body if p.dim() < 2], "weight_decay": 0.0},
               {"params": [model.wte.weight], "weight_decay": cfg.weight_decay}]
     optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=device.startswith("cuda"))
-    embeddings_group = optimizer.param_groups[2]
 
     start_step, episode_start = 0, 0
     if resume_ckpt is not None:
@@ -213,8 +212,10 @@ def main(argv=None):
         for group in optimizer.param_groups:
             group["lr"] = lr
         if cfg.emb_episode_lr and cfg.forget_every:
+            # param_groups[2] is the embeddings' group, looked up here: a resume's load_state_dict replaces it
             episode_length = min(cfg.forget_every, cfg.max_iters - episode_start)
-            embeddings_group["lr"] = common.lr_at(step - episode_start, episode_length, cfg.lr, cfg.warmup_frac, cfg.min_lr_frac)
+            optimizer.param_groups[2]["lr"] = common.lr_at(step - episode_start, episode_length, cfg.lr, cfg.warmup_frac,
+                                                           cfg.min_lr_frac)
 
         # ---- one optimizer step over grad_accum micro-batches ---------------------------------------------
         # The loss stays on the device: reading it (.item()) would make the CPU wait for the GPU every

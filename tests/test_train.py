@@ -87,17 +87,31 @@ def test_resume_after_kill_9_is_exact_across_a_reset(lab_dir, tokenizer_path, tm
     assert "already complete" in capsys.readouterr().out
 
 
-def test_emb_episode_lr_gives_the_embeddings_the_schedule_of_their_episode(lab_dir, tokenizer_path, tmp_path):
+def test_emb_episode_lr_gives_the_embeddings_the_schedule_of_their_episode(lab_dir, tokenizer_path, tmp_path, monkeypatch):
     # 12 steps, resets at 4 and 8: the last step (11) is step 3 of a 4-step episode for the embeddings
-    def last_lrs(name, *extra):
-        out = pretrain(lab_dir, tokenizer_path, tmp_path / name, "--max_iters=12", "--forget_every=4", "--eval_every=0",
-                       "--warmup_frac=0.25", *extra)
+    args = ["--max_iters=12", "--forget_every=4", "--eval_every=6", "--warmup_frac=0.25"]
+
+    def last_lrs(out):
         return [group["lr"] for group in runtime.load_checkpoint(out)["optimizer"]["param_groups"]]
 
-    body, vectors, embeddings = last_lrs("episodes", "--emb_episode_lr")
+    episodes = pretrain(lab_dir, tokenizer_path, tmp_path / "episodes", *args, "--emb_episode_lr")
+    body, vectors, embeddings = last_lrs(episodes)
     assert body == vectors == common.lr_at(11, 12, 3e-3, 0.25)
     assert embeddings == common.lr_at(3, 4, 3e-3, 0.25) != body
-    assert last_lrs("plain") == [body] * 3  # without it, one schedule for every parameter
+    assert last_lrs(pretrain(lab_dir, tokenizer_path, tmp_path / "plain", *args)) == [body] * 3  # one schedule for all
+    # stopped after the checkpoint at step 6 and resumed: the same schedule, the same losses
+    save = runtime.save_checkpoint
+
+    def save_and_stop_at_6(out_dir, ckpt):
+        save(out_dir, ckpt)
+        if ckpt["step"] == 6:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(runtime, "save_checkpoint", save_and_stop_at_6)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(lab_dir, tokenizer_path, tmp_path / "resumed", *args, "--emb_episode_lr")
+    monkeypatch.setattr(runtime, "save_checkpoint", save)
+    resumed = pretrain(lab_dir, tokenizer_path, tmp_path / "resumed", *args, "--emb_episode_lr", "--resume")
+    assert last_lrs(resumed) == [body, vectors, embeddings] and losses(resumed) == losses(episodes)
 
 
 def test_bad_config_keys_and_values_are_named(tmp_path):
