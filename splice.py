@@ -12,12 +12,11 @@ stay frozen. So the finetuned body can be handed the adapted embeddings and head
 English works through embeddings it never saw in finetuning, the spliced model answers in the new languages.
 That is how [CHEN] measure cross-lingual transfer (docs/method.md, "Two finetuning protocols").
 
-The head: [CHEN] keep the head that was finetuned with the body. An adaptation with --head=keep learned only
-the new tokens' head rows; its old rows are the pretrained ones, which are also the rows the body was
-finetuned through (--train_params=body leaves the head as it was). So the spliced head takes its old rows
-from the finetuned body, the rows the body met in finetuning, and only the new tokens' rows from the
-adaptation. An adaptation with a fresh head (--head=fresh, [AFA]'s) gives its whole head, which was learned
-against the pretrained body and never met the finetuned one: that splice is allowed, and is the weaker one.
+The head comes from the adaptation. [CHEN] keep the head the body was finetuned with: an adaptation with
+--head=keep learned only the new tokens' head rows, and its old rows are the pretrained ones, the very rows
+the body was finetuned through (--train_params=body leaves the head as it was). A fresh head (--head=fresh,
+[AFA]'s) was learned whole against the pretrained body and never met the finetuned one: that splice is
+allowed, and is the weaker one.
 
 [AFA] instead finetunes the adapted model itself; with its fresh head, which has only seen the adapting
 text, that finetune has to rebuild English in the head the adapting languages use. run.sh runs this
@@ -72,16 +71,6 @@ def check_splice(body, adapted, cfg):
                      f"they were not both started from the same pretraining run")
 
 
-def spliced_head(body, adapted):
-    """The head of the spliced model: under --head=keep the body's rows for the base vocabulary and the
-    adaptation's for the new tokens; under --head=fresh the adaptation's whole head."""
-    head = adapted["model"]["lm_head.weight"]
-    if adapted["config"].get("head") != "keep":
-        return head
-    n_base = adapted["n_base_vocab"]
-    return torch.cat([body["model"]["lm_head.weight"][:n_base], head[n_base:]])
-
-
 def main(argv=None):
     cfg = runtime.parse_config(SpliceConfig, "splice", argv)
     for path in (cfg.body_from, cfg.embeddings_from):
@@ -93,11 +82,10 @@ def main(argv=None):
     body, adapted = runtime.load_checkpoint(cfg.body_from), runtime.load_checkpoint(cfg.embeddings_from)
     check_splice(body, adapted, cfg)
 
-    # the splice itself: the finetuned body, and the adaptation's token rows on both sides of it; a kept head
-    # keeps the body's own rows for the old tokens
+    # the splice itself: the finetuned body, and the adaptation's token rows on both sides of it
     state = dict(body["model"])
     state["wte.weight"] = adapted["model"]["wte.weight"]
-    state["lm_head.weight"] = spliced_head(body, adapted)
+    state["lm_head.weight"] = adapted["model"]["lm_head.weight"]
 
     runtime.copy_tokenizer(cfg.embeddings_from, cfg.out_dir)
     runtime.save_checkpoint(cfg.out_dir, {
