@@ -309,12 +309,10 @@ def main(argv=None):
         results["metrics"][metric] = {m: {"langs": v["langs"], "groups": group_means(v["langs"], group_of, groups)}
                                       for m, v in table[metric].items()}
     text = report(results)
-    os.makedirs(os.path.dirname(os.path.abspath(cfg.out)), exist_ok=True)
     runtime.write_json(cfg.out, results)
     md_path = os.path.splitext(cfg.out)[0] + ".md"
-    with open(md_path + ".tmp", "w", encoding="utf-8") as f:
+    with runtime.atomic_open(md_path) as f:
         f.write(text)
-    os.replace(md_path + ".tmp", md_path)
     print(text)
     print(f"wrote {cfg.out} and {md_path}")
     return results

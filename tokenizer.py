@@ -39,7 +39,7 @@ import tiktoken
 from tqdm import tqdm
 
 from pipeline import bpe
-from pipeline.documents import atomic_open, bytes_and_tokens, corpus_documents, open_input, stats_table
+from pipeline.documents import atomic_open, bytes_and_tokens, fail, corpus_documents, open_input, stats_table
 
 # GPT-4's pre-tokenizer, used for training, extension and encoding alike: one pattern everywhere.
 SPLIT_PATTERN = r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+"""
@@ -101,11 +101,11 @@ class Tokenizer:
             with open(path, "rb") as f:
                 data = f.read()
         except OSError as e:
-            raise SystemExit(f"error: cannot read tokenizer {path}: {e.strerror}")
+            fail(f"cannot read tokenizer {path}: {e.strerror}")
         try:
             return cls(*_parse(data))
         except ValueError as e:
-            raise SystemExit(f"error: {path}: {e}")
+            fail(f"{path}: {e}")
 
 
 def _parse(data):
@@ -364,9 +364,9 @@ def main(argv=None):
 
     n_files = len(args.input)
     if args.max_bytes is not None and args.max_bytes < (1 if args.command == "stats" else n_files):
-        raise SystemExit(f"error: --max_bytes must be at least one byte per input file, got {args.max_bytes}")
+        fail(f"--max_bytes must be at least one byte per input file, got {args.max_bytes}")
     if getattr(args, "stats_bytes", 0) and not args.stats_bytes >= n_files:
-        raise SystemExit(f"error: --stats_bytes must be 0 (skip) or at least one byte per input file ({n_files}), "
+        fail(f"--stats_bytes must be 0 (skip) or at least one byte per input file ({n_files}), "
                          f"got {args.stats_bytes}")
     for path in args.input:  # fail before any work, not when the stream reaches a bad file
         open_input(path).close()
@@ -383,8 +383,8 @@ def main(argv=None):
             tok = train(docs, args.vocab_size) if args.command == "train" else extend(base, docs, args.n_new)
         except ValueError as e:
             if str(e).startswith("empty corpus"):
-                raise SystemExit(f"error: empty corpus: no text in {', '.join(args.input)}")
-            raise SystemExit(f"error: {e}")
+                fail(f"empty corpus: no text in {', '.join(args.input)}")
+            fail(str(e))
     for w in caught:  # e.g. fewer merges than asked: said plainly, and the smaller vocabulary is kept
         print(f"warning: {w.message}", file=sys.stderr)
     tok.save(args.out)

@@ -123,14 +123,15 @@ def main(argv=None):
     weights = cfg.lang_weights or [1.0] * len(langs)
     if len(weights) != len(langs) or min(weights) < 0 or sum(weights) <= 0:
         runtime.fail(f"lang_weights needs one non-negative weight per language ({len(langs)}: {', '.join(langs)})")
+    files = {split: documents.language_files(cfg.data_dir, langs, split) for split in ("train", "val")}
     if master:  # rank 0 tokenizes the text once; the others wait and then memory-map its files
-        for split in ("train", "val"):
-            for path in documents.language_files(cfg.data_dir, langs, split).values():
+        for paths in files.values():
+            for path in paths.values():
                 common.token_file(tok, path)
     if ddp:
         dist.barrier()
-    train_tokens = {lang: common.token_file(tok, path) for lang, path in documents.language_files(cfg.data_dir, langs, "train").items()}
-    val_tokens = {lang: common.token_file(tok, path) for lang, path in documents.language_files(cfg.data_dir, langs, "val").items()}
+    train_tokens = {lang: common.token_file(tok, path) for lang, path in files["train"].items()}
+    val_tokens = {lang: common.token_file(tok, path) for lang, path in files["val"].items()}
     batches = common.Batches(train_tokens, weights, cfg.block_size, cfg.seed)
     token_bytes = tok.token_byte_lengths()
 
@@ -258,8 +259,9 @@ def main(argv=None):
             t0, steps_timed = time.time(), 0
             tok_per_s = tokens_per_step / dt
             mfu = flops_per_step / dt / peak / world_size if peak else None
-            bar.set_postfix(loss=f"{loss_mean.item():.3f}", tok_s=f"{tok_per_s:,.0f}", **({"mfu": f"{mfu:.1%}"} if mfu else {}))
-            record = dict(step=step, loss=loss_mean.item(), lr=lr, tokens=(step + 1) * tokens_per_step, tok_per_s=tok_per_s,
+            loss_value = loss_mean.item()
+            bar.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{tok_per_s:,.0f}", **({"mfu": f"{mfu:.1%}"} if mfu else {}))
+            record = dict(step=step, loss=loss_value, lr=lr, tokens=(step + 1) * tokens_per_step, tok_per_s=tok_per_s,
                           grad_norm=grad_norm.item())
             if mfu:
                 record["mfu"] = mfu

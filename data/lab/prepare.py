@@ -25,7 +25,7 @@ from data.lab import world as W
 from data.lab.items import QUESTION_TYPES, cloze_item, copa_pair, fact_passage, nli_item, passage, passage_question
 from data.lab.stories import story
 from data.lab.languages import build_languages
-from pipeline.documents import atomic_open
+from pipeline.documents import atomic_open, fail
 
 VERSION = 4
 # task -> (kind, metric, number of choices). No translation task: the lab has no parallel text and the
@@ -355,15 +355,15 @@ def main(argv=None):
     ap.add_argument("--progress", type=int, default=1, help="1: show progress bars")
     args = ap.parse_args(argv)
     if args.show < 0:
-        raise SystemExit(f"error: --show must be a positive number of events (got {args.show})")
+        fail(f"--show must be a positive number of events (got {args.show})")
     if args.show:
         return show(args.seed, args.show)
     if not (math.isfinite(args.mb_per_lang) and args.mb_per_lang > 0):
-        raise SystemExit(f"error: --mb_per_lang must be a positive number (got {args.mb_per_lang})")
+        fail(f"--mb_per_lang must be a positive number (got {args.mb_per_lang})")
     for key in ("examples_per_task", "instructions"):
         value = getattr(args, key)
         if value is not None and value <= 0:
-            raise SystemExit(f"error: --{key} must be a positive integer (got {value})")
+            fail(f"--{key} must be a positive integer (got {value})")
     out = Path(args.out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -371,7 +371,7 @@ def main(argv=None):
         probe.write_text("")
         probe.unlink()
     except OSError as e:
-        raise SystemExit(f"error: cannot write to the output folder {out}: {e.strerror or e}")
+        fail(f"cannot write to the output folder {out}: {e.strerror or e}")
     manifest = generate(out, args.seed, args.mb_per_lang, args.examples_per_task, args.instructions, bool(args.progress))
     print(f"wrote {out}: {len(manifest['languages'])} languages, {len(manifest['tasks'])} tasks, manifest.json")
     return manifest

@@ -68,7 +68,7 @@ def main(argv=None):
     ap.add_argument("--max_bytes", type=int, default=300_000, help="gettext: bytes per language")
     args = ap.parse_args(argv)
     if args.vocab_size < 512:
-        raise SystemExit(f"error: --vocab_size must be at least 512 (got {args.vocab_size})")
+        documents.fail(f"--vocab_size must be at least 512 (got {args.vocab_size})")
     if args.source == "lab":
         manifest = documents.read_manifest(args.data_dir)
         groups = manifest["groups"]
@@ -81,7 +81,7 @@ def main(argv=None):
         pretraining = [lang for lang in PAPER_PRETRAINING if texts[lang]]
         measured = {"adapting": [lang for lang in PAPER_ADAPTING if texts[lang]]}
         if not pretraining or not measured["adapting"]:
-            raise SystemExit("error: no gettext catalogs under /usr/share/locale for the paper's languages")
+            documents.fail("no gettext catalogs under /usr/share/locale for the paper's languages")
     base = tokenizer.train([t for lang in pretraining for t in texts[lang]], args.vocab_size)
     print(f"base: {args.vocab_size} tokens on {', '.join(pretraining)}")
     for group, langs in measured.items():  # merges learned on the group's text, as adapt.py learns them
