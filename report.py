@@ -6,8 +6,9 @@ are read by evaluation/runs.py, the plots drawn by evaluation/plots.py; this fil
     python report.py --runs out/run/lab --out out/report [--results adapted.json]
 
 Reads the layout run.sh writes (<runs>/seed<S>/{pretrain_*, adapt_*_<tokens>, relearn_*_<tokens>, keephead_*_<tokens>,
-finetune_*, splice_*, results.json}) and writes <out>/results.md beside pretraining_loss.png, recovery.png,
-adaptation.png and benchmarks.png. Every difference is paired within a seed; a difference of accuracies is also
+finetune_*, splice_*, results.json, adapted.json}) and writes <out>/results.md beside pretraining_loss.png,
+recovery.png, adaptation.png and benchmarks.png (a page without the finetuned BA and AFA, such as adapted.json's:
+benchmarks.png only; the run logs are reported beside the primary endpoints they feed). Every difference is paired within a seed; a difference of accuracies is also
 paired within an item, and an accuracy's interval counts items, not translations (docs/method.md, "Statistics").
 """
 
@@ -123,39 +124,16 @@ def item_scores(results, task, first, second=None, where="adapting"):
     return [sums[k] / counts[k] for k in sorted(sums)] or None
 
 
-_LEVELS = {}  # (task file, max_examples) -> its chance levels, so each file is read once
-
-
-def file_levels(result, task, lang):
-    """(mean 1 / choices, majority-label rate) of the examples evaluate.py scored (the first max_examples),
-    from the task files the results name; None if they are not where the results say."""
-    settings = result["settings"]
-    folder = settings.get("tasks_dir") or settings.get("data_dir", "")
-    try:
-        with open(os.path.join(folder, "manifest.json"), encoding="utf-8") as f:
-            path = os.path.join(folder, json.load(f)["tasks"][task]["files"][lang])
-        if (path, settings.get("max_examples")) not in _LEVELS:
-            with open(path, encoding="utf-8") as f:
-                examples = [json.loads(line) for line in f if line.strip()][: settings.get("max_examples") or None]
-            labels = [ex["label"] for ex in examples]
-            _LEVELS[path, settings.get("max_examples")] = (statistics.fmean(1 / len(ex.get("choices") or ex["contexts"]) for ex in examples),
-                                                          max(map(labels.count, set(labels))) / len(labels))
-        return _LEVELS[path, settings.get("max_examples")]
-    except (OSError, KeyError, ValueError, TypeError):
-        return None
-
-
 def chance_levels(result, task, where):
     """(mean 1 / choices, majority-label rate) over the scored examples of the selected languages, weighted by
     their counts; the majority rate is what answering each language's commonest label every time scores, the
-    chance to beat when labels are unbalanced. evaluate.py records both; an older results.json is completed
-    from the task files. None where neither says."""
+    chance to beat when labels are unbalanced. evaluate.py records both; None where a language lacks them."""
     model, totals, n = next(iter(result["models"])), (0.0, 0.0), 0
     for lang in selected_langs(result, task, where):
         detail = task_detail(result, model, task, lang)
-        levels = (detail["chance"], detail["majority"]) if detail.get("majority") is not None else file_levels(result, task, lang)
-        if levels is None or not detail.get("n"):
+        if detail.get("majority") is None or not detail.get("n"):
             return None
+        levels = detail["chance"], detail["majority"]
         totals, n = tuple(t + level * detail["n"] for t, level in zip(totals, levels)), n + detail["n"]
     return tuple(t / n for t in totals) if n else None
 
@@ -324,19 +302,24 @@ def main():
     results = [read_results(path) for path in results_paths]
     os.makedirs(args.out, exist_ok=True)
 
-    recovery, adaptation = runs.recovery_summary(seed_dirs), runs.adaptation_summary(seed_dirs)
-    plots.plot_pretraining(seed_dirs[0], os.path.join(args.out, "pretraining_loss.png"))
-    plots.plot_recovery(recovery, os.path.join(args.out, "recovery.png"))
+    # the run logs (pretraining, the resets, adaptation) go on the page of the finetuned BA and AFA, whose primary
+    # endpoints they feed; a page of the models before finetuning (adapted.json) holds their evaluation only
+    n, models = len(results), model_names(results)
+    with_logs = {"BA", "AFA"} <= set(models)
+    recovery, adaptation = [], {}
+    if with_logs:
+        recovery, adaptation = runs.recovery_summary(seed_dirs), runs.adaptation_summary(seed_dirs)
+        plots.plot_pretraining(seed_dirs[0], os.path.join(args.out, "pretraining_loss.png"))
+        plots.plot_recovery(recovery, os.path.join(args.out, "recovery.png"))
     if adaptation:
         plots.plot_adaptation(adaptation, runs.ADAPT_MODES, os.path.join(args.out, "adaptation.png"))
     if results[0]["tasks"]:
         plots.plot_benchmarks(benchmark_panels(results), os.path.join(args.out, "benchmarks.png"))
-
-    n, models, primary = len(results), model_names(results), primary_rows(results, adaptation)
+    primary = primary_rows(results, adaptation)
     md = [f"# Results: {', '.join(models)} on {os.path.basename(os.path.normpath(args.runs))} ({n} seed{'s' if n > 1 else ''})", "",
           "Baseline = standard pretraining + finetuning; BA = standard pretraining + adaptation + finetuning; "
-          "AFA = forgetting pretraining + adaptation + finetuning; Control = a body never pretrained (initialised, "
-          "frozen), adapted and finetuned like BA and AFA: what the adaptation and finetuning data teach by themselves "
+          "AFA = forgetting pretraining + adaptation + finetuning; Control = a body never pretrained (initialised; "
+          "frozen while adapted), adapted and finetuned like BA and AFA: what the adaptation and finetuning data teach by themselves "
           "(_keephead: adapted keeping the old head rows; _splice: [CHEN]'s protocol, the body finetuned alone on "
           "English, then given the adapted embeddings and head; _adapted: the adapted model before finetuning, scored "
           "with plain prompts). Bits per byte compares across vocabularies; perplexity is per token of each model's "
@@ -355,7 +338,8 @@ def main():
                "of this page is exploratory.", ""] + primary_table(primary) + [""]
     else:
         md += ["These results hold no finetuned BA and AFA: every table below is exploratory (the primary endpoints "
-               "are tested in the report of results.json).", ""]
+               "are tested in the report of results.json, which also holds the pretraining, reset and adaptation "
+               "sections).", ""]
     if mc_tasks(results):
         md += ["## Benchmarks in the adapting languages (exploratory)", "",
                "Accuracy, mean over seeds, with its 95% t-interval over items (each item's correctness averaged over "
@@ -377,11 +361,12 @@ def main():
         how = runs.recipe(seed_dirs, mode)
         md += [f"## Adaptation, {runs.ADAPT_MODES[mode]}: adapting-language bits per byte", "", *([f"Recipe: {how}.", ""] if how else [])]
         md += adaptation_table(points) + [""]
-    md += ["", "## Recovery after each reset (steps back to the pre-reset loss; * = not within the episode)", ""]
-    for _, label, per_seed in recovery:
-        for i, rec in enumerate(per_seed):
-            md.append(f"- {label}, seed {i}: " + ", ".join(f"{steps}{'*' if c else ''}" for _, steps, c in rec))
-    md += ["", "![pretraining](pretraining_loss.png)", "![recovery](recovery.png)"]
+    if with_logs:
+        md += ["", "## Recovery after each reset (steps back to the pre-reset loss; * = not within the episode)", ""]
+        for _, label, per_seed in recovery:
+            for i, rec in enumerate(per_seed):
+                md.append(f"- {label}, seed {i}: " + ", ".join(f"{steps}{'*' if c else ''}" for _, steps, c in rec))
+        md += ["", "![pretraining](pretraining_loss.png)", "![recovery](recovery.png)"]
     md += ["![adaptation](adaptation.png)"] * bool(adaptation) + ["![benchmarks](benchmarks.png)"] * bool(results[0]["tasks"]) + [""]
     with open(os.path.join(args.out, "results.md"), "w", encoding="utf-8") as f:
         f.write("\n".join(md))

@@ -64,7 +64,7 @@ def plot_recovery(recovery, path):
 
 
 def plot_adaptation(summary, titles, path):
-    """summary: report.adaptation_summary's {mode: {tokens: {kind: [(adapting, pretraining bpb) per seed]}}};
+    """summary: runs.adaptation_summary's {mode: {tokens: {kind: [(adapting, pretraining bpb) per seed]}}};
     one panel per mode (adapting languages), and one for what [AFA]'s expansion did to the pretraining languages."""
     panels = [(mode, 0, "adapting languages") for mode in summary] + [(m, 1, "pretraining languages") for m in ("adapt",) if m in summary]
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.5), squeeze=False)

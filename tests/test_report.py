@@ -85,6 +85,9 @@ BPB = {"Baseline": lambda i: 3.0, "BA": lambda i: 2.0, "AFA": lambda i: 1.9 + 0.
 GOLD_BPB = {"Baseline": lambda i: 1.5, "BA": lambda i: 1.2, "AFA": lambda i: 1.0 - 0.1 * i, "Control": lambda i: 2.0}
 
 
+LEVELS = {"chance": 0.5, "majority": 0.7}  # 2 choices; labels 0 0 0 0 0 0 0 1 1 1: one fixed answer scores 0.7
+
+
 def fake_results(data_dir, seed, models=("Baseline", "BA", "AFA"), suffix="", groups=("pretraining", "adapting", "other"), langs=None):
     """A results.json as evaluate.py writes it, for the given models on one 2-choice task."""
     langs = langs or {"en": "pretraining", "qen": "adapting", "qgr": "adapting", "qka": groups[-1]}
@@ -101,16 +104,12 @@ def fake_results(data_dir, seed, models=("Baseline", "BA", "AFA"), suffix="", gr
     return {"settings": {"data_dir": str(data_dir), "tasks_dir": "", "max_examples": 10},
             "models": {m + suffix: {} for m in models}, "groups": list(groups), "languages": langs,
             "tasks": {"lab_copa": {"kind": "mc", "metric": "acc", "langs": list(langs)}}, "metrics": metrics,
-            "details": {m + suffix: {"tasks": {"lab_copa": {lang: {"n": 10, "correct": CORRECT[m](seed)} for lang in langs}}} for m in models}}
+            "details": {m + suffix: {"tasks": {"lab_copa": {lang: {"n": 10, "correct": CORRECT[m](seed), **LEVELS} for lang in langs}}}
+                        for m in models}}
 
 
 def write_fake_runs(tmp_path, n_seeds, results_name="results.json", **kwargs):
     data = tmp_path / "data"
-    (data / "tasks").mkdir(parents=True)
-    (data / "manifest.json").write_text(json.dumps({"tasks": {"lab_copa": {"kind": "mc", "files": {
-        lang: f"tasks/{lang}.jsonl" for lang in ("en", "qen", "qgr", "qka")}}}}))
-    for lang in ("en", "qen", "qgr", "qka"):  # labels 0 0 0 0 0 0 0 1 1 1 in the first ten: one fixed answer scores 0.7
-        (data / "tasks" / f"{lang}.jsonl").write_text("".join(json.dumps({"choices": ["a", "b"], "label": int(k >= 7)}) + "\n" for k in range(12)))
     run_dir = tmp_path / "runs"
     for i in range(n_seeds):
         seed = run_dir / f"seed{i}"
@@ -202,13 +201,16 @@ def test_the_control_and_the_prior_are_shown_and_optional(tmp_path):
     assert "prior" not in report.benchmark_table(results)[2] and not report.benchmark_panels(results)[0]["control"]
 
 
-def test_chance_levels_prefer_the_record_and_say_what_they_lack(tmp_path):
-    result = fake_results(tmp_path / "nowhere", 0)  # no task files there, no record: unknown
-    assert report.chance_levels(result, "lab_copa", "adapting") is None
+def test_chance_levels_are_the_records_weighted_and_unknown_without_them(tmp_path):
+    result = fake_results(tmp_path, 0)
     for lang in ("qen", "qgr"):
         result["details"]["Baseline"]["tasks"]["lab_copa"][lang].update(chance=0.5, majority=0.9 if lang == "qen" else 0.7)
     assert report.chance_levels(result, "lab_copa", "adapting") == (pytest.approx(0.5), pytest.approx(0.8))
-    assert report.benchmark_table([fake_results(tmp_path / "nowhere", 0)])[2].startswith("| lab_copa/acc | - | - | 0.800 ")
+    for model in result["details"].values():  # a results file without the records
+        for detail in model["tasks"]["lab_copa"].values():
+            del detail["chance"], detail["majority"]
+    assert report.chance_levels(result, "lab_copa", "adapting") is None
+    assert report.benchmark_table([result])[2].startswith("| lab_copa/acc | - | - | 0.800 ")
 
 
 def test_report_reads_another_results_file(tmp_path):
@@ -219,6 +221,9 @@ def test_report_reads_another_results_file(tmp_path):
     items = [0, 1, 1, 2 / 3, 1 / 3, 0, 0, 0, 0, 0]
     assert f"| BA_adapted − Control_adapted, lab_copa/acc, μ_adapting | 3 | +0.3000 | [+0.0516, +0.5484] | {interval(items)} |" in md
     assert "| lab_copa/acc | 0.500 | 0.700 | 0.400 " in md  # no Baseline column
+    # the run logs are the finetuned models' page's: not drawn or tabulated again here
+    assert "## Recovery" not in md and "## Adaptation" not in md and "![recovery]" not in md
+    assert sorted(os.listdir(tmp_path / "r")) == ["benchmarks.png", "results.md"]
 
 
 def test_the_pretrained_baseline_is_read_in_english(tmp_path):
