@@ -34,6 +34,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 import bench_train  # noqa: E402
+from bench_evaluate import attention_kernels  # noqa: E402
 from model import GPT, GPTConfig  # noqa: E402
 from pipeline import runtime  # noqa: E402
 from evaluation import runs  # noqa: E402
@@ -148,11 +149,10 @@ def check_masked_score(args):
     model.eval()
     contexts = [tok.encode("The cat sat on the mat because"), tok.encode("A")]  # different lengths: padded rows
     choices = [[tok.encode(" it was warm"), tok.encode(" no")], [tok.encode(" b"), tok.encode(" c d e")]]
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-        batched = score_choices(model, contexts, choices, batch_size=2)
-    alone = [score_choices(model, [c], [cs], batch_size=1)[0] for c, cs in zip(contexts, choices)]
     # the backend torch dispatched scaled_dot_product_attention to: flash, efficient, cudnn or math
-    kernels = sorted({e.key[len("aten::"):] for e in prof.key_averages() if e.key.startswith("aten::_") and "attention" in e.key})
+    kernels = attention_kernels(lambda: score_choices(model, contexts, choices, batch_size=2))
+    batched = score_choices(model, contexts, choices, batch_size=2)
+    alone = [score_choices(model, [c], [cs], batch_size=1)[0] for c, cs in zip(contexts, choices)]
     diff = max(abs(a - b) for row_a, row_b in zip(batched, alone) for a, b in zip(row_a, row_b))
     ok = diff < (1e-3 if args.device == "cpu" else 5e-2)
     return ok, f"batched vs one at a time: max difference {diff:.2g} nats; attention ops: {', '.join(kernels) or 'none seen'}"

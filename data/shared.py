@@ -5,7 +5,7 @@ dataset file listings, optional parquet reading, writing the data folder's manif
 languages we know about. Files are written through atomic_open, and errors reported through fail, both from
 pipeline/documents.py, which the stages use too.
 
-Only the standard library, tqdm and (optionally, for parquet) pyarrow. Every failure a user can cause
+Only the standard library, tqdm, pipeline/documents.py and (optionally, for parquet) pyarrow. Every failure a user can cause
 or meet - no network, a missing file, a truncated download - ends in a SystemExit("error: ...") that
 names the URL or file at fault.
 

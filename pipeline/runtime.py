@@ -341,7 +341,6 @@ def load_model(out_dir, device="cpu"):
     return model.to(device), tok, ckpt
 
 
-
 def load_stage(out_dir, device="cpu"):
     """(model, tokenizer, checkpoint) of the out_dir of a finished stage, or a clear error."""
     for needed in ("ckpt.pt", "tokenizer.tiktoken"):
@@ -353,7 +352,7 @@ def load_stage(out_dir, device="cpu"):
     total = ckpt.get("max_iters", ckpt["config"].get("max_iters"))
     if total is not None and ckpt["step"] < total:
         fail(f"{out_dir} is an unfinished {ckpt['stage']} run (step {ckpt['step']} of {total}); "
-                     f"finish it with {ckpt['stage']}.py --resume")
+             f"finish it with {ckpt['stage']}.py --resume")
     model.eval()
     return model, tok, ckpt
 

@@ -90,7 +90,7 @@ def _place(right, others, label):
 
 def make_items(task, rng, w, labels, langs, drift):
     """Items of a task with the given labels: two for lab_copa (a balanced pair), else one. `drift`
-    carries the word-overlap balance from item to item (world._pick); lengths are summed over langs."""
+    carries the word-overlap balance from item to item (items._pick); lengths are summed over langs."""
     def length(clause):
         return sum([len(lang.clause(clause)) for lang in langs])
     label = labels[0]
