@@ -62,6 +62,18 @@ def test_a_kept_head_is_the_one_the_body_was_finetuned_through(runs, tmp_path):
     assert torch.equal(head[:n_base], body["model"]["lm_head.weight"]) and head.shape[0] > n_base
 
 
+@pytest.mark.parametrize("body, embeddings, message", [
+    ("all", "adapted", "is not a body-only finetune"),
+    ("body", "relearned", "is not an adapt.py --mode=expand run"),
+    ("body", "other", "do not share their pretrained embedding rows"),
+    ("adapted", "adapted", "is not a body-only finetune"),
+])
+def test_splices_that_would_mix_models_are_refused_by_name(runs, tmp_path, body, embeddings, message):
+    with pytest.raises(SystemExit, match=message) as refused:
+        splice.main([f"--body_from={runs[body]}", f"--embeddings_from={runs[embeddings]}", f"--out_dir={tmp_path / 's'}"])
+    assert runs[embeddings if "expand" in message else body] in str(refused.value)
+
+
 def test_the_command_line_explains_itself_and_fails_cleanly(runs, tmp_path, capsys):
     with pytest.raises(SystemExit) as done:
         splice.main(["--help"])
