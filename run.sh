@@ -23,6 +23,9 @@
 # JOBS (runs at once; default: one per CPU core for the lab, 1 at GPU scale) override the defaults.
 set -euo pipefail
 cd "$(dirname "$0")"
+# the command as given, with every setting that changes the results, written at the top of the report
+MADE_BY=$(for v in CONFIG OVERRIDES SEEDS VARIANTS BUDGETS DATA VOCAB; do
+  if [[ -n ${!v:-} ]]; then printf '%s=%q ' "$v" "${!v}"; fi; done)"bash run.sh${1:+ $1}"
 CONFIG=${CONFIG:-lab}
 SEEDS=${SEEDS:-1}
 PY=${PYTHON:-python}
@@ -93,14 +96,17 @@ fi
 # 2. the base vocabulary, trained on the pretraining languages
 if [[ ! -f $TOK || $MODE == --overwrite ]]; then
   stage "train the base tokenizer ($VOCAB tokens)"
-  mapfile -t PRETRAIN_TEXT < <($PY -c "from pipeline import documents; print('\n'.join(documents.language_files('$DATA', documents.group_languages('$DATA', 'pretraining'), 'train').values()))")
+  mapfile -t PRETRAIN_TEXT < <($PY -c "import sys; from pipeline.documents import group_languages as langs, language_files as files
+print('\n'.join(files(sys.argv[1], langs(sys.argv[1], 'pretraining'), 'train').values()))" "$DATA")
   $PY tokenizer.py train --input "${PRETRAIN_TEXT[@]}" --vocab_size $VOCAB ${TOKENIZER_SAMPLE[@]+"${TOKENIZER_SAMPLE[@]}"} --out "$TOK"
 fi
 
 # the multiple-choice tasks, which the adapted models are asked too (7.)
-mapfile -t MC_TASKS < <($PY -c "from pipeline import documents; print('\n'.join(t for t, v in documents.read_manifest('$DATA').get('tasks', {}).items() if v.get('kind') == 'mc'))")
+mapfile -t MC_TASKS < <($PY -c "import sys; from pipeline.documents import read_manifest
+print('\n'.join(t for t, v in read_manifest(sys.argv[1]).get('tasks', {}).items() if v.get('kind') == 'mc'))" "$DATA")
 # the models before finetuning are read in English (the Baseline) and the adapting languages (the others) only
-mapfile -t BEFORE_LANGS < <($PY -c "from pipeline import documents; print('\n'.join(['en'] + documents.group_languages('$DATA', 'adapting')))")
+mapfile -t BEFORE_LANGS < <($PY -c "import sys; from pipeline.documents import group_languages
+print('\n'.join(['en'] + group_languages(sys.argv[1], 'adapting')))" "$DATA")
 FAILED=$(mktemp)  # the out_dirs of runs that failed, one per line
 # on any exit (an error, Ctrl-C, kill) stop the runs still going: each job is a subshell with the run as its child
 trap 'for job in $(jobs -p); do pkill -P "$job" 2>/dev/null || true; kill "$job" 2>/dev/null || true; done; rm -f "$FAILED"' EXIT
@@ -124,9 +130,9 @@ control() {  # control SEED_DIR BUDGET: the never-pretrained body adapted as BA 
     { echo "error: adapt_none_$2 failed; the end of $adapted.log:"; tail -c 2000 "$adapted.log"; return 1; }
   $PY finetune.py "${common[@]}" --data_dir="$DATA" --init_from="$adapted" --out_dir="$1/finetune_Control"
 }
-needs_evaluation() {  # needs_evaluation RESULTS NAME=DIR...: RESULTS is missing, lacks a model or is older than one
+needs_evaluation() {  # needs_evaluation RESULTS NAME=DIR...: --force, or RESULTS is missing, lacks a model or is older than one
   local results=$1; shift
-  [[ -f $results ]] || return 0
+  [[ $MODE != --overwrite && -f $results ]] || return 0
   for m in "$@"; do
     if [[ ${m#*=}/ckpt.pt -nt $results ]] || ! grep -q "\"${m%%=*}\":" "$results"; then return 0; fi
   done
@@ -189,8 +195,8 @@ for ((i = 0; i < SEEDS; i++)); do
     [[ $recipe == adapt ]] && MODELS+=(Control="$S/finetune_Control")  # finetuned in 4.
   done
   wait_all
-  # [CHEN]'s transfer: the English-finetuned body, the adapted embeddings, and a head of the body's own rows
-  # (finetuned with it) and the adaptation's new rows (a keep-head adaptation learned them against the body's head)
+  # [CHEN]'s transfer: the English-finetuned body with the embeddings and head of a keep-head adaptation, whose
+  # old head rows are the ones the body was finetuned through
   if [[ " $VARIANTS " == *" splice "* ]]; then
     for pair in BA:standard AFA:forgetting; do
       kind=${pair#*:}
@@ -200,7 +206,7 @@ for ((i = 0; i < SEEDS; i++)); do
   fi
   # 6. evaluation: bits per byte, self-similarity, benchmarks, per language group; again if a model was
   # finetuned after the results were written or the results lack one
-  if [[ $MODE == --overwrite ]] || needs_evaluation "$S/results.json" "${MODELS[@]}"; then
+  if needs_evaluation "$S/results.json" "${MODELS[@]}"; then
     stage "seed $SEED: evaluation"
     # it runs alone, so it gets every core
     $PY evaluate.py "${CONFIG_FILES[@]}" --data_dir="$DATA" --models "${MODELS[@]}" --out="$S/results.json" --threads=$CORES
@@ -210,7 +216,7 @@ for ((i = 0; i < SEEDS; i++)); do
   # work through the new embeddings at all before English finetuning has its say
   BEFORE=(Baseline_pretrained="$S/pretrain_standard" BA_adapted="$S/adapt_standard_$MAIN_BUDGET"
           AFA_adapted="$S/adapt_forgetting_$MAIN_BUDGET" Control_adapted="$S/adapt_none_$MAIN_BUDGET")
-  if (( ${#MC_TASKS[@]} )) && { [[ $MODE == --overwrite ]] || needs_evaluation "$S/adapted.json" "${BEFORE[@]}"; }; then
+  if (( ${#MC_TASKS[@]} )) && needs_evaluation "$S/adapted.json" "${BEFORE[@]}"; then
     stage "seed $SEED: the models before finetuning"
     $PY evaluate.py "${CONFIG_FILES[@]}" --data_dir="$DATA" --models "${BEFORE[@]}" --tasks "${MC_TASKS[@]}" --langs "${BEFORE_LANGS[@]}" \
       --bpb=false --self_sim=false --out="$S/adapted.json" --threads=$CORES
@@ -218,7 +224,6 @@ for ((i = 0; i < SEEDS; i++)); do
 done
 
 stage "report"
-MADE_BY="CONFIG=$CONFIG SEEDS=$SEEDS${VARIANTS:+ VARIANTS='$VARIANTS'} bash run.sh"  # written at the top of the report
 $PY report.py --runs "$RUNS" --out "$OUT/report" --command "$MADE_BY"
 if (( ${#MC_TASKS[@]} )); then
   $PY report.py --runs "$RUNS" --results adapted.json --out "$OUT/report/adapted" --command "$MADE_BY" > /dev/null

@@ -31,7 +31,7 @@ def stage_calls(calls):
 
 def test_run_sh_at_micro_size(lab_dir, tmp_path):
     """The default stages (the control among them) and every variant beside them (VARIANTS='keephead splice chen'),
-    each once: one adaptation budget."""
+    each once: one adaptation budget; then a dry run of two budgets checks which stages run at which."""
     config = tmp_path / "micro.py"
     config.write_text(MICRO)
     out = tmp_path / "out"
@@ -71,8 +71,11 @@ def test_run_sh_at_micro_size(lab_dir, tmp_path):
     assert "| μ_overall |" in report and "| | Baseline | BA | AFA | Control | BA_keephead | AFA_keephead | BA_splice | AFA_splice |" in report
     assert "## AFA − BA" in report and "## AFA_keephead − BA_keephead" in report and "one seed: no test" in report
     assert "## AFA_splice − BA_splice" in report
-    assert "| lab_copa/acc | " in report.split("## Benchmarks in the adapting languages")[1]  # accuracy against chance, per task
-    for mode in ("[CHEN] relearn", "[AFA] vocabulary expansion", "vocabulary expansion keeping"):  # a row per budget
+    made_by = f"Made by `CONFIG={config} VARIANTS=keephead\\ splice\\ chen BUDGETS=2000 DATA={lab_dir} VOCAB=300 bash run.sh`"
+    assert made_by in report  # the command as given: the config's path, and no SEEDS (it was not set)
+    # accuracy against chance, per task: lab_copa has 2 choices, so guessing scores 1 / 2
+    assert "| lab_copa/acc | 0.500 | " in report.split("## Benchmarks in the adapting languages")[1]
+    for mode in ("[CHEN] relearn", "[AFA] vocabulary expansion", "vocabulary expansion keeping"):  # the one budget's row
         table = report.split(f"## Adaptation, {mode}")[1].split("##")[0]
         assert "| 2,000 |" in table
     for png in ("pretraining_loss.png", "recovery.png", "adaptation.png", "benchmarks.png"):
@@ -94,6 +97,31 @@ def test_run_sh_at_micro_size(lab_dir, tmp_path):
     finetune_afa = next(c for c in first if f"--out_dir={seed}/finetune_AFA " in c + " ")  # one of them, for real
     again = subprocess.run([os.sys.executable, *finetune_afa.split()], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert again.returncode == 0 and "finetune_AFA is already complete" in again.stdout, again.stdout + again.stderr
+    # two budgets, as a dry run into a new folder (no script runs, so no model exists): adaptation and relearning
+    # at each budget, the variants and the finetunings from the largest only, the splice from its keep-head run
+    calls.write_text("")
+    dry = subprocess.run(["bash", "run.sh"], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                         env={**env, "DRY": "1", "OUT": str(tmp_path / "dry"), "BUDGETS": "2000 4000"})
+    assert dry.returncode == 0, dry.stdout[-2000:] + dry.stderr[-2000:]
+    runs = {}  # run name -> its stage's arguments
+    for c in stage_calls(calls):
+        args = dict(a[2:].partition("=")[::2] for a in c.split()[1:] if a.startswith("--"))
+        runs[os.path.basename(args["out_dir"])] = args
+    assert len(runs) == len(stage_calls(calls))  # each run once
+    adapted = {f"{mode}_{kind}_{T}" for mode in ("adapt", "relearn") for kind in ("standard", "forgetting") for T in (2000, 4000)}
+    assert set(runs) == {"pretrain_standard", "pretrain_forgetting", "pretrain_chen", "pretrain_none", "adapt_none_4000",
+                         "keephead_standard_4000", "keephead_forgetting_4000", "finetune_Baseline", "finetune_BA",
+                         "finetune_AFA", "finetune_Control", "finetune_BA_keephead", "finetune_AFA_keephead",
+                         "finetune_body_standard", "finetune_body_forgetting", "splice_standard", "splice_forgetting"} | adapted
+    for run, args in runs.items():
+        if run.startswith(("adapt_", "relearn_", "keephead_")):
+            assert args["adapt_tokens"] == run.rsplit("_", 1)[1], run
+    assert runs["adapt_none_4000"]["init_from"].endswith("/pretrain_none")  # the control, by run.sh's control()
+    for name, init in (("BA", "adapt_standard_4000"), ("AFA", "adapt_forgetting_4000"), ("Control", "adapt_none_4000"),
+                       ("BA_keephead", "keephead_standard_4000"), ("AFA_keephead", "keephead_forgetting_4000")):
+        assert runs[f"finetune_{name}"]["init_from"].endswith(f"/{init}"), name
+    for kind in ("standard", "forgetting"):
+        assert runs[f"splice_{kind}"]["embeddings_from"].endswith(f"/keephead_{kind}_4000")
 
 
 def test_run_sh_stops_when_a_run_fails(lab_dir, tmp_path):
