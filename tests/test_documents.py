@@ -9,9 +9,8 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from conftest import corpus  # noqa: E402
 from pipeline import documents as D  # noqa: E402
-
-LATIN, GREEK, CYRILLIC = "abcdefghijklmnopqrstuvwxyz", "αβγδεζηθικλμνξοπρστυφχψω", "абвгдежзийклмнопрстуфхцчшщыэюя"
 
 
 # data preparation reads text with pipeline/documents.py; what it imports must stay free of torch and the model
@@ -82,14 +81,13 @@ def test_read_documents_bad_files(tmp_path):
         list(D.sample_documents(str(bad), 0))
 
 
-def numbered_file(path, n_docs, seed, alphabet=LATIN):
-    """A file of n_docs documents of Zipfian words, each starting with its number (to see where a sample
-    came from), apart by blank lines of every kind: after three line ends a document starts with a line end."""
+def numbered_file(path, n_docs, seed, script="latin"):
+    """A file of n_docs documents of Zipfian words (conftest.corpus, in one of its scripts), each starting with
+    its number (to see where a sample came from), apart by blank lines of every kind: after three line ends a
+    document starts with a line end."""
     rng = random.Random(seed)
-    lexicon = ["".join(rng.choices(alphabet, k=rng.randint(2, 9))) for _ in range(400)]
-    weights = [1 / (k + 1) for k in range(len(lexicon))]
-    text = "".join(f"{k:05d} " + " ".join(rng.choices(lexicon, weights, k=rng.randint(15, 70)))
-                   + rng.choice(["\n\n", "\n\n\n", "\r\n\r\n", "\r\n\r\n\r\n", "\r\r\n\n"]) for k in range(n_docs))
+    text = "".join(f"{k:05d} {doc}" + rng.choice(["\n\n", "\n\n\n", "\r\n\r\n", "\r\n\r\n\r\n", "\r\r\n\n"])
+                   for k, doc in enumerate(corpus(script, seed, n_docs)))
     path.write_bytes(text.encode("utf-8"))
     return whole_file_documents(path)
 
@@ -118,8 +116,8 @@ def test_sample_documents_is_seeded_even_and_within_budget(tmp_path):
 
 def test_corpus_documents_gives_each_file_an_equal_share(tmp_path):
     small, big = tmp_path / "small.txt", tmp_path / "big.txt"
-    small_docs = numbered_file(small, 300, seed=2, alphabet=GREEK)
-    big_docs = numbered_file(big, 3000, seed=3, alphabet=CYRILLIC)
+    small_docs = numbered_file(small, 300, seed=2, script="greek")
+    big_docs = numbered_file(big, 3000, seed=3, script="cyrillic")
     budget = 2 * os.path.getsize(small) // 2  # half the small file from each
     sample = list(D.corpus_documents([str(small), str(big)], budget, seed=5))
     small_set, big_set = set(small_docs), set(big_docs)

@@ -21,13 +21,9 @@ import finetune
 from evaluation.inference import generate
 from pipeline import chat, documents, runtime
 import tokenizer
-from conftest import ROOT, run_script
+from conftest import EDGE_TEXTS, ROOT, lab_texts, run_script
 
 transformers = pytest.importorskip("transformers")
-
-# text the lab never writes: odd whitespace, case folding in the contraction rule, other scripts, emoji
-EDGE_TEXTS = ["Hello  world!\n\n  x\t\ty \r\n\r\n", "it's I'M don'T we'LL ſ K", "\u00a0nbsp\u2003em\u3000ideo\u0085\u2028",
-              "12345 ١٢٣ ½ 3.14", "emoji 😀👍🏽 naïve café", "   ", "x"]
 
 
 @pytest.fixture(scope="module")
@@ -46,13 +42,6 @@ def stages(pretrained_dir, lab_dir, tmp_path_factory):
 def exported(stages, tmp_path_factory):
     root = tmp_path_factory.mktemp("hf")
     return {stage: export.export(path, str(root / stage)) for stage, path in stages.items()}
-
-
-def lab_texts(lab_dir):
-    """The first held-out document of every lab language: every script of the lab."""
-    manifest = documents.read_manifest(lab_dir)
-    files = documents.language_files(lab_dir, [entry["code"] for entry in manifest["languages"]], "val")
-    return [next(documents.read_documents(path)) for path in files.values()]
 
 
 @pytest.mark.parametrize("stage", ["train", "adapt", "finetune"])
@@ -170,20 +159,6 @@ def test_every_special_token_is_registered_as_special(stages, exported):
         assert hf_tok.decode(ids, skip_special_tokens=True) == tok.decode(plain)
         assert hf_tok.convert_ids_to_tokens(ids, skip_special_tokens=True) == hf_tok.convert_ids_to_tokens(plain)
         assert "<|im_start|>" in hf_tok.decode(ids)  # kept when asked to keep them
-
-
-def test_split_pattern_is_llama3s(lab_dir):
-    """llama.cpp's converter knows no pre-tokenizer of ours; the README maps it to "llama-bpe", whose split
-    (Llama 3's, as llama.cpp and tokenizer.json write it) cuts every text exactly where ours does."""
-    import regex
-
-    llama3 = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
-    probe = ("\n \n\n \n\n\n \t \t\t \t\n  \n   \n    \n     \n🚀 (normal) 😶\u200d🌫️ ✅ 🦙🦙 3 33 333 3333 33333 3.3 3..3 "
-             "3...3 កាន់តែពិសេសអាច😁 ?我想在apple工作1314151天～ ------======= нещо на Български ```````\"\"\"\"......!!!!!!?????? "
-             "I've been 'told he's there, 'RE you sure? 'We'Ve a'lot \r\n\r\n x")
-    texts = lab_texts(lab_dir) + EDGE_TEXTS + [probe]
-    for text in texts:
-        assert regex.findall(tokenizer.SPLIT_PATTERN, text) == regex.findall(llama3, text), text[:60]
 
 
 def test_bad_input(stages, exported, tmp_path):

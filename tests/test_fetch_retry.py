@@ -37,7 +37,8 @@ def server(monkeypatch):
     monkeypatch.setattr(shared, "RETRY_DELAYS", (0.01, 0.01, 0.01))
     Busy.script, Busy.seen = [], []
     httpd = http.server.HTTPServer(("127.0.0.1", 0), Busy)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    # a short poll: shutdown() waits for serve_forever to look again (0.5 s by default)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()

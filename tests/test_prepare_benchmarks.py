@@ -1,5 +1,5 @@
 """data/benchmarks/prepare.py on tiny fixtures in each source's raw format (zip, tar, parquet-free JSONL,
-SQuAD-style JSON), served by test_prepare_real.py's fake web: nothing touches the network."""
+SQuAD-style JSON), served by a fake web (conftest.py's fixture web): nothing touches the network."""
 
 import csv
 import io
@@ -10,8 +10,9 @@ import zipfile
 
 import pytest
 
+from conftest import HF, tree
 from evaluation import metrics
-from test_prepare_real import HF, benchmarks, tree, web  # noqa: F401 (web is a fixture)
+from test_prepare_real import benchmarks
 
 
 def zip_bytes(members):

@@ -1,7 +1,6 @@
 """The real-data scripts (data/wikipedia, data/instructions) on tiny fixtures written here in each source's
-raw format, served by a fake web: nothing touches the network. The parquet tests need pyarrow (optional,
-requirements-data.txt) and are skipped without it. The fake web serves data/benchmarks' tests too
-(test_prepare_benchmarks.py)."""
+raw format, served by a fake web (conftest.py's fixture web): nothing touches the network. The parquet tests
+need pyarrow (optional, requirements-data.txt) and are skipped without it."""
 
 import hashlib
 import importlib.util
@@ -28,59 +27,9 @@ def load(path, name):
 wiki = load("data/wikipedia/prepare.py", "wikipedia_prepare")
 instructions = load("data/instructions/prepare.py", "instructions_prepare")
 benchmarks = load("data/benchmarks/prepare.py", "benchmarks_prepare")
+from conftest import HF, tree  # noqa: E402  (the fake web itself is conftest.py's fixture web)
 from data import shared  # noqa: E402  (the scripts put the repo root on sys.path)
 from pipeline.documents import read_documents  # noqa: E402
-
-HF = "https://huggingface.co"
-
-
-# ---- a fake web: url -> bytes, with Range requests and connections that break -------------------
-
-class FakeResponse(io.BytesIO):
-    def __init__(self, body, status, headers, break_after=None):
-        super().__init__(body)
-        self.status, self.headers, self.break_after = status, headers, break_after
-
-    def read(self, n=-1):
-        if self.break_after is not None:
-            if self.tell() >= self.break_after:
-                raise ConnectionResetError("connection reset by peer")
-            n = self.break_after - self.tell() if n is None or n < 0 else min(n, self.break_after - self.tell())
-        return super().read(n)
-
-
-class FakeWeb:
-    def __init__(self, files):
-        self.files, self.requests, self.breaks, self.sent = dict(files), [], {}, []
-
-    def __call__(self, request, timeout=None):
-        url, byte_range = request.full_url, request.get_header("Range")
-        self.requests.append((url, byte_range))
-        self.sent.append(request)
-        if url not in self.files:
-            raise urllib.error.HTTPError(url, 404, "Not Found", {}, None)
-        body = self.files[url]
-        start = int(byte_range[len("bytes="):-1]) if byte_range else 0
-        headers = {"Content-Length": str(len(body) - start)}
-        if start:
-            headers["Content-Range"] = f"bytes {start}-{len(body) - 1}/{len(body)}"
-        return FakeResponse(body[start:], 206 if start else 200, headers, self.breaks.pop(url, None))
-
-    def fetched(self, fragment):
-        return [u for u, _ in self.requests if fragment in u]
-
-
-def tree(entries):
-    """The Hub tree API's answer for a list of (path, bytes)."""
-    return json.dumps([{"type": "file", "path": p, "size": len(b), "oid": "0" * 40,
-                        "lfs": {"oid": hashlib.sha256(b).hexdigest(), "size": len(b)}} for p, b in entries]).encode()
-
-
-@pytest.fixture
-def web(monkeypatch):
-    fake = FakeWeb({})
-    monkeypatch.setattr(urllib.request, "urlopen", fake)
-    return fake
 
 
 def files_under(path):
@@ -304,6 +253,3 @@ def test_openorca_records_to_messages(web, tmp_path):
     web.files[f"{HF}/datasets/Open-Orca/OpenOrca/resolve/{instructions.ORCA_REVISION}/1M-GPT4-Augmented.parquet"] = body
     counts = instructions.main(["--max_examples", "6", "--out", str(tmp_path)])
     assert counts["train"] + counts["val"] == 6
-
-
-# ---- benchmarks -----------------------------------------------------------------------------------

@@ -11,9 +11,9 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import HF, ROOT, tree
 from test_prepare_benchmarks import benchmark_web
-from test_prepare_real import HF, benchmarks, instructions, tree, web, wiki  # noqa: F401  (web: a fixture)
+from test_prepare_real import benchmarks, instructions, wiki
 
 WORDS = {"en": "the cat sat on a mat and the dog ran to the park with a red ball".split(),
          "es": "el gato se sentó en la alfombra y el perro corrió al parque con una pelota".split(),
@@ -41,7 +41,7 @@ def real_folder(tmp_path_factory):
     return out
 
 
-def test_gpu_small_run_sh_on_a_prepared_real_folder(real_folder, web, tmp_path):  # noqa: F811
+def test_gpu_small_run_sh_on_a_prepared_real_folder(real_folder, web, tmp_path):
     # instructions (Dolly's JSONL) and the benchmarks, through their own converters and a fake web
     rows = [{"instruction": f"Question {k}?", "context": "", "response": f"Answer {k}.", "category": "open_qa"} for k in range(40)]
     dolly = "\n".join(json.dumps(r) for r in rows).encode()

@@ -9,42 +9,12 @@ import regex
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import tokenizer as T  # noqa: E402
+from conftest import BASE_VOCAB, EDGE_TEXTS, base_docs, corpus, lab_texts, new_docs  # noqa: E402
 from pipeline import bpe  # noqa: E402
 
-# ---- a small synthetic multilingual world ------------------------------------------------------
-ALPHABETS = {
-    "latin": "abcdefghijklmnopqrstuvwxyzäöü",
-    "cyrillic": "абвгдежзийклмнопрстуфхцчшщыэюя",
-    "greek": "αβγδεζηθικλμνξοπρστυφχψω",
-    "thai": "กขคฆงจฉชซญดตถทธนบปผพฟภมยรลวสหอฮ" + "ะาิีึืุู",  # written without spaces
-}
-
-
-def corpus(script, seed, n_docs, spaces=True, doc_seed=0):
-    """Documents in a made-up language: a Zipfian lexicon of syllable words in one script."""
-    rng = random.Random(seed)
-    syllables = ["".join(rng.choice(ALPHABETS[script]) for _ in range(rng.randint(1, 3))) for _ in range(60)]
-    lexicon = ["".join(rng.choice(syllables) for _ in range(rng.randint(1, 4))) for _ in range(800)]
-    weights = [1 / (k + 1) for k in range(len(lexicon))]
-    rng = random.Random(seed * 1000 + doc_seed)  # other documents, same language
-    docs = []
-    for _ in range(n_docs):
-        sentences = []
-        for _ in range(rng.randint(2, 5)):
-            s = (" " if spaces else "").join(rng.choices(lexicon, weights, k=rng.randint(4, 12)))
-            sentences.append(s[0].upper() + s[1:] + rng.choice([".", "!", "?", ", 42.", " (7)."]))
-        docs.append(" ".join(sentences))
-    return docs
-
-
-BASE_DOCS = corpus("latin", 1, 300) + corpus("cyrillic", 2, 300)
-NEW_DOCS = corpus("latin", 3, 300) + corpus("greek", 4, 200) + corpus("thai", 5, 100, spaces=False)
-BASE_VOCAB, N_NEW = 600, 400
-
-
-@pytest.fixture(scope="module")
-def base():
-    return T.train(BASE_DOCS, BASE_VOCAB)
+# ---- a small synthetic multilingual world (conftest.py: its alphabets, corpus() and texts) ---------
+BASE_DOCS, NEW_DOCS = base_docs(), new_docs()
+N_NEW = 400
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +59,18 @@ def test_regex_split_matches_tiktoken(ext):
     for _ in range(200):
         text = random_text(rng, 40)
         assert [i for piece in split.findall(text) for i in ext.encode(piece)] == ext.encode(text)
+
+
+def test_split_pattern_is_llama3s(lab_dir):
+    """llama.cpp's converter knows no pre-tokenizer of ours; the README maps it to "llama-bpe", whose split
+    (Llama 3's, as llama.cpp and tokenizer.json write it) cuts every text exactly where ours does."""
+    llama3 = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+    probe = ("\n \n\n \n\n\n \t \t\t \t\n  \n   \n    \n     \n🚀 (normal) 😶\u200d🌫️ ✅ 🦙🦙 3 33 333 3333 33333 3.3 3..3 "
+             "3...3 កាន់តែពិសេសអាច😁 ?我想在apple工作1314151天～ ------======= нещо на Български ```````\"\"\"\"......!!!!!!?????? "
+             "I've been 'told he's there, 'RE you sure? 'We'Ve a'lot \r\n\r\n x")
+    texts = lab_texts(lab_dir) + EDGE_TEXTS + [probe]
+    for text in texts:
+        assert regex.findall(T.SPLIT_PATTERN, text) == regex.findall(llama3, text), text[:60]
 
 
 # ---- extension -------------------------------------------------------------------------------

@@ -7,9 +7,11 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import tokenizer as T  # noqa: E402
+from conftest import BASE_VOCAB, base_docs, new_docs  # noqa: E402
 from pipeline.documents import corpus_documents, read_documents  # noqa: E402
-from test_documents import CYRILLIC, numbered_file  # noqa: E402
-from test_tokenizer import BASE_DOCS, BASE_VOCAB, NEW_DOCS, base  # noqa: E402,F401 (base: the fixture)
+from test_documents import numbered_file  # noqa: E402
+
+BASE_DOCS, NEW_DOCS = base_docs(), new_docs()  # test_tokenizer.py's texts
 
 
 def test_cli_train_extend_stats(tmp_path, capsys):
@@ -87,7 +89,7 @@ def test_cli_train_streams_the_same_vocabulary(tmp_path, capsys):
 def test_cli_max_bytes(tmp_path, capsys):
     a, b = tmp_path / "a.txt", tmp_path / "b.txt"
     numbered_file(a, 400, seed=4)
-    numbered_file(b, 400, seed=5, alphabet=CYRILLIC)
+    numbered_file(b, 400, seed=5, script="cyrillic")
     budget = (os.path.getsize(a) + os.path.getsize(b)) // 4
     outs = [str(tmp_path / f"{k}.tiktoken") for k in range(3)]
     for out, seed in zip(outs, (0, 0, 1)):
