@@ -1,18 +1,18 @@
 """
 Stage 2: adapt a pretrained model to new languages by vocabulary expansion (docs/method.md, "Adaptation").
 
-    python adapt.py config/lab.py --init_from=out/pretrain                   # [AFA]: new tokens; new rows + a fresh head learn
-    python adapt.py config/lab.py --init_from=out/pretrain --head=keep       # keep-head: the old head rows kept, frozen
-    python adapt.py config/lab.py --init_from=out/pretrain --mode=relearn    # [CHEN]: every embedding + the head relearned
-    python adapt.py config/lab.py --init_from=out/pretrain --adapt_tokens=100000   # one point of the sample-efficiency curve
+    python adapt.py config/lab.py --init_from=out/pretrain                 # [AFA]: new token rows + a fresh head learn
+    python adapt.py config/lab.py --init_from=out/pretrain --head=keep     # keep-head: the old head rows kept, frozen
+    python adapt.py config/lab.py --init_from=out/pretrain --mode=relearn  # [CHEN]: all embeddings + the head relearned
+    python adapt.py config/lab.py --init_from=out/pretrain --adapt_tokens=100000  # one sample-efficiency curve point
 
 [AFA]'s recipe: learn new merges on the new languages' text and append them to the vocabulary (32,000 +
 16,000), give the head a row per token of the merged vocabulary, and train only the new embedding rows and
 the head, on all the new languages together. That is the default, --head=fresh: a new head, every row
 drawn afresh and learned. --head=keep keeps the pretrained head rows and freezes them, so the pretraining
 languages keep their predictions, and learns only the new tokens' rows; it departs from the paper, and
-docs/method.md says how much it changes on the lab. How the new embedding rows start the paper does not say (emb_init: the
-measured choice, mean).
+docs/method.md says how much it changes on the lab. How the new embedding rows start the paper does not say
+(emb_init: the measured choice, mean).
 
 The body and the frozen rows are frozen in fact, not by intent (the block "what learns" in main): wte and
 lm_head are split into a buffer of frozen rows and a Parameter of learned rows (SplitRows), the body's
@@ -36,9 +36,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from pipeline import bpe, common, documents, runtime
 import tokenizer
 from model import GPT, GPTConfig
+from pipeline import bpe, common, documents, runtime
 
 
 @dataclass
@@ -47,14 +47,14 @@ class AdaptConfig:
     out_dir: str = "out/adapt"  # ckpt.pt, the merged tokenizer.tiktoken, config.json and log.jsonl go here
     init_from: str = ""  # out_dir of a pretraining run (train.py) to adapt; required
     data_dir: str = ""  # a folder with manifest.json; empty = the one the pretraining run used
-    langs: list[str] = field(default_factory=list)  # languages to adapt to, all together, mixed equally; empty = the manifest's adapting group
-    eval_langs: list[str] = field(default_factory=list)  # languages measured at every evaluation; empty = every language in the manifest
-    mode: str = "expand"  # expand ([AFA]: learn new rows + head) or relearn ([CHEN]: reset every embedding and the head, relearn them)
-    n_new_tokens: int = -1  # merges to learn on the adapting text; -1 = 50% of the base vocabulary under expand ([AFA]: 16,000 on 32,000), none under relearn
+    langs: list[str] = field(default_factory=list)  # languages to adapt to, mixed equally; empty = the adapting group
+    eval_langs: list[str] = field(default_factory=list)  # languages each eval measures; empty = all in the manifest
+    mode: str = "expand"  # expand ([AFA]: learn new rows + head) or relearn ([CHEN]: reset every embedding + the head)
+    n_new_tokens: int = -1  # merges to learn on adapting text; -1 = 50% of base vocab ([AFA]: 16k on 32k), relearn: 0
     # The paper's unknowns (expand only; relearn starts every row and the head from N(0, 0.02)); the lab
     # measurements behind these defaults are in docs/method.md
-    emb_init: str = "mean"  # new embedding rows: mean (of the base tokens their bytes encode to) or random (N(0, 0.02)); UNKNOWN in [AFA]
-    head: str = "fresh"  # fresh ([AFA]'s new head: every row N(0, 0.02), all learned) or keep (old rows kept and frozen; new rows learned)
+    emb_init: str = "mean"  # new rows: mean of the base tokens they encode to, or random N(0, 0.02); UNKNOWN in [AFA]
+    head: str = "fresh"  # fresh ([AFA]: new head, N(0, 0.02), all learned) or keep (old rows frozen, new rows learned)
     # how much to adapt: the x-axis of [CHEN]'s sample-efficiency curve
     adapt_tokens: int = 500_000  # training tokens seen; steps = adapt_tokens / (batch_size * grad_accum * block_size)
     max_iters: int = 0  # optimizer steps; 0 = from adapt_tokens
@@ -69,14 +69,14 @@ class AdaptConfig:
     beta2: float = 0.95  # AdamW beta2
     grad_clip: float = 1.0  # clip the gradient norm of the learned rows to this (0 = off)
     # evaluation, logging, checkpoints
-    eval_every: int = 50  # measure val bits per byte of every eval language (and save a checkpoint) every this many steps
+    eval_every: int = 50  # measure val bits per byte of each eval language and save a checkpoint every this many steps
     eval_bytes: int = 16384  # UTF-8 bytes of val text per language per evaluation: the same text under every vocabulary
     log_every: int = 10  # write a log line every this many steps
     # runtime
     device: str = "auto"  # auto, cpu, cuda, cuda:N or mps
-    dtype: str = "auto"  # auto (bfloat16 on CUDA, float32 elsewhere), float32 or bfloat16 (float16 would need loss scaling)
+    dtype: str = "auto"  # auto (bfloat16 on CUDA, float32 elsewhere), float32 or bfloat16 (float16 needs loss scaling)
     compile: str = "auto"  # torch.compile: auto = on for CUDA, off elsewhere; true or false to force
-    deterministic: bool = False  # CUDA: the same bits every run, so --resume is exact; costs speed (deterministic kernels, no autotuning)
+    deterministic: bool = False  # CUDA: bit-identical runs and --resume; slower (deterministic kernels, no autotuning)
     seed: int = 1337  # seeds the new rows and the batches
     resume: bool = False  # continue the run in out_dir exactly where its checkpoint left it
     overwrite: bool = False  # delete the run in out_dir and start again
@@ -220,7 +220,8 @@ def main(argv=None):
         if getattr(cfg, key) not in allowed:
             runtime.fail(f"--{key}={getattr(cfg, key)!r} is not one of {', '.join(allowed)}")
     if cfg.mode == "relearn" and cfg.head == "keep":
-        runtime.fail("--head=keep keeps the pretrained head rows, but --mode=relearn relearns the whole head: use --head=fresh")
+        runtime.fail("--head=keep keeps the pretrained head rows, but --mode=relearn relearns the whole head: "
+                     "use --head=fresh")
     if cfg.mode == "expand" and cfg.n_new_tokens == 0:
         runtime.fail("--mode=expand needs new tokens: --n_new_tokens > 0, or -1 for 50% of the base vocabulary")
     runtime.require_positive(cfg, "adapt_tokens", "eval_bytes", "batch_size", "grad_accum", "log_every")
@@ -273,7 +274,8 @@ def main(argv=None):
                 tok.token_bytes(i) != base_tok.token_bytes(i) for i in range(n_old)):
             runtime.fail(f"{tok_path} does not match {cfg.out_dir}/ckpt.pt or the base vocabulary of {cfg.init_from}")
     if tok.n_vocab > n_old:
-        print(f"vocabulary {n_old} + {tok.n_vocab - n_old} new tokens = {tok.n_vocab}; UTF-8 bytes per token on the val text:")
+        print(f"vocabulary {n_old} + {tok.n_vocab - n_old} new tokens = {tok.n_vocab}; "
+              "UTF-8 bytes per token on the val text:")
         print(documents.stats_table({"base": base_tok, "merged": tok},
                                      {lang: list(documents.read_documents(val_paths[lang])) for lang in langs}))
 
@@ -282,7 +284,8 @@ def main(argv=None):
              "merged": eval_spans(tok, val_paths, cfg.eval_bytes, block_size)}
 
     def measure(some_model, its_tok, its_spans):
-        return evaluate(some_model, its_tok, val_paths, its_spans, groups, langs, block_size, cfg.batch_size, device, autocast)
+        return evaluate(some_model, its_tok, val_paths, its_spans, groups, langs, block_size, cfg.batch_size, device,
+                        autocast)
 
     # ---- the model: expand, start the new rows, freeze everything else ---------------------------------
     runtime.seed_everything(cfg.seed)
@@ -302,9 +305,11 @@ def main(argv=None):
         base_state, state = base_model.state_dict(), model.state_dict()
         same = all(torch.equal(state[k], v) for k, v in base_state.items() if not k.startswith(("wte.", "lm_head.")))
         same = same and torch.equal(state["wte.weight"][:n_frozen_emb], base_state["wte.weight"][:n_frozen_emb])
-        same = same and torch.equal(state["lm_head.weight"][:n_frozen_head], base_state["lm_head.weight"][:n_frozen_head])
+        same = same and torch.equal(state["lm_head.weight"][:n_frozen_head],
+                                    base_state["lm_head.weight"][:n_frozen_head])
         if not same:
-            runtime.fail(f"{cfg.init_from} changed since {cfg.out_dir} started adapting it; use --overwrite to start again")
+            runtime.fail(f"{cfg.init_from} changed since {cfg.out_dir} started adapting it; "
+                         "use --overwrite to start again")
     del base_model
     n_params = model.num_params()
 
@@ -321,7 +326,7 @@ def main(argv=None):
         optimizer.load_state_dict(resume_ckpt["optimizer"])
         runtime.set_rng_state(resume_ckpt["rng"])
         start_step, start_val = resume_ckpt["step"], resume_ckpt["start_val"]
-    train_model = runtime.compiled(model, cfg.compile, device)  # runs the training forward; `model` is evaluated and saved
+    train_model = runtime.compiled(model, cfg.compile, device)  # runs the training forward; `model` is evaluated, saved
 
     # ---- data: the adapting languages, mixed equally ---------------------------------------------------
     train_tokens = {lang: common.token_file(tok, path) for lang, path in train_paths.items()}
@@ -396,7 +401,8 @@ def main(argv=None):
     print("| language | pretrained | start | adapted |\n|---|---:|---:|---:|")
     for key in [k for k in last_val if k.startswith("val_bpb_")]:
         print(f"| {key[len('val_bpb_'):]} | {base_val[key]:.4f} | {start_val[key]:.4f} | {last_val[key]:.4f} |")
-    print(f"done: adapted languages {base_val['val_bpb']:.4f} -> {last_val['val_bpb']:.4f} bits per byte -> {cfg.out_dir}")
+    print(f"done: adapted languages {base_val['val_bpb']:.4f} -> {last_val['val_bpb']:.4f} bits per byte "
+          f"-> {cfg.out_dir}")
     return last_val
 
 

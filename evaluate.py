@@ -44,12 +44,12 @@ class EvaluateConfig:
     models: list[str] = field(default_factory=list)  # NAME=out_dir ... (the columns of every table, in this order)
     data_dir: str = "out/lab"  # manifest.json with the languages, their groups and held-out (val) text
     tasks_dir: str = ""  # folder whose manifest.json lists the benchmarks under "tasks"; empty = data_dir
-    langs: list[str] = field(default_factory=list)  # languages to evaluate; empty = all (the manifest's, and the tasks')
+    langs: list[str] = field(default_factory=list)  # languages to evaluate; empty = all (the manifest's and the tasks')
     tasks: list[str] = field(default_factory=list)  # benchmarks to run; empty = every task of the manifest
     bpb: bool = True  # measure bits per byte and perplexity
     self_sim: bool = True  # measure self-similarity per layer
     benchmarks: bool = True  # run the benchmarks
-    bpb_bytes: int = 16384  # held-out UTF-8 bytes per language for bits per byte (the same text for every model); 0 = all
+    bpb_bytes: int = 16384  # held-out UTF-8 bytes per language for bits per byte (same text for every model); 0 = all
     sim_bytes: int = 8192  # held-out UTF-8 bytes per language sampled for self-similarity
     min_count: int = 4  # self-similarity counts a word that occurs at least this many times in the sample
     max_examples: int = 0  # examples per task and language (the first ones of the file); 0 = all
@@ -63,7 +63,7 @@ class EvaluateConfig:
     device: str = "auto"  # auto, cpu, cuda, cuda:N or mps
     dtype: str = "auto"  # auto (bfloat16 on CUDA, float32 elsewhere), float32, bfloat16, float16
     seed: int = 1337  # picks the few-shot demonstrations
-    threads: int = 1  # CPU threads for torch (0 = torch's default); 1 is fastest for lab-size models, most of all on a busy machine
+    threads: int = 1  # CPU threads (0 = torch's default); 1 is fastest for lab-size models, above all on a busy machine
     progress: bool = True  # show progress bars
 
 
@@ -142,22 +142,26 @@ def report(results):
     header = lambda metric, m: f"{m} (V={info[m]['vocab_size']})" if metric == "perplexity" else m
     digits = lambda metric: 2 if metric == "perplexity" else 3
     out = ["# Results\n", "Models: " + "; ".join(f"{m} = {v['dir']} ({v['stage']}, V={v['vocab_size']}, "
-                                                 f"{'ChatML' if v['chat'] else 'plain'} prompts)" for m, v in info.items()) + "\n",
+                                                 f"{'ChatML' if v['chat'] else 'plain'} prompts)"
+                                                 for m, v in info.items()) + "\n",
            "Perplexity is per token of each model's own vocabulary (V): compare models by bits per byte.\n"]
     if any(t["kind"] == "mc" for t in results["tasks"].values()):
-        out.append("Multiple choice: acc picks the likeliest choice, acc_prior the likeliest with no context before the "
-                   "choices (what their surface alone gives), acc_bytes the likeliest per UTF-8 byte; margin is "
-                   "the gold choice's log-likelihood minus the best other choice's (nats, mean over examples); gold_bpb "
-                   "is the bits per byte of the gold choice after its context.\n")
+        out.append("Multiple choice: acc picks the likeliest choice, acc_prior the likeliest with no context before "
+                   "the choices (what their surface alone gives), acc_bytes the likeliest per UTF-8 byte; margin is "
+                   "the gold choice's log-likelihood minus the best other choice's (nats, mean over examples); "
+                   "gold_bpb is the bits per byte of the gold choice after its context.\n")
     if "self_sim" in table:
-        out.append("Self-similarity (selfsim.py): self_sim is the mean cosine between occurrences of one word, anisotropy the "
-                   "baseline, the mean cosine between occurrences of two different words, self_sim_adjusted the difference.\n")
+        out.append("Self-similarity (selfsim.py): self_sim is the mean cosine between occurrences of one word, "
+                   "anisotropy the baseline, the mean cosine between occurrences of two different words, "
+                   "self_sim_adjusted the difference.\n")
     group_rows = [(g, f"μ_{g}") for g in list(groups) + ["overall"]]
     for metric in (m for m in table if "/layer" not in m):
-        out.append(markdown_table(metric, group_rows, [(header(metric, m), table[metric][m]["groups"]) for m in models], digits(metric)))
+        out.append(markdown_table(metric, group_rows, [(header(metric, m), table[metric][m]["groups"]) for m in models],
+                                  digits(metric)))
     out.append("## Per language\n")
     rank = lambda lang: (groups.index(group_of[lang]) if group_of[lang] in groups else len(groups), lang)
-    headline = ["bpb", "perplexity", "self_sim", "self_sim_adjusted"] + [f"{t}/{v['metric']}" for t, v in results["tasks"].items()]
+    headline = (["bpb", "perplexity", "self_sim", "self_sim_adjusted"]
+                + [f"{t}/{v['metric']}" for t, v in results["tasks"].items()])
     for metric in (m for m in headline if m in table):
         langs = sorted({lang for m in models for lang in table[metric][m]["langs"]}, key=rank)
         out.append(markdown_table(metric, [(lang, f"{lang} ({group_of[lang]})") for lang in langs],
@@ -166,7 +170,8 @@ def report(results):
         out.append("## Self-similarity per layer (μ_overall; layer 0 is the embedding output)\n")
         for kind in ("self_sim", "anisotropy", "self_sim_adjusted"):
             layers = sorted((int(m.split("/layer")[1]) for m in table if m.startswith(kind + "/layer")))
-            columns = [(m, {k: table[f"{kind}/layer{k}"].get(m, {}).get("groups", {}).get("overall") for k in layers}) for m in models]
+            columns = [(m, {k: table[f"{kind}/layer{k}"].get(m, {}).get("groups", {}).get("overall") for k in layers})
+                       for m in models]
             out.append(markdown_table(f"{kind} by layer", [(k, f"layer {k}") for k in layers], columns))
     return "\n".join(out)
 
@@ -211,16 +216,19 @@ def evaluate_model(name, model, tok, chat, cfg, text_langs, samples, tasks, spac
     scores, seconds = {}, {}
     details = {"bpb_bytes": {}, "self_sim_words": {}, "self_sim_occurrences": {}, "tasks": {}, "seconds": seconds}
     put = lambda metric, lang, value: scores.setdefault(metric, {}).__setitem__(lang, value)
-    bar = lambda items, what: tqdm(items, desc=f"{name}: {what}", disable=not cfg.progress, dynamic_ncols=True, leave=False)
+    bar = lambda items, what: tqdm(items, desc=f"{name}: {what}", disable=not cfg.progress, dynamic_ncols=True,
+                                   leave=False)
     t0 = time.time()
     for lang in bar(text_langs if cfg.bpb else [], "bits per byte"):
         val_path = documents.language_files(cfg.data_dir, [lang], "val")[lang]
-        bpb, ppl, details["bpb_bytes"][lang] = language_bpb(model, tok, val_path, cfg.bpb_bytes, cfg.batch_size, device, autocast)
+        bpb, ppl, details["bpb_bytes"][lang] = language_bpb(model, tok, val_path, cfg.bpb_bytes, cfg.batch_size, device,
+                                                            autocast)
         put("bpb", lang, bpb)
         put("perplexity", lang, ppl)
     seconds["bpb"], t0 = time.time() - t0, time.time()
     for lang in bar(text_langs if cfg.self_sim else [], "self-similarity"):
-        sims, details["self_sim_occurrences"][lang] = language_self_sim(model, tok, samples[lang], cfg.batch_size, device, autocast)
+        sims, details["self_sim_occurrences"][lang] = language_self_sim(model, tok, samples[lang], cfg.batch_size,
+                                                                        device, autocast)
         details["self_sim_words"][lang] = len(samples[lang]["words"])
         if sims is None:
             print(f"warning: {lang}: no word occurs {cfg.min_count} times in {cfg.sim_bytes} bytes of held-out text, "
@@ -238,14 +246,16 @@ def evaluate_model(name, model, tok, chat, cfg, text_langs, samples, tasks, spac
         details["tasks"][task_name] = {}
         for lang, pool in bar(list(task["langs"].items()), task_name):
             examples = pool[: cfg.max_examples or None]
-            task_scores, outputs = run_task(model, tok, task, examples, pool, cfg, chat, spaces[lang], autocast, stops, lang)
+            task_scores, outputs = run_task(model, tok, task, examples, pool, cfg, chat, spaces[lang], autocast, stops,
+                                            lang)
             for metric, value in task_scores.items():
                 put(f"{task_name}/{metric}", lang, value)
             skipped = sum(o is None for o in outputs)
             if skipped:
                 print(f"warning: {name}: {task_name} ({lang}): {skipped} of {len(examples)} examples skipped, a choice "
                       f"of block_size={model.config.block_size} tokens or more", file=sys.stderr)
-            entry = details["tasks"][task_name][lang] = {"n": len(examples) - skipped, "skipped": skipped, "outputs": outputs}
+            entry = details["tasks"][task_name][lang] = {"n": len(examples) - skipped, "skipped": skipped,
+                                                         "outputs": outputs}
             if task["kind"] == "mc":
                 entry.update(item_record(examples, outputs))
         seconds[task_name], t0 = time.time() - t0, time.time()
@@ -258,8 +268,10 @@ def item_record(examples, picks):
     and models; and two chance levels over the scored examples: "chance", the mean of 1 / choices (guessing),
     and "majority", the share of the commonest label (answering it every time), higher when labels are unbalanced."""
     scored = [ex["label"] for ex, pick in zip(examples, picks) if pick is not None]
-    return {"correct": "".join("-" if pick is None else str(int(pick[0] == ex["label"])) for ex, pick in zip(examples, picks)),
-            "chance": sum(1 / len(ex.get("choices") or ex["contexts"]) for ex, pick in zip(examples, picks) if pick is not None) / max(1, len(scored)),
+    return {"correct": "".join("-" if pick is None else str(int(pick[0] == ex["label"]))
+                               for ex, pick in zip(examples, picks)),
+            "chance": sum(1 / len(ex.get("choices") or ex["contexts"]) for ex, pick in zip(examples, picks)
+                          if pick is not None) / max(1, len(scored)),
             "majority": max(map(scored.count, set(scored))) / len(scored) if scored else None}
 
 
@@ -289,7 +301,8 @@ def main(argv=None):
                for lang in text_langs} if cfg.self_sim else {}
 
     results = {"settings": {**asdict(cfg), "device": device}, "models": {}, "groups": groups, "languages": group_of,
-               "tasks": {t: {"kind": v["kind"], "metric": v["metric"], "langs": list(v["langs"])} for t, v in tasks.items()},
+               "tasks": {t: {"kind": v["kind"], "metric": v["metric"], "langs": list(v["langs"])}
+                         for t, v in tasks.items()},
                "metrics": {}, "details": {}}
     table = {}  # metric -> model -> {"langs": {lang: value}}
     for name, path in model_dirs.items():
@@ -299,10 +312,12 @@ def main(argv=None):
         chat = ckpt["stage"] in runtime.CHAT_STAGES if cfg.chat == "auto" else cfg.chat == "true"
         results["models"][name] = {"dir": path, "stage": ckpt["stage"], "step": ckpt["step"], "vocab_size": tok.n_vocab,
                                    "n_layer": model.config.n_layer, "block_size": model.config.block_size, "chat": chat}
-        scores, results["details"][name] = evaluate_model(name, model, tok, chat, cfg, text_langs, samples, tasks, spaces, device, autocast)
+        scores, results["details"][name] = evaluate_model(name, model, tok, chat, cfg, text_langs, samples, tasks,
+                                                          spaces, device, autocast)
         for metric, per_lang in scores.items():
             table.setdefault(metric, {})[name] = {"langs": per_lang}
-        print(f"{name}: evaluated in {time.time() - t0:.1f}s ({', '.join(f'{k} {v:.1f}s' for k, v in results['details'][name]['seconds'].items())})")
+        print(f"{name}: evaluated in {time.time() - t0:.1f}s "
+              f"({', '.join(f'{k} {v:.1f}s' for k, v in results['details'][name]['seconds'].items())})")
         del model
 
     for metric in sorted(table, key=lambda m: _metric_order(m, tasks)):

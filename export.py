@@ -2,7 +2,8 @@
 Export any stage's out_dir as a Hugging Face folder that `transformers` loads as LlamaForCausalLM.
 
     python export.py --init_from=out/finetune --out_dir=out/hf_finetune
-    python -c "from transformers import AutoModelForCausalLM, AutoTokenizer; m = AutoModelForCausalLM.from_pretrained('out/hf_finetune', local_files_only=True)"
+    python -c "from transformers import AutoModelForCausalLM, AutoTokenizer; \\
+               m = AutoModelForCausalLM.from_pretrained('out/hf_finetune', local_files_only=True)"
 
 The decoder is Llama's architecture one to one, weight by weight:
     wte                 model.embed_tokens          blocks.i.attn.wq/wk/wv/wo   self_attn.q/k/v/o_proj
@@ -39,8 +40,8 @@ from dataclasses import dataclass
 
 import torch
 
-from pipeline import chat, runtime
 import tokenizer
+from pipeline import chat, runtime
 
 
 @dataclass
@@ -74,7 +75,8 @@ def llama_state_dict(model):
     n = model.config.vocab_size
     names = {"attn_norm": "input_layernorm", "mlp_norm": "post_attention_layernorm",
              "attn.wq": "self_attn.q_proj", "attn.wk": "self_attn.k_proj", "attn.wv": "self_attn.v_proj",
-             "attn.wo": "self_attn.o_proj", "mlp.gate": "mlp.gate_proj", "mlp.up": "mlp.up_proj", "mlp.down": "mlp.down_proj"}
+             "attn.wo": "self_attn.o_proj", "mlp.gate": "mlp.gate_proj", "mlp.up": "mlp.up_proj",
+             "mlp.down": "mlp.down_proj"}
     out = {"model.embed_tokens.weight": model.wte.weight[:n], "lm_head.weight": model.lm_head.weight[:n],
            "model.norm.weight": model.norm.weight}
     for i, block in enumerate(model.blocks):
@@ -112,7 +114,8 @@ def last_merges(tok):
             continue
         parts, last = [ranks[bytes([c])] for c in data], None
         while len(parts) > 1:  # tiktoken's loop: merge the lowest-ranked adjacent pair, leftmost on ties
-            found = [(ranks[m], i) for i, (a, b) in enumerate(zip(parts, parts[1:])) if (m := tok_bytes[a] + tok_bytes[b]) in ranks]
+            found = [(ranks[m], i) for i, (a, b) in enumerate(zip(parts, parts[1:]))
+                     if (m := tok_bytes[a] + tok_bytes[b]) in ranks]
             if not found:
                 break
             r, i = min(found)
@@ -168,7 +171,8 @@ def chat_template():
     space = json.dumps(chat.ANSWER_SPACE)
     return (
         "{{- '<|endoftext|>' -}}\n"
-        "{%- if messages[0]['role'] != 'system' -%}{{- '<|im_start|>system\\n' + " + system + " + '<|im_end|>\\n' -}}{%- endif -%}\n"
+        "{%- if messages[0]['role'] != 'system' -%}"
+        "{{- '<|im_start|>system\\n' + " + system + " + '<|im_end|>\\n' -}}{%- endif -%}\n"
         "{%- for message in messages -%}\n"
         "{%- if message['role'] not in ['system', 'user', 'assistant'] -%}"
         "{{- raise_exception('ChatML roles are system, user and assistant, not ' + message['role']) -}}{%- endif -%}\n"
@@ -176,10 +180,12 @@ def chat_template():
         "{{- raise_exception('a system message may only come first') -}}{%- endif -%}\n"
         "{%- set content = message['content'] -%}\n"
         "{%- if content is not string or not content|trim -%}"
-        "{{- raise_exception('a message needs a non-empty text content (chat.render refuses an empty one)') -}}{%- endif -%}\n"
+        "{{- raise_exception('a message needs a non-empty text content (chat.render refuses an empty one)') -}}"
+        "{%- endif -%}\n"
         "{%- set lead = content[:content|length - content.lstrip()|length] -%}\n"
         "{%- if message['role'] != 'assistant' and ('\\n' in lead or '\\r' in lead) -%}"
-        "{{- raise_exception('a message may not start with a line break (it would not encode like chat.render)') -}}{%- endif -%}\n"
+        "{{- raise_exception('a message may not start with a line break (it would not encode like chat.render)') -}}"
+        "{%- endif -%}\n"
         "{%- if message['role'] == 'assistant' -%}{%- set content = " + space + " + content|trim -%}{%- endif -%}\n"
         "{{- '<|im_start|>' + message['role'] + '\\n' + content + '<|im_end|>\\n' -}}\n"
         "{%- endfor -%}\n"
@@ -196,7 +202,8 @@ def tokenizer_config(tok, chat, block_size):
         "bos_token": "<|endoftext|>", "eos_token": "<|im_end|>" if chat else "<|endoftext|>", "pad_token": "<|pad|>",
         "additional_special_tokens": list(tok.special_tokens),
         "added_tokens_decoder": {str(i): {"content": name, "special": True, "normalized": False, "lstrip": False,
-                                          "rstrip": False, "single_word": False} for name, i in tok.special_tokens.items()},
+                                          "rstrip": False, "single_word": False}
+                                 for name, i in tok.special_tokens.items()},
         "add_bos_token": True, "add_eos_token": False, "clean_up_tokenization_spaces": False,
         "model_max_length": block_size,
     }
@@ -225,7 +232,7 @@ def export(init_from, out_dir, overwrite=False):
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
     runtime.write_json(os.path.join(tmp, "config.json"), llama_config(model.config, tok, chat))
-    stops = [tok.im_end_id, tok.eot_id, tok.im_start_id] if chat else [tok.eot_id]  # where sample.py and evaluate.py stop
+    stops = [tok.im_end_id, tok.eot_id, tok.im_start_id] if chat else [tok.eot_id]  # as sample.py and evaluate.py stop
     runtime.write_json(os.path.join(tmp, "generation_config.json"),
                       {"bos_token_id": tok.eot_id, "eos_token_id": stops, "pad_token_id": tok.pad_id})
     save_file(llama_state_dict(model), os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})

@@ -1,5 +1,6 @@
 """
-Stage 3: English instruction finetuning in ChatML, the loss on the assistant's tokens only (docs/method.md, "Finetuning").
+Stage 3: English instruction finetuning in ChatML, the loss on the assistant's tokens only (docs/method.md,
+"Finetuning").
 
     python finetune.py config/lab.py --init_from=out/pretrain --out_dir=out/finetune
     python finetune.py config/lab.py --init_from=out/adapt --out_dir=out/finetune_body --train_params=body
@@ -55,21 +56,22 @@ from pipeline import chat, common, documents, runtime
 
 @dataclass
 class FinetuneConfig:
-    """Stage 3: finetune a pretrained or adapted model on English instructions (ChatML; loss on the assistant's tokens only)."""
+    """Stage 3: finetune a pretrained or adapted model on English instructions (ChatML; loss on the assistant's
+    tokens only)."""
     out_dir: str = "out/finetune"  # ckpt.pt, tokenizer.tiktoken, config.json and log.jsonl go here
     init_from: str = "out/pretrain"  # out_dir of train.py or adapt.py: the model and vocabulary to finetune
     data_dir: str = "out/lab"  # a folder with manifest.json whose "instructions" are the default data
     data: str = ""  # training conversations (JSONL); empty = the manifest's instructions train file
     val_data: str = ""  # held-out conversations (JSONL); empty = the manifest's instructions val file
     skip_bad: bool = False  # skip and count bad conversations instead of stopping at the first one
-    truncate: str = "left"  # a conversation longer than the block: left = keep its end (as evaluation cuts prompts), right = keep its start
+    truncate: str = "left"  # over-long conversations: left keeps the end (as evaluation cuts prompts), right the start
     train_params: str = "all"  # all = every weight; body = embeddings and head frozen ([CHEN])
     # optimisation: AdamW, warm-up + cosine ([AFA]'s settings and why the lab's differ: docs/method.md)
     epochs: float = 5.0  # passes over the training conversations (fractions allowed; [AFA]: 5)
     max_iters: int = 0  # optimizer steps; 0 = as many as `epochs` needs
     batch_size: int = 16  # conversations per step
     grad_accum: int = 1  # split each step's conversations into this many micro-batches: less memory, the same update
-    lr: float = 1e-6  # peak learning rate ([AFA]'s, for models of 400M+ parameters; the lab's tiny one takes 1e-3: config/lab.py)
+    lr: float = 1e-6  # peak learning rate ([AFA]'s, for 400M+ models; the lab's tiny one takes 1e-3: config/lab.py)
     min_lr_frac: float = 0.1  # the cosine ends at min_lr_frac * lr
     warmup_frac: float = 0.1  # linear warm-up over this fraction of the steps
     weight_decay: float = 0.0  # AdamW weight decay on matrices
@@ -84,9 +86,9 @@ class FinetuneConfig:
     log_every: int = 10  # write a log line every this many steps
     # runtime
     device: str = "auto"  # auto, cpu, cuda, cuda:N or mps
-    dtype: str = "auto"  # auto (bfloat16 on CUDA, float32 elsewhere), float32 or bfloat16 (float16 would need loss scaling)
+    dtype: str = "auto"  # auto (bfloat16 on CUDA, float32 elsewhere), float32 or bfloat16 (float16 needs loss scaling)
     compile: str = "auto"  # torch.compile: auto = on for CUDA, off elsewhere; true or false to force
-    deterministic: bool = False  # CUDA: the same bits every run, so --resume is exact; costs speed (deterministic kernels, no autotuning)
+    deterministic: bool = False  # CUDA: bit-identical runs and --resume; slower (deterministic kernels, no autotuning)
     seed: int = 1337  # seeds the order of the conversations
     resume: bool = False  # continue the run in out_dir exactly where its checkpoint left it
     overwrite: bool = False  # delete the run in out_dir and start again
@@ -237,8 +239,10 @@ def main(argv=None):
     if cfg.batch_size % cfg.grad_accum:
         runtime.fail(f"batch_size={cfg.batch_size} must be a multiple of grad_accum={cfg.grad_accum}")
     micro_batch = cfg.batch_size // cfg.grad_accum
-    if cfg.max_iters < 0 or (cfg.max_iters == 0 and cfg.epochs <= 0) or min(cfg.eval_every, cfg.val_conversations, cfg.n_samples) < 0:
-        runtime.fail("max_iters > 0 or epochs > 0 is needed, and eval_every, val_conversations and n_samples must be >= 0")
+    if (cfg.max_iters < 0 or (cfg.max_iters == 0 and cfg.epochs <= 0)
+            or min(cfg.eval_every, cfg.val_conversations, cfg.n_samples) < 0):
+        runtime.fail("max_iters > 0 or epochs > 0 is needed, and eval_every, val_conversations and n_samples "
+                     "must be >= 0")
     if cfg.data and not cfg.val_data:  # never score a real set on the lab's val file by accident
         runtime.fail("--data needs --val_data too: held-out conversations in the same JSONL format")
     if os.path.abspath(cfg.init_from) == os.path.abspath(cfg.out_dir):
@@ -277,7 +281,8 @@ def main(argv=None):
     max_iters = cfg.max_iters or math.ceil(cfg.epochs * len(train_rows) / cfg.batch_size)
     data_stats = dict(n_train=len(train_rows), n_truncated=n_truncated, n_dropped=n_dropped, n_val=len(val_rows),
                       n_val_truncated=val_truncated, n_val_dropped=val_dropped,
-                      n_skipped=sum(map(len, train_skipped.values())), n_val_skipped=sum(map(len, val_skipped.values())))
+                      n_skipped=sum(map(len, train_skipped.values())),
+                      n_val_skipped=sum(map(len, val_skipped.values())))
     for path, skipped in ((train_path, train_skipped), (val_path, val_skipped)):
         for reason, lines in skipped.items():  # skipped, never silently
             print(f"skipped {len(lines)} lines of {path} ({reason}): lines {', '.join(map(str, lines[:10]))}"
@@ -296,17 +301,18 @@ def main(argv=None):
     if resume_ckpt is not None:
         optimizer.load_state_dict(resume_ckpt["optimizer"])
         runtime.set_rng_state(resume_ckpt["rng"])
-        start_step, tokens_seen, val_loss_init = resume_ckpt["step"], resume_ckpt["tokens"], resume_ckpt["val_loss_init"]
+        start_step, tokens_seen, val_loss_init = (resume_ckpt["step"], resume_ckpt["tokens"],
+                                                  resume_ckpt["val_loss_init"])
     else:
         runtime.seed_everything(cfg.seed)
         runtime.copy_tokenizer(cfg.init_from, cfg.out_dir)
-    train_model = runtime.compiled(model, cfg.compile, device)  # runs the training forward; `model` is evaluated and saved
+    train_model = runtime.compiled(model, cfg.compile, device)  # runs the training forward; `model` is evaluated, saved
     log = runtime.Log(cfg.out_dir, resume_step=start_step if resume_ckpt else None)
     if resume_ckpt is None:
         log.write(step=0, **data_stats)
     n_trainable = sum(p.numel() for p in trainable)
-    print(f"finetuning {n_trainable / 1e6:.2f}M of {model.num_params() / 1e6:.2f}M parameters ({cfg.train_params}) from "
-          f"{cfg.init_from} ({init_stage}) | {device} | {len(train_rows)} conversations, {max_iters} steps | "
+    print(f"finetuning {n_trainable / 1e6:.2f}M of {model.num_params() / 1e6:.2f}M parameters ({cfg.train_params}) "
+          f"from {cfg.init_from} ({init_stage}) | {device} | {len(train_rows)} conversations, {max_iters} steps | "
           f"{n_truncated} truncated, {n_dropped} dropped at block_size={block_size}"
           + (f" | resuming at step {start_step}" if start_step else ""))
 
@@ -337,7 +343,8 @@ def main(argv=None):
             group["lr"] = lr
         train_model.train()
         batch = [train_rows[i] for i in batch_indices(step, cfg.batch_size, len(train_rows), cfg.seed)]
-        micro_batches = [collate(batch[k:k + micro_batch], tok.pad_id, block_size) for k in range(0, len(batch), micro_batch)]
+        micro_batches = [collate(batch[k:k + micro_batch], tok.pad_id, block_size)
+                         for k in range(0, len(batch), micro_batch)]
         step_tokens = sum(int((x != tok.pad_id).sum()) for x, _ in micro_batches)  # padding not counted (on the CPU)
         targets = [int((y != -1).sum()) for _, y in micro_batches]  # assistant tokens per micro-batch
         assistant_tokens = sum(targets)
@@ -366,8 +373,8 @@ def main(argv=None):
             loss_value = loss.item()
             tok_per_s, t0, tokens_timed = tokens_timed / (time.time() - t0), time.time(), 0
             bar.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{tok_per_s:,.0f}")
-            log.write(step=step, loss=loss_value, lr=lr, tokens=tokens_seen, tok_per_s=tok_per_s, grad_norm=grad_norm.item(),
-                      assistant_tokens=assistant_tokens)
+            log.write(step=step, loss=loss_value, lr=lr, tokens=tokens_seen, tok_per_s=tok_per_s,
+                      grad_norm=grad_norm.item(), assistant_tokens=assistant_tokens)
 
     # ---- the final evaluation, greedy answers to held-out prompts, the complete checkpoint ---------------
     val_loss = val()

@@ -134,7 +134,8 @@ class GPT(nn.Module):
             else:
                 # projections that write into the residual stream are scaled down so that its variance
                 # does not grow with depth (GPT-2's trick)
-                std = INIT_STD / math.sqrt(2 * self.config.n_layer) if name.endswith(("wo.weight", "down.weight")) else INIT_STD
+                std = (INIT_STD / math.sqrt(2 * self.config.n_layer) if name.endswith(("wo.weight", "down.weight"))
+                       else INIT_STD)
                 _normal_(p, std, generator)
 
     @torch.no_grad()
@@ -160,7 +161,8 @@ class GPT(nn.Module):
             weight = torch.empty(self.config.padded_vocab_size, self.config.n_embd, dtype=old_weight.dtype)
             _normal_(weight, INIT_STD, generator)
             weight[:old] = old_weight[:old].cpu()
-            layer = nn.Embedding(*weight.shape) if name == "wte" else nn.Linear(weight.shape[1], weight.shape[0], bias=False)
+            layer = (nn.Embedding(*weight.shape) if name == "wte"
+                     else nn.Linear(weight.shape[1], weight.shape[0], bias=False))
             layer.weight = nn.Parameter(weight.to(old_weight.device))
             setattr(self, name, layer)
 
@@ -181,14 +183,16 @@ class GPT(nn.Module):
             return logits, None
         if loss_mask is not None:
             targets = targets.masked_fill(loss_mask == 0, -1)
-        nll = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1, reduction="sum")
+        nll = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1,
+                              reduction="sum")
         # a batch in which nothing counts gives loss 0 and zero gradients rather than NaN
         return logits, nll / (targets != -1).sum().clamp(min=1)
 
     def token_nll(self, idx, targets):
         """Nats of every target token, [B, T] (0 where target == -1): bits per byte and scoring sum these."""
         logits, _ = self(idx)
-        nll = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1, reduction="none")
+        nll = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1,
+                              reduction="none")
         return nll.view_as(targets)
 
     # ---- accounting ---------------------------------------------------------------------------------

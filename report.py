@@ -8,8 +8,9 @@ are read by evaluation/runs.py, the plots drawn by evaluation/plots.py; this fil
 Reads the layout run.sh writes (<runs>/seed<S>/{pretrain_*, adapt_*_<tokens>, relearn_*_<tokens>, keephead_*_<tokens>,
 finetune_*, splice_*, results.json, adapted.json}) and writes <out>/results.md beside pretraining_loss.png,
 recovery.png, adaptation.png and benchmarks.png (a page without the finetuned BA and AFA, such as adapted.json's:
-benchmarks.png only; the run logs are reported beside the primary endpoints they feed). Every difference is paired within a seed; a difference of accuracies is also
-paired within an item, and an accuracy's interval counts items, not translations (docs/method.md, "Statistics").
+benchmarks.png only; the run logs are reported beside the primary endpoints they feed). Every difference is paired
+within a seed; a difference of accuracies is also paired within an item, and an accuracy's interval counts items, not
+translations (docs/method.md, "Statistics").
 """
 
 import argparse
@@ -26,7 +27,8 @@ from evaluation import plots, runs, stats
 ENGLISH = "en"  # the language of the instructions: where Baseline's benchmarks are read
 TRANSFER = (("AFA", "BA"), ("BA", "Control"), ("AFA", "Control"))  # the accuracy differences of endpoint (c)
 SELF_SIM = ("self_sim", "anisotropy", "self_sim_adjusted")  # raw, the baseline of different words, raw - baseline
-VARIANT_PAIRS = (("AFA", "BA"), ("AFA_keephead", "BA_keephead"), ("AFA_splice", "BA_splice"), ("AFA_adapted", "BA_adapted"))
+VARIANT_PAIRS = (("AFA", "BA"), ("AFA_keephead", "BA_keephead"), ("AFA_splice", "BA_splice"),
+                 ("AFA_adapted", "BA_adapted"))
 
 
 def mean_std(values, digits=3):
@@ -44,13 +46,15 @@ def interval_text(interval, digits=4, sign="+"):
 
 def table_head(cells, right=()):
     """A markdown header; the columns numbered in `right` are right-aligned."""
-    return ["|" + "|".join(f" {c} " if c else " " for c in cells) + "|", "|" + "".join("---:|" if i in right else "---|" for i in range(len(cells)))]
+    return ["|" + "|".join(f" {c} " if c else " " for c in cells) + "|",
+            "|" + "".join("---:|" if i in right else "---|" for i in range(len(cells)))]
 
 
 def adaptation_table(points):
     """Per budget: standard and forgetting adapting-language bits per byte, and forgetting − standard paired
     within each seed with its 95% t-interval (the test is endpoint (a) of the primary table)."""
-    lines = table_head(["tokens", "standard", "forgetting", "seeds", "forgetting − standard", "95% interval over seeds"], range(6))
+    lines = table_head(["tokens", "standard", "forgetting", "seeds", "forgetting − standard",
+                        "95% interval over seeds"], range(6))
     for tokens, kinds in points.items():
         n, mean, interval, _ = stats.t_interval([f[0] - s[0] for s, f in zip(kinds["standard"], kinds["forgetting"])])
         means = [mean_std([seed[0] for seed in kinds[kind]]) for kind in ("standard", "forgetting")]
@@ -160,10 +164,13 @@ def primary_rows(results, adaptation):
     models = model_names(results)
     if not {"BA", "AFA"} <= set(models):
         return []
-    rows = [(f"(a) forgetting − standard, adapting bpb, {mode}, {tokens:,} tokens", [f[0] - s[0] for s, f in zip(k["standard"], k["forgetting"])], None)
+    rows = [(f"(a) forgetting − standard, adapting bpb, {mode}, {tokens:,} tokens",
+             [f[0] - s[0] for s, f in zip(k["standard"], k["forgetting"])], None)
             for mode, points in adaptation.items() for tokens, k in points.items()]
-    rows += [(f"(b) AFA − BA, bpb, μ_{g}", seed_values(results, "bpb", "AFA", "BA", g), None) for g in ("adapting", "pretraining")]
-    rows += [(f"(c) {a} − {b}, {task}/acc, μ_adapting", seed_values(results, f"{task}/acc", a, b), item_scores(results, task, a, b))
+    rows += [(f"(b) AFA − BA, bpb, μ_{g}", seed_values(results, "bpb", "AFA", "BA", g), None)
+             for g in ("adapting", "pretraining")]
+    rows += [(f"(c) {a} − {b}, {task}/acc, μ_adapting", seed_values(results, f"{task}/acc", a, b),
+              item_scores(results, task, a, b))
              for task in mc_tasks(results) for a, b in TRANSFER if b in models]
     rows += [(f"(d) AFA − BA, {metric}, μ_{g}", seed_values(results, metric, "AFA", "BA", g), None)
              for metric in SELF_SIM for g in ("adapting", "pretraining")]
@@ -183,8 +190,8 @@ def primary_table(rows, alpha=0.05):
     family = [i for i, t in enumerate(tests) if t[5] is not None]
     adjusted, holds = stats.holm([tests[i][5] for i in family], alpha)
     holm_of = dict(zip(family, zip(adjusted, holds)))
-    lines = table_head(["endpoint", "seeds", "mean", "95% interval over seeds", "95% interval over items", "p", "Holm p",
-                        f"holds (α = {alpha:g})?"], range(1, 7))
+    lines = table_head(["endpoint", "seeds", "mean", "95% interval over seeds", "95% interval over items", "p",
+                        "Holm p", f"holds (α = {alpha:g})?"], range(1, 7))
     for i, (label, n, mean, seed_interval, item_interval, p) in enumerate(tests):
         if p is None:
             verdict = ["-", "-", "one seed: no test"]
@@ -192,8 +199,10 @@ def primary_table(rows, alpha=0.05):
             verdict = ["-", "-", "no spread: untestable"]
         else:
             first = label.split(") ", 1)[1].split(" − ")[0]
-            verdict = [f"{p:.3g}", f"{holm_of[i][0]:.3g}", f"yes: {first} {'higher' if mean > 0 else 'lower'}" if holm_of[i][1] else "no"]
-        lines.append("| " + " | ".join([label, str(n), f"{mean:+.4f}", interval_text(seed_interval), interval_text(item_interval)] + verdict) + " |")
+            verdict = [f"{p:.3g}", f"{holm_of[i][0]:.3g}",
+                       f"yes: {first} {'higher' if mean > 0 else 'lower'}" if holm_of[i][1] else "no"]
+        lines.append("| " + " | ".join([label, str(n), f"{mean:+.4f}", interval_text(seed_interval),
+                                        interval_text(item_interval)] + verdict) + " |")
     return lines
 
 
@@ -204,14 +213,17 @@ def benchmark_table(results, english=ENGLISH):
     (Baseline's in English), mean over seeds with its 95% interval over items; the answer prior (the choices
     scored without their context: what the surface alone gives) beside it when evaluate.py measured one."""
     models = model_names(results)
-    lines = table_head(["task", "1 / choices", "majority label"] + [f"{m}, {english if m.startswith('Baseline') else 'adapting'}" for m in models])
+    lines = table_head(["task", "1 / choices", "majority label"]
+                       + [f"{m}, {english if m.startswith('Baseline') else 'adapting'}" for m in models])
     for task in mc_tasks(results):
         levels = chance_levels(results[0], task, "adapting")
         cells = ["-", "-"] if levels is None else [f"{level:.3f}" for level in levels]
         for m in models:  # a Baseline, finetuned or not, knows no adapting language: its English
             where = english if m.startswith("Baseline") else "adapting"
-            found, prior = estimate(results, f"{task}/acc", m, where), seed_values(results, f"{task}/acc_prior", m, where=where)
-            cells.append("-" if found is None else f"{found[0]:.3f}" + ("" if found[1] is None else f" {interval_text(found[1:], 3, '')}")
+            found, prior = (estimate(results, f"{task}/acc", m, where),
+                            seed_values(results, f"{task}/acc_prior", m, where=where))
+            cells.append("-" if found is None else f"{found[0]:.3f}"
+                         + ("" if found[1] is None else f" {interval_text(found[1:], 3, '')}")
                          + (f"; prior {statistics.fmean(prior):.3f}" if prior else ""))
         lines.append(f"| {task}/acc | " + " | ".join(cells) + " |")
     return lines
@@ -220,20 +232,23 @@ def benchmark_table(results, english=ENGLISH):
 def exploratory_table(rows, first_column="endpoint"):
     """rows: [(label, differences per seed, per item or None)] -> mean and 95% t-intervals, no test."""
     with_items = any(items for _, _, items in rows)
-    lines = table_head([first_column, "seeds", "mean", "95% interval over seeds"] + ["95% interval over items"] * with_items, range(1, 5))
+    lines = table_head([first_column, "seeds", "mean", "95% interval over seeds"]
+                       + ["95% interval over items"] * with_items, range(1, 5))
     for label, seeds, items in rows:
         if not seeds:  # a metric some model lacks in this group (a task without the group's languages)
             continue
         n, mean, interval, _ = stats.t_interval(seeds)
-        cells = [label, str(n), f"{mean:+.4f}", interval_text(interval)] + [interval_text(items and stats.t_interval(items)[2])] * with_items
+        cells = ([label, str(n), f"{mean:+.4f}", interval_text(interval)]
+                 + [interval_text(items and stats.t_interval(items)[2])] * with_items)
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
 def differences(results, first, second):
     """first − second per metric and group, paired within each seed."""
-    rows = [(f"{metric} | μ_{g}", seed_values(results, metric, first, second, g), None) for metric in results[0]["metrics"]
-            if "/layer" not in metric and metric != "perplexity" for g in group_names(results)]
+    rows = [(f"{metric} | μ_{g}", seed_values(results, metric, first, second, g), None)
+            for metric in results[0]["metrics"] if "/layer" not in metric and metric != "perplexity"
+            for g in group_names(results)]
     lines = exploratory_table([row for row in rows if row[1]], "metric | group")
     return [lines[0], "|---" + lines[1]] + lines[2:]
 
@@ -244,7 +259,8 @@ def tables(results):
     for metric in (m for m in results[0]["metrics"] if "/layer" not in m):
         lines += [f"### {metric}", "", *table_head([""] + models, range(1, len(models) + 1))]
         for g in group_names(results):
-            cells = [mean_std([value(r, metric, m, g) for r in results], 2 if metric == "perplexity" else 3) for m in models]
+            cells = [mean_std([value(r, metric, m, g) for r in results], 2 if metric == "perplexity" else 3)
+                     for m in models]
             lines.append(f"| μ_{g} | " + " | ".join(cells) + " |")
         lines.append("")
     return lines
@@ -257,9 +273,12 @@ def benchmark_panels(results):
         metric = f"{task}/{spec['metric']}"
         levels = chance_levels(results[0], task, "adapting") if spec["kind"] == "mc" else None
         panels.append({"title": f"{task} ({spec['metric']})", "groups": groups,
-                       "bars": {m: [estimate(results, metric, m, g) for g in groups] for m in models if not m.startswith("Control")},
-                       "control": {m: [(estimate(results, metric, m, g) or [None])[0] for g in groups] for m in models if m.startswith("Control")},
-                       "chance": [] if levels is None else list(zip(("chance: 1 / choices", "chance: majority label"), levels))})
+                       "bars": {m: [estimate(results, metric, m, g) for g in groups]
+                                for m in models if not m.startswith("Control")},
+                       "control": {m: [(estimate(results, metric, m, g) or [None])[0] for g in groups]
+                                   for m in models if m.startswith("Control")},
+                       "chance": [] if levels is None
+                                 else list(zip(("chance: 1 / choices", "chance: majority label"), levels))})
     return panels
 
 
@@ -280,7 +299,8 @@ def provenance(seed_dirs, command):
             with open(path) as f:
                 seeds.append(str(json.load(f)["seed"]))
     seeds = ", ".join(seeds) or "unknown"
-    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, torch {version('torch')}"
+    machine = (f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+               f"torch {version('torch')}")
     made = f"Made by `{command}`" if command else "Made"
     return [f"{made} with seeds {seeds}, on {machine} (the machine of this report; run.sh runs the stages and the "
             "report on one).", ""]
@@ -298,7 +318,8 @@ def main():
     results_paths = [os.path.join(d, args.results) for d in seed_dirs]
     missing = [p for p in results_paths if not os.path.exists(p)]
     if not seed_dirs or missing:
-        raise SystemExit(f"error: no finished run in {args.runs} (missing {missing or 'seed*/'}); run bash run.sh first")
+        raise SystemExit(f"error: no finished run in {args.runs} (missing {missing or 'seed*/'}); "
+                         "run bash run.sh first")
     results = [read_results(path) for path in results_paths]
     os.makedirs(args.out, exist_ok=True)
 
@@ -316,14 +337,15 @@ def main():
     if results[0]["tasks"]:
         plots.plot_benchmarks(benchmark_panels(results), os.path.join(args.out, "benchmarks.png"))
     primary = primary_rows(results, adaptation)
-    md = [f"# Results: {', '.join(models)} on {os.path.basename(os.path.normpath(args.runs))} ({n} seed{'s' if n > 1 else ''})", "",
+    md = [f"# Results: {', '.join(models)} on {os.path.basename(os.path.normpath(args.runs))} "
+          f"({n} seed{'s' if n > 1 else ''})", "",
           "Baseline = standard pretraining + finetuning; BA = standard pretraining + adaptation + finetuning; "
           "AFA = forgetting pretraining + adaptation + finetuning; Control = a body never pretrained (initialised; "
-          "frozen while adapted), adapted and finetuned like BA and AFA: what the adaptation and finetuning data teach by themselves "
-          "(_keephead: adapted keeping the old head rows; _splice: [CHEN]'s protocol, the body finetuned alone on "
-          "English, then given the adapted embeddings and head; _adapted: the adapted model before finetuning, scored "
-          "with plain prompts). Bits per byte compares across vocabularies; perplexity is per token of each model's "
-          "own vocabulary (Baseline's is the smaller one).", "",
+          "frozen while adapted), adapted and finetuned like BA and AFA: what the adaptation and finetuning data teach "
+          "by themselves (_keephead: adapted keeping the old head rows; _splice: [CHEN]'s protocol, the body finetuned "
+          "alone on English, then given the adapted embeddings and head; _adapted: the adapted model before "
+          "finetuning, scored with plain prompts). Bits per byte compares across vocabularies; perplexity is per token "
+          "of each model's own vocabulary (Baseline's is the smaller one).", "",
           *provenance(seed_dirs, args.command),
           "Reproducibility: these numbers are bit-identical when re-run on the same machine with the same software "
           "and thread counts, not across machines: another CPU or GPU, torch version or thread count changes the "
@@ -347,10 +369,12 @@ def main():
                "label (answering the commonest label every time, higher when the labels are unbalanced); prior: the "
                "choices scored without their context.", ""] + benchmark_table(results) + [""]
         pairs = [(first + "_adapted", second + "_adapted") for first, second in TRANSFER]
-        adapted = [(f"{a} − {b}, {task}/acc, μ_adapting", seed_values(results, f"{task}/acc", a, b), item_scores(results, task, a, b))
+        adapted = [(f"{a} − {b}, {task}/acc, μ_adapting", seed_values(results, f"{task}/acc", a, b),
+                    item_scores(results, task, a, b))
                    for task in mc_tasks(results) for a, b in pairs if {a, b} <= set(models)]
         if adapted:
-            md += ["## Accuracy differences before finetuning, paired by item and seed (exploratory)", ""] + exploratory_table(adapted) + [""]
+            md += (["## Accuracy differences before finetuning, paired by item and seed (exploratory)", ""]
+                   + exploratory_table(adapted) + [""])
     md += tables(results)
     for first, second in VARIANT_PAIRS:
         if first in models and second in models:
@@ -359,7 +383,8 @@ def main():
             md += differences(results, first, second) + [""]
     for mode, points in adaptation.items():
         how = runs.recipe(seed_dirs, mode)
-        md += [f"## Adaptation, {runs.ADAPT_MODES[mode]}: adapting-language bits per byte", "", *([f"Recipe: {how}.", ""] if how else [])]
+        md += [f"## Adaptation, {runs.ADAPT_MODES[mode]}: adapting-language bits per byte", "",
+               *([f"Recipe: {how}.", ""] if how else [])]
         md += adaptation_table(points) + [""]
     if with_logs:
         md += ["", "## Recovery after each reset (steps back to the pre-reset loss; * = not within the episode)", ""]
@@ -367,7 +392,8 @@ def main():
             for i, rec in enumerate(per_seed):
                 md.append(f"- {label}, seed {i}: " + ", ".join(f"{steps}{'*' if c else ''}" for _, steps, c in rec))
         md += ["", "![pretraining](pretraining_loss.png)", "![recovery](recovery.png)"]
-    md += ["![adaptation](adaptation.png)"] * bool(adaptation) + ["![benchmarks](benchmarks.png)"] * bool(results[0]["tasks"]) + [""]
+    md += (["![adaptation](adaptation.png)"] * bool(adaptation)
+           + ["![benchmarks](benchmarks.png)"] * bool(results[0]["tasks"]) + [""])
     with open(os.path.join(args.out, "results.md"), "w", encoding="utf-8") as f:
         f.write("\n".join(md))
     print("\n".join(md))

@@ -69,15 +69,16 @@ def main(argv=None, stdin=sys.stdin, out=sys.stdout):
     model, tok, ckpt = runtime.load_stage(cfg.init_from, runtime.resolve_device(cfg.device))
     chatml = ckpt["stage"] in runtime.CHAT_STAGES if cfg.chatml == "auto" else cfg.chatml == "true"
     if cfg.chat and not chatml:
-        runtime.fail(f"--chat needs a finetuned model ({cfg.init_from} is a {ckpt['stage']} run; --chatml=true forces ChatML)")
+        runtime.fail(f"--chat needs a finetuned model ({cfg.init_from} is a {ckpt['stage']} run; "
+                     "--chatml=true forces ChatML)")
     stops = {tok.eot_id, tok.im_start_id, tok.im_end_id} if chatml else {tok.eot_id}
     generator = inference.make_generator(model, cfg.seed)  # on the model's device, where the logits are
     block = model.config.block_size
 
     def answer(prompt_ids):
         prompt_ids = fit(prompt_ids, block, cfg.max_new_tokens)
-        new = print_stream(tok, inference.stream(model, prompt_ids, cfg.max_new_tokens, cfg.temperature, stops, generator,
-                                                 cfg.top_k, cfg.top_p), out)
+        new = print_stream(tok, inference.stream(model, prompt_ids, cfg.max_new_tokens, cfg.temperature, stops,
+                                                 generator, cfg.top_k, cfg.top_p), out)
         out.write("\n")
         return tok.decode([t for t in new if t not in stops])
 

@@ -40,8 +40,9 @@ from pipeline import runtime
 
 @dataclass
 class SpliceConfig:
-    """[CHEN]'s transfer: a body finetuned on English (train_params=body) with an adapted model's embeddings and head."""
-    out_dir: str = "out/spliced"  # ckpt.pt (stage splice: prompted in ChatML, like a finetuned model), tokenizer.tiktoken, config.json
+    """[CHEN]'s transfer: a body finetuned on English (train_params=body) with an adapted model's embeddings and
+    head."""
+    out_dir: str = "out/spliced"  # ckpt.pt (stage splice: ChatML prompts as finetuned), tokenizer.tiktoken, config.json
     body_from: str = "out/finetune_body"  # out_dir of finetune.py --train_params=body, started from a pretraining run
     embeddings_from: str = "out/adapt"  # out_dir of adapt.py --mode=expand, started from the same pretraining run
     resume: bool = False  # an out_dir that already holds this splice is left as it is
@@ -59,7 +60,8 @@ def check_splice(body, adapted, cfg):
                      f"body finetuned straight from the pretraining run the adaptation started from")
     if adapted["stage"] != "adapt" or adapted["config"].get("mode") != "expand":
         runtime.fail(f"{cfg.embeddings_from} is not an adapt.py --mode=expand run (stage {adapted['stage']}, mode "
-                     f"{adapted['config'].get('mode')}): relearn retrains every row, the chat tokens' too (see splice.py)")
+                     f"{adapted['config'].get('mode')}): relearn retrains every row, the chat tokens' too "
+                     "(see splice.py)")
     dims = {k: v for k, v in body["model_config"].items() if k != "vocab_size"}
     other = {k: v for k, v in adapted["model_config"].items() if k != "vocab_size"}
     if dims != other:
@@ -93,7 +95,8 @@ def main(argv=None):
         "config": asdict(cfg), "n_base_vocab": adapted["n_base_vocab"], "langs": adapted["langs"]})
     runtime.load_model(cfg.out_dir)  # the result loads as any stage's model does, or this stops here
     print(f"spliced: the body of {cfg.body_from} with the embeddings and head of {cfg.embeddings_from} "
-          f"({adapted['model_config']['vocab_size']} tokens, adapted to {', '.join(adapted['langs'])}) -> {cfg.out_dir}")
+          f"({adapted['model_config']['vocab_size']} tokens, adapted to {', '.join(adapted['langs'])}) "
+          f"-> {cfg.out_dir}")
 
 
 if __name__ == "__main__":

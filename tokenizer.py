@@ -39,10 +39,11 @@ import tiktoken
 from tqdm import tqdm
 
 from pipeline import bpe
-from pipeline.documents import atomic_open, bytes_and_tokens, fail, corpus_documents, open_input, stats_table
+from pipeline.documents import atomic_open, bytes_and_tokens, corpus_documents, fail, open_input, stats_table
 
 # GPT-4's pre-tokenizer, used for training, extension and encoding alike: one pattern everywhere.
-SPLIT_PATTERN = r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+"""
+SPLIT_PATTERN = (r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]++[\r\n]*|"""
+                 r"""\s*[\r\n]|\s+(?!\S)|\s+""")
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"]
 SPECIAL_MARKER = "!special"
 
@@ -89,7 +90,8 @@ class Tokenizer:
 
     def save(self, path):
         lines = [f"{base64.b64encode(self._bytes[i]).decode()} {i}\n" for i in sorted(self.mergeable_ranks.values())]
-        lines += [f"{SPECIAL_MARKER} {name} {i}\n" for name, i in sorted(self.special_tokens.items(), key=lambda x: x[1])]
+        lines += [f"{SPECIAL_MARKER} {name} {i}\n"
+                  for name, i in sorted(self.special_tokens.items(), key=lambda x: x[1])]
         with atomic_open(path) as f:  # a crash never leaves a half-written vocabulary behind
             f.writelines(lines)
 
@@ -345,7 +347,8 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("train", help="train a base vocabulary with rustbpe")
     p.add_argument("--input", nargs="+", required=True, help="text files to train on")
-    p.add_argument("--vocab_size", type=int, required=True, help=f"total ids, {len(SPECIAL_TOKENS)} special tokens included")
+    p.add_argument("--vocab_size", type=int, required=True,
+                   help=f"total ids, {len(SPECIAL_TOKENS)} special tokens included")
     p.add_argument("--out", required=True, help="tokenizer file to write (e.g. out/tokenizer/tokenizer.tiktoken)")
     _sample_arguments(p)
     p = sub.add_parser("extend", help="learn new merges on new-language text on top of a base vocabulary")

@@ -28,8 +28,8 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from pipeline import common, documents, runtime
 from model import GPT, GPTConfig
+from pipeline import common, documents, runtime
 from tokenizer import Tokenizer
 
 
@@ -69,9 +69,9 @@ class TrainConfig:
     log_every: int = 10  # write a log line every this many steps
     # runtime
     device: str = "auto"  # auto, cpu, cuda, cuda:N or mps
-    dtype: str = "auto"  # auto (bfloat16 on CUDA, float32 elsewhere), float32 or bfloat16 (float16 would need loss scaling)
+    dtype: str = "auto"  # auto (bfloat16 on CUDA, float32 elsewhere), float32 or bfloat16 (float16 needs loss scaling)
     compile: str = "auto"  # torch.compile: auto = on for CUDA, off elsewhere; true or false to force
-    deterministic: bool = False  # CUDA: the same bits every run, so --resume is exact; costs speed (deterministic kernels, no autotuning)
+    deterministic: bool = False  # CUDA: bit-identical runs and --resume; slower (deterministic kernels, no autotuning)
     seed: int = 1337  # seeds the init, the batches and every reset
     resume: bool = False  # continue the run in out_dir exactly where its checkpoint left it
     overwrite: bool = False  # delete the run in out_dir and start again
@@ -100,7 +100,8 @@ def main(argv=None):
 
     # ---- processes and devices: one process per GPU under torchrun, or just this one -------------------
     ddp = "RANK" in os.environ
-    rank, world_size, device = runtime.init_distributed(cfg.device) if ddp else (0, 1, runtime.resolve_device(cfg.device))
+    rank, world_size, device = (runtime.init_distributed(cfg.device) if ddp
+                                else (0, 1, runtime.resolve_device(cfg.device)))
     master = rank == 0
     if cfg.grad_accum % world_size:
         runtime.fail(f"grad_accum={cfg.grad_accum} must be a multiple of the number of processes ({world_size})")
@@ -140,7 +141,8 @@ def main(argv=None):
     # forward: the same module compiled and/or wrapped for several processes (or `model` itself).
     runtime.seed_everything(cfg.seed)
     model_config = GPTConfig(vocab_size=tok.n_vocab, block_size=cfg.block_size, n_layer=cfg.n_layer, n_head=cfg.n_head,
-                             n_kv_head=cfg.n_kv_head, n_embd=cfg.n_embd, mlp_hidden=cfg.mlp_hidden, rope_theta=cfg.rope_theta)
+                             n_kv_head=cfg.n_kv_head, n_embd=cfg.n_embd, mlp_hidden=cfg.mlp_hidden,
+                             rope_theta=cfg.rope_theta)
     model = GPT(model_config)
     model.init_weights(torch.Generator().manual_seed(cfg.seed))
     model.to(device)
@@ -154,28 +156,31 @@ def main(argv=None):
     start_step, episode_start = 0, 0
     if resume_ckpt is not None:
         if resume_ckpt["model_config"]["vocab_size"] != tok.n_vocab:
-            runtime.fail(f"{cfg.out_dir}/ckpt.pt has a vocabulary of {resume_ckpt['model_config']['vocab_size']} tokens "
-                         f"but {cfg.tokenizer} has {tok.n_vocab}: it is not the tokenizer this run started with")
+            runtime.fail(f"{cfg.out_dir}/ckpt.pt has a vocabulary of {resume_ckpt['model_config']['vocab_size']} "
+                         f"tokens but {cfg.tokenizer} has {tok.n_vocab}: it is not the tokenizer this run started with")
         model.load_state_dict(resume_ckpt["model"])
         optimizer.load_state_dict(resume_ckpt["optimizer"])
         runtime.set_rng_state(resume_ckpt["rng"])
         start_step, episode_start = resume_ckpt["step"], resume_ckpt["episode_start"]
     train_model = runtime.compiled(model, cfg.compile, device)
     if ddp:
-        train_model = DistributedDataParallel(train_model, device_ids=[torch.device(device).index] if device.startswith("cuda") else None)
+        device_ids = [torch.device(device).index] if device.startswith("cuda") else None
+        train_model = DistributedDataParallel(train_model, device_ids=device_ids)
 
     log = runtime.Log(cfg.out_dir, resume_step=start_step if resume_ckpt else None) if master else None
     if master:
         tok.save(os.path.join(cfg.out_dir, "tokenizer.tiktoken"))
         print(f"pretraining {model.num_params() / 1e6:.2f}M parameters on {', '.join(langs)} | {device} | "
-              f"{world_size} process(es) | forget_every={cfg.forget_every}" + (f" | resuming at step {start_step}" if start_step else ""))
+              f"{world_size} process(es) | forget_every={cfg.forget_every}"
+              + (f" | resuming at step {start_step}" if start_step else ""))
     tokens_per_step = cfg.batch_size * cfg.grad_accum * cfg.block_size
     flops_per_step = model.flops_per_token() * tokens_per_step
     peak = peak_flops(device)
 
     def evaluate_val():
-        results = {f"val_bpb_{lang}": common.bits_per_byte(model, val_tokens[lang], token_bytes, cfg.block_size, cfg.batch_size,
-                                                           device, autocast, max_tokens=cfg.eval_tokens)[0] for lang in langs}
+        results = {f"val_bpb_{lang}": common.bits_per_byte(model, val_tokens[lang], token_bytes, cfg.block_size,
+                                                           cfg.batch_size, device, autocast,
+                                                           max_tokens=cfg.eval_tokens)[0] for lang in langs}
         return {"val_bpb": sum(results.values()) / len(results), **results}
 
     def save(step):
@@ -185,8 +190,8 @@ def main(argv=None):
             "config": asdict(cfg), "langs": langs, "val_bpb": last_val})
 
     last_val = None
-    bar = tqdm(range(start_step, cfg.max_iters), initial=start_step, total=cfg.max_iters, disable=not (master and cfg.progress),
-               desc="pretrain", dynamic_ncols=True)
+    bar = tqdm(range(start_step, cfg.max_iters), initial=start_step, total=cfg.max_iters,
+               disable=not (master and cfg.progress), desc="pretrain", dynamic_ncols=True)
     finite, last_checked = torch.ones((), dtype=torch.bool, device=device), start_step - 1
     t0, steps_timed = time.time(), 0
     for step in bar:
@@ -215,8 +220,8 @@ def main(argv=None):
         if cfg.emb_episode_lr and cfg.forget_every:
             # param_groups[2] is the embeddings' group, looked up here: a resume's load_state_dict replaces it
             episode_length = min(cfg.forget_every, cfg.max_iters - episode_start)
-            optimizer.param_groups[2]["lr"] = common.lr_at(step - episode_start, episode_length, cfg.lr, cfg.warmup_frac,
-                                                           cfg.min_lr_frac)
+            optimizer.param_groups[2]["lr"] = common.lr_at(step - episode_start, episode_length, cfg.lr,
+                                                           cfg.warmup_frac, cfg.min_lr_frac)
 
         # ---- one optimizer step over grad_accum micro-batches ---------------------------------------------
         # The loss stays on the device: reading it (.item()) would make the CPU wait for the GPU every
@@ -231,7 +236,8 @@ def main(argv=None):
                 _, loss = train_model(x, y)
             (loss / accum_per_rank).backward()
             loss_sum += loss.detach()
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(),
+                                                   cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
@@ -260,7 +266,8 @@ def main(argv=None):
             tok_per_s = tokens_per_step / dt
             mfu = flops_per_step / dt / peak / world_size if peak else None
             loss_value = loss_mean.item()
-            bar.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{tok_per_s:,.0f}", **({"mfu": f"{mfu:.1%}"} if mfu else {}))
+            bar.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{tok_per_s:,.0f}",
+                            **({"mfu": f"{mfu:.1%}"} if mfu else {}))
             record = dict(step=step, loss=loss_value, lr=lr, tokens=(step + 1) * tokens_per_step, tok_per_s=tok_per_s,
                           grad_norm=grad_norm.item())
             if mfu:

@@ -99,12 +99,13 @@ def main(argv=None):
     tokens = args.batch_size * args.block_size
     full = statistics.median(times["full training step"])
     print(f"{args.n_layer} layers, n_embd {args.n_embd}, vocab {args.vocab} + {args.n_new}, batch {args.batch_size} x "
-          f"{args.block_size} tokens, {args.device} ({torch.get_num_threads()} threads), median of {args.rounds} rounds "
-          f"of {args.steps} steps")
+          f"{args.block_size} tokens, {args.device} ({torch.get_num_threads()} threads), median of {args.rounds} "
+          f"rounds of {args.steps} steps")
     print("| variant | learned params | ms/step | tokens/s | time vs full step |\n|---|---:|---:|---:|---:|")
     for name, (_, learned, total) in steps.items():
         t = statistics.median(times[name])
-        print(f"| {name} | {learned / 1e6:.2f}M of {total / 1e6:.2f}M | {t * 1e3:.1f} | {tokens / t:,.0f} | {t / full:.2f} |")
+        print(f"| {name} | {learned / 1e6:.2f}M of {total / 1e6:.2f}M | {t * 1e3:.1f} | {tokens / t:,.0f} | "
+              f"{t / full:.2f} |")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ change the speed; a random model never stops early, so generation runs its full 
 
     python bench/bench_evaluate.py                                            # the lab model, CPU, one thread
     python bench/bench_evaluate.py --context=8 --choices=2 --choice_tokens=6  # short examples (lab_copa's shape)
-    python bench/bench_evaluate.py --dtype=bfloat16                           # autocast, as evaluate.py --dtype=bfloat16
+    python bench/bench_evaluate.py --dtype=bfloat16                           # autocast as evaluate.py --dtype=bfloat16
     python bench/bench_evaluate.py --device=cuda --n_layer=12 --n_embd=768 --block_size=1024 --vocab=32000
 
 Multiple choice, three ways: `before` is the scoring evaluate.py had before batching (kept below to
@@ -30,8 +30,8 @@ from torch.profiler import profile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from evaluation import benchmarks, inference  # noqa: E402
-from pipeline import runtime  # noqa: E402
 from model import GPT, GPTConfig  # noqa: E402
+from pipeline import runtime  # noqa: E402
 
 
 @torch.no_grad()
@@ -50,7 +50,8 @@ def score_choices_before(model, context, choices):
         hidden = torch.cat([hidden, inference.hidden_states(model, ids[:, :-1], cache)[-1]], dim=1)
     logits = inference.logits(model, hidden).float()
     log_probs = F.log_softmax(logits, dim=-1).gather(-1, ids[..., None])[..., 0]
-    counted = torch.arange(longest, device=device)[None] < torch.tensor([len(c) for c in choices], device=device)[:, None]
+    counted = (torch.arange(longest, device=device)[None]
+               < torch.tensor([len(c) for c in choices], device=device)[:, None])
     return (log_probs * counted).sum(1).tolist()
 
 
@@ -67,7 +68,8 @@ def attention_kernels(fn):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.strip().split("\n")[0])
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--dtype", default="float32", help="float32 (evaluate.py's default on the CPU), bfloat16 or float16: autocast, as evaluate.py's --dtype")
+    ap.add_argument("--dtype", default="float32", help="float32 (evaluate.py's default on the CPU), bfloat16 or "
+                    "float16: autocast, as evaluate.py's --dtype")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (evaluate.py's lab default is 1)")
     ap.add_argument("--n_layer", type=int, default=4)
     ap.add_argument("--n_head", type=int, default=4)
@@ -79,7 +81,8 @@ def main():
     ap.add_argument("--choices", type=int, default=4, help="choices per example (lab_read has 4)")
     ap.add_argument("--choice_tokens", type=int, default=12, help="tokens per choice")
     ap.add_argument("--examples", type=int, default=64, help="multiple-choice examples per round")
-    ap.add_argument("--mc_batch_size", type=int, default=32, help="examples per forward pass (evaluate.py's mc_batch_size)")
+    ap.add_argument("--mc_batch_size", type=int, default=32, help="examples per forward pass "
+                    "(evaluate.py's mc_batch_size)")
     ap.add_argument("--prompt", type=int, default=80, help="mean prompt tokens of a generative example")
     ap.add_argument("--new_tokens", type=int, default=32, help="tokens generated per example")
     ap.add_argument("--generations", type=int, default=32, help="generative examples per round")
@@ -115,10 +118,13 @@ def main():
 
     mc_n = f"multiple choice, batch {args.mc_batch_size}"
     variants = {"multiple choice, before (one per call)": (mc_before, args.examples, "examples/s"),
-                "multiple choice, batch 1": (lambda: benchmarks.score_choices(model, contexts, choices, 1), args.examples, "examples/s"),
-                mc_n: (lambda: benchmarks.score_choices(model, contexts, choices, args.mc_batch_size), args.examples, "examples/s"),
+                "multiple choice, batch 1": (lambda: benchmarks.score_choices(model, contexts, choices, 1),
+                                             args.examples, "examples/s"),
+                mc_n: (lambda: benchmarks.score_choices(model, contexts, choices, args.mc_batch_size), args.examples,
+                       "examples/s"),
                 "generation, one prompt at a time": (generate_alone, args.generations * args.new_tokens, "tokens/s"),
-                f"generation, batch {args.gen_batch_size}": (generate_batched, args.generations * args.new_tokens, "tokens/s")}
+                f"generation, batch {args.gen_batch_size}": (generate_batched, args.generations * args.new_tokens,
+                                                             "tokens/s")}
     autocast = runtime.autocast_for(args.device, args.dtype)
     for fn, _, _ in variants.values():  # warm-up
         with autocast:
@@ -134,9 +140,10 @@ def main():
             if args.device.startswith("cuda"):
                 torch.cuda.synchronize()
             times[name].append(time.perf_counter() - t0)
-    print(f"model: {model.num_params() / 1e6:.2f}M parameters, {args.n_layer} layers x {args.n_embd}, vocab {args.vocab}, "
-          f"{args.device}, {args.dtype}, {torch.get_num_threads()} thread(s); multiple choice: ~{args.context} context + {args.choices} x "
-          f"{args.choice_tokens} choice tokens; generation: ~{args.prompt} prompt + {args.new_tokens} new tokens")
+    print(f"model: {model.num_params() / 1e6:.2f}M parameters, {args.n_layer} layers x {args.n_embd}, "
+          f"vocab {args.vocab}, {args.device}, {args.dtype}, {torch.get_num_threads()} thread(s); multiple choice: "
+          f"~{args.context} context + {args.choices} x {args.choice_tokens} choice tokens; generation: ~{args.prompt} "
+          f"prompt + {args.new_tokens} new tokens")
     rate = {name: count / statistics.median(times[name]) for name, (_, count, _) in variants.items()}
     for name, (_, _, unit) in variants.items():
         print(f"{name:42s} {rate[name]:10.1f} {unit}")

@@ -168,7 +168,8 @@ def bench_extend_memory(n_pieces, n_new):
     rng, words_rng = np.random.default_rng(1), random.Random(1)
     # every word a distinct run of letters and every document " " + words joined by " ": the unique
     # pieces are exactly the words, each with its leading space
-    langs = [zipf_lexicon(words_rng, letters, n_pieces // len(SCRIPTS), punctuation=False) for letters, _ in SCRIPTS.values()]
+    langs = [zipf_lexicon(words_rng, letters, n_pieces // len(SCRIPTS), punctuation=False)
+             for letters, _ in SCRIPTS.values()]
     base_text = [" ".join(lex[i] for i in np.searchsorted(cdf, rng.random(20_000))) for lex, cdf in langs]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -214,7 +215,8 @@ def bench_train_memory(n_mb, vocab_size, max_bytes):
         if status:
             raise SystemExit(f"error: tokenizer.py train failed:\n{output[-2000:]}")
         print(f"tokenizer.py train{f' --max_bytes {max_bytes}' if max_bytes else ''} on {n_mb} MB, vocab "
-              f"{vocab_size}: {wall:.0f} s wall, {usage.ru_utime:.0f} s user CPU, peak RSS {usage.ru_maxrss / 1024:.0f} MB\n"
+              f"{vocab_size}: {wall:.0f} s wall, {usage.ru_utime:.0f} s user CPU, peak RSS "
+              f"{usage.ru_maxrss / 1024:.0f} MB\n"
               f"{output.splitlines()[-1]}")
 
 
@@ -225,14 +227,16 @@ def _write(path, docs):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lab", default=None, help="lab folder with manifest.json (default: generate one in a temp dir)")
     ap.add_argument("--mb_per_lang", type=float, default=1.0, help="size of a generated lab")
     ap.add_argument("--base_vocab", type=int, default=8192, help="base vocabulary size (the lab may support fewer)")
     ap.add_argument("--merges", type=int, nargs="+", default=[2000, 8000, 16000], help="extension sizes to time")
     ap.add_argument("--full", action="store_true", help="also time ~--full_mb MB of scaled-up text")
     ap.add_argument("--full_mb", type=float, default=100.0, help="size of the --full text in MB")
-    ap.add_argument("--extend_pieces", type=int, default=None, help="only: extend() memory at about this many unique pieces")
+    ap.add_argument("--extend_pieces", type=int, default=None, help="only: extend() memory at about this "
+                    "many unique pieces")
     ap.add_argument("--train_mb", type=int, default=None, help="only: `tokenizer.py train` memory on this many MB")
     ap.add_argument("--write_corpus", default=None, help="only: write the --train_mb MB synthetic text here")
     ap.add_argument("--vocab_size", type=int, default=32000, help="vocabulary of --train_mb")

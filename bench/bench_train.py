@@ -36,7 +36,8 @@ def bench_steps(name, device, dtype, compile_model, steps, forget_every, overhea
     model = GPT(GPTConfig(**kwargs)).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device == "cuda")
     runner = torch.compile(model) if compile_model else model
-    autocast = torch.autocast(device, dtype=getattr(torch, dtype)) if dtype != "float32" else torch.autocast(device, enabled=False)
+    autocast = (torch.autocast(device, dtype=getattr(torch, dtype)) if dtype != "float32"
+                else torch.autocast(device, enabled=False))
     x = torch.randint(0, kwargs["vocab_size"], (batch_size, kwargs["block_size"]), device=device)
     times, reset_times = [], []
     for step in range(steps):
@@ -73,8 +74,8 @@ def bench_steps(name, device, dtype, compile_model, steps, forget_every, overhea
 
 
 def peak_rss_of_lab_run(steps):
-    cmd = [sys.executable, "train.py", "config/lab.py", "--out_dir=out/bench_rss", "--overwrite", f"--max_iters={steps}",
-           "--eval_every=50", "--progress=false"]
+    cmd = [sys.executable, "train.py", "config/lab.py", "--out_dir=out/bench_rss", "--overwrite",
+           f"--max_iters={steps}", "--eval_every=50", "--progress=false"]
     subprocess.run(cmd, check=True, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20  # KiB -> GiB
 
@@ -90,15 +91,17 @@ def main():
     parser.add_argument("--overhead_k", type=int, default=100, help="K for the overhead column (the lab's K)")
     parser.add_argument("--rss", action="store_true", help="also measure the peak RSS of a lab train.py run")
     args = parser.parse_args()
-    print(f"device={args.device} dtype={args.dtype} compile={args.compile} torch={torch.__version__} threads={torch.get_num_threads()}")
-    print(f"| model | params | step ms | tokens/s | TFLOP/s | MFU | reset ms | forgetting overhead at K={args.overhead_k} |")
+    print(f"device={args.device} dtype={args.dtype} compile={args.compile} torch={torch.__version__} "
+          f"threads={torch.get_num_threads()}")
+    print(f"| model | params | step ms | tokens/s | TFLOP/s | MFU | reset ms | forgetting overhead at "
+          f"K={args.overhead_k} |")
     print("|---|---|---|---|---|---|---|---|")
     for name in args.config:
         r = bench_steps(name, args.device, args.dtype, args.compile, args.steps, args.forget_every, args.overhead_k)
         mfu = f"{r['mfu']:.1%}" if r["mfu"] else "n/a"
         reset = f"{r['reset_ms']:.2f} | {r['forget_overhead']:.3%}" if "reset_ms" in r else "n/a | n/a"
-        print(f"| {name} | {r['params']:.1f}M | {r['step_ms']:.1f} | {r['tok_s']:,.0f} | {r['tflops']:.2f} | {mfu} | {reset} |"
-              + (f" peak {r['peak_mem_gb']:.1f} GiB" if "peak_mem_gb" in r else ""))
+        print(f"| {name} | {r['params']:.1f}M | {r['step_ms']:.1f} | {r['tok_s']:,.0f} | {r['tflops']:.2f} | {mfu} | "
+              f"{reset} |" + (f" peak {r['peak_mem_gb']:.1f} GiB" if "peak_mem_gb" in r else ""))
     if args.rss:
         print(f"peak RSS of a 100-step lab pretraining run: {peak_rss_of_lab_run(100):.2f} GiB")
 

@@ -35,10 +35,10 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 import bench_train  # noqa: E402
 from bench_evaluate import attention_kernels  # noqa: E402
-from model import GPT, GPTConfig  # noqa: E402
-from pipeline import runtime  # noqa: E402
 from evaluation import runs  # noqa: E402
 from evaluation.benchmarks import score_choices  # noqa: E402
+from model import GPT, GPTConfig  # noqa: E402
+from pipeline import runtime  # noqa: E402
 
 
 def run(*args, timeout=600, env=None, check=True):
@@ -110,30 +110,33 @@ def check_resume(args, lab, tok):
     run(*common[:-1], f"--out_dir={killed}", "--resume")
     a, b = losses(whole), losses(killed)
     diff = max(abs(a[s] - b[s]) for s in a)
-    return diff == 0, (f"--deterministic, compile={args.compile}: 40 steps vs killed and resumed (resets at 10, 20, 30): "
-                       f"max loss difference {diff:.3g}" + (" (bit-identical)" if diff == 0 else ""))
+    return diff == 0, (f"--deterministic, compile={args.compile}: 40 steps vs killed and resumed (resets at 10, 20, "
+                       f"30): max loss difference {diff:.3g}" + (" (bit-identical)" if diff == 0 else ""))
 
 
 def check_float16(args, lab, tok):
     result = run("train.py", "config/lab.py", f"--data_dir={lab}", f"--tokenizer={tok}", f"--out_dir={OUT}/float16",
-                 "--overwrite", "--max_iters=2", "--progress=false", f"--device={args.device}", "--dtype=float16", check=False)
+                 "--overwrite", "--max_iters=2", "--progress=false", f"--device={args.device}", "--dtype=float16",
+                 check=False)
     message = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else ""
     ok = result.returncode == 1 and "float16" in message and "Traceback" not in result.stderr
-    return ok, f"train.py --dtype=float16: refused ({message[:90]})" if ok else f"exit {result.returncode}: {message[:120]}"
+    return ok, (f"train.py --dtype=float16: refused ({message[:90]})" if ok
+                else f"exit {result.returncode}: {message[:120]}")
 
 
 def check_finetune_compiled(args, lab):
     out = os.path.join(OUT, "finetune_compiled")
-    result = run("finetune.py", "config/lab.py", f"--data_dir={lab}", f"--init_from={OUT}/lab_gpu_pretrain", f"--out_dir={out}",
-                 "--overwrite", "--max_iters=12", "--batch_size=4", "--eval_every=0", "--n_samples=1", "--progress=false",
-                 f"--device={args.device}", f"--dtype={args.dtype}", "--compile=true", env={"TORCH_LOGS": "recompiles"},
-                 check=False)
+    result = run("finetune.py", "config/lab.py", f"--data_dir={lab}", f"--init_from={OUT}/lab_gpu_pretrain",
+                 f"--out_dir={out}", "--overwrite", "--max_iters=12", "--batch_size=4", "--eval_every=0",
+                 "--n_samples=1", "--progress=false", f"--device={args.device}", f"--dtype={args.dtype}",
+                 "--compile=true", env={"TORCH_LOGS": "recompiles"}, check=False)
     if result.returncode != 0:
         return False, f"finetune.py failed: {result.stderr.strip().splitlines()[-1:]}"
     recompiles = result.stderr.count("Recompiling function")
     lengths = sorted({int(n) for pair in re.findall(r"expected (\d+), actual (\d+)", result.stderr) for n in pair})
     return recompiles <= 1, (f"12 steps x 4 conversations, compile=true: {recompiles} recompile(s)"
-                             + (f" (lengths {lengths})" if lengths else "") + " - at most 1 expected (static, then dynamic length)")
+                             + (f" (lengths {lengths})" if lengths else "")
+                             + " - at most 1 expected (static, then dynamic length)")
 
 
 def check_sampling(args):
@@ -155,7 +158,8 @@ def check_masked_score(args):
     alone = [score_choices(model, [c], [cs], batch_size=1)[0] for c, cs in zip(contexts, choices)]
     diff = max(abs(a - b) for row_a, row_b in zip(batched, alone) for a, b in zip(row_a, row_b))
     ok = diff < (1e-3 if args.device == "cpu" else 5e-2)
-    return ok, f"batched vs one at a time: max difference {diff:.2g} nats; attention ops: {', '.join(kernels) or 'none seen'}"
+    return ok, (f"batched vs one at a time: max difference {diff:.2g} nats; attention ops: "
+                f"{', '.join(kernels) or 'none seen'}")
 
 
 def pretrain_lab_gpu(args, lab, tok):
@@ -163,18 +167,20 @@ def pretrain_lab_gpu(args, lab, tok):
     other checks use the model. The full run (2,000 steps) is extrapolated, and said to be."""
     steps = 10 if args.quick else 200
     out = os.path.join(OUT, "lab_gpu_pretrain")
-    seconds = run("train.py", "config/lab_gpu.py", f"--data_dir={lab}", f"--tokenizer={tok}", f"--out_dir={out}", "--overwrite",
-                  f"--max_iters={steps}", "--forget_every=50", "--eval_every=0", "--log_every=5", "--progress=false",
-                  f"--device={args.device}", f"--dtype={args.dtype}")
+    seconds = run("train.py", "config/lab_gpu.py", f"--data_dir={lab}", f"--tokenizer={tok}", f"--out_dir={out}",
+                  "--overwrite", f"--max_iters={steps}", "--forget_every=50", "--eval_every=0", "--log_every=5",
+                  "--progress=false", f"--device={args.device}", f"--dtype={args.dtype}")
     log = [r for r in runs.read_log(out) if "tok_per_s" in r][1:]  # the first line holds the compile
     tok_s = sum(r["tok_per_s"] for r in log) / len(log)
     full = runtime.parse_config(__import__("train").TrainConfig, "train", [os.path.join(ROOT, "config", "lab_gpu.py")])
     full_s = full.max_iters * full.batch_size * full.grad_accum * full.block_size / tok_s
-    adapt_s = run("adapt.py", "config/lab_gpu.py", f"--init_from={out}", f"--out_dir={OUT}/lab_gpu_adapt", "--overwrite",
-                  "--adapt_tokens=20000", "--eval_every=0", "--progress=false", f"--device={args.device}", f"--dtype={args.dtype}")
+    adapt_s = run("adapt.py", "config/lab_gpu.py", f"--init_from={out}", f"--out_dir={OUT}/lab_gpu_adapt",
+                  "--overwrite", "--adapt_tokens=20000", "--eval_every=0", "--progress=false",
+                  f"--device={args.device}", f"--dtype={args.dtype}")
     return True, (f"pretraining {steps} steps: {seconds:.0f} s wall (start-up and any compile included), {tok_s:,.0f} "
-                  f"tokens/s after the first log line -> its {full.max_iters} steps extrapolated, not run: {full_s / 60:.1f} min "
-                  f"per pretraining run (run.sh trains 3 per seed); adapt.py 20,000 tokens {adapt_s:.0f} s")
+                  f"tokens/s after the first log line -> its {full.max_iters} steps extrapolated, not run: "
+                  f"{full_s / 60:.1f} min per pretraining run (run.sh trains 3 per seed); adapt.py 20,000 tokens "
+                  f"{adapt_s:.0f} s")
 
 
 def main():
@@ -182,7 +188,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda", help="cuda (the point of this script) or cpu (to test it)")
     parser.add_argument("--dtype", default=None, help="default: bfloat16 on cuda, float32 on cpu")
-    parser.add_argument("--compile", default="auto", help="torch.compile in the resume check: auto (on for CUDA), true or false")
+    parser.add_argument("--compile", default="auto", help="torch.compile in the resume check: "
+                        "auto (on for CUDA), true or false")
     parser.add_argument("--steps", type=int, default=30, help="timed training steps of the speed check")
     parser.add_argument("--quick", action="store_true", help="toy sizes everywhere (for testing the script on a CPU)")
     parser.add_argument("--out", default="out/gpu_check", help="scratch folder: the lab, the runs, commands.log")
@@ -194,12 +201,14 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     open(os.path.join(OUT, "commands.log"), "w").close()
     name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"
-    print(f"device check: {name}, torch {torch.__version__}, dtype {args.dtype}; commands and their output: {OUT}/commands.log")
+    print(f"device check: {name}, torch {torch.__version__}, dtype {args.dtype}; commands and their output: "
+          f"{OUT}/commands.log")
 
     lab, tok = os.path.join(OUT, "lab"), os.path.join(OUT, "lab.tiktoken")
     t = time.time()
     run("data/lab/prepare.py", "--out", lab, "--mb_per_lang", "0.1" if args.quick else "0.5")
-    texts = [os.path.join(lab, "text", code, "train.txt") for code in json.load(open(f"{lab}/manifest.json"))["groups"]["pretraining"]]
+    texts = [os.path.join(lab, "text", code, "train.txt")
+             for code in json.load(open(f"{lab}/manifest.json"))["groups"]["pretraining"]]
     run("tokenizer.py", "train", "--input", *texts, "--vocab_size", "1024", "--out", tok)
     print(f"(lab and tokenizer: {time.time() - t:.0f} s)")
 

@@ -30,8 +30,8 @@ AFA_TOKENS = 10e9  # [AFA]: ~10B tokens of Wikipedia in 12 languages
 
 def sizes(name):
     train = runpy.run_path(os.path.join(ROOT, "config", f"{name}.py"))["train"]
-    config = GPTConfig(vocab_size=VOCAB, block_size=train["block_size"], n_layer=train["n_layer"], n_head=train["n_head"],
-                       n_kv_head=train["n_kv_head"], n_embd=train["n_embd"])
+    config = GPTConfig(vocab_size=VOCAB, block_size=train["block_size"], n_layer=train["n_layer"],
+                       n_head=train["n_head"], n_kv_head=train["n_kv_head"], n_embd=train["n_embd"])
     with torch.device("meta"):  # count without allocating
         params = GPT(config).num_params()
     c = config
@@ -49,7 +49,8 @@ def main():
     if len(sys.argv) > 1:
         print(__doc__)
         sys.exit(0 if sys.argv[1] in ("-h", "--help") else 2)
-    print("| config | shape | parameters | micro-batch | grad_accum | weights+grads+Adam | activations | per GPU | checkpoint |")
+    print("| config | shape | parameters | micro-batch | grad_accum | weights+grads+Adam | activations | per GPU | "
+          "checkpoint |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name in CONFIGS:
         s = sizes(name)

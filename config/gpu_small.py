@@ -18,5 +18,6 @@ train = dict(
 # fresh head, --head=fresh; finetuning LR 1e-6, 5 epochs, batch 16; every benchmark example). What it leaves open (the
 # adaptation LR, batch and tokens) is docs/method.md's choice; run.sh passes the budgets it sweeps.
 adapt = dict(batch_size=8, grad_accum=4, eval_every=500, eval_bytes=262_144)
-finetune = dict(data_dir="out/wikipedia", eval_every=1000, val_conversations=1000)  # instructions: data/instructions/prepare.py
+finetune = dict(data_dir="out/wikipedia",  # instructions: data/instructions/prepare.py
+                eval_every=1000, val_conversations=1000)
 evaluate = dict(data_dir="out/wikipedia", bpb_bytes=1_048_576, sim_bytes=65_536, mc_batch_size=32, gen_batch_size=32)

@@ -8,7 +8,8 @@ train = dict(
     data_dir="out/lab",
     tokenizer="out/tokenizer/lab.tiktoken",  # 2,048 tokens trained on the pretraining languages
     n_layer=4, n_head=4, n_kv_head=2, n_embd=128, block_size=256,  # ~1.4M parameters; lab_qa passages need 256
-    max_iters=1000, batch_size=4, lr=3e-3, warmup_frac=0.1,  # 1.0M tokens: about 1.2 passes over the 4 MB of pretraining text
+    max_iters=1000, batch_size=4,  # 1.0M tokens: about 1.2 passes over the 4 MB of pretraining text
+    lr=3e-3, warmup_frac=0.1,
     forget_every=100,  # 9 resets, then a last episode to relearn: enough episodes, each long enough (docs/method.md)
     eval_every=250, eval_tokens=8192, log_every=1,  # the plots read the training loss, logged every step
 )
@@ -27,7 +28,7 @@ finetune = dict(
     # after vs plain prompts before (data/lab/README.md): 0.4 epochs cost English (lab_copa 0.79 -> 0.61), a lower LR
     # or fewer steps more; 0.7 keeps it (0.73 -> 0.73) and learns the answer formats; 1.0 more so, but takes longer
     epochs=0.7,
-    eval_every=0,  # the val loss before and after only (nothing reads the curve; a lab finetuning takes a minute or two)
+    eval_every=0,  # val loss before and after only (nothing reads the curve; a lab finetuning takes a minute or two)
 )
 
 evaluate = dict(

@@ -3,6 +3,7 @@
 #   CONFIG=lab_gpu bash run.sh    # generates out/lab_gpu (4 MB of text per language) and runs everything
 # It reads config/lab.py first and changes only what grows with the lab.
 import os
+
 exec(open(os.path.join(os.path.dirname(__file__), "lab.py")).read())
 
 train.update(

@@ -21,6 +21,7 @@ train = dict(
 # fresh head, --head=fresh; finetuning LR 1e-6, 5 epochs, batch 16; every benchmark example). What it leaves open (the
 # adaptation LR, batch and tokens) is docs/method.md's choice; run.sh passes the budgets it sweeps.
 adapt = dict(batch_size=4, grad_accum=8, eval_every=500, eval_bytes=262_144)
-finetune = dict(data_dir="out/wikipedia", eval_every=1000, val_conversations=1000,  # instructions: data/instructions/prepare.py
+finetune = dict(data_dir="out/wikipedia",  # instructions: data/instructions/prepare.py
+                eval_every=1000, val_conversations=1000,
                 grad_accum=4)  # the paper's 16 conversations a step, as micro-batches of adapt's size
 evaluate = dict(data_dir="out/wikipedia", bpb_bytes=1_048_576, sim_bytes=65_536, mc_batch_size=16, gen_batch_size=16)

@@ -5,9 +5,9 @@ dataset file listings, optional parquet reading, writing the data folder's manif
 languages we know about. Files are written through atomic_open, and errors reported through fail, both from
 pipeline/documents.py, which the stages use too.
 
-Only the standard library, tqdm, pipeline/documents.py and (optionally, for parquet) pyarrow. Every failure a user can cause
-or meet - no network, a missing file, a truncated download - ends in a SystemExit("error: ...") that
-names the URL or file at fault.
+Only the standard library, tqdm, pipeline/documents.py and (optionally, for parquet) pyarrow. Every failure a user can
+cause or meet - no network, a missing file, a truncated download - ends in a SystemExit("error: ...") that names the URL
+or file at fault.
 
 Hugging Face: the hub's address is $HF_ENDPOINT (a mirror, default https://huggingface.co), read at
 each call as huggingface_hub does; $HF_TOKEN, when set, goes with every request to that address as
@@ -227,10 +227,12 @@ def fetch(url, dest, size=None, sha256=None, desc=None):
             length = response.headers.get("Content-Length")
             total = have + int(length) if length is not None else None
             if size is not None and total is not None and total != size:
-                fail(f"{url} sends {total} bytes but its listing says {size}; the file changed upstream (run again later)")
+                fail(f"{url} sends {total} bytes but its listing says {size}; the file changed upstream "
+                     "(run again later)")
             os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
             with open(part, "ab" if have else "wb") as f, tqdm(total=total, initial=have, unit="B", unit_scale=True,
-                                                               unit_divisor=1024, desc=desc or os.path.basename(dest)) as bar:
+                                                               unit_divisor=1024,
+                                                               desc=desc or os.path.basename(dest)) as bar:
                 try:
                     while chunk := response.read(CHUNK):
                         f.write(chunk)
@@ -311,8 +313,8 @@ def update_manifest(out_dir, update):
     back atomically. Each script owns its keys (languages/groups, tasks, instructions), so the three
     scripts can run in any order into one data folder, like the lab's single manifest."""
     path = os.path.join(out_dir, "manifest.json")
-    manifest = {"name": "real", "version": 1, "languages": [], "groups": {"pretraining": [], "adapting": [], "other": []},
-                "tasks": {}}
+    manifest = {"name": "real", "version": 1, "languages": [],
+                "groups": {"pretraining": [], "adapting": [], "other": []}, "tasks": {}}
     if os.path.exists(path):
         try:
             with open(path, encoding="utf-8") as f:

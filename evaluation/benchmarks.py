@@ -83,7 +83,8 @@ def _example_problem(ex, task, lang, kind):
     if missing:
         return f"missing key(s) {', '.join(missing)}"
     if ex["task"] != task or ex["lang"] != lang or ex["kind"] != kind:
-        return f"example is task={ex['task']!r} lang={ex['lang']!r} kind={ex['kind']!r}; the manifest expects {task!r} {lang!r} {kind!r}"
+        return (f"example is task={ex['task']!r} lang={ex['lang']!r} kind={ex['kind']!r}; the manifest expects "
+                f"{task!r} {lang!r} {kind!r}")
     if kind == "mc" and "contexts" in ex:
         contexts, label = ex["contexts"], ex.get("label")
         if "context" in ex or "choices" in ex:
@@ -124,7 +125,8 @@ def load_tasks(tasks_dir, names, langs):
     for name in names or list(available):
         spec = available[name]
         if spec.get("kind") not in ("mc", "gen"):
-            runtime.fail(f"{tasks_dir}/manifest.json: task {name} has kind {spec.get('kind')!r}, expected 'mc' or 'gen'")
+            runtime.fail(f"{tasks_dir}/manifest.json: task {name} has kind {spec.get('kind')!r}, "
+                         "expected 'mc' or 'gen'")
         files = {lang: path for lang, path in spec["files"].items() if not langs or lang in langs}
         tasks[name] = {"kind": spec["kind"], "metric": spec.get("metric", "acc" if spec["kind"] == "mc" else "f1"),
                        "spbleu": name == "flores",  # FLORES-200's own metric, beside BLEU and chrF
@@ -170,7 +172,8 @@ def build_prompt(tok, example, demos, chat, spaces):
     """The ids of a prompt: plain_prompt after <|endoftext|>, or in a chat the demonstrations as earlier
     turns of a ChatML conversation."""
     if chat:  # render puts one space before an assistant's answer, whatever space a plain continuation carries
-        turns = [m for d in demos for m in ({"role": "user", "content": _question(d)}, {"role": "assistant", "content": _answer(d).lstrip()})]
+        turns = [m for d in demos for m in ({"role": "user", "content": _question(d)},
+                                            {"role": "assistant", "content": _answer(d).lstrip()})]
         return render_prompt(tok, turns + [{"role": "user", "content": _question(example)}])
     return [tok.eot_id] + tok.encode(plain_prompt(example, demos, spaces))
 
@@ -246,7 +249,8 @@ def score_choices(model, contexts, choices, batch_size):
     block = model.config.block_size
     for cs in choices:
         if max(len(c) for c in cs) >= block:
-            raise ValueError(f"a choice of {max(len(c) for c in cs)} tokens leaves no room for its context in block_size={block}")
+            raise ValueError(f"a choice of {max(len(c) for c in cs)} tokens leaves no room for its context in "
+                             f"block_size={block}")
     contexts = [ctx[-(block - max(len(c) for c in cs)):] for ctx, cs in zip(contexts, choices)]
     order = sorted(range(len(contexts)), key=lambda e: -len(contexts[e]))  # similar lengths share a batch
     scores = [None] * len(contexts)
@@ -290,7 +294,8 @@ def score_alone(model, tok, choice_lists, batch_size):
         new = [c for c in dict.fromkeys(map(tuple, choices)) if c not in seen]
         seen.update(new)
         groups += [new] if new else []
-    scores = score_choices(model, [[tok.eot_id]] * len(groups), [[list(c) for c in group] for group in groups], batch_size)
+    scores = score_choices(model, [[tok.eot_id]] * len(groups), [[list(c) for c in group] for group in groups],
+                           batch_size)
     return {c: s for group, group_scores in zip(groups, scores) for c, s in zip(group, group_scores)}
 
 
@@ -347,7 +352,8 @@ def run_generation(model, tok, examples, pool, cfg, chat, spaces, autocast, stop
     for first in range(0, len(order), cfg.gen_batch_size):
         batch = order[first:first + cfg.gen_batch_size]
         with autocast:
-            new = inference.generate_batch(model, [prompts[i] for i in batch], [budgets[i] for i in batch], stop_ids=stops)
+            new = inference.generate_batch(model, [prompts[i] for i in batch], [budgets[i] for i in batch],
+                                           stop_ids=stops)
         for i, ids in zip(batch, new):
             text = tok.decode([t for t in ids if t not in specials])
             outputs[i] = (text if chat else text.split("\n")[0]).strip()  # a plain answer is its first line

@@ -83,12 +83,14 @@ def hidden_states(model, idx, cache=None, mask=None):
         if n_past and T > 1:  # several new tokens after a cached prefix: causal among themselves
             attend = torch.ones(T, n_past + T, dtype=torch.bool, device=idx.device).tril(diagonal=n_past)[None, None]
     else:
-        real = cache.real if cache is not None and cache.real is not None else torch.ones(B, n_past, dtype=torch.bool, device=idx.device)
+        real = (cache.real if cache is not None and cache.real is not None
+                else torch.ones(B, n_past, dtype=torch.bool, device=idx.device))
         new = torch.ones(B, T, dtype=torch.bool, device=idx.device) if mask is None else mask.bool()
         real = torch.cat([real, new], dim=1)  # [B, n_past + T]: which keys are tokens, which padding
         positions = (real.cumsum(1) - 1).clamp(min=0)[:, n_past:]  # a token's position: the tokens before it
         if int(positions.max()) >= model.config.block_size:
-            raise ValueError(f"a row of {int(positions.max()) + 1} tokens is longer than block_size={model.config.block_size}")
+            raise ValueError(f"a row of {int(positions.max()) + 1} tokens is longer than "
+                             f"block_size={model.config.block_size}")
         cos, sin = model.rope_cos[0, positions], model.rope_sin[0, positions]  # [B, T, 1, head_dim/2]
         # query t (key n_past + t) sees the real keys up to itself, and always itself: a padding query
         # then has something to attend to (its output is never used) instead of giving NaN
@@ -150,7 +152,8 @@ def pick_tokens(logits, temperature=0.0, top_k=0, top_p=1.0, generator=None):
     if temperature == 0:
         return logits.argmax(-1)
     if generator is not None and generator.device != logits.device:
-        raise ValueError(f"the generator is on {generator.device} but the logits are on {logits.device} (use make_generator)")
+        raise ValueError(f"the generator is on {generator.device} but the logits are on {logits.device} "
+                         "(use make_generator)")
     logits = logits.float() / temperature
     if 0 < top_k < logits.size(-1):
         kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
@@ -208,5 +211,6 @@ def generate(model, prompt, max_new_tokens, temperature=0.0, stop_ids=(), genera
 
 def stream(model, prompt, max_new_tokens, temperature=0.0, stop_ids=(), generator=None, top_k=0, top_p=1.0):
     """The new ids of one prompt, yielded one at a time as they come (sample.py prints them)."""
-    for [(_, token)] in generation_steps(model, [prompt], max_new_tokens, temperature, stop_ids, generator, top_k, top_p):
+    for [(_, token)] in generation_steps(model, [prompt], max_new_tokens, temperature, stop_ids, generator,
+                                         top_k, top_p):
         yield token

@@ -44,7 +44,8 @@ def plot_pretraining(seed_dir, path):
             for r in log:
                 if r.get("forget"):
                     ax.axvline(r["step"], color=COLORS[name], alpha=0.25, lw=0.8)
-    ax.set(xlabel="step", ylabel="training loss (nats/token, smoothed)", title="Pretraining: each reset (vertical line) spikes the loss")
+    ax.set(xlabel="step", ylabel="training loss (nats/token, smoothed)",
+           title="Pretraining: each reset (vertical line) spikes the loss")
     ax.legend()
     save(fig, path)
 
@@ -54,9 +55,10 @@ def plot_recovery(recovery, path):
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for name, label, per_seed in recovery:
         for i, rec in enumerate(per_seed):
-            ax.plot([e + 1 for e in range(len(rec))], [n for _, n, _ in rec], "o-", color=COLORS[name], alpha=0.8 if i == 0 else 0.35,
-                    label=label if i == 0 else None)
-            ax.plot([e + 1 for e, (_, _, cens) in enumerate(rec) if cens], [n for _, n, cens in rec if cens], "x", color="black", ms=8)
+            ax.plot([e + 1 for e in range(len(rec))], [n for _, n, _ in rec], "o-", color=COLORS[name],
+                    alpha=0.8 if i == 0 else 0.35, label=label if i == 0 else None)
+            ax.plot([e + 1 for e, (_, _, cens) in enumerate(rec) if cens], [n for _, n, cens in rec if cens], "x",
+                    color="black", ms=8)
     ax.set(xlabel="forgetting episode (reset number)", ylabel="steps to recover the pre-reset loss",
            title="Recovery after each reset (x: not recovered within the episode)")
     ax.legend()
@@ -66,7 +68,8 @@ def plot_recovery(recovery, path):
 def plot_adaptation(summary, titles, path):
     """summary: runs.adaptation_summary's {mode: {tokens: {kind: [(adapting, pretraining bpb) per seed]}}};
     one panel per mode (adapting languages), and one for what [AFA]'s expansion did to the pretraining languages."""
-    panels = [(mode, 0, "adapting languages") for mode in summary] + [(m, 1, "pretraining languages") for m in ("adapt",) if m in summary]
+    panels = ([(mode, 0, "adapting languages") for mode in summary]
+              + [(m, 1, "pretraining languages") for m in ("adapt",) if m in summary])
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.5), squeeze=False)
     for ax, (mode, index, what) in zip(axes[0], panels):
         budgets = list(summary[mode])
@@ -99,7 +102,8 @@ def plot_benchmarks(panels, path):
         for model, values in panel["control"].items():
             drawn = [j for j, v in enumerate(values) if v is not None]
             for j in drawn:
-                ax.hlines(values[j], j - 0.45, j + 0.45, colors="black", lw=1.5, label=f"{model} (never pretrained)" if j == drawn[0] else None)
+                ax.hlines(values[j], j - 0.45, j + 0.45, colors="black", lw=1.5,
+                          label=f"{model} (never pretrained)" if j == drawn[0] else None)
         for (label, value), style in zip(panel["chance"], (":", "--")):
             ax.axhline(value, color="dimgray", ls=style, lw=1, label=label)
         ax.set_xticks(range(len(groups)), groups, rotation=30, ha="right", fontsize=8)

@@ -55,7 +55,8 @@ def recovery_summary(seed_dirs):
     """[(run name, label, [recoveries per seed])] of the forgetting runs: the global schedule, and [CHEN]'s if run."""
     found = []
     for name, label in (("forgetting", "global cosine schedule"), ("chen", "[CHEN] per-episode embedding LR")):
-        runs = [os.path.join(d, f"pretrain_{name}") for d in seed_dirs if os.path.exists(os.path.join(d, f"pretrain_{name}"))]
+        runs = [os.path.join(d, f"pretrain_{name}") for d in seed_dirs
+                if os.path.exists(os.path.join(d, f"pretrain_{name}"))]
         if runs:
             found.append((name, label, [recoveries(read_log(run)) for run in runs]))
     return found

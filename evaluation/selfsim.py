@@ -131,7 +131,8 @@ def language_self_sim(model, tok, sample, batch_size, device, autocast):
             rows_t.append(position[inside])
             rows_w.append(ids[inside])
         width = max(len(r) for r in rows)
-        idx = torch.tensor([r + [tok.eot_id] * (width - len(r)) for r in rows], device=device)  # padding comes last: causal
+        # padding comes last: causal
+        idx = torch.tensor([r + [tok.eot_id] * (width - len(r)) for r in rows], device=device)
         b, t = torch.from_numpy(np.concatenate(rows_b)).to(device), torch.from_numpy(np.concatenate(rows_t)).to(device)
         word_ids = torch.from_numpy(np.concatenate(rows_w)).to(device)
         with autocast:

@@ -48,7 +48,8 @@ def token_file(tok, txt_path, max_tokens=None):
     if not os.path.exists(bin_path):
         n_docs = 0
         docs = documents.read_documents(txt_path)
-        with atomic_open(bin_path, "wb") as f:  # a batch of documents at a time: a corpus larger than memory streams through
+        # a batch of documents at a time: a corpus larger than memory streams through
+        with atomic_open(bin_path, "wb") as f:
             while batch := list(itertools.islice(docs, 4096)):
                 for doc_ids in tok.encode_batch(batch):
                     np.asarray([tok.eot_id, *doc_ids], dtype=np.uint32).tofile(f)
@@ -109,7 +110,8 @@ def bits_per_byte(model, tokens, token_bytes, block_size, batch_size, device, au
     model.eval()
     for first in range(0, n_windows, batch_size):
         rows = range(first, min(first + batch_size, n_windows))
-        batch = torch.from_numpy(np.stack([tokens[r * block_size:(r + 1) * block_size + 1].astype(np.int64) for r in rows])).to(device)
+        batch = torch.from_numpy(np.stack([tokens[r * block_size:(r + 1) * block_size + 1].astype(np.int64)
+                                           for r in rows])).to(device)
         x, y = batch[:, :-1], batch[:, 1:]
         y_bytes = token_bytes[y]
         y = y.masked_fill(y_bytes == 0, -1)

@@ -160,7 +160,8 @@ def _decode(raw, path, at):
 
 
 def open_input(path):
-    """The file opened to read bytes, or `error: cannot read <path>: <reason>` (tokenizer.py checks its inputs with it)."""
+    """The file opened to read bytes, or `error: cannot read <path>: <reason>` (tokenizer.py checks its inputs
+    with it)."""
     try:
         return open(path, "rb")
     except OSError as e:

@@ -46,10 +46,10 @@ DIST_TIMEOUT = datetime.timedelta(hours=2)
 def parse_config(config_class, stage, argv=None):
     """`python <stage>.py [config/file.py ...] [--key=value | --key value ...]` -> a config_class instance.
 
-    Defaults come from the dataclass, then the config files in order (a later file overrides an earlier
-    one: e.g. config/gpu_small.py, then a file that shrinks it for a quick test), then the command line. `--help` lists every
-    key with its default and the comment written beside it in the dataclass. Unknown keys and values of
-    the wrong type stop the program with a message that names them."""
+    Defaults come from the dataclass, then the config files in order (a later file overrides an earlier one: e.g.
+    config/gpu_small.py, then a file that shrinks it for a quick test), then the command line. `--help` lists every key
+    with its default and the comment written beside it in the dataclass. Unknown keys and values of the wrong type stop
+    the program with a message that names them."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if "-h" in argv or "--help" in argv:
         print(usage(config_class, stage))
@@ -86,7 +86,8 @@ def parse_config(config_class, stage, argv=None):
 
 def usage(config_class, stage):
     comments = _field_comments(config_class)
-    lines = [f"usage: python {stage}.py [config/file.py ...] [--key=value ...]", "", (config_class.__doc__ or "").strip(), "", "options:"]
+    lines = [f"usage: python {stage}.py [config/file.py ...] [--key=value ...]", "",
+             inspect.cleandoc(config_class.__doc__ or ""), "", "options:"]
     for f in dataclasses.fields(config_class):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         lines.append(f"  --{f.name}={default!r}".ljust(40) + f"  {comments.get(f.name, '')}")
@@ -320,7 +321,8 @@ def load_checkpoint(out_dir, map_location="cpu"):
         ckpt = torch.load(path, map_location=map_location, weights_only=False, mmap=True)
     except Exception as e:
         fail(f"{path} is truncated or corrupt ({type(e).__name__}: {e})")
-    missing = [k for k in ("model", "model_config", "stage", "step", "config") if not isinstance(ckpt, dict) or k not in ckpt]
+    missing = [k for k in ("model", "model_config", "stage", "step", "config")
+               if not isinstance(ckpt, dict) or k not in ckpt]
     if missing:
         fail(f"{path} is not a checkpoint of this project (missing {missing})")
     return ckpt
@@ -345,7 +347,8 @@ def load_stage(out_dir, device="cpu"):
     """(model, tokenizer, checkpoint) of the out_dir of a finished stage, or a clear error."""
     for needed in ("ckpt.pt", "tokenizer.tiktoken"):
         if not os.path.isfile(os.path.join(out_dir, needed)):
-            fail(f"no {needed} in {out_dir} (is it the out_dir of a finished train.py, adapt.py, finetune.py or splice.py run?)")
+            fail(f"no {needed} in {out_dir} (is it the out_dir of a finished train.py, adapt.py, finetune.py or "
+                 "splice.py run?)")
     model, tok, ckpt = load_model(out_dir, device)
     if ckpt["stage"] not in ("train", "adapt", *CHAT_STAGES):
         fail(f"{out_dir}/ckpt.pt was written by {ckpt['stage']}.py, not by a training stage")

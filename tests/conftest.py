@@ -20,8 +20,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 # the smallest model that still learns something: used by every stage's tests
-TINY_MODEL = ["--n_layer=2", "--n_head=2", "--n_kv_head=1", "--n_embd=32", "--block_size=32", "--batch_size=8", "--lr=3e-3",
-              "--eval_tokens=2048", "--progress=false", "--device=cpu"]
+TINY_MODEL = ["--n_layer=2", "--n_head=2", "--n_kv_head=1", "--n_embd=32", "--block_size=32", "--batch_size=8",
+              "--lr=3e-3", "--eval_tokens=2048", "--progress=false", "--device=cpu"]
 
 
 def run_script(*args, check=True):
@@ -49,8 +49,8 @@ def lab_texts(lab_dir):
 
 
 # text the lab never writes: odd whitespace, case folding in the contraction rule, other scripts, emoji
-EDGE_TEXTS = ["Hello  world!\n\n  x\t\ty \r\n\r\n", "it's I'M don'T we'LL ſ K", "\u00a0nbsp\u2003em\u3000ideo\u0085\u2028",
-              "12345 ١٢٣ ½ 3.14", "emoji 😀👍🏽 naïve café", "   ", "x"]
+EDGE_TEXTS = ["Hello  world!\n\n  x\t\ty \r\n\r\n", "it's I'M don'T we'LL ſ K",
+              "\u00a0nbsp\u2003em\u3000ideo\u0085\u2028", "12345 ١٢٣ ½ 3.14", "emoji 😀👍🏽 naïve café", "   ", "x"]
 
 
 @pytest.fixture(scope="session")

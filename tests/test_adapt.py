@@ -9,10 +9,10 @@ import pytest
 import torch
 
 import adapt
-from pipeline import common, documents, runtime
-from evaluation import runs
 import tokenizer
 from conftest import run_script
+from evaluation import runs
+from pipeline import common, documents, runtime
 
 KEEP_HEAD = ["--head=keep"]  # the variant whose old head rows stay frozen (the default: a fresh head)
 ADAPT = ["--batch_size=8", "--lr=1e-2", "--eval_bytes=2048", "--progress=false", "--device=cpu"]

@@ -8,11 +8,11 @@ from contextlib import nullcontext
 
 import pytest
 import torch
+from test_evaluate import byte_tokenizer, tiny_model, unigram_model
 
+from evaluate import EvaluateConfig
 from evaluation import benchmarks
 from pipeline import chat
-from evaluate import EvaluateConfig
-from test_evaluate import byte_tokenizer, tiny_model, unigram_model
 
 torch.set_num_threads(1)
 
@@ -54,26 +54,30 @@ def test_multiple_choice_skips_what_does_not_fit_and_does_not_depend_on_the_batc
     model = tiny_model(tok.n_vocab, seed=6, block_size=32)
     text = lambda n: "".join(chr(97 + (7 * k + n) % 26) for k in range(n))
     examples = [{"task": "t", "lang": "en", "id": f"t-{k}", "kind": "mc", "context": text(n), "label": k % 2,
-                 "choices": [" " + text(m), " " + text(m + 3)]} for k, (n, m) in enumerate([(3, 2), (40, 4), (9, 30), (20, 1), (1, 5)])]
-    runs = [benchmarks.run_multiple_choice(model, tok, examples, examples, EvaluateConfig(mc_batch_size=b), False, True, nullcontext())
-            for b in (1, 3, 32)]
+                 "choices": [" " + text(m), " " + text(m + 3)]}
+                for k, (n, m) in enumerate([(3, 2), (40, 4), (9, 30), (20, 1), (1, 5)])]
+    runs = [benchmarks.run_multiple_choice(model, tok, examples, examples, EvaluateConfig(mc_batch_size=b), False, True,
+                                           nullcontext()) for b in (1, 3, 32)]
     for scores, picks in runs:
-        assert picks[2] is None and all(p is not None for k, p in enumerate(picks) if k != 2)  # a choice of 31 bytes + separator
+        # a choice of 31 bytes + separator
+        assert picks[2] is None and all(p is not None for k, p in enumerate(picks) if k != 2)
         assert picks == runs[0][1] and scores == pytest.approx(runs[0][0], abs=1e-5)
     # the scores by hand from one full forward pass per choice
     acc, prior, margins, nats, n_bytes = [], [], [], 0.0, 0
     for k, ex in enumerate(examples):
         if k == 2:
             continue
-        ll = full_forward_logliks(model, [tok.eot_id] + tok.encode(ex["context"]), [tok.encode(c) for c in ex["choices"]])
+        ll = full_forward_logliks(model, [tok.eot_id] + tok.encode(ex["context"]),
+                                  [tok.encode(c) for c in ex["choices"]])
         alone = full_forward_logliks(model, [tok.eot_id], [tok.encode(c) for c in ex["choices"]])
         acc.append(max(range(2), key=ll.__getitem__) == ex["label"])
         prior.append(max(range(2), key=alone.__getitem__) == ex["label"])
         margins.append(ll[ex["label"]] - ll[1 - ex["label"]])
         nats -= ll[ex["label"]]
         n_bytes += len(ex["choices"][ex["label"]].encode())
-    assert runs[0][0] == pytest.approx({"acc": sum(acc) / 4, "acc_prior": sum(prior) / 4, "acc_bytes": runs[0][0]["acc_bytes"],
-                                        "margin": sum(margins) / 4, "gold_bpb": nats / math.log(2) / n_bytes}, abs=1e-5)
+    assert runs[0][0] == pytest.approx({"acc": sum(acc) / 4, "acc_prior": sum(prior) / 4,
+                                        "acc_bytes": runs[0][0]["acc_bytes"], "margin": sum(margins) / 4,
+                                        "gold_bpb": nats / math.log(2) / n_bytes}, abs=1e-5)
 
 
 def test_multiple_choice_metrics_on_a_model_with_known_probabilities():
@@ -84,14 +88,19 @@ def test_multiple_choice_metrics_on_a_model_with_known_probabilities():
     lp_x, lp_y = [torch.log_softmax(logits, -1)[ord(c)].item() for c in "xy"]
     # "x" is likelier than "yyyy" (log p(x) > 4 log p(y)) but less likely per byte (log p(x) < log p(y))
     assert lp_x > 4 * lp_y and lp_x < lp_y
-    scores = benchmarks.score_choices(model, [[tok.eot_id] + tok.encode("q")], [[tok.encode("x"), tok.encode("yyyy")]], 8)
+    scores = benchmarks.score_choices(model, [[tok.eot_id] + tok.encode("q")],
+                                      [[tok.encode("x"), tok.encode("yyyy")]], 8)
     assert scores[0] == pytest.approx([lp_x, 4 * lp_y], abs=1e-4)
     cfg = EvaluateConfig(shots=0)
     # a unigram model ignores the context: the prior (the choices after <|endoftext|> alone) picks as acc does
-    for label, expected in ((0, {"acc": 1.0, "acc_prior": 1.0, "acc_bytes": 0.0, "margin": lp_x - 4 * lp_y, "gold_bpb": -lp_x / math.log(2)}),
-                            (1, {"acc": 0.0, "acc_prior": 0.0, "acc_bytes": 1.0, "margin": 4 * lp_y - lp_x, "gold_bpb": -lp_y / math.log(2)})):
-        ex = {"task": "t", "lang": "zz", "id": "t-0", "kind": "mc", "context": "q", "choices": ["x", "yyyy"], "label": label}
-        got, _ = benchmarks.run_task(model, tok, {"kind": "mc"}, [ex], [ex], cfg, False, False, nullcontext(), set(), "zz")
+    for label, expected in ((0, {"acc": 1.0, "acc_prior": 1.0, "acc_bytes": 0.0, "margin": lp_x - 4 * lp_y,
+                                 "gold_bpb": -lp_x / math.log(2)}),
+                            (1, {"acc": 0.0, "acc_prior": 0.0, "acc_bytes": 1.0, "margin": 4 * lp_y - lp_x,
+                                 "gold_bpb": -lp_y / math.log(2)})):
+        ex = {"task": "t", "lang": "zz", "id": "t-0", "kind": "mc", "context": "q", "choices": ["x", "yyyy"],
+              "label": label}
+        got, _ = benchmarks.run_task(model, tok, {"kind": "mc"}, [ex], [ex], cfg, False, False, nullcontext(),
+                                     set(), "zz")
         assert got == pytest.approx(expected, abs=1e-4)
 
 
@@ -100,39 +109,47 @@ def test_generation_stops_at_the_end_of_the_line():
     logits = torch.zeros(tok.n_vocab)
     logits[ord("a")] = 20.0  # greedy: "aaaa..." forever
     model = unigram_model(tok, logits)
-    ex = {"task": "t", "lang": "en", "id": "t-0", "kind": "gen", "prompt": "say a", "answers": ["aaaa"], "metric": "exact"}
+    ex = {"task": "t", "lang": "en", "id": "t-0", "kind": "gen", "prompt": "say a", "answers": ["aaaa"],
+          "metric": "exact"}
     cfg = EvaluateConfig(gen_tokens=4)
-    scores, outputs = benchmarks.run_task(model, tok, {"kind": "gen", "spbleu": False}, [ex], [ex], cfg, False, True, nullcontext(),
-                                        benchmarks.stop_ids(tok, False), "en")
+    scores, outputs = benchmarks.run_task(model, tok, {"kind": "gen", "spbleu": False}, [ex], [ex], cfg, False, True,
+                                          nullcontext(), benchmarks.stop_ids(tok, False), "en")
     assert outputs == ["aaaa"] and scores["exact"] == 1.0
     logits[ord("\n")] = 30.0  # now a newline comes first: the answer is empty
-    scores, outputs = benchmarks.run_task(unigram_model(tok, logits), tok, {"kind": "gen", "spbleu": False}, [ex], [ex], cfg, False, True,
-                                        nullcontext(), benchmarks.stop_ids(tok, False), "en")
+    scores, outputs = benchmarks.run_task(unigram_model(tok, logits), tok, {"kind": "gen", "spbleu": False}, [ex], [ex],
+                                          cfg, False, True, nullcontext(), benchmarks.stop_ids(tok, False), "en")
     assert outputs == [""] and scores["exact"] == 0.0
 
 
 def test_prompts_few_shot_and_chat():
     tok = byte_tokenizer()
-    pool = [{"task": "t", "lang": "en", "id": f"t-{k}", "kind": "mc", "context": f"c{k}", "choices": [" no", " yes"], "label": 1}
-            for k in range(5)]
+    pool = [{"task": "t", "lang": "en", "id": f"t-{k}", "kind": "mc", "context": f"c{k}", "choices": [" no", " yes"],
+             "label": 1} for k in range(5)]
     demos = benchmarks.pick_demos(pool, pool[0], 2, seed=7)
     assert len(demos) == 2 and pool[0] not in demos
     parallel = [dict(e, lang="yy") for e in pool]  # the same meanings in another language: the same demonstrations
     assert [d["id"] for d in benchmarks.pick_demos(parallel, parallel[0], 2, seed=7)] == [d["id"] for d in demos]
     context = benchmarks.build_prompt(tok, pool[0], demos, chat=False, spaces=True)
-    assert context[0] == tok.eot_id and tok.decode(context[1:]) == f"{demos[0]['context']} yes\n\n{demos[1]['context']} yes\n\nc0"
+    assert (context[0] == tok.eot_id
+            and tok.decode(context[1:]) == f"{demos[0]['context']} yes\n\n{demos[1]['context']} yes\n\nc0")
     # context + choice is the string scored; an assistant's answer starts with the one space render puts there
-    choices = lambda ex, chat: [tok.decode(c) for c in benchmarks.scoring_items(tok, ex, [], chat, True)[0][1]]  # noqa: E731
+    choices = lambda ex, chat: [  # noqa: E731
+        tok.decode(c) for c in benchmarks.scoring_items(tok, ex, [], chat, True)[0][1]]
     assert choices(pool[0], False) == [" no", " yes"]
     assert choices(dict(pool[0], choices=["no", "  yes"]), True) == [" no", " yes"]
-    # a finetuned model: ChatML with the system prompt, demonstrations as earlier turns, their answers rendered as render does
+    # a finetuned model: ChatML with the system prompt, demonstrations as earlier turns, their answers rendered as
+    # render does
     context = benchmarks.build_prompt(tok, pool[0], demos[:1], chat=True, spaces=True)
-    assert context == chat.render_prompt(tok, [{"role": "user", "content": demos[0]["context"]}, {"role": "assistant", "content": "yes"},
-                                                    {"role": "user", "content": "c0"}])
-    gen = {"task": "g", "lang": "en", "id": "g-0", "kind": "gen", "prompt": "Q: 2+2?\nAnswer:", "answers": ["4"], "metric": "exact"}
+    assert context == chat.render_prompt(tok, [{"role": "user", "content": demos[0]["context"]},
+                                               {"role": "assistant", "content": "yes"},
+                                               {"role": "user", "content": "c0"}])
+    gen = {"task": "g", "lang": "en", "id": "g-0", "kind": "gen", "prompt": "Q: 2+2?\nAnswer:", "answers": ["4"],
+           "metric": "exact"}
     demo = dict(gen, prompt="Q: 1+1?\nAnswer:", answers=["2"])  # a generative answer gets a space, not without spaces
-    assert tok.decode(benchmarks.build_prompt(tok, gen, [demo], False, True)[1:]) == "Q: 1+1?\nAnswer: 2\n\nQ: 2+2?\nAnswer:"
-    assert tok.decode(benchmarks.build_prompt(tok, gen, [demo], False, False)[1:]) == "Q: 1+1?\nAnswer:2\n\nQ: 2+2?\nAnswer:"
+    assert (tok.decode(benchmarks.build_prompt(tok, gen, [demo], False, True)[1:])
+            == "Q: 1+1?\nAnswer: 2\n\nQ: 2+2?\nAnswer:")
+    assert (tok.decode(benchmarks.build_prompt(tok, gen, [demo], False, False)[1:])
+            == "Q: 1+1?\nAnswer:2\n\nQ: 2+2?\nAnswer:")
 
 
 def test_the_answer_budget_follows_the_reference():
@@ -143,9 +160,11 @@ def test_the_answer_budget_follows_the_reference():
     tok = byte_tokenizer()
     logits = torch.zeros(tok.n_vocab)
     logits[ord("a")] = 20.0  # greedy: "aaaa..." forever, until the budget
-    ex = {"task": "t", "lang": "en", "id": "t-0", "kind": "gen", "prompt": "say a", "answers": ["aaaa"], "metric": "exact"}
-    _, outputs = benchmarks.run_task(unigram_model(tok, logits), tok, {"kind": "gen", "spbleu": False}, [ex], [ex], EvaluateConfig(), False, True,
-                                     nullcontext(), benchmarks.stop_ids(tok, False), "en")
+    ex = {"task": "t", "lang": "en", "id": "t-0", "kind": "gen", "prompt": "say a", "answers": ["aaaa"],
+          "metric": "exact"}
+    _, outputs = benchmarks.run_task(unigram_model(tok, logits), tok, {"kind": "gen", "spbleu": False}, [ex], [ex],
+                                     EvaluateConfig(), False, True, nullcontext(),
+                                     benchmarks.stop_ids(tok, False), "en")
     assert outputs == ["a" * 10]
 
 
@@ -155,8 +174,8 @@ def test_batched_generation_gives_the_answers_of_one_at_a_time():
     examples = [{"task": "t", "lang": "en", "id": f"t-{k}", "kind": "gen", "prompt": p, "answers": [a], "metric": "f1"}
                 for k, (p, a) in enumerate([("a", "bc"), ("some longer prompt", "x"), ("mid prompt", "a longer answer"),
                                             ("x" * 60, "cut prompt")])]
-    runs = [benchmarks.run_generation(model, tok, examples, examples, EvaluateConfig(gen_batch_size=b), False, True, nullcontext(),
-                                      benchmarks.stop_ids(tok, False), "en", False) for b in (1, 2, 4)]
+    runs = [benchmarks.run_generation(model, tok, examples, examples, EvaluateConfig(gen_batch_size=b), False, True,
+                                      nullcontext(), benchmarks.stop_ids(tok, False), "en", False) for b in (1, 2, 4)]
     assert runs[1] == runs[0] and runs[2] == runs[0]
 
 
@@ -166,14 +185,17 @@ def test_partial_scoring_scores_the_continuation_after_each_context():
     tok = byte_tokenizer()
     model = tiny_model(tok.n_vocab, seed=8, block_size=48)
     examples = [{"task": "w", "lang": "en", "id": f"w-{k}", "kind": "mc", "label": k % 2, "continuation": cont,
-                 "contexts": [f"The {a} did not fit in the {b} because the {a}", f"The {a} did not fit in the {b} because the {b}"]}
+                 "contexts": [f"The {a} did not fit in the {b} because the {a}",
+                              f"The {a} did not fit in the {b} because the {b}"]}
                 for k, (a, b, cont) in enumerate([("cup", "box", " was too big."), ("ball", "bag", " was small.")])]
     for ex in examples:
         assert benchmarks._example_problem(ex, "w", "en", "mc") is None
-    scores, picks = benchmarks.run_multiple_choice(model, tok, examples, examples, EvaluateConfig(), False, True, nullcontext())
+    scores, picks = benchmarks.run_multiple_choice(model, tok, examples, examples, EvaluateConfig(), False, True,
+                                                   nullcontext())
     acc, nats, n_bytes = [], 0.0, 0
     for ex, pick in zip(examples, picks):
-        ll = [full_forward_logliks(model, [tok.eot_id] + tok.encode(c), [tok.encode(ex["continuation"])])[0] for c in ex["contexts"]]
+        ll = [full_forward_logliks(model, [tok.eot_id] + tok.encode(c), [tok.encode(ex["continuation"])])[0]
+              for c in ex["contexts"]]
         assert pick[0] == pick[1] == max(range(2), key=ll.__getitem__)  # one continuation: per byte picks the same
         acc.append(pick[0] == ex["label"])
         nats -= ll[ex["label"]]
@@ -196,7 +218,8 @@ def test_context_and_choice_are_split_as_the_harness_splits_them():
     [(context, choices)] = benchmarks.scoring_items(tok, ex, [], False, False)
     assert tok.encode("xabc") == [ord("x"), ord("a"), bc] and tok.encode("c") == [ord("c")]
     assert context == [tok.eot_id, ord("x"), ab] and choices == [[bc], [ord("d")]]
-    assert benchmarks.encode_pairs(tok, "q ", ["yes", "no"]) == ([ord("q")], [[space_y, ord("e"), ord("s")], [ord(" "), ord("n"), ord("o")]])
+    assert benchmarks.encode_pairs(tok, "q ", ["yes", "no"]) == ([ord("q")], [[space_y, ord("e"), ord("s")],
+                                                                              [ord(" "), ord("n"), ord("o")]])
     # "xa" + "b" is "x ab", no longer than "x a": the choice has no ids of its own and is encoded apart
     assert benchmarks.encode_pairs(tok, "xa", ["b"]) == ([ord("x"), ord("a")], [[ord("b")]])
     # the scores are the log-likelihoods of these ids, and gold_bpb counts the bytes of the tokens scored
@@ -218,7 +241,8 @@ def test_the_answer_prior_ignores_the_context():
     likeliest = max(range(3), key=alone.__getitem__)
     for label in range(3):
         run = lambda context: benchmarks.run_multiple_choice(  # noqa: E731
-            model, tok, [dict(base, id="t-0", context=context, label=label)], [], EvaluateConfig(), False, True, nullcontext())[0]
+            model, tok, [dict(base, id="t-0", context=context, label=label)], [], EvaluateConfig(), False, True,
+            nullcontext())[0]
         short, long = run("the cat"), run("a much longer context about something else entirely")
         assert short["acc_prior"] == long["acc_prior"] == (label == likeliest)
         assert short["margin"] != long["margin"]  # the context does change the other scores
@@ -227,5 +251,7 @@ def test_the_answer_prior_ignores_the_context():
     prior = benchmarks.score_alone(model, tok, lists, 8)
     assert list(prior) == [tuple(ids) for ids in lists[0]] and list(prior.values()) == pytest.approx(alone, abs=1e-5)
     # partial scoring: every option is the same continuation, so without the contexts the options tie
-    ex = {"task": "w", "lang": "en", "id": "w-0", "kind": "mc", "label": 1, "continuation": " ran.", "contexts": ["The cat", "The dog"]}
-    assert benchmarks.run_multiple_choice(model, tok, [ex], [], EvaluateConfig(), False, True, nullcontext())[0]["acc_prior"] == 0.5
+    ex = {"task": "w", "lang": "en", "id": "w-0", "kind": "mc", "label": 1, "continuation": " ran.",
+          "contexts": ["The cat", "The dog"]}
+    assert benchmarks.run_multiple_choice(model, tok, [ex], [], EvaluateConfig(), False, True,
+                                          nullcontext())[0]["acc_prior"] == 0.5

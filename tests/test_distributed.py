@@ -3,8 +3,8 @@
 import subprocess
 import sys
 
-from evaluation import runs
 from conftest import ROOT, TINY_MODEL
+from evaluation import runs
 
 
 def test_two_processes_match_one_with_the_same_global_batch(lab_dir, tokenizer_path, tmp_path):

@@ -12,14 +12,14 @@ sys.path.insert(0, ROOT)
 from conftest import corpus  # noqa: E402
 from pipeline import documents as D  # noqa: E402
 
-
 # data preparation reads text with pipeline/documents.py; what it imports must stay free of torch and the model
-TORCH_FREE = ["pipeline/documents.py", "pipeline/chat.py", "tokenizer.py", "data/lab/prepare.py", "data/wikipedia/prepare.py",
-              "data/instructions/prepare.py", "data/benchmarks/prepare.py"]
+TORCH_FREE = ["pipeline/documents.py", "pipeline/chat.py", "tokenizer.py", "data/lab/prepare.py",
+              "data/wikipedia/prepare.py", "data/instructions/prepare.py", "data/benchmarks/prepare.py"]
 
 
 def test_data_preparation_never_imports_the_model():
-    """Imports run one way: loading each file (its main not run) in a fresh interpreter loads neither torch nor model.py."""
+    """Imports run one way: loading each file (its main not run) in a fresh interpreter loads
+    neither torch nor model.py."""
     code = ("import importlib.util, sys\n"
             "sys.path.insert(0, sys.argv[1])\n"
             "for path in sys.argv[2:]:\n"

@@ -32,13 +32,14 @@ def byte_tokenizer(merges=()):
 
 def tiny_model(vocab_size, seed=0, block_size=64):
     torch.manual_seed(seed)
-    return GPT(GPTConfig(vocab_size=vocab_size, block_size=block_size, n_layer=2, n_head=2, n_kv_head=1, n_embd=32)).eval()
+    return GPT(GPTConfig(vocab_size=vocab_size, block_size=block_size, n_layer=2, n_head=2, n_kv_head=1,
+                         n_embd=32)).eval()
 
 
 def save_model(out_dir, model, tok, stage="train"):
     os.makedirs(out_dir, exist_ok=True)
-    torch.save({"stage": stage, "step": 1, "model": model.state_dict(), "model_config": asdict(model.config), "config": {}},
-               os.path.join(out_dir, "ckpt.pt"))
+    torch.save({"stage": stage, "step": 1, "model": model.state_dict(), "model_config": asdict(model.config),
+                "config": {}}, os.path.join(out_dir, "ckpt.pt"))
     tok.save(os.path.join(out_dir, "tokenizer.tiktoken"))
     return str(out_dir)
 
@@ -73,8 +74,8 @@ def mini_lab(tmp_path_factory):
         os.makedirs(root / "text" / lang)
         docs = [" ".join(sentence(lang) for _ in range(4)) for _ in range(30)]
         (root / "text" / lang / "val.txt").write_text("\n\n".join(docs) + "\n", encoding="utf-8")
-        manifest["languages"].append({"code": lang, "group": group, "spaces": spaces[lang], "train": f"text/{lang}/val.txt",
-                                      "val": f"text/{lang}/val.txt"})
+        manifest["languages"].append({"code": lang, "group": group, "spaces": spaces[lang],
+                                      "train": f"text/{lang}/val.txt", "val": f"text/{lang}/val.txt"})
     for task, kind, metric in (("t_mc", "mc", "acc"), ("t_qa", "gen", "f1"), ("t_mt", "gen", "chrf")):
         manifest["tasks"][task] = {"kind": kind, "metric": metric, "files": {}}
         os.makedirs(root / "tasks" / task)
@@ -82,7 +83,9 @@ def mini_lab(tmp_path_factory):
             lines = []
             for k in range(6):
                 ex = {"task": task, "lang": lang, "id": f"{task}-{k}", "kind": kind}
-                ex.update({"context": sentence(lang), "choices": [" " * spaces[lang] + sentence(lang) for _ in range(2)], "label": k % 2} if kind == "mc"
+                ex.update({"context": sentence(lang),
+                           "choices": [" " * spaces[lang] + sentence(lang) for _ in range(2)], "label": k % 2}
+                          if kind == "mc"
                           else {"prompt": sentence(lang), "answers": [sentence(lang)], "metric": metric})
                 lines.append(json.dumps(ex, ensure_ascii=False))
             (root / "tasks" / task / f"{lang}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -101,7 +104,8 @@ def two_models(mini_lab, tmp_path_factory):
             "BPE": save_model(root / "bpe", tiny_model(bpe.n_vocab, seed=2, block_size=48), bpe, stage="finetune")}
 
 
-FAST = ["--device=cpu", "--progress=false", "--max_examples=3", "--gen_tokens=4", "--bpb_bytes=2000", "--sim_bytes=1500"]
+FAST = ["--device=cpu", "--progress=false", "--max_examples=3", "--gen_tokens=4", "--bpb_bytes=2000",
+        "--sim_bytes=1500"]
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +154,8 @@ def test_bits_per_byte_of_a_uniform_model(tmp_path):
 
 def test_overall_leaves_out_the_unseen_script_group():
     group_of = {"en": "pretraining", "qa": "adapting", "qka": "unseen_script"}
-    means = evaluate.group_means({"en": 1.0, "qa": 2.0, "qka": 20.0}, group_of, ["pretraining", "adapting", "unseen_script"])
+    means = evaluate.group_means({"en": 1.0, "qa": 2.0, "qka": 20.0}, group_of,
+                                 ["pretraining", "adapting", "unseen_script"])
     assert means == {"pretraining": 1.0, "adapting": 2.0, "unseen_script": 20.0, "overall": 1.5}
 
 
@@ -158,8 +163,9 @@ def test_results_group_means_and_tables(results):
     groups, group_of = results["groups"], results["languages"]
     assert list(results["models"]) == ["Bytes", "BPE"]
     assert results["models"]["BPE"]["chat"] and not results["models"]["Bytes"]["chat"]  # finetuned -> ChatML
-    assert {"bpb", "perplexity", "self_sim", "anisotropy", "self_sim_adjusted", "self_sim/layer2", "t_mc/acc", "t_mc/acc_bytes", "t_mc/margin", "t_mc/gold_bpb",
-            "t_qa/f1", "t_qa/rouge_l", "t_mt/chrf", "t_mt/bleu", "t_mt/exact"} <= set(results["metrics"])
+    assert {"bpb", "perplexity", "self_sim", "anisotropy", "self_sim_adjusted", "self_sim/layer2",
+            "t_mc/acc", "t_mc/acc_bytes", "t_mc/margin", "t_mc/gold_bpb", "t_qa/f1", "t_qa/rouge_l",
+            "t_mt/chrf", "t_mt/bleu", "t_mt/exact"} <= set(results["metrics"])
     for metric, per_model in results["metrics"].items():
         for entry in per_model.values():
             for g in groups:
@@ -169,14 +175,17 @@ def test_results_group_means_and_tables(results):
             assert entry["groups"]["overall"] == pytest.approx(np.mean(paper_groups))
     bpb = results["metrics"]["bpb"]
     table = open(os.path.splitext(results["settings"]["out"])[0] + ".md", encoding="utf-8").read()
-    assert f"| μ_adapting | {bpb['Bytes']['groups']['adapting']:.3f} | {bpb['BPE']['groups']['adapting']:.3f} |" in table
-    assert f"BPE (V={results['models']['BPE']['vocab_size']})" in table and "| zz (adapting) |" in table and "layer 2" in table
+    assert (f"| μ_adapting | {bpb['Bytes']['groups']['adapting']:.3f} | {bpb['BPE']['groups']['adapting']:.3f} |"
+            in table)
+    assert (f"BPE (V={results['models']['BPE']['vocab_size']})" in table and "| zz (adapting) |" in table
+            and "layer 2" in table)
     assert json.load(open(results["settings"]["out"]))["metrics"]["bpb"] == bpb
     # per item of a multiple-choice task: right or wrong, their mean the accuracy; labels 0, 1, 0 of 2 choices
     for model, per_task in results["details"].items():
         for lang, entry in per_task["tasks"]["t_mc"].items():
             assert len(entry["correct"]) == 3 and set(entry["correct"]) <= {"0", "1"}
-            assert entry["correct"].count("1") / 3 == pytest.approx(results["metrics"]["t_mc/acc"][model]["langs"][lang])
+            assert entry["correct"].count("1") / 3 == pytest.approx(
+                results["metrics"]["t_mc/acc"][model]["langs"][lang])
             assert (entry["chance"], entry["majority"]) == (pytest.approx(0.5), pytest.approx(2 / 3))
     # the same held-out words for both vocabularies
     details = results["details"]
@@ -244,14 +253,15 @@ def test_the_lab_end_to_end(lab_dir, pretrained_dir, two_models, tmp_path):
     (one per group, one of them written without spaces)."""
     tasks = json.load(open(os.path.join(lab_dir, "manifest.json")))["tasks"]
     out = evaluate.main(["--models", f"Lab={pretrained_dir}", f"Bytes={two_models['Bytes']}", f"--data_dir={lab_dir}",
-                         f"--out={tmp_path / 'results.json'}", "--langs", "en", "qth", "qlv", "--max_examples=2", "--gen_tokens=4",
-                         "--bpb_bytes=1000", "--sim_bytes=3000", "--device=cpu", "--progress=false"])
+                         f"--out={tmp_path / 'results.json'}", "--langs", "en", "qth", "qlv", "--max_examples=2",
+                         "--gen_tokens=4", "--bpb_bytes=1000", "--sim_bytes=3000", "--device=cpu", "--progress=false"])
     assert not out["models"]["Lab"]["chat"]  # a pretrained model gets plain prompts
     for task, spec in tasks.items():
         per_lang = out["metrics"][f"{task}/{spec['metric']}"]["Lab"]["langs"]
         assert set(per_lang) == {"en", "qth", "qlv"} & set(spec["files"])
         assert all(0 <= v <= 1 for v in per_lang.values() if v is not None)  # None: no choice fits in 32 tokens
-    assert set(out["metrics"]["bpb"]["Lab"]["groups"]) == {"pretraining", "adapting", "other", "unseen_script", "overall"}
+    assert set(out["metrics"]["bpb"]["Lab"]["groups"]) == {"pretraining", "adapting", "other", "unseen_script",
+                                                           "overall"}
     assert all(0 < v < 20 for v in out["metrics"]["bpb"]["Lab"]["langs"].values())
     assert out["details"]["Lab"]["self_sim_occurrences"] == out["details"]["Bytes"]["self_sim_occurrences"]
 
@@ -262,9 +272,10 @@ def test_benchmarks_from_another_folder(mini_lab, two_models, tmp_path):
     lines = (tmp_path / "tasks" / "t_mc" / "en.jsonl").read_text().replace('"lang": "en"', '"lang": "xx"')
     (tmp_path / "tasks" / "t_mc" / "xx.jsonl").write_text(lines)
     files = {"en": "tasks/t_mc/en.jsonl", "xx": "tasks/t_mc/xx.jsonl"}
-    (tmp_path / "manifest.json").write_text(json.dumps({"tasks": {"t_mc": {"kind": "mc", "metric": "acc", "files": files}}}))
-    out = evaluate.main([f"--models=A={two_models['Bytes']}", f"--data_dir={mini_lab}", f"--tasks_dir={tmp_path}", "--bpb=false",
-                         "--self_sim=false", f"--out={tmp_path / 'r.json'}", *FAST])
+    manifest = {"tasks": {"t_mc": {"kind": "mc", "metric": "acc", "files": files}}}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    out = evaluate.main([f"--models=A={two_models['Bytes']}", f"--data_dir={mini_lab}", f"--tasks_dir={tmp_path}",
+                         "--bpb=false", "--self_sim=false", f"--out={tmp_path / 'r.json'}", *FAST])
     assert list(out["metrics"]) == ["t_mc/acc", "t_mc/acc_prior", "t_mc/acc_bytes", "t_mc/margin", "t_mc/gold_bpb"]
     acc = out["metrics"]["t_mc/acc"]["A"]
     assert out["languages"]["xx"] == "other" and acc["groups"]["other"] == acc["langs"]["xx"]

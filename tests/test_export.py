@@ -18,10 +18,10 @@ import adapt
 import evaluate
 import export
 import finetune
-from evaluation.inference import generate
-from pipeline import chat, documents, runtime
 import tokenizer
 from conftest import EDGE_TEXTS, ROOT, lab_texts, run_script
+from evaluation.inference import generate
+from pipeline import chat, documents, runtime
 
 transformers = pytest.importorskip("transformers")
 
@@ -33,8 +33,9 @@ def stages(pretrained_dir, lab_dir, tmp_path_factory):
     adapt.main([f"--init_from={pretrained_dir}", f"--out_dir={adapted}", "--max_iters=3", "--eval_every=3",
                 "--batch_size=4", "--eval_bytes=1024", "--progress=false", "--device=cpu"])
     tuned = str(tmp_path_factory.mktemp("tuned"))
-    finetune.main([f"--init_from={adapted}", f"--data_dir={lab_dir}", f"--out_dir={tuned}", "--max_iters=3", "--eval_every=3",
-                   "--batch_size=4", "--val_conversations=4", "--n_samples=0", "--max_new_tokens=8", "--progress=false", "--device=cpu"])
+    finetune.main([f"--init_from={adapted}", f"--data_dir={lab_dir}", f"--out_dir={tuned}", "--max_iters=3",
+                   "--eval_every=3", "--batch_size=4", "--val_conversations=4", "--n_samples=0", "--max_new_tokens=8",
+                   "--progress=false", "--device=cpu"])
     return {"train": pretrained_dir, "adapt": adapted, "finetune": tuned}
 
 
@@ -52,7 +53,8 @@ def test_transformers_gives_our_ids_logits_and_greedy_tokens(stage, stages, expo
     hf_tok = transformers.AutoTokenizer.from_pretrained(exported[stage], local_files_only=True)
     assert type(hf_model).__name__ == "LlamaForCausalLM" and hf_model.config.vocab_size == tok.n_vocab
     if stage == "adapt":
-        assert tok.n_vocab > ckpt["n_base_vocab"] + 4 and tok.eot_id < ckpt["n_base_vocab"]  # specials sit mid-vocabulary
+        # specials sit mid-vocabulary
+        assert tok.n_vocab > ckpt["n_base_vocab"] + 4 and tok.eot_id < ckpt["n_base_vocab"]
     # every document of the lab, train and val, every language: the same ids
     languages = [entry["code"] for entry in documents.read_manifest(lab_dir)["languages"]]
     for split in ("train", "val"):
@@ -91,8 +93,10 @@ def test_transformers_gives_our_ids_logits_and_greedy_tokens(stage, stages, expo
 def test_chat_template_renders_render_prompt_ids(stages, exported, lab_dir):
     tok = tokenizer.Tokenizer.load(os.path.join(stages["finetune"], "tokenizer.tiktoken"))
     hf_tok = transformers.AutoTokenizer.from_pretrained(exported["finetune"], local_files_only=True)
-    assert hf_tok.eos_token_id == tok.im_end_id and hf_tok.pad_token_id == tok.pad_id and hf_tok.bos_token_id == tok.eot_id
-    conversations = [m for m, _, _ in finetune.read_conversations(os.path.join(lab_dir, "instructions", "val.jsonl"), tok)[0]]
+    assert (hf_tok.eos_token_id == tok.im_end_id and hf_tok.pad_token_id == tok.pad_id
+            and hf_tok.bos_token_id == tok.eot_id)
+    conversations = [m for m, _, _ in
+                     finetune.read_conversations(os.path.join(lab_dir, "instructions", "val.jsonl"), tok)[0]]
     conversations += [[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi  there \n"},
                        {"role": "assistant", "content": " Hello!"}, {"role": "user", "content": "\tAnd then?"}]]
     for messages in conversations[:20]:
@@ -106,7 +110,8 @@ def test_chat_template_renders_render_prompt_ids(stages, exported, lab_dir):
     # a content starting with a line break would encode differently in one piece: refused, not rendered wrong
     with pytest.raises(Exception, match="line break"):
         hf_tok.apply_chat_template([{"role": "user", "content": "\n\nhi"}], add_generation_prompt=True)
-    assert not getattr(transformers.AutoTokenizer.from_pretrained(exported["train"], local_files_only=True), "chat_template", None)
+    assert not getattr(transformers.AutoTokenizer.from_pretrained(exported["train"], local_files_only=True),
+                       "chat_template", None)
 
 
 def as_sample_feeds_back(messages):
@@ -212,7 +217,8 @@ def test_lm_eval_scores_like_evaluate(stages, exported, lab_dir, tmp_path):
     with open(src, encoding="utf-8") as f:
         examples = [json.loads(line) for line in f if line.strip()]
     # both cut a prompt that is too long, but not alike: keep the examples that fit whole
-    examples = [e for e in examples if 1 + len(tok.encode(e["context"])) + max(len(tok.encode(c)) for c in e["choices"]) <= block]
+    examples = [e for e in examples
+                if 1 + len(tok.encode(e["context"])) + max(len(tok.encode(c)) for c in e["choices"]) <= block]
     assert len(examples) >= 8
     tasks = tmp_path / "tasks"
     os.makedirs(tasks / "lab_copa")
@@ -222,20 +228,24 @@ def test_lm_eval_scores_like_evaluate(stages, exported, lab_dir, tmp_path):
     with open(os.path.join(ROOT, "config", "lm_eval", "lab_copa_en.yaml"), encoding="utf-8") as f:
         yaml = f.read()
     assert "out/lab/tasks/lab_copa/en.jsonl" in yaml
-    (tmp_path / "lab_copa_en.yaml").write_text(yaml.replace("out/lab/tasks/lab_copa/en.jsonl", str(tasks / "lab_copa" / "en.jsonl")))
+    (tmp_path / "lab_copa_en.yaml").write_text(yaml.replace("out/lab/tasks/lab_copa/en.jsonl",
+                                                            str(tasks / "lab_copa" / "en.jsonl")))
     env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
            "HF_DATASETS_CACHE": str(tmp_path / "cache"), "HF_HOME": str(tmp_path / "hf_home")}
     out = tmp_path / "lm_eval_out"
     result = subprocess.run([sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args",
-                             f"pretrained={exported['train']},dtype=float32,add_bos_token=True", "--device", "cpu", "--include_path", str(tmp_path),
-                             "--tasks", "lab_copa_en", "--batch_size", "1", "--output_path", str(out)],
+                             f"pretrained={exported['train']},dtype=float32,add_bos_token=True", "--device", "cpu",
+                             "--include_path", str(tmp_path), "--tasks", "lab_copa_en", "--batch_size", "1",
+                             "--output_path", str(out)],
                             cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    found = [os.path.join(d, f) for d, _, files in os.walk(out) for f in files if f.startswith("results") and f.endswith(".json")]
+    found = [os.path.join(d, f) for d, _, files in os.walk(out) for f in files
+             if f.startswith("results") and f.endswith(".json")]
     with open(found[0]) as f:
         theirs = json.load(f)["results"]["lab_copa_en"]["acc,none"]
-    ours = evaluate.main([f"--models=A={stages['train']}", f"--data_dir={lab_dir}", f"--tasks_dir={tasks}", "--langs=en",
-                          "--bpb=false", "--self_sim=false", "--max_examples=0", "--device=cpu", "--progress=false",
-                          f"--out={tmp_path / 'results.json'}"])["metrics"]["lab_copa/acc"]["A"]["langs"]["en"]
+    results = evaluate.main([f"--models=A={stages['train']}", f"--data_dir={lab_dir}", f"--tasks_dir={tasks}",
+                             "--langs=en", "--bpb=false", "--self_sim=false", "--max_examples=0", "--device=cpu",
+                             "--progress=false", f"--out={tmp_path / 'results.json'}"])
+    ours = results["metrics"]["lab_copa/acc"]["A"]["langs"]["en"]
     print(f"\nlab_copa en, {len(examples)} examples: lm_eval acc {theirs:.4f}, evaluate.py acc {ours:.4f}")
     assert theirs == pytest.approx(ours, abs=1e-9)

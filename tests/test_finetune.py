@@ -9,17 +9,19 @@ import pytest
 import torch
 
 import finetune
-from pipeline import chat, runtime
-from evaluation import runs
-from tokenizer import Tokenizer
 from conftest import run_script
+from evaluation import runs
 from model import GPT, GPTConfig
+from pipeline import chat, runtime
+from tokenizer import Tokenizer
 
-FAST = ["--batch_size=8", "--val_conversations=16", "--n_samples=2", "--max_new_tokens=8", "--progress=false", "--device=cpu"]
+FAST = ["--batch_size=8", "--val_conversations=16", "--n_samples=2", "--max_new_tokens=8", "--progress=false",
+        "--device=cpu"]
 
 
 def run(pretrained_dir, lab_dir, out_dir, *extra):
-    return finetune.main([f"--init_from={pretrained_dir}", f"--data_dir={lab_dir}", f"--out_dir={out_dir}", *FAST, *extra])
+    return finetune.main([f"--init_from={pretrained_dir}", f"--data_dir={lab_dir}", f"--out_dir={out_dir}",
+                          *FAST, *extra])
 
 
 def lab_conversations(lab_dir, tok):
@@ -37,15 +39,18 @@ def test_mask_covers_exactly_the_assistant_tokens_and_their_im_end(pretrained_di
     assert any(sum(m["role"] == "assistant" for m in msgs) > 1 for msgs, _, _ in convs)  # multi-turn ones too
     for messages, ids, mask in convs:
         learned = [i for i, m in zip(ids, mask) if m]
-        expected = [t for m in messages if m["role"] == "assistant" for t in tok.encode(chat.ANSWER_SPACE + m["content"]) + [tok.im_end_id]]
+        expected = [t for m in messages if m["role"] == "assistant"
+                    for t in tok.encode(chat.ANSWER_SPACE + m["content"]) + [tok.im_end_id]]
         assert learned == expected
         # everything else is the prompt: the system prompt, user turns, the headers and the newlines
         others = tok.decode([i for i, m in zip(ids, mask) if not m])
-        assert chat.DEFAULT_SYSTEM_PROMPT in others and all(m["content"] in others for m in messages if m["role"] == "user")
+        assert (chat.DEFAULT_SYSTEM_PROMPT in others
+                and all(m["content"] in others for m in messages if m["role"] == "user"))
     # the targets a batch trains on are exactly the masked tokens, shifted by one
     rows = [(ids, mask) for _, ids, mask in convs[:5]]
     x, y = finetune.collate(rows, tok.pad_id, block_size=4096)
-    assert x.shape[1] % finetune.PAD_MULTIPLE == 0 and x.shape[1] - finetune.PAD_MULTIPLE < max(len(ids) for ids, _ in rows) - 1
+    assert (x.shape[1] % finetune.PAD_MULTIPLE == 0
+            and x.shape[1] - finetune.PAD_MULTIPLE < max(len(ids) for ids, _ in rows) - 1)
     for r, (ids, mask) in enumerate(rows):
         assert x[r, :len(ids) - 1].tolist() == ids[:-1]
         assert y[r][y[r] != -1].tolist() == [t for t, m in zip(ids[1:], mask[1:]) if m]
@@ -85,7 +90,8 @@ def test_masked_positions_give_no_loss_and_no_gradient():
     loss.backward()
     # the loss is the mean of -log p(target) over exactly the masked-in targets
     log_probs = torch.log_softmax(logits.detach().float(), -1)
-    picked = [-log_probs[r, t, ids[t + 1]] for r, (ids, mask) in enumerate([short, longer]) for t in range(len(ids) - 1) if mask[t + 1]]
+    picked = [-log_probs[r, t, ids[t + 1]] for r, (ids, mask) in enumerate([short, longer])
+              for t in range(len(ids) - 1) if mask[t + 1]]
     assert len(picked) == 6 and torch.allclose(loss.detach(), torch.stack(picked).mean())
     counted = y != -1
     assert (logits.grad[~counted] == 0).all() and (logits.grad[counted].abs().sum(-1) > 0).all()
@@ -106,18 +112,20 @@ def test_batches_cover_every_conversation_once_per_epoch():
     assert finetune.batch_indices(3, 4, 10, seed=3) == seen[12:16]  # a pure function of the step: exact resume
 
 
-def test_tiny_finetune_lowers_the_heldout_assistant_loss_and_resumes_exactly(pretrained_dir, lab_dir, tmp_path, monkeypatch, capsys):
+def test_tiny_finetune_lowers_the_heldout_assistant_loss_and_resumes_exactly(pretrained_dir, lab_dir, tmp_path,
+                                                                             monkeypatch, capsys):
     args = ["--max_iters=16", "--eval_every=8", "--lr=1e-2"]
     straight = str(tmp_path / "straight")
     results = run(pretrained_dir, lab_dir, straight, *args)
     assert results["val_loss"] < 0.9 * results["val_loss_init"], results
     log = runs.read_log(straight)
-    assert log[0]["n_train"] > 0 and "n_truncated" in log[0] and log[0]["n_truncated"] > 0  # block 32: the lab overflows
+    assert log[0]["n_train"] > 0 and "n_truncated" in log[0] and log[0]["n_truncated"] > 0  # block 32: lab overflows
     assert [r["step"] for r in log if "val_loss" in r] == [0, 8, 16]
     assert all(k in r for r in log if "loss" in r for k in ("step", "loss", "lr", "tokens", "tok_per_s"))
     samples = log[-1]["samples"]
     assert len(samples) == 2 and all(s["prompt"] and isinstance(s["answer"], str) for s in samples)
-    with open(os.path.join(pretrained_dir, "tokenizer.tiktoken"), "rb") as a, open(os.path.join(straight, "tokenizer.tiktoken"), "rb") as b:
+    with open(os.path.join(pretrained_dir, "tokenizer.tiktoken"), "rb") as a, \
+            open(os.path.join(straight, "tokenizer.tiktoken"), "rb") as b:
         assert a.read() == b.read()
     ckpt = runtime.load_checkpoint(straight)
     assert ckpt["stage"] == "finetune" and ckpt["step"] == 16
@@ -157,8 +165,10 @@ def test_compiled_finetuning_compiles_at_most_twice_over_many_lengths(lab_dir, t
     torch._dynamo.reset()
     counter, real_compile, real_collate, lengths = CompileCounter(), torch.compile, finetune.collate, set()
     monkeypatch.setattr(torch, "compile", lambda model: real_compile(model, backend=counter))
-    monkeypatch.setattr(finetune, "collate", lambda *a, **k: (lambda xy: (lengths.add(xy[0].shape[1]), xy)[1])(real_collate(*a, **k)))
-    run(init, lab_dir, tmp_path / "compiled", "--max_iters=8", "--eval_every=0", "--n_samples=0", "--batch_size=2", "--compile=true")
+    monkeypatch.setattr(finetune, "collate",
+                        lambda *a, **k: (lambda xy: (lengths.add(xy[0].shape[1]), xy)[1])(real_collate(*a, **k)))
+    run(init, lab_dir, tmp_path / "compiled", "--max_iters=8", "--eval_every=0", "--n_samples=0", "--batch_size=2",
+        "--compile=true")
     torch._dynamo.reset()
     assert len(lengths) > 1 and all(n % finetune.PAD_MULTIPLE == 0 or n == 200 for n in lengths), lengths
     assert 1 <= counter.frame_count <= 2, counter.frame_count
@@ -204,9 +214,10 @@ def test_bad_conversations_are_named_or_skipped_and_counted(pretrained_dir, lab_
     with pytest.raises(SystemExit, match="--data needs --val_data"):
         run(pretrained_dir, lab_dir, tmp_path / "noval", f"--data={path}")
     # the command line: a clear message and a nonzero exit, never a traceback
-    result = run_script("finetune.py", f"--init_from={pretrained_dir}", f"--data={tmp_path / 'bad0.jsonl'}", f"--val_data={val}",
-                        f"--out_dir={tmp_path / 'cli'}", *FAST, check=False)
-    assert result.returncode != 0 and "bad0.jsonl, line 4: not valid JSON" in result.stderr and "Traceback" not in result.stderr
+    result = run_script("finetune.py", f"--init_from={pretrained_dir}", f"--data={tmp_path / 'bad0.jsonl'}",
+                        f"--val_data={val}", f"--out_dir={tmp_path / 'cli'}", *FAST, check=False)
+    assert (result.returncode != 0 and "bad0.jsonl, line 4: not valid JSON" in result.stderr
+            and "Traceback" not in result.stderr)
 
 
 def test_a_batch_of_zero_is_refused_up_front(pretrained_dir, lab_dir, tmp_path):

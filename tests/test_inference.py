@@ -55,12 +55,14 @@ def test_batched_generation_equals_one_prompt_at_a_time():
     assert any(len(a) < 12 and a[-1] in stops for a in alone) and any(len(a) == 12 for a in alone)
     assert len(alone[3]) == 2  # 30 + 2 tokens fill the block of 32
     budgets = [1, 12, 5, 12, 3, 7]
-    assert inference.generate_batch(model, prompts, budgets) == [inference.generate(model, p, b) for p, b in zip(prompts, budgets)]
+    assert inference.generate_batch(model, prompts, budgets) == [inference.generate(model, p, b)
+                                                                 for p, b in zip(prompts, budgets)]
     # prompts that start alike (a chat's system prompt): the shared part runs once
     prompts = [prompts[1][:9] + p[:12] for p in prompts] + [prompts[1][:9]]
     assert inference.generate_batch(model, prompts, 8) == [inference.generate(model, p, 8) for p in prompts]
     # sampled: one seeded generator draws each row's tokens in turn, so a batch is reproducible
-    draw = lambda: inference.generate_batch(model, prompts[:3], 8, temperature=1.0, generator=inference.make_generator(model, 4))  # noqa: E731
+    draw = lambda: inference.generate_batch(model, prompts[:3], 8, temperature=1.0,  # noqa: E731
+                                            generator=inference.make_generator(model, 4))
     assert draw() == draw()
 
 
@@ -84,9 +86,11 @@ def test_padding_is_invisible_to_real_tokens():
 
 
 def test_top_k_and_top_p_keep_exactly_the_most_likely_tokens():
-    logits = torch.tensor([[3.0, 1.0, 2.0, 0.0], [0.0, 2.0, 1.0, 3.0]])  # row 0 ~ 0.64, 0.09, 0.24, 0.03; row 1 reversed
+    # row 0 ~ 0.64, 0.09, 0.24, 0.03; row 1 reversed
+    logits = torch.tensor([[3.0, 1.0, 2.0, 0.0], [0.0, 2.0, 1.0, 3.0]])
     seen = lambda **kw: [{t[r] for t in draws} for r in range(2) for draws in  # noqa: E731
-                         [[inference.pick_tokens(logits, 1.0, generator=torch.Generator().manual_seed(s), **kw).tolist() for s in range(200)]]]
+                         [[inference.pick_tokens(logits, 1.0, generator=torch.Generator().manual_seed(s),
+                                                 **kw).tolist() for s in range(200)]]]
     assert seen(top_k=2) == [{0, 2}, {3, 1}]
     assert seen(top_p=0.8) == [{0, 2}, {3, 1}]  # 0.64 < 0.8: the second most likely is needed to reach it
     assert seen(top_p=0.5) == [{0}, {3}]
@@ -104,7 +108,8 @@ def test_the_generator_is_made_on_the_model_device_and_checked():
         inference.make_generator(model, 1)
     assert seen == [model.wte.weight.device]
     prompt = torch.randint(0, 300, (5,)).tolist()
-    a, b, c = (inference.generate(model, prompt, 12, temperature=1.0, generator=inference.make_generator(model, s)) for s in (1, 1, 2))
+    a, b, c = (inference.generate(model, prompt, 12, temperature=1.0, generator=inference.make_generator(model, s))
+               for s in (1, 1, 2))
     assert a == b and a != c
     elsewhere = mock.Mock(device=torch.device("cuda", 0))
     with pytest.raises(ValueError, match="the generator is on cuda:0 but the logits are on cpu"):
@@ -116,12 +121,14 @@ def test_masked_grouped_query_attention_expands_k_and_v(monkeypatch):
     memory-efficient kernel lacks); without a mask the grouped call stays. On the CPU, whose flash kernel
     takes a mask and grouped heads together, nothing is copied. Every way gives the grouped computation."""
     g = torch.Generator().manual_seed(0)
-    q, k, v = torch.randn(2, 4, 5, 16, generator=g), torch.randn(2, 2, 8, 16, generator=g), torch.randn(2, 2, 8, 16, generator=g)
+    q, k, v = (torch.randn(2, 4, 5, 16, generator=g), torch.randn(2, 2, 8, 16, generator=g),
+               torch.randn(2, 2, 8, 16, generator=g))
     mask = torch.rand(2, 1, 5, 8, generator=g) > 0.3
     mask[..., -1] = True  # every query sees a key
     grouped = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=True)
     real_sdpa, calls = F.scaled_dot_product_attention, []
-    spy = lambda q_, k_, v_, **kw: calls.append((k_.size(1), v_.size(1), kw.get("enable_gqa"))) or real_sdpa(q_, k_, v_, **kw)  # noqa: E731
+    spy = lambda q_, k_, v_, **kw: (calls.append((k_.size(1), v_.size(1), kw.get("enable_gqa")))  # noqa: E731
+                                    or real_sdpa(q_, k_, v_, **kw))
     monkeypatch.setattr(inference.F, "scaled_dot_product_attention", spy)
     on_cpu = inference.attention(q, k, v, mask)
     monkeypatch.setattr(inference, "MASKED_GQA_KERNEL", set())  # as on a GPU

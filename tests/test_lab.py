@@ -16,8 +16,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from data.lab import prepare  # noqa: E402
-from data.lab import items, world as W  # noqa: E402
+from data.lab import items, prepare  # noqa: E402
+from data.lab import world as W  # noqa: E402
 from data.lab.languages import build_languages  # noqa: E402
 
 SMALL = dict(mb_per_lang=0.02, examples_per_task=40, n_instructions=300)
@@ -137,7 +137,8 @@ def test_every_line_matches_the_schema(lab):
             lines = rows(lab, path)
             assert len(lines) == SMALL["examples_per_task"]
             for i, r in enumerate(lines):
-                assert r["task"] == task and r["lang"] == lang and r["id"] == f"{task}-{i}" and r["kind"] == spec["kind"]
+                assert (r["task"] == task and r["lang"] == lang and r["id"] == f"{task}-{i}"
+                        and r["kind"] == spec["kind"])
                 if spec["kind"] == "mc":
                     assert set(r) == {"task", "lang", "id", "kind", "context", "choices", "label"}
                     assert isinstance(r["context"], str) and r["context"]
@@ -206,7 +207,8 @@ def test_no_benchmark_item_with_its_answer_is_in_any_training_text(lab):
     m = manifest(lab)
     assert not next(x for x in m["languages"] if x["code"] == "qth")["spaces"]
     texts = [(lab / x[split]).read_text(encoding="utf-8") for x in m["languages"] for split in ("train", "val")]
-    texts += ["\n".join(x["content"] for c in rows(lab, m["instructions"][split]) for x in c["messages"]) for split in ("train", "val")]
+    texts += ["\n".join(x["content"] for c in rows(lab, m["instructions"][split]) for x in c["messages"])
+              for split in ("train", "val")]
     everything = "\n\n".join(texts)
     spaces = {x["code"]: x["spaces"] for x in m["languages"]}
     for task, spec in m["tasks"].items():

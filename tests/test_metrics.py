@@ -142,7 +142,8 @@ def test_spbleu_refuses_to_download_its_model(monkeypatch, tmp_path):
 def test_spbleu_is_bleu_over_the_cached_sentencepiece_pieces(monkeypatch, tmp_path):
     spm = pytest.importorskip("sentencepiece")
     monkeypatch.setattr(metrics.tokenizer_spm, "SACREBLEU_DIR", str(tmp_path))
-    monkeypatch.setattr(metrics.tokenizer_spm, "download_file", lambda *a, **k: pytest.fail("sacrebleu tried to download"))
+    monkeypatch.setattr(metrics.tokenizer_spm, "download_file",
+                        lambda *a, **k: pytest.fail("sacrebleu tried to download"))
     model = io.BytesIO()  # a tiny model trained here stands in for FLORES-200's
     texts = ["the cat sat on the mat", "a dog ran in the park", "le chat est sur le tapis", "猫在垫子上"] * 30
     spm.SentencePieceTrainer.train(sentence_iterator=iter(texts), model_writer=model, vocab_size=60,

@@ -51,11 +51,13 @@ def test_run_sh_at_micro_size(lab_dir, tmp_path):
               "finetune_Control", "finetune_BA_keephead", "finetune_AFA_keephead", "finetune_body_standard",
               "finetune_body_forgetting", "splice_standard", "splice_forgetting"]
     for stage in stages:
-        for name in ("ckpt.pt", "tokenizer.tiktoken", "config.json") + (() if stage.startswith("splice") else ("log.jsonl",)):
+        for name in (("ckpt.pt", "tokenizer.tiktoken", "config.json")
+                     + (() if stage.startswith("splice") else ("log.jsonl",))):
             assert (seed / stage / name).exists(), f"{stage}/{name}"
     assert not (seed / "relearn_none_2000").exists()  # the control is adapted by [AFA]'s recipe only
     # the control: the standard model's shape and seed, never trained, adapted by [AFA]'s recipe, finetuned as BA
-    none, standard = (json.loads((seed / run / "config.json").read_text()) for run in ("pretrain_none", "pretrain_standard"))
+    none, standard = (json.loads((seed / run / "config.json").read_text())
+                      for run in ("pretrain_none", "pretrain_standard"))
     assert none["max_iters"] == 0 and none["seed"] == standard["seed"] and none["n_embd"] == standard["n_embd"]
     assert json.loads((seed / "adapt_none_2000" / "config.json").read_text())["init_from"].endswith("pretrain_none")
     assert json.loads((seed / "finetune_Control" / "config.json").read_text())["init_from"].endswith("adapt_none_2000")
@@ -66,16 +68,20 @@ def test_run_sh_at_micro_size(lab_dir, tmp_path):
     for kind in ("standard", "forgetting"):
         assert json.loads((seed / f"finetune_body_{kind}" / "config.json").read_text())["train_params"] == "body"
         spliced = json.loads((seed / f"splice_{kind}" / "config.json").read_text())
-        assert spliced["embeddings_from"].endswith(f"keephead_{kind}_2000") and spliced["body_from"].endswith(f"finetune_body_{kind}")
+        assert (spliced["embeddings_from"].endswith(f"keephead_{kind}_2000")
+                and spliced["body_from"].endswith(f"finetune_body_{kind}"))
     report = (out / "report" / "results.md").read_text()
-    assert "| μ_overall |" in report and "| | Baseline | BA | AFA | Control | BA_keephead | AFA_keephead | BA_splice | AFA_splice |" in report
+    assert ("| μ_overall |" in report
+            and "| | Baseline | BA | AFA | Control | BA_keephead | AFA_keephead | BA_splice | AFA_splice |" in report)
     assert "## AFA − BA" in report and "## AFA_keephead − BA_keephead" in report and "one seed: no test" in report
     assert "## AFA_splice − BA_splice" in report
-    made_by = f"Made by `CONFIG={config} VARIANTS=keephead\\ splice\\ chen BUDGETS=2000 DATA={lab_dir} VOCAB=300 bash run.sh`"
+    made_by = (f"Made by `CONFIG={config} VARIANTS=keephead\\ splice\\ chen BUDGETS=2000 "
+               f"DATA={lab_dir} VOCAB=300 bash run.sh`")
     assert made_by in report  # the command as given: the config's path, and no SEEDS (it was not set)
     # accuracy against chance, per task: lab_copa has 2 choices, so guessing scores 1 / 2
     assert "| lab_copa/acc | 0.500 | " in report.split("## Benchmarks in the adapting languages")[1]
-    for mode in ("[CHEN] relearn", "[AFA] vocabulary expansion", "vocabulary expansion keeping"):  # the one budget's row
+    # the one budget's row
+    for mode in ("[CHEN] relearn", "[AFA] vocabulary expansion", "vocabulary expansion keeping"):
         table = report.split(f"## Adaptation, {mode}")[1].split("##")[0]
         assert "| 2,000 |" in table
     for png in ("pretraining_loss.png", "recovery.png", "adaptation.png", "benchmarks.png"):
@@ -91,11 +97,13 @@ def test_run_sh_at_micro_size(lab_dir, tmp_path):
     assert sorted(c.split("--out_dir=")[1].split()[0] for c in first) == sorted(f"{seed}/{stage}" for stage in stages)
     assert all("--resume" in c for c in first)
     calls.write_text("")
-    rerun = subprocess.run(["bash", "run.sh"], cwd=ROOT, env={**env, "DRY": "1"}, capture_output=True, text=True, timeout=60)
+    rerun = subprocess.run(["bash", "run.sh"], cwd=ROOT, env={**env, "DRY": "1"}, capture_output=True, text=True,
+                           timeout=60)
     assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-2000:]
     assert stage_calls(calls) == first and "evaluate.py" not in calls.read_text()
     finetune_afa = next(c for c in first if f"--out_dir={seed}/finetune_AFA " in c + " ")  # one of them, for real
-    again = subprocess.run([os.sys.executable, *finetune_afa.split()], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    again = subprocess.run([os.sys.executable, *finetune_afa.split()], cwd=ROOT, capture_output=True, text=True,
+                           timeout=60)
     assert again.returncode == 0 and "finetune_AFA is already complete" in again.stdout, again.stdout + again.stderr
     # two budgets, as a dry run into a new folder (no script runs, so no model exists): adaptation and relearning
     # at each budget, the variants and the finetunings from the largest only, the splice from its keep-head run
@@ -108,11 +116,13 @@ def test_run_sh_at_micro_size(lab_dir, tmp_path):
         args = dict(a[2:].partition("=")[::2] for a in c.split()[1:] if a.startswith("--"))
         runs[os.path.basename(args["out_dir"])] = args
     assert len(runs) == len(stage_calls(calls))  # each run once
-    adapted = {f"{mode}_{kind}_{T}" for mode in ("adapt", "relearn") for kind in ("standard", "forgetting") for T in (2000, 4000)}
-    assert set(runs) == {"pretrain_standard", "pretrain_forgetting", "pretrain_chen", "pretrain_none", "adapt_none_4000",
-                         "keephead_standard_4000", "keephead_forgetting_4000", "finetune_Baseline", "finetune_BA",
-                         "finetune_AFA", "finetune_Control", "finetune_BA_keephead", "finetune_AFA_keephead",
-                         "finetune_body_standard", "finetune_body_forgetting", "splice_standard", "splice_forgetting"} | adapted
+    adapted = {f"{mode}_{kind}_{T}" for mode in ("adapt", "relearn") for kind in ("standard", "forgetting")
+               for T in (2000, 4000)}
+    assert set(runs) == {"pretrain_standard", "pretrain_forgetting", "pretrain_chen", "pretrain_none",
+                         "adapt_none_4000", "keephead_standard_4000", "keephead_forgetting_4000", "finetune_Baseline",
+                         "finetune_BA", "finetune_AFA", "finetune_Control", "finetune_BA_keephead",
+                         "finetune_AFA_keephead", "finetune_body_standard", "finetune_body_forgetting",
+                         "splice_standard", "splice_forgetting"} | adapted
     for run, args in runs.items():
         if run.startswith(("adapt_", "relearn_", "keephead_")):
             assert args["adapt_tokens"] == run.rsplit("_", 1)[1], run
@@ -133,7 +143,8 @@ def test_run_sh_stops_when_a_run_fails(lab_dir, tmp_path):
     result = subprocess.run(["bash", "run.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
     assert "error: pretrain_standard failed" in result.stderr and "n_embd" in result.stderr
-    assert not (tmp_path / "out" / "run" / "broken" / "seed0" / "adapt_standard_500000").exists()  # nothing ran after it
+    # nothing ran after it
+    assert not (tmp_path / "out" / "run" / "broken" / "seed0" / "adapt_standard_500000").exists()
 
 
 def test_stopping_run_sh_stops_its_runs(lab_dir, tmp_path):
@@ -141,8 +152,8 @@ def test_stopping_run_sh_stops_its_runs(lab_dir, tmp_path):
     config = tmp_path / "long.py"
     config.write_text(MICRO.replace("max_iters=12", "max_iters=100000"))
     out = tmp_path / "out"
-    env = {**os.environ, "CONFIG": str(config), "OUT": str(out), "DATA": lab_dir, "VOCAB": "300", "PYTHON": os.sys.executable,
-           "JOBS": "2"}  # both pretrainings at once, whatever the cores
+    env = {**os.environ, "CONFIG": str(config), "OUT": str(out), "DATA": lab_dir, "VOCAB": "300",
+           "PYTHON": os.sys.executable, "JOBS": "2"}  # both pretrainings at once, whatever the cores
     # in a session of its own: every process run.sh starts is in it (pgrep -s), and can be ended by its group id
     proc = subprocess.Popen(["bash", "run.sh"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
@@ -176,7 +187,8 @@ def session(sid):
 def test_run_sh_refuses_bad_settings_before_doing_anything(tmp_path, name, value):
     env = {**os.environ, "OUT": str(tmp_path / "out"), name: value}
     result = subprocess.run(["bash", "run.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 2 and f"error: {name}:" in result.stderr and "not a positive whole number" in result.stderr
+    assert (result.returncode == 2 and f"error: {name}:" in result.stderr
+            and "not a positive whole number" in result.stderr)
     assert not (tmp_path / "out").exists()
 
 
@@ -186,7 +198,8 @@ def test_run_sh_refuses_a_lab_made_by_an_older_prepare_py(tmp_path):
     (old / "manifest.json").write_text(json.dumps({"name": "lab", "version": 1}))
     env = {**os.environ, "OUT": str(tmp_path / "out"), "DATA": str(old), "PYTHON": os.sys.executable}
     result = subprocess.run(["bash", "run.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 1 and f"error: {old} was made by lab version 1" in result.stderr and "--force" in result.stderr
+    assert (result.returncode == 1 and f"error: {old} was made by lab version 1" in result.stderr
+            and "--force" in result.stderr)
     assert not (tmp_path / "out").exists()
 
 

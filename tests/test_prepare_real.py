@@ -40,7 +40,8 @@ def files_under(path):
 def tok():
     import tokenizer
 
-    texts = ["The cat sat on the mat.\nA second line.", "Le chat est sur le tapis. 猫在垫子上。", "numbers 123 4567"] * 20
+    texts = ["The cat sat on the mat.\nA second line.", "Le chat est sur le tapis. 猫在垫子上。",
+             "numbers 123 4567"] * 20
     return tokenizer.train(texts, 300)
 
 
@@ -100,16 +101,19 @@ def test_hf_endpoint_and_token(web, monkeypatch, tmp_path):
     shared.fetch("https://example.org/other.bin", str(tmp_path / "other.bin"))
     assert [r.full_url for r in web.sent][:2] == ["https://mirror.example/hf/api/datasets/o/d/tree/abc123/sub",
                                                   "https://mirror.example/hf/datasets/o/d/resolve/abc123/sub/f.bin"]
-    assert [r.get_header("Authorization") for r in web.sent] == ["Bearer hf_secret", "Bearer hf_secret", None]  # the hub only
+    # the hub only
+    assert [r.get_header("Authorization") for r in web.sent] == ["Bearer hf_secret", "Bearer hf_secret", None]
     # the hub redirects downloads to a CDN: the token must not follow the redirect there
-    redirected = urllib.request.HTTPRedirectHandler().redirect_request(web.sent[1], None, 302, "Found", {}, "https://cdn.example/f.bin")
+    redirected = urllib.request.HTTPRedirectHandler().redirect_request(web.sent[1], None, 302, "Found", {},
+                                                                       "https://cdn.example/f.bin")
     assert redirected.get_header("Authorization") is None and redirected.get_header("User-agent")
     monkeypatch.delenv("HF_TOKEN")
     monkeypatch.delenv("HF_ENDPOINT")
     (tmp_path / "f.bin").unlink()
     web.files[f"{HF}/datasets/o/d/resolve/abc123/sub/f.bin"] = body
     shared.fetch(shared.hf_url("o/d", "sub/f.bin", "abc123"), str(tmp_path / "f.bin"))
-    assert web.sent[-1].full_url.startswith("https://huggingface.co/") and web.sent[-1].get_header("Authorization") is None
+    assert (web.sent[-1].full_url.startswith("https://huggingface.co/")
+            and web.sent[-1].get_header("Authorization") is None)
 
 
 # ---- Wikipedia ------------------------------------------------------------------------------------
@@ -117,7 +121,8 @@ def test_hf_endpoint_and_token(web, monkeypatch, tmp_path):
 def test_wikipedia_reader_writes_the_lab_layout(tmp_path):
     records = [{"id": "1", "text": "Title one\r\n\r\nFirst paragraph.  \n\n\n\nSecond\u2029paragraph."},
                {"id": "2", "text": "   \n \n"},  # nothing left: dropped
-               {"id": "3", "text": "Only\tone line"}] + [{"id": str(k), "text": f"Article {k}.\n\nMore {k}."} for k in range(4, 40)]
+               {"id": "3", "text": "Only\tone line"}] + [{"id": str(k), "text": f"Article {k}.\n\nMore {k}."}
+                                                         for k in range(4, 40)]
     pulled = []
 
     def stream():  # an iterator, like parquet rows: the writer must stop pulling once it has enough
@@ -176,7 +181,8 @@ def test_wikipedia_end_to_end_from_parquet(web, tok, tmp_path):
     for code, n_shards in (("en", 2), ("fr", 1)):
         entries = []
         for s in range(n_shards):
-            rows = [{"id": f"{s}-{k}", "url": "u", "title": f"T{k}", "text": f"{code} article {s}.{k}\n\nbody {k}."} for k in range(30)]
+            rows = [{"id": f"{s}-{k}", "url": "u", "title": f"T{k}", "text": f"{code} article {s}.{k}\n\nbody {k}."}
+                    for k in range(30)]
             entries.append((f"20231101.{code}/train-0000{s}-of-0000{n_shards}.parquet", parquet_bytes(rows)))
         web.files[f"{HF}/api/datasets/wikimedia/wikipedia/tree/{wiki.REVISION}/20231101.{code}"] = tree(entries)
         for path, body in entries:
@@ -184,7 +190,8 @@ def test_wikipedia_end_to_end_from_parquet(web, tok, tmp_path):
     out = str(tmp_path / "data")
     tok_path = str(tmp_path / "tok.tiktoken")
     tok.save(tok_path)
-    wiki.main(["--langs", "en", "--adapting", "fr", "--max_bytes_per_lang", "400", "--tokenize", tok_path, "--out", out])
+    wiki.main(["--langs", "en", "--adapting", "fr", "--max_bytes_per_lang", "400", "--tokenize", tok_path,
+               "--out", out])
     assert web.fetched("train-00000-of-00002") and not web.fetched("train-00001-of-00002")  # budget met by shard 1
     manifest = json.load(open(os.path.join(out, "manifest.json")))
     assert manifest["groups"] == {"pretraining": ["en"], "adapting": ["fr"], "other": []}
@@ -202,9 +209,12 @@ def test_wikipedia_end_to_end_from_parquet(web, tok, tmp_path):
     assert not [f for f in os.listdir(os.path.join(out, "text", "fr")) if f.endswith(".bin")]  # stale token files go
 
     bad = parquet_bytes([{"id": "1", "url": "u", "title": "t"}], columns=("id", "url", "title"))
-    web.files[f"{HF}/api/datasets/wikimedia/wikipedia/tree/{wiki.REVISION}/20231101.sw"] = tree([("20231101.sw/train-00000-of-00001.parquet", bad)])
-    web.files[f"{HF}/datasets/wikimedia/wikipedia/resolve/{wiki.REVISION}/20231101.sw/train-00000-of-00001.parquet"] = bad
-    with pytest.raises(SystemExit, match=r"train-00000-of-00001.parquet does not have the expected columns: missing \['text'\]"):
+    web.files[f"{HF}/api/datasets/wikimedia/wikipedia/tree/{wiki.REVISION}/20231101.sw"] = tree(
+        [("20231101.sw/train-00000-of-00001.parquet", bad)])
+    web.files[f"{HF}/datasets/wikimedia/wikipedia/resolve/{wiki.REVISION}"
+              "/20231101.sw/train-00000-of-00001.parquet"] = bad
+    with pytest.raises(SystemExit,
+                       match=r"train-00000-of-00001.parquet does not have the expected columns: missing \['text'\]"):
         wiki.main(["--langs", "sw", "--out", out])
     assert not os.path.exists(os.path.join(out, "text", "sw"))
 
@@ -214,11 +224,13 @@ def test_wikipedia_end_to_end_from_parquet(web, tok, tmp_path):
 def test_instructions_dolly_to_messages(web, tok, tmp_path):
     from pipeline import chat
 
-    rows = [{"instruction": f"Question {k}?", "context": "Some reference text." if k % 2 else "", "response": f"Answer {k}.",
-             "category": "closed_qa"} for k in range(40)] + [{"instruction": "No answer", "context": "", "response": " ", "category": "x"}]
+    rows = ([{"instruction": f"Question {k}?", "context": "Some reference text." if k % 2 else "",
+              "response": f"Answer {k}.", "category": "closed_qa"} for k in range(40)]
+            + [{"instruction": "No answer", "context": "", "response": " ", "category": "x"}])
     body = "\n".join(json.dumps(r) for r in rows).encode()
     listing = f"{HF}/api/datasets/databricks/databricks-dolly-15k/tree/{instructions.DOLLY_REVISION}"
-    web.files[f"{HF}/datasets/databricks/databricks-dolly-15k/resolve/{instructions.DOLLY_REVISION}/databricks-dolly-15k.jsonl"] = body
+    web.files[f"{HF}/datasets/databricks/databricks-dolly-15k/resolve/{instructions.DOLLY_REVISION}"
+              "/databricks-dolly-15k.jsonl"] = body
     out = str(tmp_path / "data")
     # checked against the Hub's listing at the pinned commit: another file there is refused, nothing is written
     web.files[listing] = tree([("databricks-dolly-15k.jsonl", body + b" ")])
@@ -233,23 +245,26 @@ def test_instructions_dolly_to_messages(web, tok, tmp_path):
     assert counts["train"] + counts["val"] == 40 and counts["val"] >= 1
     manifest = json.load(open(os.path.join(out, "manifest.json")))
     assert manifest["instructions"]["dropped"] == {"dolly": 1}
-    lines = [json.loads(line) for split in ("train", "val") for line in open(os.path.join(out, manifest["instructions"][split]))]
+    lines = [json.loads(line) for split in ("train", "val")
+             for line in open(os.path.join(out, manifest["instructions"][split]))]
     for example in lines:
         ids, mask = chat.render(tok, example["messages"])  # what finetune.py does with each line
         assert sum(mask) > 0
-    assert {"role": "user", "content": "Question 1?\n\nSome reference text."} in [m for e in lines for m in e["messages"]]
+    assert ({"role": "user", "content": "Question 1?\n\nSome reference text."}
+            in [m for e in lines for m in e["messages"]])
 
 
 def test_openorca_records_to_messages(web, tmp_path):
     assert instructions.orca_example({"system_prompt": "", "question": "Q?", "response": "A."}) == \
         {"messages": [{"role": "user", "content": "Q?"}, {"role": "assistant", "content": "A."}]}
-    assert instructions.orca_example({"system_prompt": "Be brief.", "question": "Q?", "response": "A."})["messages"][0] == \
-        {"role": "system", "content": "Be brief."}
+    assert instructions.orca_example({"system_prompt": "Be brief.", "question": "Q?",
+                                      "response": "A."})["messages"][0] == {"role": "system", "content": "Be brief."}
     assert instructions.orca_example({"system_prompt": "", "question": "Q?", "response": ""}) is None
     pytest.importorskip("pyarrow")
-    body = parquet_bytes([{"id": f"o{k}", "system_prompt": "", "question": f"q{k}", "response": f"r{k}"} for k in range(10)],
-                         columns=("id", "system_prompt", "question", "response"))
-    web.files[f"{HF}/api/datasets/Open-Orca/OpenOrca/tree/{instructions.ORCA_REVISION}"] = tree([("1M-GPT4-Augmented.parquet", body)])
+    body = parquet_bytes([{"id": f"o{k}", "system_prompt": "", "question": f"q{k}", "response": f"r{k}"}
+                          for k in range(10)], columns=("id", "system_prompt", "question", "response"))
+    web.files[f"{HF}/api/datasets/Open-Orca/OpenOrca/tree/{instructions.ORCA_REVISION}"] = tree(
+        [("1M-GPT4-Augmented.parquet", body)])
     web.files[f"{HF}/datasets/Open-Orca/OpenOrca/resolve/{instructions.ORCA_REVISION}/1M-GPT4-Augmented.parquet"] = body
     counts = instructions.main(["--max_examples", "6", "--out", str(tmp_path)])
     assert counts["train"] + counts["val"] == 6

@@ -1,5 +1,5 @@
-"""report.py on fake run folders: recoveries after resets, the primary endpoints with Holm across their family, intervals
-clustered by item, chance levels, the control, and the exploratory tables."""
+"""report.py on fake run folders: recoveries after resets, the primary endpoints with Holm across their family,
+intervals clustered by item, chance levels, the control, and the exploratory tables."""
 
 import json
 import os
@@ -22,11 +22,13 @@ def write_log(folder, records):
 def test_recoveries_count_steps_back_to_the_pre_reset_loss():
     # loss 2.0 until the reset at step 20, then 5.0 falling by 0.25 a step: back at 2.0 after 12 steps
     log = [{"step": s, "loss": 2.0} for s in range(20)]
-    log += [{"step": 20 + i, "loss": max(5.0 - 0.25 * i, 1.9), **({"forget": True} if i == 0 else {})} for i in range(30)]
+    log += [{"step": 20 + i, "loss": max(5.0 - 0.25 * i, 1.9), **({"forget": True} if i == 0 else {})}
+            for i in range(30)]
     (reset, steps, censored), = runs.recoveries(log, window=1)
     assert (reset, steps, censored) == (20, 12, False)
     # never back before the run ends: censored at the episode length
-    log = [{"step": s, "loss": 2.0} for s in range(20)] + [{"step": 20 + i, "loss": 5.0, **({"forget": True} if i == 0 else {})} for i in range(10)]
+    log = ([{"step": s, "loss": 2.0} for s in range(20)]
+           + [{"step": 20 + i, "loss": 5.0, **({"forget": True} if i == 0 else {})} for i in range(10)])
     assert runs.recoveries(log, window=1) == [(20, 10, True)]
 
 
@@ -38,8 +40,8 @@ def test_adaptation_summary_pairs_standard_and_forgetting_within_each_seed(tmp_p
         seed = tmp_path / f"seed{i}"
         for mode in ("relearn", "adapt"):
             for kind, bpb in (("standard", 3.0 + offset), ("forgetting", 3.0 + offset - gain)):
-                write_log(seed / f"{mode}_{kind}_1000", [{"step": 0, "val_bpb": 9.0}, {"step": 5, "val_bpb": bpb,
-                                                                                        "val_bpb_mean_pretraining": 1.0}])
+                write_log(seed / f"{mode}_{kind}_1000", [{"step": 0, "val_bpb": 9.0},
+                                                         {"step": 5, "val_bpb": bpb, "val_bpb_mean_pretraining": 1.0}])
         (seed / "adapt_standard_1000.log").write_text("run.sh's log of the run: not a run folder\n")
         seeds.append(str(seed))
     summary = runs.adaptation_summary(seeds)
@@ -54,11 +56,13 @@ def test_adaptation_summary_pairs_standard_and_forgetting_within_each_seed(tmp_p
 
 def test_primary_table_corrects_across_the_family():
     # p = 0.01306 twice (differences ∓0.4, ∓0.5, ∓0.6: t = 8.660 with 2 df) and p = 0.0742 (differences 1, 2, 3): Holm
-    # multiplies the two smallest by 3 and 2 (0.0392 for both: an adjusted p never falls below the one before it), the largest by 1
+    # multiplies the two smallest by 3 and 2 (0.0392 for both: an adjusted p never falls below the one before it), the
+    # largest by 1
     rows = [("(a) forgetting − standard, x", [-0.4, -0.5, -0.6], None), ("(b) AFA − BA, y", [0.6, 0.5, 0.4], None),
             ("(b) AFA − BA, z", [1.0, 2.0, 3.0], None)]
     cells = [row.split(" | ") for row in report.primary_table(rows)[2:]]
-    assert [c[5] for c in cells] == ["0.0131", "0.0131", "0.0742"] and [c[6] for c in cells] == ["0.0392", "0.0392", "0.0742"]
+    assert ([c[5] for c in cells] == ["0.0131", "0.0131", "0.0742"]
+            and [c[6] for c in cells] == ["0.0392", "0.0392", "0.0742"])
     assert [c[7] for c in cells] == ["yes: forgetting lower |", "yes: AFA higher |", "no |"]
 
 
@@ -88,12 +92,14 @@ GOLD_BPB = {"Baseline": lambda i: 1.5, "BA": lambda i: 1.2, "AFA": lambda i: 1.0
 LEVELS = {"chance": 0.5, "majority": 0.7}  # 2 choices; labels 0 0 0 0 0 0 0 1 1 1: one fixed answer scores 0.7
 
 
-def fake_results(data_dir, seed, models=("Baseline", "BA", "AFA"), suffix="", groups=("pretraining", "adapting", "other"), langs=None):
+def fake_results(data_dir, seed, models=("Baseline", "BA", "AFA"), suffix="",
+                 groups=("pretraining", "adapting", "other"), langs=None):
     """A results.json as evaluate.py writes it, for the given models on one 2-choice task."""
     langs = langs or {"en": "pretraining", "qen": "adapting", "qgr": "adapting", "qka": groups[-1]}
 
     def entry(per_lang):
-        means = {g: [v for lang, v in per_lang.items() if langs[lang] == g or g == "overall"] for g in list(groups) + ["overall"]}
+        means = {g: [v for lang, v in per_lang.items() if langs[lang] == g or g == "overall"]
+                 for g in list(groups) + ["overall"]}
         return {"langs": per_lang, "groups": {g: sum(v) / len(v) if v else None for g, v in means.items()}}
     metrics = {"bpb": {}, "lab_copa/acc": {}, "lab_copa/gold_bpb": {}}
     for m in models:
@@ -104,7 +110,8 @@ def fake_results(data_dir, seed, models=("Baseline", "BA", "AFA"), suffix="", gr
     return {"settings": {"data_dir": str(data_dir), "tasks_dir": "", "max_examples": 10},
             "models": {m + suffix: {} for m in models}, "groups": list(groups), "languages": langs,
             "tasks": {"lab_copa": {"kind": "mc", "metric": "acc", "langs": list(langs)}}, "metrics": metrics,
-            "details": {m + suffix: {"tasks": {"lab_copa": {lang: {"n": 10, "correct": CORRECT[m](seed), **LEVELS} for lang in langs}}}
+            "details": {m + suffix: {"tasks": {"lab_copa": {lang: {"n": 10, "correct": CORRECT[m](seed), **LEVELS}
+                                                            for lang in langs}}}
                         for m in models}}
 
 
@@ -117,7 +124,8 @@ def write_fake_runs(tmp_path, n_seeds, results_name="results.json", **kwargs):
         for name in ("standard", "forgetting"):
             write_log(seed / f"pretrain_{name}", log)
             (seed / f"pretrain_{name}" / "config.json").write_text(json.dumps({"seed": 1337 + i}))
-            write_log(seed / f"adapt_{name}_1000", [{"step": 5, "val_bpb": 2.0 + i + (name == "standard") * (0.1 + 0.01 * i)}])
+            write_log(seed / f"adapt_{name}_1000",
+                      [{"step": 5, "val_bpb": 2.0 + i + (name == "standard") * (0.1 + 0.01 * i)}])
         (seed / results_name).write_text(json.dumps(fake_results(data, i, **kwargs)))
     return run_dir
 
@@ -141,22 +149,27 @@ def test_report_on_fake_runs(tmp_path):
     assert "Made by `SEEDS=3 bash run.sh` with seeds 1337, 1338, 1339, on " in md  # what made the page, where
     primary = md.split("## Primary endpoints")[1].split("\n## ")[0]
     # (a) forgetting − standard = -0.10, -0.11, -0.12; (b) AFA − BA bits per byte -0.10, -0.09, -0.08
-    assert "| (a) forgetting − standard, adapting bpb, adapt, 1,000 tokens | 3 | -0.1100 | [-0.1348, -0.0852] | - |" in primary
+    assert ("| (a) forgetting − standard, adapting bpb, adapt, 1,000 tokens | 3 | -0.1100 | [-0.1348, -0.0852] | - |"
+            in primary)
     assert "| (b) AFA − BA, bpb, μ_adapting | 3 | -0.0900 | [-0.1148, -0.0652] | - |" in primary
     # (c) AFA − BA is 0.1 in every seed: untestable, however small a t-test's p would be
-    assert "| (c) AFA − BA, lab_copa/acc, μ_adapting | 3 | +0.1000 | - |" in primary and "no spread: untestable" in primary
+    assert ("| (c) AFA − BA, lab_copa/acc, μ_adapting | 3 | +0.1000 | - |" in primary
+            and "no spread: untestable" in primary)
     # BA − Control = 0.2, 0.3, 0.4 over seeds; per item (averaged over the two adapting languages and the seeds):
     items = [0, 1, 1, 2 / 3, 1 / 3, 0, 0, 0, 0, 0]
-    assert f"| (c) BA − Control, lab_copa/acc, μ_adapting | 3 | +0.3000 | [+0.0516, +0.5484] | {interval(items)} |" in primary
+    assert (f"| (c) BA − Control, lab_copa/acc, μ_adapting | 3 | +0.3000 | [+0.0516, +0.5484] | {interval(items)} |"
+            in primary)
     assert "(c) AFA − Control" in primary and "(d)" not in primary  # no self-similarity in these results: no row
     # the benchmarks against both chance levels (the task files' labels: majority 0.7), BA with its interval over items
     ba = [1, 1, 1, 2 / 3, 1 / 3, 0, 0, 0, 0, 0]
     baseline = [1] * 8 + [0] * 2  # in English
-    assert f"| lab_copa/acc | 0.500 | 0.700 | 0.800 [0.498, 1.000] | 0.400 {interval(ba, 3, '')} |" in md  # an accuracy's interval stops at 1
+    # an accuracy's interval stops at 1
+    assert f"| lab_copa/acc | 0.500 | 0.700 | 0.800 [0.498, 1.000] | 0.400 {interval(ba, 3, '')} |" in md
     assert interval(baseline, 3, "") == "[0.498, 1.102]"
     # exploratory: intervals, no verdicts; a group the results name and a metric the report does not know appear
     exploratory = md.split("## AFA − BA, every metric (exploratory)")[1]
-    assert "| lab_copa/gold_bpb | μ_adapting | 3 | -0.3000 | [-0.5484, -0.0516] |" in exploratory and "yes" not in exploratory
+    assert ("| lab_copa/gold_bpb | μ_adapting | 3 | -0.3000 | [-0.5484, -0.0516] |" in exploratory
+            and "yes" not in exploratory)
     assert "| μ_unseen_script |" in md and "### lab_copa/gold_bpb" in md and "bit-identical" in md
     assert "| 1,000 | 3.110 ± 1.010 | 3.000 ± 1.000 | 3 | -0.1100 | [-0.1348, -0.0852] |" in md
     for png in ("pretraining_loss.png", "recovery.png", "adaptation.png", "benchmarks.png"):
@@ -197,14 +210,16 @@ def test_the_control_and_the_prior_are_shown_and_optional(tmp_path):
         for per_lang in r["details"]["BA"]["tasks"]["lab_copa"].values():
             per_lang.pop("correct")
     rows = report.primary_rows(results, {})
-    assert [label for label, _, _ in rows if "/acc" in label] == ["(c) AFA − BA, lab_copa/acc, μ_adapting"] and rows[-1][2] is None
+    assert ([label for label, _, _ in rows if "/acc" in label] == ["(c) AFA − BA, lab_copa/acc, μ_adapting"]
+            and rows[-1][2] is None)
     assert "prior" not in report.benchmark_table(results)[2] and not report.benchmark_panels(results)[0]["control"]
 
 
 def test_chance_levels_are_the_records_weighted_and_unknown_without_them(tmp_path):
     result = fake_results(tmp_path, 0)
     for lang in ("qen", "qgr"):
-        result["details"]["Baseline"]["tasks"]["lab_copa"][lang].update(chance=0.5, majority=0.9 if lang == "qen" else 0.7)
+        result["details"]["Baseline"]["tasks"]["lab_copa"][lang].update(
+            chance=0.5, majority=0.9 if lang == "qen" else 0.7)
     assert report.chance_levels(result, "lab_copa", "adapting") == (pytest.approx(0.5), pytest.approx(0.8))
     for model in result["details"].values():  # a results file without the records
         for detail in model["tasks"]["lab_copa"].values():
@@ -215,11 +230,12 @@ def test_chance_levels_are_the_records_weighted_and_unknown_without_them(tmp_pat
 
 def test_report_reads_another_results_file(tmp_path):
     """--results adapted.json: the adapted models before finetuning, all exploratory, with the control's differences."""
-    md = run_report(write_fake_runs(tmp_path, 3, "adapted.json", models=("BA", "AFA", "Control"), suffix="_adapted"), tmp_path / "r",
-                    "--results", "adapted.json")
+    md = run_report(write_fake_runs(tmp_path, 3, "adapted.json", models=("BA", "AFA", "Control"), suffix="_adapted"),
+                    tmp_path / "r", "--results", "adapted.json")
     assert "## Primary endpoints" not in md and "## AFA_adapted − BA_adapted, every metric (exploratory)" in md
     items = [0, 1, 1, 2 / 3, 1 / 3, 0, 0, 0, 0, 0]
-    assert f"| BA_adapted − Control_adapted, lab_copa/acc, μ_adapting | 3 | +0.3000 | [+0.0516, +0.5484] | {interval(items)} |" in md
+    assert ("| BA_adapted − Control_adapted, lab_copa/acc, μ_adapting | 3 | +0.3000 | [+0.0516, +0.5484] | "
+            f"{interval(items)} |" in md)
     assert "| lab_copa/acc | 0.500 | 0.700 | 0.400 " in md  # no Baseline column
     # the run logs are the finetuned models' page's: not drawn or tabulated again here
     assert "## Recovery" not in md and "## Adaptation" not in md and "![recovery]" not in md
@@ -227,10 +243,11 @@ def test_report_reads_another_results_file(tmp_path):
 
 
 def test_the_pretrained_baseline_is_read_in_english(tmp_path):
-    md = run_report(write_fake_runs(tmp_path, 2, "adapted.json", models=("Baseline", "BA"), suffix="_pretrained"), tmp_path / "r",
-                    "--results", "adapted.json")
+    md = run_report(write_fake_runs(tmp_path, 2, "adapted.json", models=("Baseline", "BA"), suffix="_pretrained"),
+                    tmp_path / "r", "--results", "adapted.json")
     # the fake Baseline is right on 8 of its 10 English items (its adapting languages' items differ)
-    assert "| Baseline_pretrained, en | BA_pretrained, adapting |" in md and "| lab_copa/acc | 0.500 | 0.700 | 0.800 [" in md
+    assert ("| Baseline_pretrained, en | BA_pretrained, adapting |" in md
+            and "| lab_copa/acc | 0.500 | 0.700 | 0.800 [" in md)
 
 
 def test_report_with_one_seed_tests_nothing(tmp_path):
@@ -239,11 +256,11 @@ def test_report_with_one_seed_tests_nothing(tmp_path):
 
 
 def test_report_refuses_a_folder_without_results(tmp_path):
-    result = subprocess.run([sys.executable, "report.py", "--runs", str(tmp_path), "--out", str(tmp_path / "r")], cwd=ROOT,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, "report.py", "--runs", str(tmp_path), "--out", str(tmp_path / "r")],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode != 0 and "no finished run" in result.stderr
     (tmp_path / "seed0").mkdir()
     (tmp_path / "seed0" / "results.json").write_text("{not json")
-    result = subprocess.run([sys.executable, "report.py", "--runs", str(tmp_path), "--out", str(tmp_path / "r")], cwd=ROOT,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, "report.py", "--runs", str(tmp_path), "--out", str(tmp_path / "r")],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode != 0 and "results.json is not valid JSON" in result.stderr

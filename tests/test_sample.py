@@ -10,11 +10,11 @@ import shutil
 import pytest
 import torch
 
-from evaluation import inference
-from pipeline import chat, runtime
 import finetune
 import sample
 from conftest import run_script
+from evaluation import inference
+from pipeline import chat, runtime
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +26,9 @@ def loaded(pretrained_dir):
 @pytest.fixture(scope="module")
 def finetuned_dir(pretrained_dir, lab_dir, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("sample_tuned"))
-    finetune.main([f"--init_from={pretrained_dir}", f"--data_dir={lab_dir}", f"--out_dir={out}", "--max_iters=3", "--eval_every=3",
-                   "--batch_size=4", "--val_conversations=4", "--n_samples=0", "--max_new_tokens=8", "--progress=false", "--device=cpu"])
+    finetune.main([f"--init_from={pretrained_dir}", f"--data_dir={lab_dir}", f"--out_dir={out}", "--max_iters=3",
+                   "--eval_every=3", "--batch_size=4", "--val_conversations=4", "--n_samples=0", "--max_new_tokens=8",
+                   "--progress=false", "--device=cpu"])
     return out
 
 
@@ -40,7 +41,8 @@ def test_seeded_sampling_is_reproducible_and_greedy_limits_agree(loaded):
     prompt = [tok.eot_id] + tok.encode("The cat")
     a, b, c = (draw(model, prompt, seed, temperature=1.0) for seed in (1, 1, 2))
     assert a == b and a != c
-    assert draw(model, prompt, 1, temperature=0.9, top_k=20, top_p=0.9) == draw(model, prompt, 1, temperature=0.9, top_k=20, top_p=0.9)
+    assert (draw(model, prompt, 1, temperature=0.9, top_k=20, top_p=0.9)
+            == draw(model, prompt, 1, temperature=0.9, top_k=20, top_p=0.9))
     greedy = inference.generate(model, prompt, 16)
     assert draw(model, prompt, 1, temperature=0.0) == greedy
     assert draw(model, prompt, 3, temperature=1.5, top_k=1) == greedy
@@ -52,7 +54,8 @@ def test_seeded_sampling_is_reproducible_and_greedy_limits_agree(loaded):
 
 def test_main_samples_with_a_generator_on_the_model_device(pretrained_dir, monkeypatch):
     made, make = [], inference.make_generator
-    monkeypatch.setattr(inference, "make_generator", lambda model, seed: made.append((model.wte.weight.device, seed)) or make(model, seed))
+    monkeypatch.setattr(inference, "make_generator",
+                        lambda model, seed: made.append((model.wte.weight.device, seed)) or make(model, seed))
     texts = []
     for seed in (5, 5, 6):
         out = io.StringIO()
@@ -82,7 +85,8 @@ def test_stream_prints_whole_characters(loaded):
 def test_main_prompt_plain_and_chatml(pretrained_dir, finetuned_dir, loaded):
     model, tok = loaded
     out = io.StringIO()
-    sample.main([f"--init_from={pretrained_dir}", "--prompt=The cat", "--temperature=0", "--max_new_tokens=10", "--device=cpu"], out=out)
+    sample.main([f"--init_from={pretrained_dir}", "--prompt=The cat", "--temperature=0", "--max_new_tokens=10",
+                 "--device=cpu"], out=out)
     new = inference.generate(model, [tok.eot_id] + tok.encode("The cat"), 10, stop_ids={tok.eot_id})
     assert out.getvalue() == tok.decode([t for t in new if t != tok.eot_id]) + "\n"
     # a finetuned checkpoint answers in ChatML, the prompt read from stdin
@@ -111,7 +115,8 @@ def test_chat_keeps_the_conversation(finetuned_dir, monkeypatch):
         messages.append({"role": "user", "content": turn})
         prompt = chat.render_prompt(tok, messages)
         assert prompts[len(messages) // 2] == prompt  # the second prompt holds the first answer
-        reply = tok.decode([t for t in inference.generate(model, prompt[-(model.config.block_size - 6):], 6, stop_ids=stops) if t not in stops])
+        generated = inference.generate(model, prompt[-(model.config.block_size - 6):], 6, stop_ids=stops)
+        reply = tok.decode([t for t in generated if t not in stops])
         expected += reply + "\n"
         if reply.strip():
             messages.append({"role": "assistant", "content": reply.strip()})

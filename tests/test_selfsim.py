@@ -7,11 +7,11 @@ from contextlib import nullcontext
 import numpy as np
 import pytest
 import torch
+from test_evaluate import byte_tokenizer, tiny_model
 
+import tokenizer
 from evaluation import selfsim
 from evaluation.inference import hidden_states
-import tokenizer
-from test_evaluate import byte_tokenizer, tiny_model
 
 torch.set_num_threads(1)
 
@@ -29,14 +29,17 @@ def test_self_similarity_of_identical_and_random_vectors():
 def test_self_similarity_matches_pairwise_cosines():
     g = torch.Generator().manual_seed(1)
     vectors = torch.randn(3, 14, 5, generator=g)  # 3 layers, 14 occurrences
-    ids = torch.tensor([0, 1, 0, 2, 1, -1, 0, 2, -1, 1, 3, 2, 0, 0])  # word 3 occurs once: it has no pair, and counts nowhere
+    # word 3 occurs once: it has no pair, and counts nowhere
+    ids = torch.tensor([0, 1, 0, 2, 1, -1, 0, 2, -1, 1, 3, 2, 0, 0])
     sim, aniso = selfsim.self_similarity(vectors, ids)
     cos = lambda u, v: float(u @ v / (u.norm() * v.norm()))
     for layer in range(3):
         v = vectors[layer]
-        per_word = [np.mean([cos(v[i], v[j]) for i, j in itertools.combinations(torch.where(ids == w)[0], 2)]) for w in (0, 1, 2)]
+        per_word = [np.mean([cos(v[i], v[j]) for i, j in itertools.combinations(torch.where(ids == w)[0], 2)])
+                    for w in (0, 1, 2)]
         assert sim[layer] == pytest.approx(np.mean(per_word))
-        # brute force: every pair of different words (types), the mean cosine over their occurrences' pairs, then the mean over type pairs
+        # brute force: every pair of different words (types), the mean cosine over their occurrences' pairs,
+        # then the mean over type pairs
         per_pair = [np.mean([cos(v[i], v[j]) for i in torch.where(ids == w)[0] for j in torch.where(ids == u)[0]])
                     for w, u in itertools.combinations((0, 1, 2), 2)]
         assert aniso[layer] == pytest.approx(np.mean(per_pair))
@@ -53,7 +56,8 @@ def test_the_baseline_pairs_only_different_words():
 
 
 def test_words_do_not_depend_on_the_tokenizer():
-    assert [w for w, _ in selfsim.text_words("The cat's hat, the cat.", True)] == ["The", "cat", "s", "hat", "the", "cat"]
+    assert ([w for w, _ in selfsim.text_words("The cat's hat, the cat.", True)]
+            == ["The", "cat", "s", "hat", "the", "cat"])
     # a word keeps its combining marks (Devanagari vowel signs and virama), which Python's re would split off
     assert [w for w, _ in selfsim.text_words("हमुस् नोक्।", True)] == ["हमुस्", "नोक्"]
     # without spaces: grapheme clusters holding a letter ("e" + combining accent is one), punctuation skipped
@@ -61,7 +65,8 @@ def test_words_do_not_depend_on_the_tokenizer():
     docs = ["the cat sees the dog. the cat runs", "the dog eats. the cat"]
     byte_tok, bpe = byte_tokenizer(), tokenizer.train(docs * 20, 280)
     one = selfsim.self_sim_sample(docs, [(byte_tok, 64, byte_tok.token_byte_lengths())], 10_000, True, 2)
-    both = selfsim.self_sim_sample(docs, [(byte_tok, 64, byte_tok.token_byte_lengths()), (bpe, 64, bpe.token_byte_lengths())], 10_000, True, 2)
+    both = selfsim.self_sim_sample(docs, [(byte_tok, 64, byte_tok.token_byte_lengths()),
+                                          (bpe, 64, bpe.token_byte_lengths())], 10_000, True, 2)
     assert one["words"] == both["words"] == ["cat", "dog", "the"]
     # a short block cuts the documents (for every model alike), and a word the cut may split is dropped
     cut = selfsim.self_sim_sample(docs, [(byte_tok, 12, byte_tok.token_byte_lengths())], 10_000, True, 1)

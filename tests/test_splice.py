@@ -9,13 +9,14 @@ import torch
 
 import adapt
 import finetune
-from pipeline import runtime
 import splice
 from conftest import run_script
+from pipeline import runtime
 
-ADAPT = ["--batch_size=8", "--lr=1e-2", "--eval_bytes=2048", "--max_iters=3", "--eval_every=0", "--progress=false", "--device=cpu"]
-FINETUNE = ["--batch_size=8", "--val_conversations=8", "--n_samples=0", "--max_new_tokens=8", "--max_iters=3", "--eval_every=0", "--lr=1e-2",
-            "--progress=false", "--device=cpu"]
+ADAPT = ["--batch_size=8", "--lr=1e-2", "--eval_bytes=2048", "--max_iters=3", "--eval_every=0", "--progress=false",
+         "--device=cpu"]
+FINETUNE = ["--batch_size=8", "--val_conversations=8", "--n_samples=0", "--max_new_tokens=8", "--max_iters=3",
+            "--eval_every=0", "--lr=1e-2", "--progress=false", "--device=cpu"]
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +27,10 @@ def runs(pretrained_dir, forgetting_dir, lab_dir, tmp_path_factory):
     for name, params in (("body", "body"), ("all", "all")):
         finetune.main([f"--init_from={pretrained_dir}", f"--data_dir={lab_dir}", f"--out_dir={out[name]}",
                        f"--train_params={params}", *FINETUNE])
-    for name, init_from, mode, head in (("adapted", pretrained_dir, "expand", "fresh"), ("kept", pretrained_dir, "expand", "keep"),
-                                        ("relearned", pretrained_dir, "relearn", "fresh"), ("other", forgetting_dir, "expand", "fresh")):
+    for name, init_from, mode, head in (("adapted", pretrained_dir, "expand", "fresh"),
+                                        ("kept", pretrained_dir, "expand", "keep"),
+                                        ("relearned", pretrained_dir, "relearn", "fresh"),
+                                        ("other", forgetting_dir, "expand", "fresh")):
         adapt.main([f"--init_from={init_from}", f"--out_dir={out[name]}", f"--mode={mode}", f"--head={head}", *ADAPT])
     return out
 
@@ -43,7 +46,8 @@ def test_the_splice_is_the_finetuned_body_with_the_adapted_rows(runs, tmp_path):
         assert torch.equal(tensor, source[name]), name
     # the body really is the finetuned one: finetuning moved it away from the adapted model's (pretrained) body
     assert not torch.equal(body["blocks.0.attn.wq.weight"], adapted["blocks.0.attn.wq.weight"])
-    assert filecmp.cmp(os.path.join(out, "tokenizer.tiktoken"), os.path.join(runs["adapted"], "tokenizer.tiktoken"), shallow=False)
+    assert filecmp.cmp(os.path.join(out, "tokenizer.tiktoken"), os.path.join(runs["adapted"], "tokenizer.tiktoken"),
+                       shallow=False)
     assert tok.n_vocab > runtime.load_checkpoint(runs["body"])["model_config"]["vocab_size"]
     # a second run leaves a finished splice alone with --resume, and refuses without it
     splice.main([f"--body_from={runs['body']}", f"--embeddings_from={runs['adapted']}", f"--out_dir={out}", "--resume"])
@@ -70,7 +74,8 @@ def test_a_kept_head_is_the_one_the_body_was_finetuned_through(runs, tmp_path):
 ])
 def test_splices_that_would_mix_models_are_refused_by_name(runs, tmp_path, body, embeddings, message):
     with pytest.raises(SystemExit, match=message) as refused:
-        splice.main([f"--body_from={runs[body]}", f"--embeddings_from={runs[embeddings]}", f"--out_dir={tmp_path / 's'}"])
+        splice.main([f"--body_from={runs[body]}", f"--embeddings_from={runs[embeddings]}",
+                     f"--out_dir={tmp_path / 's'}"])
     assert runs[embeddings if "expand" in message else body] in str(refused.value)
 
 

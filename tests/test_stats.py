@@ -69,7 +69,8 @@ def test_float_noise_is_no_spread():
     assert len(set(differences)) > 1 and statistics.stdev(differences) > 0  # the noise is there
     n, mean, interval, p = stats.t_interval(differences)
     assert interval is None and math.isnan(p)
-    # a spread of one step in one seed is a spread, tested: mean 1.2 a, sd a sqrt(0.8 / 4), t = 1.2 sqrt(5) / sqrt(0.2) = 6
+    # a spread of one step in one seed is a spread, tested: mean 1.2 a, sd a sqrt(0.8 / 4),
+    # t = 1.2 sqrt(5) / sqrt(0.2) = 6
     assert stats.t_interval([1 / 150] * 4 + [2 / 150])[3] == pytest.approx(stats.t_two_sided_p(6.0, 4))
 
 

@@ -64,9 +64,11 @@ def test_regex_split_matches_tiktoken(ext):
 def test_split_pattern_is_llama3s(lab_dir):
     """llama.cpp's converter knows no pre-tokenizer of ours; the README maps it to "llama-bpe", whose split
     (Llama 3's, as llama.cpp and tokenizer.json write it) cuts every text exactly where ours does."""
-    llama3 = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
-    probe = ("\n \n\n \n\n\n \t \t\t \t\n  \n   \n    \n     \n🚀 (normal) 😶\u200d🌫️ ✅ 🦙🦙 3 33 333 3333 33333 3.3 3..3 "
-             "3...3 កាន់តែពិសេសអាច😁 ?我想在apple工作1314151天～ ------======= нещо на Български ```````\"\"\"\"......!!!!!!?????? "
+    llama3 = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+              r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+    probe = ("\n \n\n \n\n\n \t \t\t \t\n  \n   \n    \n     \n🚀 (normal) 😶\u200d🌫️ ✅ 🦙🦙 "
+             "3 33 333 3333 33333 3.3 3..3 3...3 កាន់តែពិសេសអាច😁 ?我想在apple工作1314151天～ "
+             "------======= нещо на Български ```````\"\"\"\"......!!!!!!?????? "
              "I've been 'told he's there, 'RE you sure? 'We'Ve a'lot \r\n\r\n x")
     texts = lab_texts(lab_dir) + EDGE_TEXTS + [probe]
     for text in texts:
@@ -299,7 +301,8 @@ def _corrupt(lines, n_base):
         "negative id": (lambda L: L.__setitem__(10, "Cg== -10"), "malformed", 11),
         "blank line": (lambda L: L.insert(5, ""), "malformed", 6),
         "bad special line": (lambda L: L.__setitem__(r + 1, "!special <|im_start|>"), "malformed special", r + 2),
-        "duplicate special": (lambda L: L.__setitem__(r + 1, f"!special <|endoftext|> {r + 1}"), "already defined", r + 2),
+        "duplicate special": (lambda L: L.__setitem__(r + 1, f"!special <|endoftext|> {r + 1}"),
+                              "already defined", r + 2),
         "missing special": (lambda L: L.pop(), "<\\|pad\\|> missing", None),
         "missing byte token": (lambda L: L.__setitem__(65, "QUFBQUFB 65"), "single-byte tokens are missing", None),
     }

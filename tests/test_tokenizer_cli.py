@@ -52,7 +52,8 @@ def test_cli_bad_inputs(base, tmp_path):
         (["train", "--input", str(good), "--vocab_size", "100", "--out", out], ">= 260"),
         (["train", "--input", str(tmp_path / "nope.txt"), "--vocab_size", "300", "--out", out], "cannot read"),
         (["extend", "--base", tok, "--input", str(good), "--n_new", "0", "--out", out], "must be a positive integer"),
-        (["extend", "--base", str(corrupt), "--input", str(good), "--n_new", "5", "--out", out], "bad.tiktoken: line 2: malformed line"),
+        (["extend", "--base", str(corrupt), "--input", str(good), "--n_new", "5", "--out", out],
+         "bad.tiktoken: line 2: malformed line"),
         (["extend", "--base", tok, "--input", str(empty), "--n_new", "5", "--out", out], "empty corpus"),
         (["stats", "--tokenizer", str(corrupt), "--input", str(good)], "line 2"),
     ]

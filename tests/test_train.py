@@ -11,10 +11,10 @@ import time
 import pytest
 import torch
 
-from pipeline import common, runtime
-from evaluation import runs
 from conftest import ROOT, TINY_MODEL, pretrain, run_script
+from evaluation import runs
 from model import GPT, GPTConfig
+from pipeline import common, runtime
 
 
 def losses(out_dir):
@@ -87,7 +87,8 @@ def test_resume_after_kill_9_is_exact_across_a_reset(lab_dir, tokenizer_path, tm
     assert "already complete" in capsys.readouterr().out
 
 
-def test_emb_episode_lr_gives_the_embeddings_the_schedule_of_their_episode(lab_dir, tokenizer_path, tmp_path, monkeypatch):
+def test_emb_episode_lr_gives_the_embeddings_the_schedule_of_their_episode(lab_dir, tokenizer_path, tmp_path,
+                                                                          monkeypatch):
     # 12 steps, resets at 4 and 8: the last step (11) is step 3 of a 4-step episode for the embeddings
     args = ["--max_iters=12", "--forget_every=4", "--eval_every=6", "--warmup_frac=0.25"]
 
@@ -156,8 +157,8 @@ def test_bad_data_and_checkpoints(lab_dir, tokenizer_path, tmp_path):
     empty = tmp_path / "empty"
     (empty / "text").mkdir(parents=True)
     (empty / "text" / "e.txt").write_text("")
-    (empty / "manifest.json").write_text(json.dumps({"languages": [{"code": "e", "train": "text/e.txt", "val": "text/e.txt"}],
-                                                    "groups": {"pretraining": ["e"]}}))
+    languages = [{"code": "e", "train": "text/e.txt", "val": "text/e.txt"}]
+    (empty / "manifest.json").write_text(json.dumps({"languages": languages, "groups": {"pretraining": ["e"]}}))
     with pytest.raises(SystemExit, match="e.txt is empty"):
         run("d", f"--data_dir={empty}")
     # a truncated checkpoint: resuming says so instead of a traceback from torch.load
@@ -172,7 +173,8 @@ def test_bad_data_and_checkpoints(lab_dir, tokenizer_path, tmp_path):
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(lab_dir, tokenizer_path, tmp_path):
     out = str(tmp_path / "nan")
     with pytest.raises(SystemExit, match="loss became"):
-        pretrain(lab_dir, tokenizer_path, out, "--max_iters=60", "--eval_every=1", "--lr=1e9", "--warmup_frac=0", "--grad_clip=0")
+        pretrain(lab_dir, tokenizer_path, out, "--max_iters=60", "--eval_every=1", "--lr=1e9", "--warmup_frac=0",
+                 "--grad_clip=0")
     ckpt = runtime.load_checkpoint(out)
     assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
 
@@ -225,17 +227,20 @@ def test_compile_takes_the_bool_spellings_in_any_case(tmp_path):
     model = torch.nn.Linear(2, 2)
     assert runtime.compiled(model, "auto", "cpu") is model and runtime.compiled(model, False, "cuda") is model
     for setting, device in (("auto", "cuda"), (True, "cpu")):
-        assert runtime.compiled(model, setting, device) is not model and runtime.compiled(model, setting, device)._orig_mod is model
+        assert (runtime.compiled(model, setting, device) is not model
+                and runtime.compiled(model, setting, device)._orig_mod is model)
 
 
-def test_float16_training_is_refused_and_deterministic_mode_switches_on_and_off(lab_dir, tokenizer_path, tmp_path, monkeypatch):
+def test_float16_training_is_refused_and_deterministic_mode_switches_on_and_off(lab_dir, tokenizer_path, tmp_path,
+                                                                               monkeypatch):
     with pytest.raises(SystemExit, match="float16 is for evaluation only.*loss scaling"):
         pretrain(lab_dir, tokenizer_path, tmp_path / "f16", "--max_iters=2", "--dtype=float16")
     assert not os.path.exists(tmp_path / "f16" / "ckpt.pt")
     monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
     seen = []
     real = runtime.set_deterministic
-    monkeypatch.setattr(runtime, "set_deterministic", lambda on: (real(on), seen.append(torch.are_deterministic_algorithms_enabled())))
+    monkeypatch.setattr(runtime, "set_deterministic",
+                        lambda on: (real(on), seen.append(torch.are_deterministic_algorithms_enabled())))
     pretrain(lab_dir, tokenizer_path, tmp_path / "det", "--max_iters=2", "--eval_every=0", "--deterministic")
     assert seen == [True] and os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
     pretrain(lab_dir, tokenizer_path, tmp_path / "plain", "--max_iters=2", "--eval_every=0")
@@ -269,7 +274,10 @@ def test_checkpoints_are_zip_files_read_memory_mapped(pretrained_dir, monkeypatc
 def test_lab_gpu_config_is_the_lab_grown_in_size_only():
     """config/lab_gpu.py reads config/lab.py: every stage keeps the lab's settings except the model, its
     steps and the data folder (so the two labs answer the same question at two sizes)."""
-    import adapt, evaluate, finetune, train
+    import adapt
+    import evaluate
+    import finetune
+    import train
 
     stages = {"train": train.TrainConfig, "adapt": adapt.AdaptConfig, "finetune": finetune.FinetuneConfig,
               "evaluate": evaluate.EvaluateConfig}
@@ -288,7 +296,8 @@ def test_max_iters_zero_saves_the_initialised_model_untrained(lab_dir, tokenizer
     out = pretrain(lab_dir, tokenizer_path, tmp_path / "none", "--max_iters=0", "--eval_every=0")
     ckpt = runtime.load_checkpoint(out)
     assert ckpt["step"] == 0
-    trained = runtime.load_checkpoint(pretrain(lab_dir, tokenizer_path, tmp_path / "one", "--max_iters=1", "--eval_every=0"))
+    trained = runtime.load_checkpoint(pretrain(lab_dir, tokenizer_path, tmp_path / "one", "--max_iters=1",
+                                               "--eval_every=0"))
     model = GPT(GPTConfig(**ckpt["model_config"]))
     model.init_weights(torch.Generator().manual_seed(1337))
     assert all(torch.equal(model.state_dict()[k], v) for k, v in ckpt["model"].items())

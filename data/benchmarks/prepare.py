@@ -31,8 +31,19 @@ import zipfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
-from data.shared import (LANGUAGES, NotFound, atomic_open, fail, fetch, hf_files, hf_url, parse_codes, read_parquet,  # noqa: E402
-                         update_manifest, write_jsonl)
+from data.shared import (  # noqa: E402
+    LANGUAGES,
+    NotFound,
+    atomic_open,
+    fail,
+    fetch,
+    hf_files,
+    hf_url,
+    parse_codes,
+    read_parquet,
+    update_manifest,
+    write_jsonl,
+)
 from evaluation.metrics import FLORES200_SPM_URL, flores200_spm_path  # noqa: E402
 
 # lm-evaluation-harness's per-language words
@@ -96,9 +107,12 @@ def mc(task, lang, id, context, choices, label):
 
 def mc_partial(task, lang, id, contexts, continuation, label):
     """Partial scoring: the same `continuation` after each of the `contexts`; `label` is the right context."""
-    if not all(isinstance(c, str) and c.strip() for c in contexts) or not continuation.strip() or not 0 <= label < len(contexts):
-        raise ValueError(f"{task}/{lang} {id}: bad contexts {contexts!r}, continuation {continuation!r} or label {label!r}")
-    return {"task": task, "lang": lang, "id": id, "kind": "mc", "contexts": contexts, "continuation": continuation, "label": label}
+    if (not all(isinstance(c, str) and c.strip() for c in contexts) or not continuation.strip()
+            or not 0 <= label < len(contexts)):
+        raise ValueError(f"{task}/{lang} {id}: bad contexts {contexts!r}, continuation {continuation!r} "
+                         f"or label {label!r}")
+    return {"task": task, "lang": lang, "id": id, "kind": "mc", "contexts": contexts, "continuation": continuation,
+            "label": label}
 
 
 def gen(task, lang, id, prompt, answers, metric):
@@ -193,9 +207,10 @@ def belebele(raw, langs):
 
     def load(lang):
         code = FLORES_CODES[lang]
-        rows = read_jsonl(get(raw, hf_url("facebook/belebele", f"data/{code}.jsonl", BELEBELE_REVISION), f"belebele.{code}.jsonl"),
-                          fields)
-        return [mc("belebele", lang, f"belebele-{hashlib.sha1(r['link'].encode()).hexdigest()[:10]}-{r['question_number']}",
+        rows = read_jsonl(get(raw, hf_url("facebook/belebele", f"data/{code}.jsonl", BELEBELE_REVISION),
+                              f"belebele.{code}.jsonl"), fields)
+        return [mc("belebele", lang,
+                   f"belebele-{hashlib.sha1(r['link'].encode()).hexdigest()[:10]}-{r['question_number']}",
                    f"P: {r['flores_passage']}\nQ: {r['question'].strip()}\nA: {r['mc_answer1']}\nB: {r['mc_answer2']}\n"
                    f"C: {r['mc_answer3']}\nD: {r['mc_answer4']}\nAnswer:",  # ASCII colon: the harness's since July 2024
                    [" A", " B", " C", " D"], int(r["correct_answer_num"]) - 1) for r in rows]
@@ -205,7 +220,8 @@ def belebele(raw, langs):
 def xnli(raw, langs):
     path = get(raw, XNLI_URL, "XNLI-1.0.zip")
     text = read_members(path, ["xnli.dev.tsv"]).get("xnli.dev.tsv") or fail(f"{path} has no xnli.dev.tsv")
-    rows = read_tsv(text, f"{path}:xnli.dev.tsv", ("language", "gold_label", "sentence1", "sentence2", "pairID"), csv.QUOTE_NONE)
+    rows = read_tsv(text, f"{path}:xnli.dev.tsv", ("language", "gold_label", "sentence1", "sentence2", "pairID"),
+                    csv.QUOTE_NONE)
     labels = {"entailment": 0, "neutral": 1, "contradiction": 2}
     out = {}
     for lang in langs:
@@ -227,8 +243,8 @@ def xstorycloze(raw, langs):
         bad = [n for n, r in enumerate(rows, 2) if r and (len(r) != 8 or r[7].strip() not in ("1", "2"))]
         if bad:
             fail(f"{path}: line {bad[0]} is not 8 tab-separated fields ending in 1 or 2; the source changed?")
-        return [mc("xstorycloze", lang, f"xstorycloze-{r[0]}", " ".join(r[1:5]), [" " + r[5], " " + r[6]], int(r[7]) - 1)
-                for r in rows if r]
+        return [mc("xstorycloze", lang, f"xstorycloze-{r[0]}", " ".join(r[1:5]), [" " + r[5], " " + r[6]],
+                   int(r[7]) - 1) for r in rows if r]
     return per_language("xstorycloze", langs, load)
 
 
@@ -250,8 +266,8 @@ def pawsx(raw, langs):
         for r in kept:
             first, second = pawsx_sentences(r["sentence1"], r["sentence2"])
             # [No, Yes] so that PAWS's label (1 = paraphrase) indexes the right choice, as in the harness
-            out[lang].append(mc("pawsx", lang, f"pawsx-{r['id']}", f"{first}, {question}?", [f" {no}, {second}", f" {yes}, {second}"],
-                                int(r["label"])))
+            out[lang].append(mc("pawsx", lang, f"pawsx-{r['id']}", f"{first}, {question}?",
+                                [f" {no}, {second}", f" {yes}, {second}"], int(r["label"])))
     return out
 
 
@@ -283,7 +299,8 @@ def xwinograd(raw, langs):
         if not hits:
             raise NotFound(f"Muennighoff/xwinograd ({code} test file)")
         f = sorted(hits, key=lambda f: not f["path"].endswith(".jsonl"))[0]
-        path = fetch(hf_url("Muennighoff/xwinograd", f["path"], XWINOGRAD_REVISION), os.path.join(raw, f"xwinograd.{code}.{f['path'].rsplit('.', 1)[1]}"),
+        path = fetch(hf_url("Muennighoff/xwinograd", f["path"], XWINOGRAD_REVISION),
+                     os.path.join(raw, f"xwinograd.{code}.{f['path'].rsplit('.', 1)[1]}"),
                      size=f["size"], sha256=f["sha256"], desc=f"xwinograd {code}")
         fields = ("sentence", "option1", "option2", "answer")
         rows = read_jsonl(path, fields) if path.endswith(".jsonl") else list(read_parquet(path, fields))
@@ -294,15 +311,17 @@ def xwinograd(raw, langs):
                 fail(f"{path}: row {k + 1} has no '_' to fill in: {r['sentence'][:80]!r}")
             # partial scoring, as the harness: the sentence up to each filled-in option is a context, and
             # what follows the blank (stripped, after the harness's " " separator) is scored after each
-            examples.append(mc_partial("xwinograd", lang, f"xwinograd-{code}-{k}", [before + r["option1"], before + r["option2"]],
-                                       " " + after.strip(), int(r["answer"]) - 1))
+            examples.append(mc_partial("xwinograd", lang, f"xwinograd-{code}-{k}",
+                                       [before + r["option1"], before + r["option2"]], " " + after.strip(),
+                                       int(r["answer"]) - 1))
         return examples
     return per_language("xwinograd", langs, load)
 
 
 def squad_examples(task, lang, data, prompt):
     """SQuAD-format JSON (MLQA, XQuAD) -> generation examples scored by F1."""
-    return [gen(task, lang, f"{task}-{qa['id']}", prompt(paragraph["context"], qa["question"]), [a["text"] for a in qa["answers"]], "f1")
+    return [gen(task, lang, f"{task}-{qa['id']}", prompt(paragraph["context"], qa["question"]),
+                [a["text"] for a in qa["answers"]], "f1")
             for article in data["data"] for paragraph in article["paragraphs"] for qa in paragraph["qas"]]
 
 
@@ -311,8 +330,10 @@ def mlqa(raw, langs):
     files = read_members(path, [f"test/test-context-{lang}-question-{lang}.json" for lang in langs])
     out = {}
     for lang in langs:
-        text = files.get(f"test/test-context-{lang}-question-{lang}.json") or fail(f"{path} has no test file for {lang}")
-        out[lang] = squad_examples("mlqa", lang, json.loads(text), lambda c, q: f"Context: {c}\n\nQuestion: {q}\n\nAnswer:")
+        text = (files.get(f"test/test-context-{lang}-question-{lang}.json")
+                or fail(f"{path} has no test file for {lang}"))
+        out[lang] = squad_examples("mlqa", lang, json.loads(text),
+                                   lambda c, q: f"Context: {c}\n\nQuestion: {q}\n\nAnswer:")
     return out
 
 
@@ -321,15 +342,18 @@ def xquad(raw, langs):
         with open(get(raw, XQUAD_URL.format(lang=lang), f"xquad.{lang}.json"), encoding="utf-8") as f:
             data = json.load(f)
         c, q, a = XQUAD_WORDS[lang]
-        return squad_examples("xquad", lang, data, lambda context, question: f"{c}: {context}\n\n{q}: {question}\n\n{a}:")
+        return squad_examples("xquad", lang, data,
+                              lambda context, question: f"{c}: {context}\n\n{q}: {question}\n\n{a}:")
     return per_language("xquad", langs, load)
 
 
 def xlsum(raw, langs):
     def load(lang):
         name = XLSUM_NAMES[lang]
-        path = get(raw, hf_url("csebuetnlp/xlsum", f"data/{name}_XLSum_v2.0.tar.bz2", XLSUM_REVISION), f"xlsum.{name}.tar.bz2")
-        text = read_members(path, [f"{name}_test.jsonl"]).get(f"{name}_test.jsonl") or fail(f"{path} has no {name}_test.jsonl")
+        path = get(raw, hf_url("csebuetnlp/xlsum", f"data/{name}_XLSum_v2.0.tar.bz2", XLSUM_REVISION),
+                   f"xlsum.{name}.tar.bz2")
+        text = (read_members(path, [f"{name}_test.jsonl"]).get(f"{name}_test.jsonl")
+                or fail(f"{path} has no {name}_test.jsonl"))
         language = LANGUAGES[lang][0]
         examples = []
         for n, line in enumerate(text.splitlines(), 1):
@@ -390,7 +414,8 @@ TASKS = {
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip(),
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated, from: " + ", ".join(TASKS))
     parser.add_argument("--langs", default="", help="only these languages (default: every language each task has)")
     parser.add_argument("--max_examples", type=int, default=None, help="keep the first N examples per language")

@@ -146,13 +146,15 @@ def converted(source, records, convert, max_examples, dropped):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip(),
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("--sources", default="openorca", help="comma-separated: openorca, dolly")
     parser.add_argument("--orca_parts", default="gpt4", choices=sorted(ORCA_PARTS), help="which OpenOrca files")
     parser.add_argument("--max_examples", type=int, default=None, help="at most this many examples per source")
     parser.add_argument("--val_fraction", type=float, default=0.01, help="share of examples that go to val")
     parser.add_argument("--max_val", type=int, default=1000, help="at most this many val examples")
-    parser.add_argument("--out", default="out/wikipedia", help="data folder (its manifest.json gets the 'instructions' key)")
+    parser.add_argument("--out", default="out/wikipedia", help="data folder (its manifest.json gets the "
+                        "'instructions' key)")
     args = parser.parse_args(argv)
 
     sources = [s.strip() for s in args.sources.split(",") if s.strip()]

@@ -5,8 +5,30 @@ repeated from the context) tells them apart.
 """
 
 from data.lab.stories import ev_activity, placeless_activity, pronominalize
-from data.lab.world import (ANIMALS, CATEGORIES, COUNT_FOODS, N_NAMES, NP, PLACES, RULES, SHOPS, WHAT, WHERE, WHO,
-                            a, clause, draw, generic, name, num, number, rule_clauses, rule_key, the)
+from data.lab.world import (
+    ANIMALS,
+    CATEGORIES,
+    COUNT_FOODS,
+    N_NAMES,
+    NP,
+    PLACES,
+    RULES,
+    SHOPS,
+    WHAT,
+    WHERE,
+    WHO,
+    a,
+    clause,
+    draw,
+    generic,
+    name,
+    num,
+    number,
+    rule_clauses,
+    rule_key,
+    the,
+)
+
 
 def passage(rng):
     """Four people each go somewhere and buy something; one gives a thing to another (Belebele/XQuAD)."""

@@ -145,7 +145,8 @@ class Realiser:
         if isinstance(s, Clause):
             return self.cap(self.clause(s)) + ("?" if s.q else self.period)
         conj, c1, c2 = s
-        return self.cap(self.clause(c1) + self.comma + self.sep + self.word(conj) + self.sep + self.clause(c2)) + self.period
+        return self.cap(self.clause(c1) + self.comma + self.sep + self.word(conj) + self.sep
+                        + self.clause(c2)) + self.period
 
     def text(self, sents):
         return self.sep.join([self.sentence(s) for s in sents])
@@ -274,7 +275,8 @@ class Conlang(Realiser):
         self.postpositions = self.order == "SOV"  # particles follow what they mark in verb-final languages
         # sisters keep their parent's sound pattern and grammar switches; the rest draw them
         if parent is not None and not isinstance(parent, English):
-            self.ph, self.adj_after, self.drop_copula, self.gendered = parent.ph, parent.adj_after, parent.drop_copula, parent.gendered
+            self.ph, self.adj_after, self.drop_copula, self.gendered = (
+                parent.ph, parent.adj_after, parent.drop_copula, parent.gendered)
         else:
             self.ph = Phonology(rng, self.script)
             self.adj_after, self.drop_copula, self.gendered = rng.random() < 0.5, rng.random() < 0.4, rng.random() < 0.5
@@ -291,7 +293,8 @@ class Conlang(Realiser):
             self.lex["pres"] = ""  # many languages leave the present unmarked
         self.names = [self.cap(render(self.script, n)) for n in names]
         self.words = {c: self.lex[c] for c, _ in CONCEPTS}
-        self.verbs = {(v, t, neg): self._verb(v, t, neg) for v in W.VERBS for t in ("pres", "past") for neg in (False, True)}
+        self.verbs = {(v, t, neg): self._verb(v, t, neg)
+                      for v in W.VERBS for t in ("pres", "past") for neg in (False, True)}
         self.cache = {}
 
     # -- the lexicon

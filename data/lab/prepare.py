@@ -23,8 +23,8 @@ from tqdm import tqdm
 
 from data.lab import world as W
 from data.lab.items import QUESTION_TYPES, cloze_item, copa_pair, fact_passage, nli_item, passage, passage_question
-from data.lab.stories import story
 from data.lab.languages import build_languages
+from data.lab.stories import story
 from pipeline.documents import atomic_open, fail
 
 VERSION = 4
@@ -301,9 +301,11 @@ def generate(out, seed=1337, mb_per_lang=1.0, examples_per_task=500, n_instructi
     langs = build_languages(seed)
     en = langs[0]
     manifest = {"name": "lab", "seed": seed, "version": VERSION, "languages": [],
-                "groups": {g: [x.code for x in langs if x.group == g] for g in ("pretraining", "adapting", "other", "unseen_script")},
+                "groups": {g: [x.code for x in langs if x.group == g]
+                           for g in ("pretraining", "adapting", "other", "unseen_script")},
                 "tasks": {}, "instructions": {"train": "instructions/train.jsonl", "val": "instructions/val.jsonl"}}
-    items = {task: eval_items(task, seed, w, langs, examples_per_task) for task in tqdm(TASKS, desc="tasks", disable=not progress)}
+    items = {task: eval_items(task, seed, w, langs, examples_per_task)
+             for task in tqdm(TASKS, desc="tasks", disable=not progress)}
     for task, (kind, metric, _) in TASKS.items():
         files = {}
         for lang in langs:
@@ -372,7 +374,8 @@ def main(argv=None):
         probe.unlink()
     except OSError as e:
         fail(f"cannot write to the output folder {out}: {e.strerror or e}")
-    manifest = generate(out, args.seed, args.mb_per_lang, args.examples_per_task, args.instructions, bool(args.progress))
+    manifest = generate(out, args.seed, args.mb_per_lang, args.examples_per_task, args.instructions,
+                        bool(args.progress))
     print(f"wrote {out}: {len(manifest['languages'])} languages, {len(manifest['tasks'])} tasks, manifest.json")
     return manifest
 

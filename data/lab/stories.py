@@ -6,8 +6,25 @@ small model cannot memorise it) and real structure to learn: grammar, the facts,
 counting (had 7, gave 3, now has 4) and where things are (put in the box, later taken from the box).
 """
 
-from data.lab.world import (ACTIVITIES, ANIMALS, CATEGORIES, COLORS, N_NAMES, NP, PLACES, RULES, Clause, a, clause,
-                            draw, name, num, rule_clauses, the)
+from data.lab.world import (
+    ACTIVITIES,
+    ANIMALS,
+    CATEGORIES,
+    COLORS,
+    N_NAMES,
+    NP,
+    PLACES,
+    RULES,
+    Clause,
+    a,
+    clause,
+    draw,
+    name,
+    num,
+    rule_clauses,
+    the,
+)
+
 
 def ev_go(rng, w, people, st):
     p, place = rng.choice(people), rng.choice(list(PLACES))

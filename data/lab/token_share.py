@@ -20,8 +20,8 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from pipeline import documents
 import tokenizer
+from pipeline import documents
 
 PAPER_PRETRAINING = "en es it cs fi ar zh_CN hi ru".split()
 PAPER_ADAPTING = "fr pt nl da nb pl tr ja ko th mr gu hu se".split()
@@ -61,7 +61,8 @@ def capped(texts, max_bytes):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="Share of base-vocabulary tokens in adapting text after vocabulary expansion.")
+    ap = argparse.ArgumentParser(description="Share of base-vocabulary tokens in adapting text after vocabulary "
+                                 "expansion.")
     ap.add_argument("source", choices=["lab", "gettext"], help="the lab's text, or the installed gettext catalogs")
     ap.add_argument("--data_dir", default="out/lab", help="lab: the folder with manifest.json")
     ap.add_argument("--vocab_size", type=int, default=2048, help="base vocabulary; half as many merges are added")

@@ -86,7 +86,8 @@ CATEGORIES = {
     "fixable": "clock chair lamp drum kite".split(), "climbable": "tree hill mountain tower ladder".split(),
     "readable": ["book", "letter", "map"], "writable": ["letter", "song", "book"],
     "paintable": "fence door chair boat window".split(), "buildable": ["boat", "fence", "table"],
-    "cleanable": "room kitchen house barn bed".split(), "carriable": "box bag basket bucket knife spoon rope brush pen".split(),
+    "cleanable": "room kitchen house barn bed".split(),
+    "carriable": "box bag basket bucket knife spoon rope brush pen".split(),
     "gift": "cup glass plate bowl bottle mirror lamp vase flower".split(),
 }
 NATURE = "river forest hill field lake mountain cave island meadow beach barn farm".split()

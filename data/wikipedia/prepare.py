@@ -32,8 +32,19 @@ from tqdm import tqdm
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
-from data.shared import (PAPER_GROUPS, NotFound, atomic_open, fail, fetch, hf_files, hf_url, language_entry,  # noqa: E402
-                         parse_codes, read_parquet, update_manifest)
+from data.shared import (  # noqa: E402
+    PAPER_GROUPS,
+    NotFound,
+    atomic_open,
+    fail,
+    fetch,
+    hf_files,
+    hf_url,
+    language_entry,
+    parse_codes,
+    read_parquet,
+    update_manifest,
+)
 from pipeline.documents import read_documents  # noqa: E402
 
 DATASET = "wikimedia/wikipedia"
@@ -71,7 +82,8 @@ def write_language(records, train_path, val_path, code, max_bytes=None, val_frac
                 continue
             n = len(doc.encode("utf-8"))
             doc_id = record.get("id", k)
-            to_val = stats["docs"]["val"] == 0 or (is_val(code, doc_id, val_fraction) and stats["bytes"]["val"] + n <= max_val_bytes)
+            to_val = stats["docs"]["val"] == 0 or (is_val(code, doc_id, val_fraction)
+                                                    and stats["bytes"]["val"] + n <= max_val_bytes)
             split = "val" if to_val else "train"
             files[split].write(("\n\n" if stats["docs"][split] else "") + doc)
             stats["docs"][split] += 1
@@ -80,7 +92,8 @@ def write_language(records, train_path, val_path, code, max_bytes=None, val_frac
             if max_bytes and stats["bytes"]["train"] + stats["bytes"]["val"] >= max_bytes:
                 break
         if stats["docs"]["train"] == 0:
-            fail(f"{code}: no article left for train.txt (only {stats['docs']['val']} read); raise --max_bytes_per_lang")
+            fail(f"{code}: no article left for train.txt (only {stats['docs']['val']} read); "
+                 "raise --max_bytes_per_lang")
     return stats
 
 
@@ -160,18 +173,22 @@ def tokenize_languages(out, codes, tokenizer_path):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip(),
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("--langs", default=",".join(PAPER_GROUPS["pretraining"]),
                         help="pretraining languages, comma-separated ('' for none; default: the paper's 12)")
-    parser.add_argument("--adapting", default="", help="adapting languages (the paper's: " + ",".join(PAPER_GROUPS["adapting"]) + ")")
+    parser.add_argument("--adapting", default="",
+                        help="adapting languages (the paper's: " + ",".join(PAPER_GROUPS["adapting"]) + ")")
     parser.add_argument("--other", default="", help="languages of the 'other' group (never trained on; evaluated only)")
-    parser.add_argument("--max_bytes_per_lang", type=float, default=None, help="stop a language after this many bytes of text (default: all of it)")
+    parser.add_argument("--max_bytes_per_lang", type=float, default=None,
+                        help="stop a language after this many bytes of text (default: all of it)")
     parser.add_argument("--val_fraction", type=float, default=0.005, help="share of articles that go to val.txt")
     parser.add_argument("--max_val_bytes", type=float, default=5e6, help="cap on the size of val.txt per language")
     parser.add_argument("--snapshot", default="20231101", help="the wikimedia/wikipedia dump date")
     parser.add_argument("--out", default="out/wikipedia", help="data folder (manifest.json, text/, raw/)")
     parser.add_argument("--tokenize", metavar="TOKENIZER", default=None,
-                        help="also write uint32 token files for this tokenizer.tiktoken (as common.token_file names them)")
+                        help="also write uint32 token files for this tokenizer.tiktoken "
+                        "(as common.token_file names them)")
     parser.add_argument("--overwrite", action="store_true", help="prepare languages again even if their text is there")
     args = parser.parse_args(argv)
 
@@ -211,7 +228,8 @@ def main(argv=None):
         else:
             text_dir = os.path.join(args.out, "text", code)
             stats = write_language(shard_records(args.out, code, shards[code]), os.path.join(text_dir, "train.txt"),
-                                   os.path.join(text_dir, "val.txt"), code, max_bytes, args.val_fraction, settings["max_val_bytes"])
+                                   os.path.join(text_dir, "val.txt"), code, max_bytes, args.val_fraction,
+                                   settings["max_val_bytes"])
             entry = {**stats, **settings, "source": f"{DATASET}@{REVISION}:{args.snapshot}.{code}"}
             for name in os.listdir(text_dir):  # token files of the old text would be taken for the new one
                 if name.endswith(".bin") and name.startswith(("train.txt.", "val.txt.")):
@@ -231,16 +249,19 @@ def _prepared(out):
         return {}
     with open(path, encoding="utf-8") as f:
         entries = json.load(f).get("languages", [])
-    return {e["code"]: e for e in entries if all(os.path.exists(os.path.join(out, e.get(s, "-"))) for s in ("train", "val"))}
+    return {e["code"]: e for e in entries
+            if all(os.path.exists(os.path.join(out, e.get(s, "-"))) for s in ("train", "val"))}
 
 
 def _record(out, code, group, stats):
     def update(manifest):
         entry = {**language_entry(code, group), "train": f"text/{code}/train.txt", "val": f"text/{code}/val.txt"}
-        entry.update({k: stats[k] for k in ("source", "snapshot", "max_bytes", "val_fraction", "max_val_bytes", "docs", "bytes") if k in stats})
+        entry.update({k: stats[k] for k in ("source", "snapshot", "max_bytes", "val_fraction", "max_val_bytes",
+                                            "docs", "bytes") if k in stats})
         entries = [e for e in manifest.get("languages", []) if e["code"] != code] + [entry]
         manifest["languages"] = entries
-        manifest["groups"] = {g: [e["code"] for e in entries if e["group"] == g] for g in ("pretraining", "adapting", "other")}
+        manifest["groups"] = {g: [e["code"] for e in entries if e["group"] == g]
+                              for g in ("pretraining", "adapting", "other")}
         manifest.setdefault("source", {"text": f"{DATASET} (Hugging Face)"})
 
     update_manifest(out, update)
