@@ -147,7 +147,8 @@ def report(results):
            "Perplexity is per token of each model's own vocabulary (V): compare models by bits per byte.\n"]
     if any(t["kind"] == "mc" for t in results["tasks"].values()):
         out.append("Multiple choice: acc picks the likeliest choice, acc_prior the likeliest with no context before "
-                   "the choices (what their surface alone gives), acc_bytes the likeliest per UTF-8 byte; margin is "
+                   "the choices (what their surface alone gives), acc_calibrated the likeliest after the context "
+                   "relative to alone (the prior taken out), acc_bytes the likeliest per UTF-8 byte; margin is "
                    "the gold choice's log-likelihood minus the best other choice's (nats, mean over examples); "
                    "gold_bpb is the bits per byte of the gold choice after its context.\n")
     if "self_sim" in table:
@@ -265,11 +266,13 @@ def evaluate_model(name, model, tok, chat, cfg, text_langs, samples, tasks, spac
 def item_record(examples, picks):
     """What the report needs of a multiple-choice task in one language: "correct", one character per example
     in file order (1 right by acc, 0 wrong, - not scored), so that the report can pair items across languages
-    and models; and two chance levels over the scored examples: "chance", the mean of 1 / choices (guessing),
-    and "majority", the share of the commonest label (answering it every time), higher when labels are unbalanced."""
+    and models, and "correct_calibrated", the same by acc_calibrated; and two chance levels over the scored
+    examples: "chance", the mean of 1 / choices (guessing), and "majority", the share of the commonest label
+    (answering it every time), higher when labels are unbalanced."""
     scored = [ex["label"] for ex, pick in zip(examples, picks) if pick is not None]
-    return {"correct": "".join("-" if pick is None else str(int(pick[0] == ex["label"]))
-                               for ex, pick in zip(examples, picks)),
+    correct = lambda k: "".join("-" if pick is None else str(int(pick[k] == ex["label"]))  # noqa: E731
+                                for ex, pick in zip(examples, picks))
+    return {"correct": correct(0), "correct_calibrated": correct(2),
             "chance": sum(1 / len(ex.get("choices") or ex["contexts"]) for ex, pick in zip(examples, picks)
                           if pick is not None) / max(1, len(scored)),
             "majority": max(map(scored.count, set(scored))) / len(scored) if scored else None}

@@ -25,6 +25,10 @@ The scores of a multiple-choice task in one language:
              choices' surface alone gives (a likelier word, a shorter choice), the baseline that acc must
              beat before a model can be said to read the context. Tied choices (identical texts, such as
              the one continuation of partial scoring) share the hit.
+  acc_calibrated  the pick by log-likelihood after the context minus log-likelihood alone (the prior
+             above) is the gold choice: accuracy with the answer prior taken out, so that a model that
+             merely prefers the likelier choice gains nothing (pointwise mutual information, as in
+             Holtzman et al. 2021's domain-conditional PMI, with <|endoftext|> as the domain premise)
 
 Batching. Multiple choice runs mc_batch_size examples at a time: the prefix all their contexts share (a
 chat's system prompt) once, then the rest of every context, left-padded with a mask; then each context's
@@ -48,7 +52,7 @@ from evaluation import inference, metrics
 from pipeline import documents, runtime
 from pipeline.chat import ANSWER_SPACE, render_prompt
 
-MC_METRICS = ("acc", "acc_prior", "acc_bytes", "margin", "gold_bpb")
+MC_METRICS = ("acc", "acc_prior", "acc_calibrated", "acc_bytes", "margin", "gold_bpb")
 GEN_METRICS = ("exact", "f1", "rouge_l", "chrf", "bleu", "spbleu")
 
 
@@ -301,7 +305,8 @@ def score_alone(model, tok, choice_lists, batch_size):
 
 def run_multiple_choice(model, tok, examples, pool, cfg, chat, spaces, autocast):
     """({metric: value}, picks) of one task in one language: see the module docstring for the metrics.
-    picks[i] = (pick by acc, pick by acc_bytes), None for an example whose longest choice fills the block."""
+    picks[i] = (pick by acc, pick by acc_bytes, pick by acc_calibrated), None for an example whose longest
+    choice fills the block."""
     items = [scoring_items(tok, ex, pick_demos(pool, ex, cfg.shots, cfg.seed), chat, spaces) for ex in examples]
     # acc_prior scores the choices after <|endoftext|> alone: it starts every prompt of every task, plain
     # or chat. An answer delimiter would differ by task, and the lab's tasks have none (a choice continues
@@ -322,11 +327,12 @@ def run_multiple_choice(model, tok, examples, pool, cfg, chat, spaces, autocast)
     for i, ll in zip(fits, logliks):
         ex, gold = examples[i], examples[i]["label"]
         per_byte = [s / max(1, len(c.strip().encode("utf-8"))) for s, c in zip(ll, choice_texts(ex, chat))]
-        picks[i] = (int(np.argmax(ll)), int(np.argmax(per_byte)))
+        prior = [prior_ll[tuple(c)] for c in alone[i]]
+        calibrated = [s - p for s, p in zip(ll, prior)]
+        picks[i] = (int(np.argmax(ll)), int(np.argmax(per_byte)), int(np.argmax(calibrated)))
         margins.append(ll[gold] - max(s for j, s in enumerate(ll) if j != gold))
         gold_nats -= ll[gold]
         gold_bytes += int(byte_lengths[[c for _, cs in items[i] for c in cs][gold]].sum())
-        prior = [prior_ll[tuple(c)] for c in alone[i]]
         best = [j for j, s in enumerate(prior) if s == max(prior)]
         prior_hits += (gold in best) / len(best)  # tied choices share the hit
     scored = [(p, ex["label"]) for p, ex in zip(picks, examples) if p is not None]
@@ -334,6 +340,7 @@ def run_multiple_choice(model, tok, examples, pool, cfg, chat, spaces, autocast)
         return {metric: None for metric in MC_METRICS}, picks
     return {"acc": sum(p[0] == label for p, label in scored) / len(scored),
             "acc_prior": prior_hits / len(scored),
+            "acc_calibrated": sum(p[2] == label for p, label in scored) / len(scored),
             "acc_bytes": sum(p[1] == label for p, label in scored) / len(scored),
             "margin": sum(margins) / len(margins),
             "gold_bpb": gold_nats / math.log(2) / max(1, gold_bytes)}, picks

@@ -1,5 +1,5 @@
 """benchmarks.py: multiple-choice log-likelihoods (batched, against one full forward pass per choice),
-acc / acc_bytes / margin / gold_bpb / acc_prior on a model whose probabilities are known, context and
+acc / acc_bytes / margin / gold_bpb / acc_prior / acc_calibrated on a model whose probabilities are known, context and
 choice split as lm-evaluation-harness splits them, generation (batched, stop tokens, the answer budget)
 and prompts."""
 
@@ -63,7 +63,7 @@ def test_multiple_choice_skips_what_does_not_fit_and_does_not_depend_on_the_batc
         assert picks[2] is None and all(p is not None for k, p in enumerate(picks) if k != 2)
         assert picks == runs[0][1] and scores == pytest.approx(runs[0][0], abs=1e-5)
     # the scores by hand from one full forward pass per choice
-    acc, prior, margins, nats, n_bytes = [], [], [], 0.0, 0
+    acc, prior, calibrated, margins, nats, n_bytes = [], [], [], [], 0.0, 0
     for k, ex in enumerate(examples):
         if k == 2:
             continue
@@ -72,10 +72,14 @@ def test_multiple_choice_skips_what_does_not_fit_and_does_not_depend_on_the_batc
         alone = full_forward_logliks(model, [tok.eot_id], [tok.encode(c) for c in ex["choices"]])
         acc.append(max(range(2), key=ll.__getitem__) == ex["label"])
         prior.append(max(range(2), key=alone.__getitem__) == ex["label"])
+        calibrated.append(max(range(2), key=lambda j: ll[j] - alone[j]) == ex["label"])
         margins.append(ll[ex["label"]] - ll[1 - ex["label"]])
         nats -= ll[ex["label"]]
         n_bytes += len(ex["choices"][ex["label"]].encode())
+    # the by-hand picks differ, so acc_calibrated is not acc or acc_prior under another name
+    assert calibrated != acc and calibrated != prior
     assert runs[0][0] == pytest.approx({"acc": sum(acc) / 4, "acc_prior": sum(prior) / 4,
+                                        "acc_calibrated": sum(calibrated) / 4,
                                         "acc_bytes": runs[0][0]["acc_bytes"], "margin": sum(margins) / 4,
                                         "gold_bpb": nats / math.log(2) / n_bytes}, abs=1e-5)
 
@@ -92,11 +96,12 @@ def test_multiple_choice_metrics_on_a_model_with_known_probabilities():
                                       [[tok.encode("x"), tok.encode("yyyy")]], 8)
     assert scores[0] == pytest.approx([lp_x, 4 * lp_y], abs=1e-4)
     cfg = EvaluateConfig(shots=0)
-    # a unigram model ignores the context: the prior (the choices after <|endoftext|> alone) picks as acc does
-    for label, expected in ((0, {"acc": 1.0, "acc_prior": 1.0, "acc_bytes": 0.0, "margin": lp_x - 4 * lp_y,
-                                 "gold_bpb": -lp_x / math.log(2)}),
-                            (1, {"acc": 0.0, "acc_prior": 0.0, "acc_bytes": 1.0, "margin": 4 * lp_y - lp_x,
-                                 "gold_bpb": -lp_y / math.log(2)})):
+    # a unigram model ignores the context: the prior (the choices after <|endoftext|> alone) picks as acc does,
+    # and with the prior taken out every choice scores 0: acc_calibrated's tie goes to the first choice
+    for label, expected in ((0, {"acc": 1.0, "acc_prior": 1.0, "acc_calibrated": 1.0, "acc_bytes": 0.0,
+                                 "margin": lp_x - 4 * lp_y, "gold_bpb": -lp_x / math.log(2)}),
+                            (1, {"acc": 0.0, "acc_prior": 0.0, "acc_calibrated": 0.0, "acc_bytes": 1.0,
+                                 "margin": 4 * lp_y - lp_x, "gold_bpb": -lp_y / math.log(2)})):
         ex = {"task": "t", "lang": "zz", "id": "t-0", "kind": "mc", "context": "q", "choices": ["x", "yyyy"],
               "label": label}
         got, _ = benchmarks.run_task(model, tok, {"kind": "mc"}, [ex], [ex], cfg, False, False, nullcontext(),

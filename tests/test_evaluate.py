@@ -195,10 +195,13 @@ def test_results_group_means_and_tables(results):
 def test_item_record_counts_the_scored_examples_only():
     examples = [{"choices": ["a", "b"], "label": 1}, {"choices": ["a", "b", "c"], "label": 1},
                 {"choices": ["a", "b"], "label": 0}, {"contexts": ["x", "y"], "continuation": "z", "label": 1}]
-    record = evaluate.item_record(examples, [(1, 1), (0, 1), None, (1, 0)])
+    # picks: (by acc, by acc_bytes, by acc_calibrated)
+    record = evaluate.item_record(examples, [(1, 1, 0), (0, 1, 1), None, (1, 0, 1)])
     # scored: labels 1, 1, 1 (the third example did not fit); always answering 1 scores 3 of 3
-    assert record == {"correct": "10-1", "chance": pytest.approx((1 / 2 + 1 / 3 + 1 / 2) / 3), "majority": 1.0}
-    assert evaluate.item_record(examples[:1], [None]) == {"correct": "-", "chance": 0.0, "majority": None}
+    assert record == {"correct": "10-1", "correct_calibrated": "01-1",
+                      "chance": pytest.approx((1 / 2 + 1 / 3 + 1 / 2) / 3), "majority": 1.0}
+    assert evaluate.item_record(examples[:1], [None]) == {"correct": "-", "correct_calibrated": "-", "chance": 0.0,
+                                                          "majority": None}
 
 
 # ---- bad input ------------------------------------------------------------------------------------------
@@ -276,7 +279,8 @@ def test_benchmarks_from_another_folder(mini_lab, two_models, tmp_path):
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     out = evaluate.main([f"--models=A={two_models['Bytes']}", f"--data_dir={mini_lab}", f"--tasks_dir={tmp_path}",
                          "--bpb=false", "--self_sim=false", f"--out={tmp_path / 'r.json'}", *FAST])
-    assert list(out["metrics"]) == ["t_mc/acc", "t_mc/acc_prior", "t_mc/acc_bytes", "t_mc/margin", "t_mc/gold_bpb"]
+    assert list(out["metrics"]) == ["t_mc/acc", "t_mc/acc_prior", "t_mc/acc_calibrated", "t_mc/acc_bytes",
+                                    "t_mc/margin", "t_mc/gold_bpb"]
     acc = out["metrics"]["t_mc/acc"]["A"]
     assert out["languages"]["xx"] == "other" and acc["groups"]["other"] == acc["langs"]["xx"]
     assert acc["langs"]["xx"] == acc["langs"]["en"]  # the same examples under another code
