@@ -26,23 +26,22 @@ unless --n_new_tokens > 0: it is about relearning embeddings, not about new toke
 
 import os
 import sys
-import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm import tqdm
 
 import tokenizer
 from model import GPT, GPTConfig
-from pipeline import bpe, common, documents, runtime
+from pipeline import bpe, common, documents, loop, runtime
+from pipeline.loop import TrainingOptions
 
 
 @dataclass
-class AdaptConfig:
+class AdaptConfig(TrainingOptions):
     """Stage 2: extend the vocabulary for new languages and learn the new embedding rows and the head."""
     out_dir: str = "out/adapt"  # ckpt.pt, the merged tokenizer.tiktoken, config.json and log.jsonl go here
     init_from: str = ""  # out_dir of a pretraining run (train.py) to adapt; required
@@ -58,29 +57,12 @@ class AdaptConfig:
     # how much to adapt: the x-axis of [CHEN]'s sample-efficiency curve
     adapt_tokens: int = 500_000  # training tokens seen; steps = adapt_tokens / (batch_size * grad_accum * block_size)
     max_iters: int = 0  # optimizer steps; 0 = from adapt_tokens
-    # optimisation (UNKNOWN in [AFA]; AdamW with warm-up + cosine like pretraining)
+    # optimisation (UNKNOWN in [AFA]; AdamW with warm-up + cosine like pretraining; grad_accum and the rest below)
     batch_size: int = 8  # sequences per micro-batch (block_size is the pretrained model's)
-    grad_accum: int = 1  # micro-batches per step
     lr: float = 1e-3  # peak learning rate (the lab's tiny model takes 1e-2: config/lab.py)
-    min_lr_frac: float = 0.1  # the cosine ends at min_lr_frac * lr
-    warmup_frac: float = 0.1  # linear warm-up over this fraction of the steps
-    weight_decay: float = 0.0  # AdamW weight decay ([AFA]: 0)
-    beta1: float = 0.9  # AdamW beta1
-    beta2: float = 0.95  # AdamW beta2
-    grad_clip: float = 1.0  # clip the gradient norm of the learned rows to this (0 = off)
-    # evaluation, logging, checkpoints
+    # evaluation, checkpoints
     eval_every: int = 50  # measure val bits per byte of each eval language and save a checkpoint every this many steps
     eval_bytes: int = 16384  # UTF-8 bytes of val text per language per evaluation: the same text under every vocabulary
-    log_every: int = 10  # write a log line every this many steps
-    # runtime
-    device: str = "auto"  # auto, cpu, cuda, cuda:N or mps
-    dtype: str = "auto"  # auto (bfloat16 on CUDA, float32 elsewhere), float32 or bfloat16 (float16 needs loss scaling)
-    compile: str = "auto"  # torch.compile: auto = on for CUDA, off elsewhere; true or false to force
-    deterministic: bool = False  # CUDA: bit-identical runs and --resume; slower (deterministic kernels, no autotuning)
-    seed: int = 1337  # seeds the new rows and the batches
-    resume: bool = False  # continue the run in out_dir exactly where its checkpoint left it
-    overwrite: bool = False  # delete the run in out_dir and start again
-    progress: bool = True  # show a progress bar
 
 
 CHOICES = {"mode": ("expand", "relearn"), "emb_init": ("mean", "random"), "head": ("fresh", "keep")}
@@ -214,8 +196,7 @@ def evaluate(model, tok, val_paths, spans, groups, langs, block_size, batch_size
     return result
 
 
-def main(argv=None):
-    cfg = runtime.parse_config(AdaptConfig, "adapt", argv)
+def check_config(cfg):
     for key, allowed in CHOICES.items():
         if getattr(cfg, key) not in allowed:
             runtime.fail(f"--{key}={getattr(cfg, key)!r} is not one of {', '.join(allowed)}")
@@ -227,17 +208,22 @@ def main(argv=None):
     runtime.require_positive(cfg, "adapt_tokens", "eval_bytes", "batch_size", "grad_accum", "log_every")
     if cfg.n_new_tokens < -1 or cfg.max_iters < 0 or cfg.eval_every < 0:
         runtime.fail("n_new_tokens must be >= -1, and max_iters and eval_every >= 0")
-    runtime.set_deterministic(cfg.deterministic)
-    device = runtime.resolve_device(cfg.device)
-    autocast = runtime.training_autocast(device, cfg.dtype)
-
-    # ---- the pretrained model and the data, all checked before anything is written -------------------
     if not cfg.init_from:
         runtime.fail("--init_from is required: the out_dir of a pretraining run (train.py)")
-    base_model, base_tok, init_ckpt = runtime.load_model(cfg.init_from)  # also checks tokenizer vs checkpoint
+
+
+def load_pretrained(cfg):
+    """(model, tokenizer, checkpoint) of the pretraining run to adapt, checked against each other."""
+    base_model, base_tok, init_ckpt = runtime.load_model(cfg.init_from)
     if init_ckpt["stage"] != "train":
         runtime.fail(f"{cfg.init_from}/ckpt.pt was written by {init_ckpt['stage']}.py; adapt.py starts from a "
                      f"pretraining run (an out_dir of train.py)")
+    return base_model, base_tok, init_ckpt
+
+
+def find_text(cfg, init_ckpt):
+    """The manifest, the languages to adapt to, and their train and val files (of the eval languages too),
+    each checked to hold text."""
     data_dir = cfg.data_dir or init_ckpt["config"].get("data_dir", "")
     manifest = documents.read_manifest(data_dir)
     langs = cfg.langs or documents.group_languages(data_dir, "adapting")
@@ -251,19 +237,11 @@ def main(argv=None):
     for lang, path in [*train_paths.items(), *val_paths.items()]:
         if not os.path.isfile(path) or not has_text(path):
             runtime.fail(f"language '{lang}' has no text: {path} is {'empty' if os.path.isfile(path) else 'missing'}")
-    block_size = base_model.config.block_size
-    n_old = base_tok.n_vocab
-    if cfg.n_new_tokens == -1:
-        n_new = n_old // 2 if cfg.mode == "expand" else 0
-    else:
-        n_new = cfg.n_new_tokens
+    return manifest, langs, train_paths, val_paths
 
-    resume_ckpt = runtime.prepare_out_dir(cfg.out_dir, cfg, "adapt")
-    if resume_ckpt is not None and resume_ckpt["step"] >= resume_ckpt["max_iters"]:
-        print(f"{cfg.out_dir} is already complete ({resume_ckpt['step']} steps)")
-        return resume_ckpt["val_bpb"]
 
-    # ---- the merged vocabulary --------------------------------------------------------------------------
+def merged_vocabulary(cfg, base_tok, train_paths, n_new, resume_ckpt):
+    """The base vocabulary + the new tokens, learned and saved in out_dir by a new run, read by a resumed one."""
     tok_path = os.path.join(cfg.out_dir, "tokenizer.tiktoken")
     if resume_ckpt is None:
         tok = extend_vocabulary(base_tok, train_paths, n_new) if n_new else base_tok
@@ -271,14 +249,56 @@ def main(argv=None):
     else:
         tok = tokenizer.Tokenizer.load(tok_path)
         if tok.n_vocab != resume_ckpt["model_config"]["vocab_size"] or any(
-                tok.token_bytes(i) != base_tok.token_bytes(i) for i in range(n_old)):
+                tok.token_bytes(i) != base_tok.token_bytes(i) for i in range(base_tok.n_vocab)):
             runtime.fail(f"{tok_path} does not match {cfg.out_dir}/ckpt.pt or the base vocabulary of {cfg.init_from}")
+    return tok
+
+
+def resumed_model(cfg, resume_ckpt, base_model, n_frozen_emb, n_frozen_head, device):
+    """The model a resumed run left in out_dir, whose frozen part must still be what init_from holds."""
+    model = GPT(GPTConfig(**resume_ckpt["model_config"]))
+    model.load_state_dict(resume_ckpt["model"])
+    model.to(device)
+    base_state, state = base_model.state_dict(), model.state_dict()
+    same = all(torch.equal(state[k], v) for k, v in base_state.items() if not k.startswith(("wte.", "lm_head.")))
+    same = same and torch.equal(state["wte.weight"][:n_frozen_emb], base_state["wte.weight"][:n_frozen_emb])
+    same = same and torch.equal(state["lm_head.weight"][:n_frozen_head], base_state["lm_head.weight"][:n_frozen_head])
+    if not same:
+        runtime.fail(f"{cfg.init_from} changed since {cfg.out_dir} started adapting it; use --overwrite to start again")
+    return model
+
+
+def print_results(base_val, start_val, last_val, out_dir):
+    print("\nval bits per byte on the same bytes: pretrained (base vocabulary) | adaptation start | adapted")
+    print("| language | pretrained | start | adapted |\n|---|---:|---:|---:|")
+    for key in [k for k in last_val if k.startswith("val_bpb_")]:
+        print(f"| {key[len('val_bpb_'):]} | {base_val[key]:.4f} | {start_val[key]:.4f} | {last_val[key]:.4f} |")
+    print(f"done: adapted languages {base_val['val_bpb']:.4f} -> {last_val['val_bpb']:.4f} bits per byte -> {out_dir}")
+
+
+def main(argv=None):
+    cfg = runtime.parse_config(AdaptConfig, "adapt", argv)
+    check_config(cfg)
+    runtime.set_deterministic(cfg.deterministic)
+    device = runtime.resolve_device(cfg.device)
+    autocast = runtime.training_autocast(device, cfg.dtype)
+
+    # ---- the pretrained model and the data, all checked before anything is written -------------------
+    base_model, base_tok, init_ckpt = load_pretrained(cfg)  # also checks tokenizer vs checkpoint
+    manifest, langs, train_paths, val_paths = find_text(cfg, init_ckpt)
+    block_size = base_model.config.block_size
+    n_old = base_tok.n_vocab
+    n_new = cfg.n_new_tokens if cfg.n_new_tokens != -1 else (n_old // 2 if cfg.mode == "expand" else 0)
+    resume_ckpt = runtime.prepare_out_dir(cfg.out_dir, cfg, "adapt")
+    if resume_ckpt is not None and loop.already_complete(resume_ckpt, cfg.out_dir):
+        return resume_ckpt["val_bpb"]
+
+    tok = merged_vocabulary(cfg, base_tok, train_paths, n_new, resume_ckpt)
     if tok.n_vocab > n_old:
         print(f"vocabulary {n_old} + {tok.n_vocab - n_old} new tokens = {tok.n_vocab}; "
               "UTF-8 bytes per token on the val text:")
         print(documents.stats_table({"base": base_tok, "merged": tok},
                                      {lang: list(documents.read_documents(val_paths[lang])) for lang in langs}))
-
     groups = manifest.get("groups", {})
     spans = {"base": eval_spans(base_tok, val_paths, cfg.eval_bytes, block_size),
              "merged": eval_spans(tok, val_paths, cfg.eval_bytes, block_size)}
@@ -290,26 +310,15 @@ def main(argv=None):
     # ---- the model: expand, start the new rows, freeze everything else ---------------------------------
     runtime.seed_everything(cfg.seed)
     base_model.to(device)
+    n_frozen_emb = n_old if cfg.mode == "expand" else 0
+    n_frozen_head = n_old if cfg.head == "keep" else 0
     if resume_ckpt is None:
         base_val = measure(base_model, base_tok, spans["base"])  # the pretrained model on its own vocabulary
         model = base_model  # the surgery happens in place; the frozen tensors are copied, never shared
         start_rows(model, base_tok, tok, cfg.mode, cfg.emb_init, cfg.head, cfg.seed)
     else:
         base_val = resume_ckpt["base_val"]
-        model = GPT(GPTConfig(**resume_ckpt["model_config"]))
-        model.load_state_dict(resume_ckpt["model"])
-        model.to(device)
-    n_frozen_emb = n_old if cfg.mode == "expand" else 0
-    n_frozen_head = n_old if cfg.head == "keep" else 0
-    if resume_ckpt is not None:  # what is frozen must still be what init_from holds
-        base_state, state = base_model.state_dict(), model.state_dict()
-        same = all(torch.equal(state[k], v) for k, v in base_state.items() if not k.startswith(("wte.", "lm_head.")))
-        same = same and torch.equal(state["wte.weight"][:n_frozen_emb], base_state["wte.weight"][:n_frozen_emb])
-        same = same and torch.equal(state["lm_head.weight"][:n_frozen_head],
-                                    base_state["lm_head.weight"][:n_frozen_head])
-        if not same:
-            runtime.fail(f"{cfg.init_from} changed since {cfg.out_dir} started adapting it; "
-                         "use --overwrite to start again")
+        model = resumed_model(cfg, resume_ckpt, base_model, n_frozen_emb, n_frozen_head, device)
     del base_model
     n_params = model.num_params()
 
@@ -339,36 +348,30 @@ def main(argv=None):
     print(f"adapting {cfg.init_from} to {', '.join(langs)} | mode={cfg.mode} | learning {n_learned / 1e6:.2f}M of "
           f"{n_params / 1e6:.2f}M parameters | {max_iters} steps x {tokens_per_step} tokens | {device}"
           + (f" | resuming at step {start_step}" if start_step else ""))
+    steps = loop.Steps("adapt", cfg, start_step, max_iters, device, log, tokens=start_step * tokens_per_step)
 
     def save(step):
-        runtime.save_checkpoint(cfg.out_dir, {
-            "stage": "adapt", "step": step, "max_iters": max_iters, "model": merged_state_dict(model),
-            "model_config": asdict(model.config), "optimizer": optimizer.state_dict(), "rng": runtime.rng_state(),
-            "config": asdict(cfg), "langs": langs, "n_base_vocab": n_old, "init_step": init_ckpt["step"],
-            "base_val": base_val, "start_val": start_val, "val_bpb": last_val})
+        steps.save(step, merged_state_dict(model), model.config, optimizer, max_iters=max_iters, langs=langs,
+                   n_base_vocab=n_old, init_step=init_ckpt["step"], base_val=base_val, start_val=start_val,
+                   val_bpb=last_val)
 
     last_val = None
-    bar = tqdm(range(start_step, max_iters), initial=start_step, total=max_iters, disable=not cfg.progress,
-               desc="adapt", dynamic_ncols=True)
-    finite, last_checked = torch.ones((), dtype=torch.bool, device=device), start_step - 1
-    t0, steps_timed = time.time(), 0
-    for step in bar:
+    for step in steps:
         # ---- evaluation over adaptation tokens: the sample-efficiency curve and the forgetting ----------
         if step == 0 or (cfg.eval_every and step % cfg.eval_every == 0):
             last_val = measure(model, tok, spans["merged"])
             if step == 0:
                 start_val = last_val
-            log.write(step=step, tokens=step * tokens_per_step, **last_val,
-                      **({f"base_{k}": v for k, v in base_val.items()} if step == 0 else {}))
-            if step > start_step:
+            steps.evaluated(step, tokens=step * tokens_per_step, **last_val,
+                            **({f"base_{k}": v for k, v in base_val.items()} if step == 0 else {}))
+            if step > start_step:  # (the step a run resumes at is on disk already)
                 save(step)
-            t0, steps_timed = time.time(), 0
 
         lr = common.lr_at(step, max_iters, cfg.lr, cfg.warmup_frac, cfg.min_lr_frac)
         for group in optimizer.param_groups:
             group["lr"] = lr
         train_model.train()
-        loss_sum = torch.zeros((), device=device)  # on the device: read only at log steps (see train.py)
+        loss_sum = torch.zeros((), device=device)  # on the device: read only at log steps (steps.done)
         for micro in range(cfg.grad_accum):
             x, y = batches.get(step, micro, cfg.batch_size, device)
             with autocast:
@@ -379,30 +382,13 @@ def main(argv=None):
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-        # a NaN or inf loss stops the run, checked at log steps and before every save
-        finite &= torch.isfinite(loss_sum)
-        log_step = step % cfg.log_every == 0 or step == max_iters - 1
-        if log_step or (cfg.eval_every and (step + 1) % cfg.eval_every == 0):
-            common.stop_unless_finite(finite, last_checked + 1, step, cfg.out_dir)
-            last_checked = step
-        steps_timed += 1
-        if log_step:  # loss = this step's mean micro-batch loss; tok_per_s over the steps since the last line
-            loss_value = (loss_sum / cfg.grad_accum).item()
-            dt = (time.time() - t0) / steps_timed
-            t0, steps_timed = time.time(), 0
-            bar.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{tokens_per_step / dt:,.0f}")
-            log.write(step=step, loss=loss_value, lr=lr, tokens=(step + 1) * tokens_per_step,
-                      tok_per_s=tokens_per_step / dt, grad_norm=grad_norm.item())
+        # ---- the NaN check, the clock and the log line (pipeline/loop.py): loss = the mean micro-batch loss --
+        steps.done(step, loss_sum / cfg.grad_accum, tokens_per_step, lr, grad_norm)
 
     last_val = measure(model, tok, spans["merged"])  # the final evaluation and the complete checkpoint
-    log.write(step=max_iters, tokens=max_iters * tokens_per_step, **last_val)
+    steps.evaluated(max_iters, tokens=max_iters * tokens_per_step, **last_val)
     save(max_iters)
-    print("\nval bits per byte on the same bytes: pretrained (base vocabulary) | adaptation start | adapted")
-    print("| language | pretrained | start | adapted |\n|---|---:|---:|---:|")
-    for key in [k for k in last_val if k.startswith("val_bpb_")]:
-        print(f"| {key[len('val_bpb_'):]} | {base_val[key]:.4f} | {start_val[key]:.4f} | {last_val[key]:.4f} |")
-    print(f"done: adapted languages {base_val['val_bpb']:.4f} -> {last_val['val_bpb']:.4f} bits per byte "
-          f"-> {cfg.out_dir}")
+    print_results(base_val, start_val, last_val, cfg.out_dir)
     return last_val
 
 

@@ -20,21 +20,20 @@ Two papers are cited throughout the code by these tags:
 
 import os
 import sys
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
-from tqdm import tqdm
 
 from model import GPT, GPTConfig
-from pipeline import common, documents, runtime
+from pipeline import common, documents, loop, runtime
+from pipeline.loop import TrainingOptions
 from tokenizer import Tokenizer
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(TrainingOptions):
     """Stage 1: pretrain a decoder on the pretraining languages, with active forgetting if forget_every > 0."""
     out_dir: str = "out/pretrain"  # ckpt.pt, tokenizer.tiktoken, config.json and log.jsonl go here
     data_dir: str = "out/lab"  # a folder with manifest.json: the lab (data/lab/prepare.py) or a prepared corpus
@@ -49,33 +48,17 @@ class TrainConfig:
     mlp_hidden: int = 0  # SwiGLU hidden size; 0 = 3.5 * n_embd rounded up to a multiple of 64
     block_size: int = 128  # context length in tokens
     rope_theta: float = 10000.0  # RoPE base
-    # optimisation: AdamW, warm-up + cosine (the paper's settings and why the lab's differ: docs/method.md)
+    # optimisation: AdamW, warm-up + cosine (the paper's settings and why the lab's differ: docs/method.md);
+    # grad_accum, the schedule's shape and AdamW's settings are shared with the other stages (listed below)
     max_iters: int = 1000  # optimizer steps; 0 saves the initialised model untrained (the never-pretrained control)
-    batch_size: int = 32  # sequences per micro-batch on each process
-    grad_accum: int = 1  # micro-batches per step over all processes (global batch = batch_size * grad_accum)
+    batch_size: int = 32  # sequences per micro-batch on each process (global batch = batch_size * grad_accum)
     lr: float = 1e-4  # peak learning rate ([AFA]'s; the lab's tiny model takes 3e-3: config/lab.py)
-    min_lr_frac: float = 0.1  # the cosine ends at min_lr_frac * lr
-    warmup_frac: float = 0.1  # linear warm-up over this fraction of the steps
-    weight_decay: float = 0.0  # AdamW weight decay on matrices
-    beta1: float = 0.9  # AdamW beta1
-    beta2: float = 0.95  # AdamW beta2
-    grad_clip: float = 1.0  # clip the gradient norm to this (0 = off)
     # active forgetting
     forget_every: int = 0  # K: reset the token embeddings every K steps; 0 = standard pretraining
     emb_episode_lr: bool = False  # [CHEN]: replay warm-up + cosine of the embeddings' LR inside every K-step episode
     # evaluation, logging, checkpoints
     eval_every: int = 100  # measure val bits per byte (and save a checkpoint) every this many steps
     eval_tokens: int = 32768  # val tokens per language for each evaluation
-    log_every: int = 10  # write a log line every this many steps
-    # runtime
-    device: str = "auto"  # auto, cpu, cuda, cuda:N or mps
-    dtype: str = "auto"  # auto (bfloat16 on CUDA, float32 elsewhere), float32 or bfloat16 (float16 needs loss scaling)
-    compile: str = "auto"  # torch.compile: auto = on for CUDA, off elsewhere; true or false to force
-    deterministic: bool = False  # CUDA: bit-identical runs and --resume; slower (deterministic kernels, no autotuning)
-    seed: int = 1337  # seeds the init, the batches and every reset
-    resume: bool = False  # continue the run in out_dir exactly where its checkpoint left it
-    overwrite: bool = False  # delete the run in out_dir and start again
-    progress: bool = True  # show a progress bar
 
 
 # peak dense bf16 tensor-core FLOP/s, for MFU; a GPU not listed gets no MFU rather than a wrong one
@@ -90,36 +73,36 @@ def peak_flops(device):
     return next((flops for key, flops in PEAK_FLOPS.items() if key in name), None)
 
 
-def main(argv=None):
-    cfg = runtime.parse_config(TrainConfig, "train", argv)
+def check_config(cfg):
     runtime.require_positive(cfg, "batch_size", "grad_accum", "block_size", "n_layer", "n_head", "n_kv_head",
                              "n_embd", "log_every")
     if min(cfg.max_iters, cfg.forget_every, cfg.eval_every, cfg.eval_tokens) < 0:
         runtime.fail("max_iters, forget_every, eval_every and eval_tokens must be >= 0")
-    runtime.set_deterministic(cfg.deterministic)
 
-    # ---- processes and devices: one process per GPU under torchrun, or just this one -------------------
+
+def start_processes(cfg):
+    """One process per GPU under torchrun, or just this one: (ddp, rank, world_size, device)."""
     ddp = "RANK" in os.environ
     rank, world_size, device = (runtime.init_distributed(cfg.device) if ddp
                                 else (0, 1, runtime.resolve_device(cfg.device)))
-    master = rank == 0
     if cfg.grad_accum % world_size:
         runtime.fail(f"grad_accum={cfg.grad_accum} must be a multiple of the number of processes ({world_size})")
-    accum_per_rank = cfg.grad_accum // world_size
-    autocast = runtime.training_autocast(device, cfg.dtype)
+    return ddp, rank, world_size, device
+
+
+def open_out_dir(cfg, ddp, master):
+    """The checkpoint this run resumes from, or None: rank 0 prepares out_dir and tells the other ranks."""
     resume_ckpt = runtime.prepare_out_dir(cfg.out_dir, cfg, "train") if master else None
-    if ddp:  # every rank learns from rank 0 whether this run resumes
+    if ddp:
         box = [resume_ckpt is not None]
         dist.broadcast_object_list(box)
         if box[0] and not master:
             resume_ckpt = runtime.load_checkpoint(cfg.out_dir)
-    if resume_ckpt is not None and resume_ckpt["step"] >= cfg.max_iters:
-        if master:
-            print(f"{cfg.out_dir} is already complete ({resume_ckpt['step']} steps)")
-        return resume_ckpt.get("val_bpb")
+    return resume_ckpt
 
-    # ---- data: the pretraining languages as memory-mapped uint32 token files ---------------------------
-    tok = Tokenizer.load(cfg.tokenizer)
+
+def load_data(cfg, tok, ddp, master):
+    """The pretraining languages as memory-mapped uint32 token files: (langs, training batches, val tokens)."""
     langs = cfg.langs or documents.group_languages(cfg.data_dir, "pretraining")
     weights = cfg.lang_weights or [1.0] * len(langs)
     if len(weights) != len(langs) or min(weights) < 0 or sum(weights) <= 0:
@@ -133,12 +116,12 @@ def main(argv=None):
         dist.barrier()
     train_tokens = {lang: common.token_file(tok, path) for lang, path in files["train"].items()}
     val_tokens = {lang: common.token_file(tok, path) for lang, path in files["val"].items()}
-    batches = common.Batches(train_tokens, weights, cfg.block_size, cfg.seed)
-    token_bytes = tok.token_byte_lengths()
+    return langs, common.Batches(train_tokens, weights, cfg.block_size, cfg.seed), val_tokens
 
-    # ---- model and optimizer ----------------------------------------------------------------------------
-    # `model` is the plain nn.Module: it is reset, evaluated and saved. `train_model` runs the training
-    # forward: the same module compiled and/or wrapped for several processes (or `model` itself).
+
+def build_model(cfg, tok, device):
+    """The model, seeded, and its AdamW. The embeddings get a param group of their own (param_groups[2]) so
+    that [CHEN]'s per-episode schedule can drive them."""
     runtime.seed_everything(cfg.seed)
     model_config = GPTConfig(vocab_size=tok.n_vocab, block_size=cfg.block_size, n_layer=cfg.n_layer, n_head=cfg.n_head,
                              n_kv_head=cfg.n_kv_head, n_embd=cfg.n_embd, mlp_hidden=cfg.mlp_hidden,
@@ -146,27 +129,62 @@ def main(argv=None):
     model = GPT(model_config)
     model.init_weights(torch.Generator().manual_seed(cfg.seed))
     model.to(device)
-    # the embeddings get a param group of their own so that [CHEN]'s per-episode schedule can drive them
     body = [p for p in model.parameters() if p is not model.wte.weight]
     groups = [{"params": [p for p in body if p.dim() >= 2], "weight_decay": cfg.weight_decay},
               {"params": [p for p in body if p.dim() < 2], "weight_decay": 0.0},
               {"params": [model.wte.weight], "weight_decay": cfg.weight_decay}]
     optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=device.startswith("cuda"))
+    return model, optimizer
 
-    start_step, episode_start = 0, 0
-    if resume_ckpt is not None:
-        if resume_ckpt["model_config"]["vocab_size"] != tok.n_vocab:
-            runtime.fail(f"{cfg.out_dir}/ckpt.pt has a vocabulary of {resume_ckpt['model_config']['vocab_size']} "
-                         f"tokens but {cfg.tokenizer} has {tok.n_vocab}: it is not the tokenizer this run started with")
-        model.load_state_dict(resume_ckpt["model"])
-        optimizer.load_state_dict(resume_ckpt["optimizer"])
-        runtime.set_rng_state(resume_ckpt["rng"])
-        start_step, episode_start = resume_ckpt["step"], resume_ckpt["episode_start"]
+
+def restore(resume_ckpt, cfg, tok, model, optimizer):
+    """Where a resumed run left off (model, optimizer, RNG state): (start_step, episode_start)."""
+    if resume_ckpt["model_config"]["vocab_size"] != tok.n_vocab:
+        runtime.fail(f"{cfg.out_dir}/ckpt.pt has a vocabulary of {resume_ckpt['model_config']['vocab_size']} "
+                     f"tokens but {cfg.tokenizer} has {tok.n_vocab}: it is not the tokenizer this run started with")
+    model.load_state_dict(resume_ckpt["model"])
+    optimizer.load_state_dict(resume_ckpt["optimizer"])
+    runtime.set_rng_state(resume_ckpt["rng"])
+    return resume_ckpt["step"], resume_ckpt["episode_start"]
+
+
+def training_forward(model, cfg, device, ddp):
+    """What runs the training forward: `model` compiled and/or wrapped for several processes (or `model`
+    itself). `model` stays the plain nn.Module that is reset, evaluated and saved."""
     train_model = runtime.compiled(model, cfg.compile, device)
     if ddp:
         device_ids = [torch.device(device).index] if device.startswith("cuda") else None
         train_model = DistributedDataParallel(train_model, device_ids=device_ids)
+    return train_model
 
+
+def validation_bpb(model, val_tokens, token_bytes, cfg, device, autocast):
+    """val bits per byte of each pretraining language and their mean."""
+    results = {f"val_bpb_{lang}": common.bits_per_byte(model, tokens, token_bytes, cfg.block_size, cfg.batch_size,
+                                                       device, autocast, max_tokens=cfg.eval_tokens)[0]
+               for lang, tokens in val_tokens.items()}
+    return {"val_bpb": sum(results.values()) / len(results), **results}
+
+
+def main(argv=None):
+    cfg = runtime.parse_config(TrainConfig, "train", argv)
+    check_config(cfg)
+    runtime.set_deterministic(cfg.deterministic)
+    ddp, rank, world_size, device = start_processes(cfg)
+    master = rank == 0
+    accum_per_rank = cfg.grad_accum // world_size
+    autocast = runtime.training_autocast(device, cfg.dtype)
+    resume_ckpt = open_out_dir(cfg, ddp, master)
+    if resume_ckpt is not None and loop.already_complete(resume_ckpt, cfg.out_dir, say=master):
+        return resume_ckpt.get("val_bpb")
+
+    tok = Tokenizer.load(cfg.tokenizer)
+    langs, batches, val_tokens = load_data(cfg, tok, ddp, master)
+    token_bytes = tok.token_byte_lengths()
+    model, optimizer = build_model(cfg, tok, device)
+    start_step, episode_start = (restore(resume_ckpt, cfg, tok, model, optimizer) if resume_ckpt is not None
+                                  else (0, 0))
+    train_model = training_forward(model, cfg, device, ddp)
     log = runtime.Log(cfg.out_dir, resume_step=start_step if resume_ckpt else None) if master else None
     if master:
         tok.save(os.path.join(cfg.out_dir, "tokenizer.tiktoken"))
@@ -174,34 +192,22 @@ def main(argv=None):
               f"{world_size} process(es) | forget_every={cfg.forget_every}"
               + (f" | resuming at step {start_step}" if start_step else ""))
     tokens_per_step = cfg.batch_size * cfg.grad_accum * cfg.block_size
-    flops_per_step = model.flops_per_token() * tokens_per_step
     peak = peak_flops(device)
-
-    def evaluate_val():
-        results = {f"val_bpb_{lang}": common.bits_per_byte(model, val_tokens[lang], token_bytes, cfg.block_size,
-                                                           cfg.batch_size, device, autocast,
-                                                           max_tokens=cfg.eval_tokens)[0] for lang in langs}
-        return {"val_bpb": sum(results.values()) / len(results), **results}
+    steps = loop.Steps("train", cfg, start_step, cfg.max_iters, device, log, tokens=start_step * tokens_per_step,
+                       flops_per_token=model.flops_per_token(), peak_flops=peak * world_size if peak else None)
 
     def save(step):
-        runtime.save_checkpoint(cfg.out_dir, {
-            "stage": "train", "step": step, "episode_start": episode_start, "model": model.state_dict(),
-            "model_config": asdict(model_config), "optimizer": optimizer.state_dict(), "rng": runtime.rng_state(),
-            "config": asdict(cfg), "langs": langs, "val_bpb": last_val})
+        steps.save(step, model.state_dict(), model.config, optimizer, episode_start=episode_start, langs=langs,
+                   val_bpb=last_val)
 
     last_val = None
-    bar = tqdm(range(start_step, cfg.max_iters), initial=start_step, total=cfg.max_iters,
-               disable=not (master and cfg.progress), desc="pretrain", dynamic_ncols=True)
-    finite, last_checked = torch.ones((), dtype=torch.bool, device=device), start_step - 1
-    t0, steps_timed = time.time(), 0
-    for step in bar:
+    for step in steps:
         # ---- evaluation and checkpoint of the model after `step` updates ---------------------------------
         if master and cfg.eval_every and step % cfg.eval_every == 0:
-            last_val = evaluate_val()
-            log.write(step=step, **last_val)
-            if step > start_step:
+            last_val = validation_bpb(model, val_tokens, token_bytes, cfg, device, autocast)
+            steps.evaluated(step, **last_val)
+            if step > start_step:  # (the step a run resumes at is on disk already)
                 save(step)
-            t0, steps_timed = time.time(), 0  # the evaluation is not training time
 
         # ---- active forgetting ---------------------------------------------------------------------------
         # Every K steps, but not at step 0 (nothing learned yet) nor at the last step (nothing relearned).
@@ -225,7 +231,7 @@ def main(argv=None):
 
         # ---- one optimizer step over grad_accum micro-batches ---------------------------------------------
         # The loss stays on the device: reading it (.item()) would make the CPU wait for the GPU every
-        # micro-batch. It is read only at log steps, below.
+        # micro-batch. It is read only at log steps, in steps.done.
         train_model.train()
         loss_sum = torch.zeros((), device=device)
         for micro in range(accum_per_rank):
@@ -241,45 +247,15 @@ def main(argv=None):
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-        # ---- a NaN or inf loss stops the run before anything is saved ---------------------------------------
-        # `finite` stays on the device; it is read (a wait for the GPU) only at log steps and right before the
-        # steps that save a checkpoint, so the error names the steps since the last check.
-        finite &= torch.isfinite(loss_sum)
-        log_step = forget or step % cfg.log_every == 0 or step == cfg.max_iters - 1
-        if log_step or (cfg.eval_every and (step + 1) % cfg.eval_every == 0):
-            if ddp:
-                finite_all = finite.float()
-                dist.all_reduce(finite_all, op=dist.ReduceOp.MIN)
-                finite = finite_all.bool()
-            common.stop_unless_finite(finite, last_checked + 1, step, cfg.out_dir)
-            last_checked = step
-
-        # ---- logging: loss = this step's mean micro-batch loss (over every process) -------------------------
-        steps_timed += 1
-        if log_step:
-            loss_mean = loss_sum / accum_per_rank
-            if ddp:
-                dist.all_reduce(loss_mean, op=dist.ReduceOp.AVG)
-        if master and log_step:
-            dt = (time.time() - t0) / steps_timed  # the mean step time since the last log line (or evaluation)
-            t0, steps_timed = time.time(), 0
-            tok_per_s = tokens_per_step / dt
-            mfu = flops_per_step / dt / peak / world_size if peak else None
-            loss_value = loss_mean.item()
-            bar.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{tok_per_s:,.0f}",
-                            **({"mfu": f"{mfu:.1%}"} if mfu else {}))
-            record = dict(step=step, loss=loss_value, lr=lr, tokens=(step + 1) * tokens_per_step, tok_per_s=tok_per_s,
-                          grad_norm=grad_norm.item())
-            if mfu:
-                record["mfu"] = mfu
-            if forget:
-                record["forget"] = True
-            log.write(**record)
+        # ---- the NaN check, the clock and the log line (pipeline/loop.py); a reset step is always logged ----
+        # loss = this step's mean micro-batch loss (over every process)
+        steps.done(step, loss_sum / accum_per_rank, tokens_per_step, lr, grad_norm, log_now=forget,
+                   **({"forget": True} if forget else {}))
 
     # the final evaluation and the complete checkpoint; with max_iters=0, the untrained model (the control)
     if master:
-        last_val = evaluate_val()
-        log.write(step=cfg.max_iters, **last_val)
+        last_val = validation_bpb(model, val_tokens, token_bytes, cfg, device, autocast)
+        steps.evaluated(cfg.max_iters, **last_val)
         save(cfg.max_iters)
         print(f"done: val bits per byte {last_val['val_bpb']:.4f} -> {cfg.out_dir}")
     if ddp:

@@ -85,12 +85,22 @@ def parse_config(config_class, stage, argv=None):
 
 
 def usage(config_class, stage):
+    """--help: every key with its default and its comment; the stage's own keys first, then those it inherits
+    (the training stages' shared options, pipeline/loop.py), each under the name of the class declaring it."""
     comments = _field_comments(config_class)
     lines = [f"usage: python {stage}.py [config/file.py ...] [--key=value ...]", "",
              inspect.cleandoc(config_class.__doc__ or ""), "", "options:"]
-    for f in dataclasses.fields(config_class):
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        lines.append(f"  --{f.name}={default!r}".ljust(40) + f"  {comments.get(f.name, '')}")
+    fields = {f.name: f for f in dataclasses.fields(config_class)}
+    listed = []
+    for cls in config_class.__mro__:  # the stage's class first, then the classes it inherits from
+        own = [name for name in vars(cls).get("__annotations__", {}) if name in fields and name not in listed]
+        if own and listed:
+            lines.append(f"options shared with the other stages ({cls.__module__}.{cls.__name__}):")
+        for name in own:
+            f = fields[name]
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            lines.append(f"  --{name}={default!r}".ljust(40) + f"  {comments.get(name, '')}")
+        listed += own
     return "\n".join(lines)
 
 
@@ -158,12 +168,17 @@ def require_positive(config, *keys):
 
 
 def _field_comments(config_class):
-    """The `# comment` written after each field of a config dataclass: its help text."""
-    try:
-        source = inspect.getsource(config_class)
-    except OSError:
-        return {}
-    return dict(re.findall(r"^\s+(\w+)\s*:[^#\n]*#\s*(.*)$", source, flags=re.M))
+    """The `# comment` written after each field of a config dataclass, or of the class it inherits the field from
+    (a field a stage declares again, e.g. with its own default, takes the stage's comment): its help text."""
+    comments = {}
+    for cls in reversed(config_class.__mro__):
+        if dataclasses.is_dataclass(cls):
+            try:
+                source = inspect.getsource(cls)
+            except OSError:
+                continue
+            comments.update(re.findall(r"^\s+(\w+)\s*:[^#\n]*#\s*(.*)$", source, flags=re.M))
+    return comments
 
 
 # ---- devices, precision, seeds ----------------------------------------------------------------------
