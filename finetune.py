@@ -12,11 +12,13 @@ chat.render turns a conversation into ChatML ids, the paper's system prompt firs
 conversation brings its own, and a loss mask that is 1 exactly on the assistant's content and its
 closing <|im_end|>: the model learns to answer, not to predict the user.
 
-Batches: one conversation per row, padded with <|pad|> after the longest row of the batch to a multiple of
-64 tokens (or to the block); never packed. Padding comes after the conversation and attention is causal,
-so it changes nothing a real token sees, and no conversation attends to another (packing would need a
-block-diagonal attention mask for that). The multiple of 64 keeps the shapes torch.compile sees few: a
-length of its own per batch would recompile the model for every new length.
+Batches: a step learns from batch_size * grad_accum conversations, in grad_accum micro-batches of batch_size;
+each micro-batch's loss is weighted by its share of the step's assistant tokens, so that the update is the one
+of a single batch of them all. One conversation per row, padded with <|pad|> after the longest row of the
+micro-batch to a multiple of 64 tokens (or to the block); never packed. Padding comes after the conversation
+and attention is causal, so it changes nothing a real token sees, and no conversation attends to another
+(packing would need a block-diagonal attention mask for that). The multiple of 64 keeps the shapes
+torch.compile sees few: a length of its own per batch would recompile the model for every new length.
 A conversation longer than block_size + 1 tokens is cut to that length, ids and mask together, and
 counted. By default the cut keeps its end (--truncate=left), as evaluate.py cuts a prompt that is too
 long: the answer survives, and the model learns to answer from a context cut the way it will be at test
@@ -42,20 +44,19 @@ import json
 import math
 import os
 import sys
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from evaluation.inference import generate
-from pipeline import chat, common, documents, runtime
+from pipeline import chat, common, documents, loop, runtime
+from pipeline.loop import TrainingOptions
 
 
 @dataclass
-class FinetuneConfig:
+class FinetuneConfig(TrainingOptions):
     """Stage 3: finetune a pretrained or adapted model on English instructions (ChatML; loss on the assistant's
     tokens only)."""
     out_dir: str = "out/finetune"  # ckpt.pt, tokenizer.tiktoken, config.json and log.jsonl go here
@@ -66,33 +67,17 @@ class FinetuneConfig:
     skip_bad: bool = False  # skip and count bad conversations instead of stopping at the first one
     truncate: str = "left"  # over-long conversations: left keeps the end (as evaluation cuts prompts), right the start
     train_params: str = "all"  # all = every weight; body = embeddings and head frozen ([CHEN])
-    # optimisation: AdamW, warm-up + cosine ([AFA]'s settings and why the lab's differ: docs/method.md)
+    # optimisation: AdamW, warm-up + cosine ([AFA]'s settings and why the lab's differ: docs/method.md); a step
+    # learns from batch_size * grad_accum conversations (grad_accum and the rest: below)
     epochs: float = 5.0  # passes over the training conversations (fractions allowed; [AFA]: 5)
     max_iters: int = 0  # optimizer steps; 0 = as many as `epochs` needs
-    batch_size: int = 16  # conversations per step
-    grad_accum: int = 1  # split each step's conversations into this many micro-batches: less memory, the same update
+    batch_size: int = 16  # conversations per micro-batch ([AFA]: 16 a step)
     lr: float = 1e-6  # peak learning rate ([AFA]'s, for 400M+ models; the lab's tiny one takes 1e-3: config/lab.py)
-    min_lr_frac: float = 0.1  # the cosine ends at min_lr_frac * lr
-    warmup_frac: float = 0.1  # linear warm-up over this fraction of the steps
-    weight_decay: float = 0.0  # AdamW weight decay on matrices
-    beta1: float = 0.9  # AdamW beta1
-    beta2: float = 0.95  # AdamW beta2
-    grad_clip: float = 1.0  # clip the gradient norm to this (0 = off)
-    # evaluation, logging, checkpoints
+    # evaluation, checkpoints
     eval_every: int = 50  # measure the val assistant loss (and save a checkpoint) every this many steps
     val_conversations: int = 256  # held-out conversations for the val loss; 0 = all
     n_samples: int = 3  # held-out prompts answered greedily after training (printed and logged)
     max_new_tokens: int = 48  # length limit of those answers (a longer prompt is cut on the left to leave room)
-    log_every: int = 10  # write a log line every this many steps
-    # runtime
-    device: str = "auto"  # auto, cpu, cuda, cuda:N or mps
-    dtype: str = "auto"  # auto (bfloat16 on CUDA, float32 elsewhere), float32 or bfloat16 (float16 needs loss scaling)
-    compile: str = "auto"  # torch.compile: auto = on for CUDA, off elsewhere; true or false to force
-    deterministic: bool = False  # CUDA: bit-identical runs and --resume; slower (deterministic kernels, no autotuning)
-    seed: int = 1337  # seeds the order of the conversations
-    resume: bool = False  # continue the run in out_dir exactly where its checkpoint left it
-    overwrite: bool = False  # delete the run in out_dir and start again
-    progress: bool = True  # show a progress bar
 
 
 # ---- data: JSONL conversations -> (ids, mask) rows -----------------------------------------------------
@@ -229,16 +214,12 @@ def greedy_answers(model, tok, conversations, n, max_new_tokens):
 
 # ---- the run -------------------------------------------------------------------------------------------
 
-def main(argv=None):
-    cfg = runtime.parse_config(FinetuneConfig, "finetune", argv)
+def check_config(cfg):
     if cfg.train_params not in ("all", "body"):
         runtime.fail(f"train_params must be 'all' or 'body', got '{cfg.train_params}'")
     if cfg.truncate not in ("left", "right"):
         runtime.fail(f"truncate must be 'left' or 'right', got '{cfg.truncate}'")
     runtime.require_positive(cfg, "batch_size", "grad_accum", "log_every")
-    if cfg.batch_size % cfg.grad_accum:
-        runtime.fail(f"batch_size={cfg.batch_size} must be a multiple of grad_accum={cfg.grad_accum}")
-    micro_batch = cfg.batch_size // cfg.grad_accum
     if (cfg.max_iters < 0 or (cfg.max_iters == 0 and cfg.epochs <= 0)
             or min(cfg.eval_every, cfg.val_conversations, cfg.n_samples) < 0):
         runtime.fail("max_iters > 0 or epochs > 0 is needed, and eval_every, val_conversations and n_samples "
@@ -247,15 +228,23 @@ def main(argv=None):
         runtime.fail("--data needs --val_data too: held-out conversations in the same JSONL format")
     if os.path.abspath(cfg.init_from) == os.path.abspath(cfg.out_dir):
         runtime.fail(f"init_from and out_dir are both {cfg.out_dir}: finetune into a new folder")
-    runtime.set_deterministic(cfg.deterministic)
-    device = runtime.resolve_device(cfg.device)
-    autocast = runtime.training_autocast(device, cfg.dtype)
-    resume_ckpt = runtime.prepare_out_dir(cfg.out_dir, cfg, "finetune")
-    if resume_ckpt is not None and resume_ckpt["step"] >= resume_ckpt["max_iters"]:
-        print(f"{cfg.out_dir} is already complete ({resume_ckpt['step']} steps)")
-        return resume_ckpt["results"]
 
-    # ---- model and data: a resumed run reads its own out_dir, a new one the earlier stage's -------------
+
+def check_resumable(cfg, resume_ckpt):
+    """A run saved before grad_accum meant one thing in every stage read batch_size as the conversations of a
+    step and split them into grad_accum micro-batches: with the same options it would now learn from
+    grad_accum times as many a step. Such a run (grad_accum > 1, no conversations_per_step) is refused."""
+    if "conversations_per_step" not in resume_ckpt and cfg.grad_accum > 1:
+        b, a = cfg.batch_size, cfg.grad_accum
+        runtime.fail(f"cannot resume {cfg.out_dir}: it was saved by an older finetune.py, for which --batch_size={b} "
+                     f"--grad_accum={a} meant {b} conversations a step in {a} micro-batches; batch_size now counts "
+                     f"the conversations of one micro-batch ({b} x {a} a step). Use --overwrite to start again "
+                     f"(--batch_size={b // a} --grad_accum={a} is the old run's update)")
+
+
+def load_start(cfg, resume_ckpt, device):
+    """The model and vocabulary to finetune: a resumed run reads its own out_dir, a new one the earlier stage's.
+    Returns (model, tok, the stage that made init_from)."""
     model, tok, loaded = runtime.load_model(cfg.out_dir if resume_ckpt else cfg.init_from, device)
     init_stage = resume_ckpt["init_stage"] if resume_ckpt else loaded["stage"]
     if init_stage not in ("train", "adapt"):
@@ -264,6 +253,12 @@ def main(argv=None):
     block_size = model.config.block_size
     if not 0 < cfg.max_new_tokens < block_size:
         runtime.fail(f"max_new_tokens={cfg.max_new_tokens} must be between 1 and block_size - 1 = {block_size - 1}")
+    return model, tok, init_stage
+
+
+def load_conversations(cfg, tok, block_size):
+    """The training and held-out conversations as rows of at most a block: (train_rows, val_rows, the val
+    conversations, what was cut, dropped and skipped)."""
     train_path, val_path = cfg.data, cfg.val_data
     if not (train_path and val_path):
         instructions = documents.read_manifest(cfg.data_dir).get("instructions")
@@ -278,7 +273,6 @@ def main(argv=None):
     if not train_rows or not val_rows:
         runtime.fail(f"no conversation of {train_path if not train_rows else val_path} has an assistant token inside "
                      f"block_size={block_size}")
-    max_iters = cfg.max_iters or math.ceil(cfg.epochs * len(train_rows) / cfg.batch_size)
     data_stats = dict(n_train=len(train_rows), n_truncated=n_truncated, n_dropped=n_dropped, n_val=len(val_rows),
                       n_val_truncated=val_truncated, n_val_dropped=val_dropped,
                       n_skipped=sum(map(len, train_skipped.values())),
@@ -287,6 +281,26 @@ def main(argv=None):
         for reason, lines in skipped.items():  # skipped, never silently
             print(f"skipped {len(lines)} lines of {path} ({reason}): lines {', '.join(map(str, lines[:10]))}"
                   + (" ..." if len(lines) > 10 else ""))
+    return train_rows, val_rows, val_convs, data_stats
+
+
+def main(argv=None):
+    cfg = runtime.parse_config(FinetuneConfig, "finetune", argv)
+    check_config(cfg)
+    runtime.set_deterministic(cfg.deterministic)
+    device = runtime.resolve_device(cfg.device)
+    autocast = runtime.training_autocast(device, cfg.dtype)
+    resume_ckpt = runtime.prepare_out_dir(cfg.out_dir, cfg, "finetune")
+    if resume_ckpt is not None and loop.already_complete(resume_ckpt, cfg.out_dir):
+        return resume_ckpt["results"]
+    if resume_ckpt is not None:
+        check_resumable(cfg, resume_ckpt)
+
+    model, tok, init_stage = load_start(cfg, resume_ckpt, device)
+    block_size = model.config.block_size
+    train_rows, val_rows, val_convs, data_stats = load_conversations(cfg, tok, block_size)
+    conversations_per_step = cfg.batch_size * cfg.grad_accum
+    max_iters = cfg.max_iters or math.ceil(cfg.epochs * len(train_rows) / conversations_per_step)
 
     # ---- which parameters learn ------------------------------------------------------------------------
     if cfg.train_params == "body":  # [CHEN]: the embedding space (input rows and output head) stays put
@@ -313,48 +327,41 @@ def main(argv=None):
     n_trainable = sum(p.numel() for p in trainable)
     print(f"finetuning {n_trainable / 1e6:.2f}M of {model.num_params() / 1e6:.2f}M parameters ({cfg.train_params}) "
           f"from {cfg.init_from} ({init_stage}) | {device} | {len(train_rows)} conversations, {max_iters} steps | "
-          f"{n_truncated} truncated, {n_dropped} dropped at block_size={block_size}"
+          f"{data_stats['n_truncated']} truncated, {data_stats['n_dropped']} dropped at block_size={block_size}"
           + (f" | resuming at step {start_step}" if start_step else ""))
+    steps = loop.Steps("finetune", cfg, start_step, max_iters, device, log, tokens=tokens_seen)
 
     def save(step, results=None):
-        runtime.save_checkpoint(cfg.out_dir, {
-            "stage": "finetune", "step": step, "max_iters": max_iters, "model": model.state_dict(),
-            "model_config": asdict(model.config), "optimizer": optimizer.state_dict(), "rng": runtime.rng_state(),
-            "config": asdict(cfg), "tokens": tokens_seen, "val_loss_init": val_loss_init, "init_from": cfg.init_from,
-            "init_stage": init_stage, "results": results})
+        steps.save(step, model.state_dict(), model.config, optimizer, max_iters=max_iters, tokens=steps.tokens,
+                   val_loss_init=val_loss_init, init_from=cfg.init_from, init_stage=init_stage, results=results,
+                   conversations_per_step=conversations_per_step)
 
-    val = lambda: assistant_loss(model, val_rows, micro_batch, tok.pad_id, device, autocast)  # noqa: E731
-    bar = tqdm(range(start_step, max_iters), initial=start_step, total=max_iters, disable=not cfg.progress,
-               desc="finetune", dynamic_ncols=True)
-    finite, last_checked = torch.ones((), dtype=torch.bool, device=device), start_step - 1
-    t0, tokens_timed = time.time(), 0
-    for step in bar:
+    val = lambda: assistant_loss(model, val_rows, cfg.batch_size, tok.pad_id, device, autocast)  # noqa: E731
+    for step in steps:
         # ---- val assistant loss and checkpoint of the model after `step` updates (step 0: the "before") ----
         if step == 0 or (cfg.eval_every and step % cfg.eval_every == 0):
             val_loss = val()
             val_loss_init = val_loss if step == 0 else val_loss_init
-            log.write(step=step, val_loss=val_loss)
-            if step > start_step:
+            steps.evaluated(step, val_loss=val_loss)
+            if step > start_step:  # (the step a run resumes at is on disk already)
                 save(step)
-            t0, tokens_timed = time.time(), 0  # the evaluation is not training time
 
         lr = common.lr_at(step, max_iters, cfg.lr, cfg.warmup_frac, cfg.min_lr_frac)
         for group in optimizer.param_groups:
             group["lr"] = lr
         train_model.train()
-        batch = [train_rows[i] for i in batch_indices(step, cfg.batch_size, len(train_rows), cfg.seed)]
-        micro_batches = [collate(batch[k:k + micro_batch], tok.pad_id, block_size)
-                         for k in range(0, len(batch), micro_batch)]
+        batch = [train_rows[i] for i in batch_indices(step, conversations_per_step, len(train_rows), cfg.seed)]
+        micro_batches = [collate(batch[k:k + cfg.batch_size], tok.pad_id, block_size)
+                         for k in range(0, len(batch), cfg.batch_size)]
         step_tokens = sum(int((x != tok.pad_id).sum()) for x, _ in micro_batches)  # padding not counted (on the CPU)
         targets = [int((y != -1).sum()) for _, y in micro_batches]  # assistant tokens per micro-batch
         assistant_tokens = sum(targets)
-        tokens_seen, tokens_timed = tokens_seen + step_tokens, tokens_timed + step_tokens
         loss = 0.0
         for (x, y), n_targets in zip(micro_batches, targets):
             with autocast:
                 _, micro_loss = train_model(x.to(device), y.to(device))  # mean over its assistant target tokens
             # weighted by its share of the step's assistant tokens, the micro-batches add up to the mean over
-            # all of them: the update of one batch of batch_size conversations
+            # all of them: the update of one batch of batch_size * grad_accum conversations
             micro_loss = micro_loss * (n_targets / assistant_tokens)
             micro_loss.backward()
             loss = loss + micro_loss.detach()
@@ -362,24 +369,13 @@ def main(argv=None):
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-        # a NaN or inf loss stops the run, checked at log steps and before every save (no wait for the GPU
-        # in between: see train.py)
-        finite &= torch.isfinite(loss)
-        log_step = step % cfg.log_every == 0 or step == max_iters - 1
-        if log_step or (cfg.eval_every and (step + 1) % cfg.eval_every == 0):
-            common.stop_unless_finite(finite, last_checked + 1, step, cfg.out_dir)
-            last_checked = step
-        if log_step:  # tok_per_s over the steps since the last log line
-            loss_value = loss.item()
-            tok_per_s, t0, tokens_timed = tokens_timed / (time.time() - t0), time.time(), 0
-            bar.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{tok_per_s:,.0f}")
-            log.write(step=step, loss=loss_value, lr=lr, tokens=tokens_seen, tok_per_s=tok_per_s,
-                      grad_norm=grad_norm.item(), assistant_tokens=assistant_tokens)
+        # ---- the NaN check, the clock and the log line (pipeline/loop.py): loss = the step's mean -----------
+        steps.done(step, loss, step_tokens, lr, grad_norm, assistant_tokens=assistant_tokens)
 
     # ---- the final evaluation, greedy answers to held-out prompts, the complete checkpoint ---------------
     val_loss = val()
     samples = greedy_answers(model, tok, val_convs, cfg.n_samples, cfg.max_new_tokens)
-    log.write(step=max_iters, val_loss=val_loss, samples=samples)
+    steps.evaluated(max_iters, val_loss=val_loss, samples=samples)
     results = {"val_loss": val_loss, "val_loss_init": val_loss_init, "samples": samples, **data_stats}
     save(max_iters, results)
     for s in samples:

@@ -44,9 +44,10 @@ def runs(lab, tok, r):
         ("adapt_keephead", "adapt.py", [f"--init_from={r}/train_standard", "--head=keep", *ADAPT]),
         ("finetune_all", "finetune.py", [f"--init_from={r}/adapt_expand", f"--data_dir={lab}", "--batch_size=4",
                                          *FINETUNE]),
-        # 4 conversations a step as 2 micro-batches of 2
+        # 4 conversations a step as 2 micro-batches of 2 (recorded before grad_accum meant the same in every
+        # stage as --batch_size=4 --grad_accum=2: then batch_size counted a step's conversations)
         ("finetune_accum", "finetune.py", [f"--init_from={r}/train_forgetting", f"--data_dir={lab}",
-                                           "--batch_size=4", "--grad_accum=2", *FINETUNE]),
+                                           "--batch_size=2", "--grad_accum=2", *FINETUNE]),
         ("finetune_body", "finetune.py", [f"--init_from={r}/train_standard", f"--data_dir={lab}", "--batch_size=4",
                                           "--train_params=body", *FINETUNE]),
         ("splice", "splice.py", [f"--body_from={r}/finetune_body", f"--embeddings_from={r}/adapt_keephead"]),

@@ -23,5 +23,5 @@ train = dict(
 adapt = dict(batch_size=8, grad_accum=4, eval_every=500, eval_bytes=262_144)
 finetune = dict(data_dir="out/wikipedia",  # instructions: data/instructions/prepare.py
                 eval_every=1000, val_conversations=1000,
-                grad_accum=2)  # the paper's 16 conversations a step, as micro-batches of adapt's size
+                batch_size=8, grad_accum=2)  # the paper's 16 conversations a step, in micro-batches of adapt's size
 evaluate = dict(data_dir="out/wikipedia", bpb_bytes=1_048_576, sim_bytes=65_536, mc_batch_size=16, gen_batch_size=16)

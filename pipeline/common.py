@@ -1,9 +1,10 @@
 """
-The pieces of the method the stages share: the learning-rate schedule, the NaN check of the training loops,
-token files, the batches every training loop draws, and bits per byte (documents.py reads the data folder's
-manifest and text). Nothing here trains anything: each stage's loop stays in its own file, where a reader
-can follow it top to bottom; a pretraining step reads train.py's loop, model.py's forward and this file.
-The plumbing (command line, devices, checkpoints, the log) is in runtime.py.
+The pieces of the method the stages share: the learning-rate schedule, token files, the batches every training
+loop draws, and bits per byte (documents.py reads the data folder's manifest and text). Nothing here trains
+anything: each stage's loop stays in its own file, where a reader can follow it top to bottom; a pretraining
+step reads train.py's loop, model.py's forward, this file and loop.py's Steps.done. The plumbing (command line, devices,
+checkpoints, the log) is in runtime.py, and what every training loop does around its step (the NaN check,
+the clock, the log line) in loop.py.
 """
 
 import hashlib
@@ -26,15 +27,6 @@ def lr_at(step, max_iters, lr, warmup_frac, min_lr_frac=0.1):
         return lr * (step + 1) / warmup
     progress = (step - warmup) / max(1, max_iters - warmup)
     return lr * (min_lr_frac + (1 - min_lr_frac) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
-
-
-def stop_unless_finite(finite, first_step, step, out_dir):
-    """Stop the run if `finite` (a bool tensor the loop and-ed with isfinite(loss) every step, kept on the
-    device so that no step waits for the GPU) went false somewhere in steps first_step..step. Called before
-    anything is saved, so the checkpoint on disk is the last good one."""
-    if not finite.item():
-        fail(f"the loss became NaN or inf at a step in {first_step}..{step}; stopped without saving, so "
-             f"{out_dir}/ckpt.pt still holds the last good checkpoint (lower lr or raise warmup_frac, then --resume)")
 
 
 # ---- data: token files, batches, bits per byte -----------------------------------------------------

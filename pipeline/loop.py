@@ -21,7 +21,7 @@ class TrainingOptions:
     """The options train.py, adapt.py and finetune.py share. Each stage's config inherits them and declares
     its own (out_dir, data, model, max_iters, batch_size, lr, eval_every, ...), which --help lists first."""
     # optimisation: AdamW, warm-up + cosine
-    grad_accum: int = 1  # micro-batches of batch_size per optimizer step, over all processes: a step = their mean
+    grad_accum: int = 1  # micro-batches of batch_size per optimizer step, over all processes (batch_size * grad_accum)
     min_lr_frac: float = 0.1  # the cosine ends at min_lr_frac * lr
     warmup_frac: float = 0.1  # linear warm-up over this fraction of the steps
     weight_decay: float = 0.0  # AdamW weight decay on the learned matrices, never on vectors ([AFA]: 0)

@@ -224,9 +224,6 @@ def test_a_batch_of_zero_is_refused_up_front(pretrained_dir, lab_dir, tmp_path):
     with pytest.raises(SystemExit, match="--batch_size must be > 0, got 0"):
         run(pretrained_dir, lab_dir, tmp_path / "out", "--batch_size=0")
     assert not os.path.exists(tmp_path / "out")
-    with pytest.raises(SystemExit, match="batch_size=8 must be a multiple of grad_accum=3"):
-        run(pretrained_dir, lab_dir, tmp_path / "out", "--grad_accum=3")
-    assert not os.path.exists(tmp_path / "out")
     with pytest.raises(SystemExit, match="float16 is for evaluation only"):  # no loss scaling: refused, not underflowed
         run(pretrained_dir, lab_dir, tmp_path / "out", "--dtype=float16")
     assert not os.path.exists(tmp_path / "out")
@@ -234,13 +231,43 @@ def test_a_batch_of_zero_is_refused_up_front(pretrained_dir, lab_dir, tmp_path):
 
 def test_grad_accum_gives_the_update_of_the_whole_batch(pretrained_dir, lab_dir, tmp_path):
     """8 conversations a step as 4 micro-batches of 2 (each padded to its own longest row) update the
-    weights as one batch of 8 does: each micro-batch's mean loss is weighted by its assistant tokens."""
+    weights as one batch of 8 does: each micro-batch's mean loss is weighted by its assistant tokens. Fails
+    if the micro-batches' losses are averaged unweighted, or if a step takes batch_size conversations only."""
     models = {}
-    for accum in (1, 4):
+    for batch_size, accum in ((8, 1), (2, 4)):
         run(pretrained_dir, lab_dir, tmp_path / f"accum{accum}", "--max_iters=3", "--eval_every=0", "--n_samples=0",
-            "--lr=1e-3", f"--grad_accum={accum}")
+            "--lr=1e-3", f"--batch_size={batch_size}", f"--grad_accum={accum}")
         models[accum] = runtime.load_checkpoint(str(tmp_path / f"accum{accum}"))["model"]
     before = runtime.load_checkpoint(str(pretrained_dir))["model"]
     moved = max((models[1][k].float() - before[k].float()).abs().max().item() for k in before)
     diff = max((models[1][k].float() - models[4][k].float()).abs().max().item() for k in before)
     assert moved > 1e-3 and diff < 1e-5, (moved, diff)
+    tokens = [[r["tokens"] for r in runs.read_log(str(tmp_path / f"accum{a}")) if "loss" in r] for a in (1, 4)]
+    assert tokens[0] == tokens[1]  # the same conversations a step
+
+
+def test_a_run_saved_when_batch_size_counted_a_steps_conversations_is_not_resumed(pretrained_dir, lab_dir, tmp_path,
+                                                                                   monkeypatch):
+    """finetune.py's grad_accum once split batch_size into micro-batches; it now counts micro-batches of
+    batch_size, as in train.py and adapt.py. A checkpoint of the old meaning (no conversations_per_step) with
+    grad_accum > 1 would resume with the same options onto twice the batch: refused, saying why. With
+    grad_accum = 1 the two meanings are one, and it resumes."""
+    args = ["--max_iters=4", "--eval_every=2", "--n_samples=0"]
+    for accum, refused in ((2, True), (1, False)):
+        out = tmp_path / f"old{accum}"
+        save = runtime.save_checkpoint
+
+        def save_as_old_code_did(out_dir, ckpt):
+            save(out_dir, {k: v for k, v in ckpt.items() if k != "conversations_per_step"})
+            raise KeyboardInterrupt  # stop at the first checkpoint, as a crash would
+
+        monkeypatch.setattr(runtime, "save_checkpoint", save_as_old_code_did)
+        with pytest.raises(KeyboardInterrupt):
+            run(pretrained_dir, lab_dir, out, *args, "--batch_size=4", f"--grad_accum={accum}")
+        monkeypatch.setattr(runtime, "save_checkpoint", save)
+        if refused:
+            with pytest.raises(SystemExit, match=r"older finetune.py.*--batch_size=2 --grad_accum=2 is the old"):
+                run(pretrained_dir, lab_dir, out, *args, "--batch_size=4", f"--grad_accum={accum}", "--resume")
+        else:
+            run(pretrained_dir, lab_dir, out, *args, "--batch_size=4", "--resume")
+            assert runtime.load_checkpoint(str(out))["conversations_per_step"] == 4
