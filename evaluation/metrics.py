@@ -34,7 +34,8 @@ import string
 import unicodedata
 
 from sacrebleu.metrics import BLEU, CHRF
-from sacrebleu.tokenizers import tokenizer_spm
+
+from pipeline.documents import flores200_spm
 
 ARTICLES = {  # MLQA's, matched after punctuation is gone
     "en": re.compile(r"\b(a|an|the)\b"),
@@ -46,7 +47,6 @@ ARTICLES = {  # MLQA's, matched after punctuation is gone
 MIXED_SEGMENTATION = {"zh"}
 CJK = re.compile(r"([\u4e00-\u9fa5])")
 PREPARE_FLORES = "python data/benchmarks/prepare.py --tasks flores"
-FLORES200_SPM_URL = tokenizer_spm.SPM_MODELS["flores200"]["url"]  # sacrebleu's own address for it
 
 
 def normalize(text, lang=None, drop_articles=True):
@@ -140,15 +140,10 @@ def corpus_chrf(predictions, answers_per_example):
     return CHRF().corpus_score(list(predictions), _reference_streams(answers_per_example)).score / 100
 
 
-def flores200_spm_path():
-    """Where sacrebleu looks for the FLORES-200 sentencepiece model ($SACREBLEU, default ~/.sacrebleu)."""
-    return os.path.join(tokenizer_spm.SACREBLEU_DIR, "models", os.path.basename(FLORES200_SPM_URL))
-
-
 def spbleu_metric():
     """sacrebleu's BLEU with tokenize="flores200", or a stop naming what is missing. The model must be
     cached already (sacrebleu would otherwise download it); call this before a long run to fail early."""
-    path = flores200_spm_path()
+    path = flores200_spm()[1]
     if not os.path.exists(path):
         raise SystemExit(f"error: spBLEU needs the FLORES-200 sentencepiece model at {path}; "
                          f"fetch it once with: {PREPARE_FLORES}")

@@ -7,7 +7,6 @@ checkpoints, the log) is in runtime.py, and what every training loop does around
 the clock, the log line) in loop.py.
 """
 
-import hashlib
 import itertools
 import math
 import os
@@ -36,7 +35,7 @@ def token_file(tok, txt_path, max_tokens=None):
     (`<txt>.<tokenizer hash>.bin`): every document is preceded by <|endoftext|>."""
     if not os.path.isfile(txt_path):
         fail(f"text file {txt_path} not found")
-    bin_path = f"{txt_path}.{tokenizer_fingerprint(tok)}.bin"
+    bin_path = f"{txt_path}.{tok.fingerprint()}.bin"
     if not os.path.exists(bin_path):
         n_docs = 0
         docs = documents.read_documents(txt_path)
@@ -113,11 +112,3 @@ def bits_per_byte(model, tokens, token_bytes, block_size, batch_size, device, au
     nats, n_bytes, n_tokens = totals.tolist()  # the one wait for the device
     return nats / math.log(2) / n_bytes, nats / n_tokens
 
-
-def tokenizer_fingerprint(tok):
-    """A short hash of a vocabulary: token files made with another vocabulary are never mixed up."""
-    h = hashlib.sha256()
-    for i in range(tok.n_vocab):
-        b = tok.token_bytes(i)
-        h.update(len(b).to_bytes(4, "little") + b)
-    return h.hexdigest()[:12]

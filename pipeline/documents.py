@@ -6,6 +6,7 @@ read_documents streams a file a chunk at a time, so a corpus larger than memory 
 training, token files); sample_documents takes an even, seeded sample of a file instead (tokenizer.py
 --max_bytes); stats_table measures how much text a token covers under several vocabularies (tokenizer.py
 stats, adapt.py). Every script writes its files through atomic_open and reports bad input through fail.
+flores200_spm says where spBLEU's sentencepiece model lives, for the script that fetches it and the metric.
 """
 import contextlib
 import itertools
@@ -176,6 +177,16 @@ def corpus_documents(paths, max_bytes=None, seed=0):
             yield from read_documents(path)
         else:
             yield from sample_documents(path, max_bytes // len(paths), seed)
+
+
+def flores200_spm():
+    """spBLEU's FLORES-200 sentencepiece model: (sacrebleu's own address for it, the path where sacrebleu looks
+    for it: $SACREBLEU, default ~/.sacrebleu). data/benchmarks/prepare.py --tasks flores fetches it there, once;
+    evaluation/metrics.py scores with it and never lets sacrebleu download it at scoring time."""
+    from sacrebleu.tokenizers import tokenizer_spm  # only FLORES needs it
+
+    url = tokenizer_spm.SPM_MODELS["flores200"]["url"]
+    return url, os.path.join(tokenizer_spm.SACREBLEU_DIR, "models", os.path.basename(url))
 
 
 # ----------------------------------------------------------------------------------------------

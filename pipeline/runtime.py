@@ -24,7 +24,7 @@ import torch
 
 from model import GPT, GPTConfig
 from pipeline.documents import atomic_open, fail  # noqa: F401 (the stages call them as runtime.*)
-from tokenizer import Tokenizer
+from pipeline.vocabulary import Tokenizer
 
 STAGES = ("train", "adapt", "finetune", "splice", "evaluate")
 # the stages whose models have learned the chat format: prompted in ChatML by default

@@ -1,7 +1,6 @@
 """Tests for pipeline/documents.py: documents streamed from text files and even, seeded samples of them."""
 import os
 import random
-import subprocess
 import sys
 from collections import Counter
 
@@ -11,26 +10,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from conftest import corpus  # noqa: E402
 from pipeline import documents as D  # noqa: E402
-
-# data preparation reads text with pipeline/documents.py; what it imports must stay free of torch and the model
-TORCH_FREE = ["pipeline/documents.py", "pipeline/chat.py", "tokenizer.py", "data/lab/prepare.py",
-              "data/wikipedia/prepare.py", "data/instructions/prepare.py", "data/benchmarks/prepare.py"]
-
-
-def test_data_preparation_never_imports_the_model():
-    """Imports run one way: loading each file (its main not run) in a fresh interpreter loads
-    neither torch nor model.py."""
-    code = ("import importlib.util, sys\n"
-            "sys.path.insert(0, sys.argv[1])\n"
-            "for path in sys.argv[2:]:\n"
-            "    spec = importlib.util.spec_from_file_location('under_test', path)\n"
-            "    spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
-            "    loaded = {'torch', 'model'} & set(sys.modules)\n"
-            "    if loaded:\n"
-            "        sys.exit(f'{path} loads {sorted(loaded)}')\n")
-    done = subprocess.run([sys.executable, "-c", code, ROOT, *(os.path.join(ROOT, p) for p in TORCH_FREE)],
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
 
 
 def whole_file_documents(path):

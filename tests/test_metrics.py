@@ -5,8 +5,10 @@ import io
 
 import pytest
 from sacrebleu.metrics import BLEU
+from sacrebleu.tokenizers import tokenizer_spm
 
 from evaluation import metrics
+from pipeline.documents import flores200_spm
 
 
 def test_squad_normalisation_f1_and_exact():
@@ -129,7 +131,7 @@ def test_score_generations_gives_every_metric_in_unit_range():
 
 
 def test_spbleu_refuses_to_download_its_model(monkeypatch, tmp_path):
-    monkeypatch.setattr(metrics.tokenizer_spm, "SACREBLEU_DIR", str(tmp_path))
+    monkeypatch.setattr(tokenizer_spm, "SACREBLEU_DIR", str(tmp_path))
     with pytest.raises(SystemExit, match="python data/benchmarks/prepare.py --tasks flores"):
         metrics.corpus_spbleu(["a b"], [["a b"]])
     with pytest.raises(SystemExit, match="FLORES-200 sentencepiece model"):
@@ -141,14 +143,14 @@ def test_spbleu_refuses_to_download_its_model(monkeypatch, tmp_path):
 
 def test_spbleu_is_bleu_over_the_cached_sentencepiece_pieces(monkeypatch, tmp_path):
     spm = pytest.importorskip("sentencepiece")
-    monkeypatch.setattr(metrics.tokenizer_spm, "SACREBLEU_DIR", str(tmp_path))
-    monkeypatch.setattr(metrics.tokenizer_spm, "download_file",
+    monkeypatch.setattr(tokenizer_spm, "SACREBLEU_DIR", str(tmp_path))
+    monkeypatch.setattr(tokenizer_spm, "download_file",
                         lambda *a, **k: pytest.fail("sacrebleu tried to download"))
     model = io.BytesIO()  # a tiny model trained here stands in for FLORES-200's
     texts = ["the cat sat on the mat", "a dog ran in the park", "le chat est sur le tapis", "猫在垫子上"] * 30
     spm.SentencePieceTrainer.train(sentence_iterator=iter(texts), model_writer=model, vocab_size=60,
                                    character_coverage=1.0, hard_vocab_limit=False)
-    path = metrics.flores200_spm_path()
+    path = flores200_spm()[1]
     (tmp_path / "models").mkdir()
     open(path, "wb").write(model.getvalue())
     pieces = spm.SentencePieceProcessor(model_proto=model.getvalue())

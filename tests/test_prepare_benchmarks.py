@@ -9,10 +9,11 @@ import tarfile
 import zipfile
 
 import pytest
+from sacrebleu.tokenizers import tokenizer_spm
 from test_prepare_real import benchmarks
 
 from conftest import HF, tree
-from evaluation import metrics
+from pipeline.documents import flores200_spm
 
 
 def zip_bytes(members):
@@ -96,14 +97,14 @@ def benchmark_web(web):
     f[benchmarks.FLORES_URL] = tar_bytes({f"flores200_dataset/{split}/{code}.{split}": lines(f"{code}-{split}")
                                           for code in ("eng_Latn", "zho_Hans", "fra_Latn")
                                           for split in ("dev", "devtest")})
-    f[metrics.FLORES200_SPM_URL] = b"a sentencepiece model"
+    f[flores200_spm()[0]] = b"a sentencepiece model"
 
 
 @pytest.fixture
 def sacrebleu_dir(monkeypatch, tmp_path):
     """sacrebleu's folder ($SACREBLEU) in the test's own tmp_path: the real ~/.sacrebleu is never touched."""
     folder = str(tmp_path / "sacrebleu")
-    monkeypatch.setattr(metrics.tokenizer_spm, "SACREBLEU_DIR", folder)
+    monkeypatch.setattr(tokenizer_spm, "SACREBLEU_DIR", folder)
     return folder
 
 
@@ -169,7 +170,7 @@ def test_benchmarks_end_to_end(web, sacrebleu_dir, tmp_path, capsys):
             and fl["prompt"].endswith("English phrase: eng_Latn-devtest sentence 2\nChinese phrase:"))
     assert fl["answers"] == ["zho_Hans-devtest sentence 2"] and ("flores", "en") not in data
     # the spBLEU model is cached where sacrebleu (and metrics.corpus_spbleu) look for it
-    spm_model = metrics.flores200_spm_path()
+    spm_model = flores200_spm()[1]
     assert spm_model.startswith(sacrebleu_dir) and open(spm_model, "rb").read() == b"a sentencepiece model"
 
 

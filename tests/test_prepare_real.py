@@ -149,7 +149,7 @@ def test_streamed_token_file_is_exactly_common_token_file(tok, tmp_path):
     for p in (ours, theirs):
         p.parent.mkdir()
         p.write_bytes(text.encode("utf-8"))
-    bin_path = f"{ours}.{common.tokenizer_fingerprint(tok)}.bin"
+    bin_path = f"{ours}.{tok.fingerprint()}.bin"
     n = wiki.tokenize_text_file(tok, str(ours), bin_path, batch_bytes=8)  # several batches
     expected = np.asarray(common.token_file(tok, str(theirs)))
     assert n == len(expected) and open(bin_path, "rb").read() == expected.tobytes()

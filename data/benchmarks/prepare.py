@@ -44,7 +44,7 @@ from data.shared import (  # noqa: E402
     update_manifest,
     write_jsonl,
 )
-from evaluation.metrics import FLORES200_SPM_URL, flores200_spm_path  # noqa: E402
+from pipeline.documents import flores200_spm  # noqa: E402
 
 # lm-evaluation-harness's per-language words
 XCOPA_CONNECTORS = {"et": ("sest", "seetõttu"), "ht": ("poukisa", "donk sa"), "it": ("perché", "quindi"),
@@ -371,10 +371,10 @@ def flores(raw, langs, shots=4):
     """English -> X, 4-shot like the paper, in the harness's GPT-3 translation prompt; the shots are the
     first sentences of the dev split, the examples the devtest split."""
     path = get(raw, FLORES_URL, "flores200_dataset.tar.gz")
-    spm_model = flores200_spm_path()
+    spm_url, spm_model = flores200_spm()
     if not os.path.exists(spm_model):  # sacrebleu would download it at scoring time; we do it here, once
         try:
-            fetch(FLORES200_SPM_URL, spm_model, desc="FLORES-200 sentencepiece model (spBLEU)")
+            fetch(spm_url, spm_model, desc="FLORES-200 sentencepiece model (spBLEU)")
         except OSError as e:
             fail(f"could not write {spm_model} ({e}); set $SACREBLEU to a writable folder for sacrebleu's files")
     codes = {lang: FLORES_CODES[lang] for lang in langs if lang != "en"}

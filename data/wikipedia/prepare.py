@@ -46,6 +46,7 @@ from data.shared import (  # noqa: E402
     update_manifest,
 )
 from pipeline.documents import read_documents  # noqa: E402
+from pipeline.vocabulary import Tokenizer  # noqa: E402
 
 DATASET = "wikimedia/wikipedia"
 # the dataset repo's commit (its 20231101 snapshot); pinned so that a rerun reads the same shards. Verified
@@ -153,11 +154,8 @@ def tokenize_text_file(tok, txt_path, bin_path, batch_bytes=1 << 23):
 
 
 def tokenize_languages(out, codes, tokenizer_path):
-    from pipeline import common  # torch comes with it: only needed here
-    from tokenizer import Tokenizer
-
     tok = Tokenizer.load(tokenizer_path)
-    fingerprint = common.tokenizer_fingerprint(tok)
+    fingerprint = tok.fingerprint()
     for code in codes:
         for split in ("train", "val"):
             txt = os.path.join(out, "text", code, f"{split}.txt")
