@@ -1,11 +1,14 @@
 """Imports run one way, on every code path (an import inside a function counts as much as one at the top):
 the helpers in pipeline/ and evaluation/ import no top-level script; data preparation reaches neither torch,
-the model nor evaluation/."""
+the model nor evaluation/; and requirements.txt is exactly what `bash run.sh` imports, the tests and export.py
+adding only what requirements-dev.txt lists."""
 
 import ast
 import glob
+import importlib.metadata
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 
@@ -104,3 +107,43 @@ def test_data_preparation_never_reaches_torch_the_model_or_evaluation():
                           timeout=120)
     assert done.returncode == 0, done.stderr
 
+
+def requirement_names(path):
+    """The distribution names a requirements file lists (normalised), following its `-r` lines."""
+    names = set()
+    for line in open(path, encoding="utf-8"):
+        line = line.split("#")[0].strip()
+        if line.startswith("-r"):
+            names |= requirement_names(os.path.join(os.path.dirname(path), line[2:].strip()))
+        elif line:
+            names.add(normalised(re.match(r"[A-Za-z0-9._-]+", line).group()))
+    return names
+
+
+def normalised(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def distributions(modules):
+    """{module: its installed distribution's normalised name}; a module no installed distribution provides is
+    named as itself (and then fails the comparison, which is what should happen)."""
+    provided = importlib.metadata.packages_distributions()
+    return {m: normalised(provided.get(m, [m])[0]) for m in modules}
+
+
+def test_requirements_are_what_run_sh_imports():
+    """requirements.txt lists exactly the packages the scripts run.sh calls import (nothing only the tests or the
+    export need); requirements-dev.txt adds what tests/ and export.py import, but for the optional packages of
+    real data and lm-evaluation-harness (requirements-data.txt, requirements-eval.txt), whose tests skip without
+    them. Fails if pytest or transformers goes back into requirements.txt, or a stage starts importing a package
+    no file lists."""
+    run_sh = open(os.path.join(ROOT, "run.sh"), encoding="utf-8").read()
+    stages = sorted({os.path.join(ROOT, s) for s in re.findall(r"\$PY ([\w/]+\.py)", run_sh)})
+    assert {"train", "adapt", "finetune", "evaluate", "report"} <= {os.path.basename(s)[:-3] for s in stages}
+    needed = set(distributions(reached(stages)[1]).values())
+    assert requirement_names(os.path.join(ROOT, "requirements.txt")) == needed
+    extra = glob.glob(os.path.join(ROOT, "tests", "*.py")) + [os.path.join(ROOT, "export.py")]
+    listed = set().union(*(requirement_names(os.path.join(ROOT, f"requirements-{kind}.txt"))
+                           for kind in ("dev", "data", "eval")))
+    missing = {m: d for m, d in distributions(reached(extra)[1]).items() if d not in listed}
+    assert not missing, missing
