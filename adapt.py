@@ -121,6 +121,9 @@ def merged_state_dict(model):
 
 def start_rows(model, base_tok, tok, mode, emb_init, head, seed):
     """The surgery before adapting: grow the model to tok's vocabulary and start the rows that will learn."""
+    for key, value in (("mode", mode), ("emb_init", emb_init), ("head", head)):
+        if value not in CHOICES[key]:  # e.g. a head="old" would silently mean keep
+            raise ValueError(f"{key} must be one of {', '.join(CHOICES[key])}, not {value!r}")
     # not `seed` itself: train.py drew the pretraining init from it, and a "fresh" row must not be that one again
     generator = torch.Generator().manual_seed(seed + ROW_SEED_OFFSET)
     if tok.n_vocab > base_tok.n_vocab:

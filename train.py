@@ -1,8 +1,8 @@
 """
 Stage 1: pretraining, with active forgetting when --forget_every K > 0 (docs/method.md, "Pretraining").
 
-    python train.py config/lab.py                         # standard pretraining on the lab
-    python train.py config/lab.py --forget_every=100      # active forgetting: new embeddings every 100 steps
+    python train.py config/lab.py --forget_every=0        # standard pretraining on the lab
+    python train.py config/lab.py                         # active forgetting: config/lab.py resets every 100 steps
     torchrun --standalone --nproc_per_node=8 train.py config/paper_400m.py
 
 The whole method is the block marked "active forgetting" in the loop below: every K steps the token

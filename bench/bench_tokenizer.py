@@ -1,5 +1,5 @@
 """
-Speed of vocabulary extension (issue 3): tokenizer.extend() against rustbpe training the same number of
+Speed of vocabulary extension: tokenizer.extend() against rustbpe training the same number of
 merges from scratch on the same text, encode throughput with the extended vocabulary, and the
 bytes-per-token table of the lab languages before and after extension.
 
@@ -11,7 +11,7 @@ The base vocabulary is trained on the lab's pretraining languages, extension and
 adapting languages. Wall seconds and process CPU seconds are both reported: rustbpe splits text on all
 cores, extend() runs on one. Without data/lab/prepare.py a synthetic multi-script text is used.
 
-Memory at Wikipedia scale (paper-scale issue), each mode on its own, peak RSS from the kernel:
+Memory at Wikipedia scale, each mode on its own, peak RSS from the kernel:
 
     python bench/bench_tokenizer.py --extend_pieces 1000000     # extend() over ~1M unique pieces
     python bench/bench_tokenizer.py --train_mb 1000 [--max_bytes 200000000]

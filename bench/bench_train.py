@@ -1,5 +1,5 @@
 """
-Speed and memory of pretraining (issue 4): tokens/s of a training step, the cost of active forgetting,
+Speed and memory of pretraining: tokens/s of a training step, the cost of active forgetting,
 and the peak memory of a real lab run.
 
     python bench/bench_train.py                  # CPU: the lab model and a ~10M-parameter model

@@ -1,5 +1,5 @@
 """
-Parameters, memory and disk of every training config (issue 9), computed from the configs themselves:
+Parameters, memory and disk of every training config, computed from the configs themselves:
 
     python bench/paper_sizes.py              # a markdown table for the README
 

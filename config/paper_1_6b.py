@@ -9,7 +9,7 @@ compile = "auto"
 train = dict(
     out_dir="out/paper_1_6b",
     data_dir="out/wikipedia",
-    tokenizer="out/tokenizer/wikipedia.tiktoken",  # python tokenizer.py train --vocab_size 32000 ...
+    tokenizer="out/tokenizer/gpu_small.tiktoken",  # the README's 32,000-token real-data vocabulary (step 2)
     n_layer=27, n_embd=2048, n_head=16, n_kv_head=4, block_size=4096,
     batch_size=4, grad_accum=32,
     max_iters=150000, lr=1e-4, warmup_frac=0.1, min_lr_frac=0.1, weight_decay=0.0,

@@ -63,7 +63,7 @@ def test_expand_learns_only_new_rows_and_their_head_rows(expanded, pretrained_di
         assert torch.equal(after[name][:n_old], before[name][:n_old])
     # the start the run had: the same surgery, undone by nothing
     start = runtime.load_model(pretrained_dir)[0]
-    adapt.start_rows(start, base_tok, tok, "expand", "mean", "old", ckpt["config"]["seed"])
+    adapt.start_rows(start, base_tok, tok, "expand", "mean", "keep", ckpt["config"]["seed"])
     changed_emb = (after["wte.weight"][n_old:n_new] != start.wte.weight[n_old:n_new]).any(1)
     changed_head = (after["lm_head.weight"][n_old:n_new] != start.lm_head.weight[n_old:n_new]).any(1)
     assert changed_head.all()  # every new head row gets a gradient from the softmax
@@ -115,6 +115,15 @@ def test_a_fresh_head_learns_every_row_and_still_freezes_body_and_old_embeddings
     adapt.start_rows(keep, base_tok, tok, "expand", "random", "keep", 1337)
     assert torch.equal(keep.lm_head.weight[:n_old], before["lm_head.weight"][:n_old])
     assert (fresh.lm_head.weight[:n_old] != before["lm_head.weight"][:n_old]).any(1).all()
+
+
+def test_start_rows_refuses_a_recipe_it_does_not_know(pretrained_dir):
+    """Only the command line's choices: a head of "old" once meant keep by accident, since only "fresh" was tested
+    for. Fails if start_rows stops checking its arguments against adapt.CHOICES."""
+    model, tok, _ = runtime.load_model(pretrained_dir)
+    for recipe in (("expand", "mean", "old"), ("expand", "zero", "keep"), ("grow", "mean", "keep")):
+        with pytest.raises(ValueError, match="must be one of"):
+            adapt.start_rows(model, tok, tok, *recipe, 1337)
 
 
 def test_relearn_changes_every_embedding_and_head_row_and_nothing_else(pretrained_dir, lab_dir, tmp_path):
