@@ -202,10 +202,12 @@ class GPT(nn.Module):
         return n - self.wte.weight.numel() if non_embedding else n
 
     def flops_per_token(self):
-        """Training FLOPs per token: 6 per weight used in a matmul (forward + backward; the embedding is a
-        lookup, not a matmul) plus the attention scores and values over a full block."""
+        """Training FLOPs per token of a full block: 6 per weight of a matmul (2 forward, 4 backward; the
+        embedding is a lookup and the norms are elementwise, neither a matmul) plus the attention's scores and
+        values, 12 * n_embd * block_size per layer (the half the causal mask skips included, as PaLM's MFU counts)."""
         c = self.config
-        return 6 * self.num_params(non_embedding=True) + 12 * c.n_layer * c.n_embd * c.block_size
+        matmul_weights = sum(p.numel() for p in self.parameters() if p.dim() == 2) - self.wte.weight.numel()
+        return 6 * matmul_weights + 12 * c.n_layer * c.n_embd * c.block_size
 
 
 def _normal_(tensor, std, generator=None):

@@ -192,6 +192,20 @@ def test_results_group_means_and_tables(results):
     assert details["Bytes"]["self_sim_occurrences"] == details["BPE"]["self_sim_occurrences"]
 
 
+def test_min_count_reaches_self_similarity(mini_lab, two_models, tmp_path, capsys):
+    """--min_count is the number of occurrences a word needs to count in self-similarity (the threshold itself:
+    tests/test_selfsim.py): above every word's count no word is left, with a warning and no score. Fails if
+    evaluate.py ignores --min_count."""
+    def words(min_count):
+        out = evaluate.main([f"--models=A={two_models['Bytes']}", f"--data_dir={mini_lab}", "--benchmarks=false",
+                             "--bpb=false", "--langs=en", f"--min_count={min_count}",
+                             f"--out={tmp_path / f'{min_count}.json'}", *FAST])
+        return out["details"]["A"]["self_sim_words"]["en"], out["metrics"]
+    (some, metrics), (none, no_metrics) = words(2), words(10**6)
+    assert some > 0 and "self_sim" in metrics and none == 0 and "self_sim" not in no_metrics
+    assert "no word occurs 1000000 times" in capsys.readouterr().err
+
+
 def test_item_record_counts_the_scored_examples_only():
     examples = [{"choices": ["a", "b"], "label": 1}, {"choices": ["a", "b", "c"], "label": 1},
                 {"choices": ["a", "b"], "label": 0}, {"contexts": ["x", "y"], "continuation": "z", "label": 1}]

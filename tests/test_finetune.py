@@ -271,3 +271,12 @@ def test_a_run_saved_when_batch_size_counted_a_steps_conversations_is_not_resume
         else:
             run(pretrained_dir, lab_dir, out, *args, "--batch_size=4", "--resume")
             assert runtime.load_checkpoint(str(out))["conversations_per_step"] == 4
+
+
+def test_adam_betas_reach_the_optimizer(pretrained_dir, lab_dir, tmp_path):
+    """Fails if finetune.py builds AdamW without betas=(beta1, beta2)."""
+    run(pretrained_dir, lab_dir, tmp_path, "--max_iters=1", "--eval_every=0", "--n_samples=0", "--beta1=0.5",
+        "--beta2=0.6")
+    groups = runtime.load_checkpoint(str(tmp_path))["optimizer"]["param_groups"]
+    assert {tuple(g["betas"]) for g in groups} == {(0.5, 0.6)}
+

@@ -3,6 +3,8 @@ the KV cache and padding are tests/test_inference.py's."""
 
 import pytest
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
 
 from model import GPT, GPTConfig
 
@@ -26,13 +28,18 @@ def test_future_tokens_never_change_past_logits():
 
 
 def test_padding_rows_take_no_probability_mass():
+    """The head has a multiple of 64 rows (for speed); the rows past vocab_size are no token, so whatever they hold
+    changes neither the logits nor the loss. Fails if forward computes the loss over the padded logits (or returns
+    them)."""
     model = tiny(vocab_size=300)
     assert model.config.padded_vocab_size == 320 and model.lm_head.weight.shape[0] == 320
-    logits, loss = model(torch.randint(0, 300, (1, 8)), torch.randint(0, 300, (1, 8)))
-    assert logits.shape[-1] == 300
-    # the loss is a proper cross-entropy over the 300 real tokens only
-    log_probs = torch.log_softmax(logits.float(), -1)
-    assert torch.allclose(log_probs.exp().sum(-1), torch.ones(1, 8))
+    idx, targets = torch.randint(0, 300, (1, 8)), torch.randint(0, 300, (1, 8))
+    logits, loss = model(idx, targets)
+    with torch.no_grad():
+        model.lm_head.weight[300:] = torch.randn(20, 64) * 10  # large logits, if they counted
+    again, loss_again = model(idx, targets)
+    assert logits.shape[-1] == 300 and torch.equal(again, logits) and torch.equal(loss_again, loss)
+    assert torch.equal(model.token_nll(idx, targets).mean(), loss)
 
 
 def test_loss_mask_and_ignored_targets():
@@ -76,6 +83,19 @@ def test_expand_vocab_keeps_old_rows_and_old_token_logits():
 def test_counts():
     model = tiny()
     assert model.num_params() - model.num_params(non_embedding=True) == 320 * 64
-    assert model.flops_per_token() > 6 * model.num_params(non_embedding=True)
+
+
+@pytest.mark.parametrize("n_kv_head", [4, 2])
+def test_flops_per_token_is_what_a_training_step_computes(n_kv_head):
+    """flops_per_token (train.py's MFU) against torch's FLOP counter over the forward and backward pass of full
+    blocks, attention by its math kernel (whose matmuls the counter sees), grouped-query attention too. Fails if
+    flops_per_token drops the attention term, counts the embedding lookup or the norms as matmuls, or forgets the
+    backward pass."""
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=300, block_size=32, n_layer=2, n_head=4, n_kv_head=n_kv_head, n_embd=64))
+    idx = torch.randint(0, 300, (2, 32))
+    with FlopCounterMode(display=False) as counter, sdpa_kernel(SDPBackend.MATH):
+        model(idx, idx)[1].backward()
+    assert counter.get_total_flops() == model.flops_per_token() * idx.numel()
 
 

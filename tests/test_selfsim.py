@@ -73,6 +73,17 @@ def test_words_do_not_depend_on_the_tokenizer():
     assert cut["texts"][0] == "the cat see" and cut["words"] == ["cat", "dog", "the"] and len(cut["word_ids"][0]) == 2
 
 
+def test_a_word_counts_from_min_count_occurrences_on():
+    """the: 5 occurrences, cat: 3, dog: 2, the rest 1. Fails if the threshold is off by one or ignored."""
+    docs = ["the cat sees the dog. the cat runs", "the dog eats. the cat"]
+    readers = [(byte_tokenizer(), 64, byte_tokenizer().token_byte_lengths())]
+    for min_count, words in ((1, ["cat", "dog", "eats", "runs", "sees", "the"]), (3, ["cat", "the"]), (6, [])):
+        sample = selfsim.self_sim_sample(docs, readers, 10_000, True, min_count)
+        assert sample["words"] == words, min_count
+        ids = [i for per_doc in sample["word_ids"] for i in per_doc.tolist()]
+        assert len(ids) == 13 and sum(i >= 0 for i in ids) == sum(docs[0].count(w) + docs[1].count(w) for w in words)
+
+
 @pytest.mark.parametrize("vocab", ["bytes", "bpe"])
 def test_language_self_sim_uses_the_last_token_of_each_word(vocab):
     docs = ["the cat sees the dog. the cat runs", "the dog eats. the cat"]

@@ -1,6 +1,8 @@
 """train.py: the resets happen where they should and touch only the embeddings, resume is exact (also
 after kill -9 and across a reset), the loss falls, and bad input stops with a clear message."""
 
+import dataclasses
+import importlib
 import json
 import os
 import signal
@@ -137,6 +139,22 @@ def test_bad_config_keys_and_values_are_named(tmp_path):
     assert "--forget_every=0" in help_text and "reset the token embeddings every K steps" in help_text
 
 
+@pytest.mark.parametrize("stage", ["train", "adapt", "finetune", "splice", "evaluate"])
+def test_help_describes_every_option(stage, capsys):
+    """Every stage's --help lists each option with its default and the comment written beside its field. Fails if
+    a field is added without its comment, or a field's comment stops reaching --help (runtime._field_comments reads
+    the config class's source: a field declared elsewhere, e.g. in a shared base class, would lose it)."""
+    module = importlib.import_module(stage)
+    config_class = next(v for v in vars(module).values() if dataclasses.is_dataclass(v) and v.__module__ == stage)
+    with pytest.raises(SystemExit) as done:
+        module.main(["--help"])
+    assert done.value.code == 0
+    options = [line.split(None, 1) for line in capsys.readouterr().out.splitlines() if line.startswith("  --")]
+    assert [o[0].split("=")[0] for o in options] == [f"--{f.name}" for f in dataclasses.fields(config_class)]
+    undescribed = [o[0] for o in options if len(o) < 2]
+    assert not undescribed, undescribed
+
+
 def test_refuses_to_clobber_a_run_and_to_resume_with_another_config(pretrained_dir, lab_dir, tokenizer_path):
     with pytest.raises(SystemExit, match="--resume.*--overwrite"):
         pretrain(lab_dir, tokenizer_path, pretrained_dir, "--max_iters=40", "--eval_every=20")
@@ -271,9 +289,17 @@ def test_checkpoints_are_zip_files_read_memory_mapped(pretrained_dir, monkeypatc
     assert calls[0]["mmap"] is True and ckpt["model_config"]["block_size"] == 32
 
 
+# what may grow with the lab: the data (its folder and vocabulary), the model, the steps, batch and learning rate
+# that go with them, and how often it is evaluated; the rest of every stage is the method, the same at both sizes
+GROWS = {"data_dir", "tokenizer", "n_layer", "n_head", "n_kv_head", "n_embd", "mlp_hidden", "max_iters", "batch_size",
+         "lr", "forget_every", "eval_every", "eval_tokens"}
+
+
 def test_lab_gpu_config_is_the_lab_grown_in_size_only():
-    """config/lab_gpu.py reads config/lab.py: every stage keeps the lab's settings except the model, its
-    steps and the data folder (so the two labs answer the same question at two sizes)."""
+    """config/lab_gpu.py reads config/lab.py, so that the two labs answer the same question at two sizes: only what
+    grows with the lab differs, on one data folder for every stage; the resets fall at the same fractions of the run;
+    the model is larger. Fails if, e.g., lab_gpu resets every 100 steps of its 2,000 (19 resets, not 9), warms up over
+    another fraction, or gives adaptation or finetuning a setting of its own."""
     import adapt
     import evaluate
     import finetune
@@ -281,14 +307,19 @@ def test_lab_gpu_config_is_the_lab_grown_in_size_only():
 
     stages = {"train": train.TrainConfig, "adapt": adapt.AdaptConfig, "finetune": finetune.FinetuneConfig,
               "evaluate": evaluate.EvaluateConfig}
-    changed = {}
-    for stage, config_class in stages.items():
-        lab = vars(runtime.parse_config(config_class, stage, [os.path.join(ROOT, "config", "lab.py")]))
-        big = vars(runtime.parse_config(config_class, stage, [os.path.join(ROOT, "config", "lab_gpu.py")]))
-        changed[stage] = {k for k in lab if lab[k] != big[k]}
-    assert changed["train"] == {"data_dir", "tokenizer", "n_layer", "n_head", "n_kv_head", "n_embd", "max_iters",
-                                "batch_size", "lr", "forget_every", "eval_every"}
-    assert changed["adapt"] == set() and changed["finetune"] == {"data_dir"} and changed["evaluate"] == {"data_dir"}
+    lab, big = ({stage: vars(runtime.parse_config(config_class, stage, [os.path.join(ROOT, "config", name)]))
+                 for stage, config_class in stages.items()} for name in ("lab.py", "lab_gpu.py"))
+    for stage in stages:
+        grew = {k for k in lab[stage] if lab[stage][k] != big[stage][k]}
+        assert grew <= (GROWS if stage == "train" else {"data_dir"}), (stage, grew - GROWS)
+        if big[stage].get("data_dir"):  # adapt.py's empty data_dir: the pretrained model's
+            assert big[stage]["data_dir"] == big["train"]["data_dir"] != lab["train"]["data_dir"], stage
+    resets = lambda c: [s / c["max_iters"] for s in range(c["forget_every"], c["max_iters"] - 1, c["forget_every"])]
+    assert resets(big["train"]) == resets(lab["train"]) and len(resets(lab["train"])) > 1
+    sizes = [GPT(GPTConfig(vocab_size=2048, **{k: c["train"][k] for k in ("n_layer", "n_head", "n_kv_head", "n_embd",
+                                                                          "block_size")})).num_params()
+             for c in (lab, big)]
+    assert sizes[1] > 2 * sizes[0]
 
 
 def test_max_iters_zero_saves_the_initialised_model_untrained(lab_dir, tokenizer_path, tmp_path):
@@ -302,3 +333,28 @@ def test_max_iters_zero_saves_the_initialised_model_untrained(lab_dir, tokenizer
     model.init_weights(torch.Generator().manual_seed(1337))
     assert all(torch.equal(model.state_dict()[k], v) for k, v in ckpt["model"].items())
     assert not torch.equal(trained["model"]["blocks.0.attn.wq.weight"], ckpt["model"]["blocks.0.attn.wq.weight"])
+
+
+def test_lang_weights_decide_which_language_is_learned(lab_dir, tokenizer_path, tmp_path):
+    """Two runs on the same two languages, all the weight on one or the other: each ends with the lower held-out
+    bits per byte in the language it was given. Fails if train.py draws the languages equally whatever
+    lang_weights says."""
+    val = {}
+    for weights in ("1,0", "0,1"):
+        out = pretrain(lab_dir, tokenizer_path, tmp_path / weights, "--langs=en,qdv", f"--lang_weights={weights}",
+                       "--max_iters=8", "--eval_every=0", "--eval_tokens=512")
+        val[weights] = runs.read_log(out)[-1]
+    assert val["1,0"]["val_bpb_en"] < val["0,1"]["val_bpb_en"]
+    assert val["0,1"]["val_bpb_qdv"] < val["1,0"]["val_bpb_qdv"]
+
+
+def test_adam_betas_reach_the_optimizer(lab_dir, tokenizer_path, tmp_path):
+    """--beta1/--beta2 are AdamW's: the checkpoint's optimizer holds them and two steps end elsewhere than with the
+    defaults (one step would not: Adam's first step is sign-like, whatever the betas). Fails if train.py builds AdamW
+    without betas=(beta1, beta2)."""
+    default, given = (runtime.load_checkpoint(pretrain(lab_dir, tokenizer_path, tmp_path / name, "--max_iters=2",
+                                                       "--eval_every=0", "--langs=en", "--eval_tokens=256", *extra))
+                      for name, extra in (("default", ()), ("given", ("--beta1=0.5", "--beta2=0.6"))))
+    assert {tuple(g["betas"]) for g in given["optimizer"]["param_groups"]} == {(0.5, 0.6)}
+    assert not torch.equal(given["model"]["blocks.0.attn.wq.weight"], default["model"]["blocks.0.attn.wq.weight"])
+
