@@ -306,14 +306,14 @@ def provenance(seed_dirs, command):
             "report on one).", ""]
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", default="out/run/lab", help="the folder run.sh wrote (seed<S>/ inside)")
     parser.add_argument("--out", default="out/report", help="where results.md and the plots go")
     parser.add_argument("--results", default="results.json", help="each seed's evaluate.py output to report "
                         "(run.sh also writes adapted.json: the adapted models before finetuning)")
     parser.add_argument("--command", default="", help="the command that made the runs, written at the top of the page")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     seed_dirs = sorted(glob.glob(os.path.join(args.runs, "seed*")))
     results_paths = [os.path.join(d, args.results) for d in seed_dirs]
     missing = [p for p in results_paths if not os.path.exists(p)]
