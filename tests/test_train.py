@@ -150,7 +150,8 @@ def test_help_describes_every_option(stage, capsys):
         module.main(["--help"])
     assert done.value.code == 0
     options = [line.split(None, 1) for line in capsys.readouterr().out.splitlines() if line.startswith("  --")]
-    assert [o[0].split("=")[0] for o in options] == [f"--{f.name}" for f in dataclasses.fields(config_class)]
+    listed = sorted(o[0].split("=")[0] for o in options)
+    assert listed == sorted(f"--{f.name}" for f in dataclasses.fields(config_class))
     undescribed = [o[0] for o in options if len(o) < 2]
     assert not undescribed, undescribed
 
