@@ -183,16 +183,43 @@ def _field_comments(config_class):
 
 # ---- devices, precision, seeds ----------------------------------------------------------------------
 
+# the README's install line for a GPU whose driver is older than the default wheel's CUDA ("Two commands")
+OLDER_DRIVER_INSTALL = "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cu126"
+
+
 def resolve_device(name):
     if name == "auto":
         if torch.cuda.is_available():
             return "cuda"
+        warn_if_gpu_unusable()
         return "mps" if torch.backends.mps.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
-        fail(f"device={name} was asked for but CUDA is not available (use --device=cpu or auto)")
+        fail(f"device={name} was asked for but CUDA is not available (use --device=cpu or auto)"
+             + (f"; {unusable_gpu_reason()}" if nvidia_gpu_present() else ""))
     if name not in ("cpu", "mps") and not name.startswith("cuda"):
         fail(f"unknown device '{name}' (auto, cpu, cuda, cuda:N or mps)")
     return name
+
+
+def nvidia_gpu_present():
+    """An NVIDIA driver on this machine (its tool or its kernel module), whether or not this torch can use it."""
+    return shutil.which("nvidia-smi") is not None or os.path.exists("/proc/driver/nvidia")
+
+
+def unusable_gpu_reason():
+    if torch.version.cuda is None:
+        return f"this torch ({torch.__version__}) is a CPU-only build: install the default (CUDA) build of torch"
+    return (f"this torch ({torch.__version__}) is built for CUDA {torch.version.cuda}, which this machine's NVIDIA "
+            f"driver may be too old for (nvidia-smi shows the newest CUDA it supports): {OLDER_DRIVER_INSTALL} "
+            "(the README's line for older drivers; pick the cuXYZ your driver supports)")
+
+
+def warn_if_gpu_unusable():
+    """device=auto found no usable GPU: if there is an NVIDIA GPU all the same, say so loudly, once, instead of
+    training for days on the CPU with only `| cpu |` in a log line to show for it."""
+    if nvidia_gpu_present():
+        print(f"warning: an NVIDIA GPU is present but torch cannot use it, so this run uses the CPU; "
+              f"{unusable_gpu_reason()}", file=sys.stderr, flush=True)
 
 
 def autocast_for(device, dtype):
@@ -249,7 +276,14 @@ def set_deterministic(on):
     torch.backends.cudnn.deterministic = on
     if on or "torch._inductor.config" in sys.modules:  # imported only when needed: the import takes seconds
         from torch._inductor import config as inductor_config
-        inductor_config.deterministic = on  # torch.compile: no kernel chosen by timing, which can vary per run
+        # torch.compile: no kernel chosen by timing, which can vary per run. The switch exists from torch 2.10;
+        # before it, compiled kernels may still be autotuned, so only an uncompiled run is sure to repeat.
+        if hasattr(inductor_config, "deterministic"):
+            inductor_config.deterministic = on
+        elif on:
+            print(f"warning: torch {torch.__version__} has no deterministic mode for torch.compile (torch >= 2.10 "
+                  "has): a compiled run may still pick kernels by timing; add --compile=false for bit-identical "
+                  "runs", file=sys.stderr, flush=True)
 
 
 def init_distributed(device_name):
@@ -258,6 +292,8 @@ def init_distributed(device_name):
 
     rank, world_size, local_rank = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_RANK"])
     device = f"cuda:{local_rank}" if torch.cuda.is_available() and device_name != "cpu" else "cpu"
+    if device == "cpu" and device_name != "cpu" and local_rank == 0:
+        warn_if_gpu_unusable()
     if device.startswith("cuda"):
         torch.cuda.set_device(device)
     dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo", timeout=DIST_TIMEOUT)
