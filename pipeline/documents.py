@@ -26,8 +26,10 @@ def atomic_open(path, mode="w"):
     """Open a temp file beside `path` and move it onto `path` only once the block ends without an error: a
     crash mid-write leaves the previous file whole, and a reader never sees half a file. The temp name holds
     the process id, so parallel runs (run.sh) writing the same file do not share a temp file. Text is UTF-8
-    with "\n" line ends on every system. Missing folders are made, and removed again if the write fails."""
-    folder = os.path.dirname(os.path.abspath(path))
+    with "\n" line ends on every system. Missing folders are made, and removed again if the write fails. The
+    folder is synced after the rename, so that after a power loss the new name is on disk too, not only its
+    bytes."""
+    folder = parent = os.path.dirname(os.path.abspath(path))
     made = []
     while not os.path.isdir(folder):
         made.append(folder)
@@ -41,6 +43,7 @@ def atomic_open(path, mode="w"):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        sync_folder(parent)
     except BaseException:  # SystemExit from fail() too: no temp file or new folder is left behind
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -48,6 +51,18 @@ def atomic_open(path, mode="w"):
             with contextlib.suppress(OSError):
                 os.rmdir(d)
         raise
+
+
+def sync_folder(folder):
+    """fsync a folder: a rename in it is durable only once the folder is. POSIX only (Windows cannot open a
+    folder, and its renames need no such step)."""
+    if not hasattr(os, "O_DIRECTORY"):
+        return
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def read_manifest(data_dir):

@@ -1,14 +1,20 @@
 """pipeline/runtime.py's first-run guards: --deterministic on a torch without inductor's deterministic switch,
-and device=auto on a machine whose NVIDIA GPU this torch cannot use."""
+device=auto on a machine whose NVIDIA GPU this torch cannot use, and out_dir's hygiene (a killed save's
+temporary file removed, the folder synced after a rename, the log rewritten atomically on resume)."""
 
+import contextlib
+import json
 import os
 import shutil
+import stat
+import subprocess
+import sys
 
 import pytest
 import torch
 
 from conftest import ROOT
-from pipeline import runtime
+from pipeline import documents, runtime
 
 
 class OldInductorConfig:
@@ -74,3 +80,66 @@ def test_auto_device_without_any_nvidia_gpu_says_nothing(monkeypatch, capsys):
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     assert runtime.resolve_device("auto") == "cpu"
     assert capsys.readouterr().err == ""
+
+
+# ---- out_dir hygiene: stale temporaries, durable renames, the log rewritten atomically -----------------
+
+def dead_pid():
+    """The id of a process that has exited (reused only after the kernel cycles through every other id)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_a_new_or_resumed_run_removes_the_temporaries_of_killed_saves(tmp_path, capsys):
+    """Fails if prepare_out_dir leaves a killed save's ckpt.pt.<pid>.tmp (or removes a live process's)."""
+    import train
+
+    stale, live = tmp_path / f"ckpt.pt.{dead_pid()}.tmp", tmp_path / f"log.jsonl.{os.getppid()}.tmp"
+    stale.write_bytes(b"x" * 1000)
+    live.write_bytes(b"y")
+    runtime.prepare_out_dir(str(tmp_path), train.TrainConfig(out_dir=str(tmp_path)), "train")
+    assert not stale.exists() and live.exists()
+    assert f"removed {stale}" in capsys.readouterr().out
+
+
+def test_an_atomic_write_syncs_the_folder_after_the_rename(tmp_path, monkeypatch):
+    """Fails if atomic_open does not fsync the folder once the file has its name (the rename could be lost)."""
+    events, real_replace, real_fsync = [], os.replace, os.fsync
+    monkeypatch.setattr(os, "replace", lambda a, b: (events.append(("rename", b)), real_replace(a, b)))
+
+    def fsync(fd):
+        events.append(("fsync folder" if stat.S_ISDIR(os.fstat(fd).st_mode) else "fsync file", os.fstat(fd).st_ino))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with documents.atomic_open(str(tmp_path / "a.txt")) as f:
+        f.write("text")
+    assert [e[0] for e in events] == ["fsync file", "rename", "fsync folder"]
+    assert events[-1][1] == os.stat(tmp_path).st_ino
+
+
+def test_the_log_is_rewritten_atomically_on_resume(tmp_path, monkeypatch):
+    """A crash while the resumed run rewrites log.jsonl leaves the old log whole. Fails if Log rewrites it in
+    place (open(path, "w"))."""
+    path = tmp_path / "log.jsonl"
+    old = "".join(json.dumps({"step": s, "loss": 1.0}) + "\n" for s in range(6))
+    path.write_text(old)
+    real = runtime.atomic_open
+
+    @contextlib.contextmanager
+    def crashing(target, mode="w"):  # the disk fills up after the first line
+        with real(target, mode) as f:
+            class HalfWritten:
+                def writelines(self, lines):
+                    f.write(lines[0])
+                    raise OSError("no space left on device")
+            yield HalfWritten()
+
+    monkeypatch.setattr(runtime, "atomic_open", crashing)
+    with pytest.raises(OSError):
+        runtime.Log(str(tmp_path), resume_step=3)
+    assert path.read_text() == old and os.listdir(tmp_path) == ["log.jsonl"]
+    monkeypatch.setattr(runtime, "atomic_open", real)
+    runtime.Log(str(tmp_path), resume_step=3)
+    assert [json.loads(line)["step"] for line in path.read_text().splitlines()] == [0, 1, 2]
