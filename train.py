@@ -73,6 +73,21 @@ def peak_flops(device):
     return next((flops for key, flops in PEAK_FLOPS.items() if key in name), None)
 
 
+def prepare_token_files(tok, paths, master, ddp):
+    """Tokenize the text once per machine before any process reads it. Rank 0 goes first; then the first process
+    of every other node makes what its node still lacks: nothing where the nodes share a filesystem, every file
+    where each node has its own copy of the data folder (at the same path). The others wait, then memory-map."""
+    if master:
+        for path in paths:
+            common.token_file(tok, path)
+    if ddp:
+        dist.barrier()
+        if not master and int(os.environ["LOCAL_RANK"]) == 0:
+            for path in paths:
+                common.token_file(tok, path)
+        dist.barrier()
+
+
 def check_config(cfg):
     runtime.require_positive(cfg, "batch_size", "grad_accum", "block_size", "n_layer", "n_head", "n_kv_head",
                              "n_embd", "log_every")
@@ -97,6 +112,9 @@ def open_out_dir(cfg, ddp, master):
         box = [resume_ckpt is not None]
         dist.broadcast_object_list(box)
         if box[0] and not master:
+            if not os.path.isfile(os.path.join(cfg.out_dir, "ckpt.pt")):
+                runtime.fail(f"rank {dist.get_rank()} cannot see {cfg.out_dir}/ckpt.pt, which rank 0 resumes from: "
+                             "resuming on several nodes needs out_dir on a filesystem that every node shares")
             resume_ckpt = runtime.load_checkpoint(cfg.out_dir)
     return resume_ckpt
 
@@ -108,12 +126,7 @@ def load_data(cfg, tok, ddp, master):
     if len(weights) != len(langs) or min(weights) < 0 or sum(weights) <= 0:
         runtime.fail(f"lang_weights needs one non-negative weight per language ({len(langs)}: {', '.join(langs)})")
     files = {split: documents.language_files(cfg.data_dir, langs, split) for split in ("train", "val")}
-    if master:  # rank 0 tokenizes the text once; the others wait and then memory-map its files
-        for paths in files.values():
-            for path in paths.values():
-                common.token_file(tok, path)
-    if ddp:
-        dist.barrier()
+    prepare_token_files(tok, [path for paths in files.values() for path in paths.values()], master, ddp)
     train_tokens = {lang: common.token_file(tok, path) for lang, path in files["train"].items()}
     val_tokens = {lang: common.token_file(tok, path) for lang, path in files["val"].items()}
     return langs, common.Batches(train_tokens, weights, cfg.block_size, cfg.seed), val_tokens
