@@ -1,7 +1,7 @@
 """
 Export any stage's out_dir as a Hugging Face folder that `transformers` loads as LlamaForCausalLM.
 
-    python export.py --init_from=out/finetune --out_dir=out/hf_finetune
+    python export.py --init_from=out/finetune --out_dir=out/hf_finetune [--dtype=bfloat16]
     python -c "from transformers import AutoModelForCausalLM, AutoTokenizer; \\
                m = AutoModelForCausalLM.from_pretrained('out/hf_finetune', local_files_only=True)"
 
@@ -12,7 +12,9 @@ The decoder is Llama's architecture one to one, weight by weight:
 RoPE rotates (first half, second half) channel pairs as Llama's rotate_half does, with the same
 frequencies; attention scales by 1/sqrt(head_dim); RMSNorm, SwiGLU (silu), grouped-query heads, no
 biases, untied embeddings. The padding rows of wte and lm_head (to a multiple of 64) are sliced off:
-the exported vocabulary is the real one.
+the exported vocabulary is the real one. The weights are float32 as trained, or with --dtype=bfloat16
+rounded to bfloat16 (half the size; a server's "auto" dtype then loads bfloat16, where some read
+float32 as float16).
 
 The tokenizer becomes a `tokenizers` byte-level BPE (tokenizer.json) that gives exactly tiktoken's ids:
 the same split regex, the vocabulary through GPT-2's byte -> character map, and for every token one
@@ -22,7 +24,8 @@ piece is such a last merge, and merging the lowest-ranked of them (leftmost on t
 do) is what tiktoken does. A vocabulary with an unreachable token is refused, never approximated.
 Special tokens keep their ids (in the middle of an extended vocabulary). Every tokenizer call prepends
 <|endoftext|> (BOS), as our stages put it before every document and every prompt; pass
-add_special_tokens=False for the bare ids of tokenizer.encode. Unlike tokenizer.encode, a special
+add_special_tokens=False for the bare ids of tokenizer.encode (and for a rendered chat, which starts with
+its own: docs/protocol.md lists the calls that give one). Unlike tokenizer.encode, a special
 token's spelling inside the text becomes that special token (Hugging Face's rule; chat templates need it;
 split_special_tokens=True reads it as text, as tokenizer.encode does).
 
@@ -49,12 +52,16 @@ class ExportConfig:
     """Export a stage's out_dir (train.py, adapt.py or finetune.py) as a Hugging Face LlamaForCausalLM folder."""
     init_from: str = "out/finetune"  # out_dir of a finished train.py, adapt.py or finetune.py run
     out_dir: str = "out/hf"  # the folder to write: config.json, model.safetensors, tokenizer files
+    dtype: str = "float32"  # float32 (the weights as trained, exactly) or bfloat16 (half the folder, to serve on GPUs)
     overwrite: bool = False  # replace an existing export folder
+
+
+DTYPES = ("float32", "bfloat16")  # float16 is left out: a bf16-trained weight can overflow float16's range
 
 
 # ---- the model --------------------------------------------------------------------------------------
 
-def llama_config(config, tok, chat):
+def llama_config(config, tok, chat, dtype="float32"):
     """The config.json of a LlamaForCausalLM with our GPTConfig's shape (a plain dict, written as JSON)."""
     head_dim = config.n_embd // config.n_head
     return {
@@ -65,13 +72,14 @@ def llama_config(config, tok, chat):
         "max_position_embeddings": config.block_size, "rms_norm_eps": config.norm_eps,
         # transformers 5 reads rope_parameters, 4.x reads rope_theta: both say the same
         "rope_theta": config.rope_theta, "rope_parameters": {"rope_type": "default", "rope_theta": config.rope_theta},
-        "attention_bias": False, "mlp_bias": False, "tie_word_embeddings": False, "torch_dtype": "float32",
+        "attention_bias": False, "mlp_bias": False, "tie_word_embeddings": False,
+        "torch_dtype": dtype, "dtype": dtype,  # the weights' dtype, under transformers 4.x's name and 5's
         "bos_token_id": tok.eot_id, "eos_token_id": tok.im_end_id if chat else tok.eot_id, "pad_token_id": tok.pad_id,
     }
 
 
-def llama_state_dict(model):
-    """Our weights under Llama's names, the vocabulary's padding rows dropped, as contiguous fp32 tensors."""
+def llama_state_dict(model, dtype="float32"):
+    """Our weights under Llama's names, the vocabulary's padding rows dropped, as contiguous tensors of dtype."""
     n = model.config.vocab_size
     names = {"attn_norm": "input_layernorm", "mlp_norm": "post_attention_layernorm",
              "attn.wq": "self_attn.q_proj", "attn.wk": "self_attn.k_proj", "attn.wv": "self_attn.v_proj",
@@ -85,7 +93,7 @@ def llama_state_dict(model):
             out[f"model.layers.{i}.{names[ours]}.weight"] = p
     if len(out) != len(list(model.parameters())):
         raise RuntimeError(f"llama_state_dict: {len(out)} tensors for {len(list(model.parameters()))} parameters")
-    return {k: v.detach().float().cpu().contiguous().clone() for k, v in out.items()}
+    return {k: v.detach().to("cpu", getattr(torch, dtype)).contiguous().clone() for k, v in out.items()}
 
 
 # ---- the tokenizer ----------------------------------------------------------------------------------
@@ -214,10 +222,12 @@ def tokenizer_config(tok, chat, block_size):
 
 # ---- the folder -------------------------------------------------------------------------------------
 
-def export(init_from, out_dir, overwrite=False):
+def export(init_from, out_dir, overwrite=False, dtype="float32"):
     """Write the Hugging Face folder of a finished stage; returns its path."""
     from safetensors.torch import save_file
 
+    if dtype not in DTYPES:
+        runtime.fail(f"--dtype={dtype!r} is not one of {', '.join(DTYPES)}")
     if os.path.exists(out_dir) and not overwrite:
         runtime.fail(f"{out_dir} already exists; pass --overwrite to replace it")
     if os.path.abspath(out_dir) == os.path.abspath(init_from):
@@ -231,11 +241,11 @@ def export(init_from, out_dir, overwrite=False):
     tmp = out_dir.rstrip("/") + ".tmp"  # written whole, then renamed: never half an export
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
-    runtime.write_json(os.path.join(tmp, "config.json"), llama_config(model.config, tok, chat))
+    runtime.write_json(os.path.join(tmp, "config.json"), llama_config(model.config, tok, chat, dtype))
     stops = [tok.im_end_id, tok.eot_id, tok.im_start_id] if chat else [tok.eot_id]  # as sample.py and evaluate.py stop
     runtime.write_json(os.path.join(tmp, "generation_config.json"),
                       {"bos_token_id": tok.eot_id, "eos_token_id": stops, "pad_token_id": tok.pad_id})
-    save_file(llama_state_dict(model), os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
+    save_file(llama_state_dict(model, dtype), os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
     hf_tok.save(os.path.join(tmp, "tokenizer.json"))
     runtime.write_json(os.path.join(tmp, "tokenizer_config.json"), tokenizer_config(tok, chat, model.config.block_size))
     if os.path.exists(out_dir):
@@ -246,8 +256,8 @@ def export(init_from, out_dir, overwrite=False):
 
 def main(argv=None):
     cfg = runtime.parse_config(ExportConfig, "export", argv)
-    out = export(cfg.init_from, cfg.out_dir, cfg.overwrite)
-    print(f"wrote {out}: LlamaForCausalLM and its tokenizer from {cfg.init_from}")
+    out = export(cfg.init_from, cfg.out_dir, cfg.overwrite, cfg.dtype)
+    print(f"wrote {out}: LlamaForCausalLM ({cfg.dtype}) and its tokenizer from {cfg.init_from}")
 
 
 if __name__ == "__main__":
