@@ -90,6 +90,30 @@ def test_transformers_gives_our_ids_logits_and_greedy_tokens(stage, stages, expo
         assert theirs == ours
 
 
+def test_bfloat16_export_holds_our_weights_rounded_and_gives_our_bf16_logits(stages, exported, lab_dir, tmp_path):
+    """--dtype=bfloat16: every tensor is ours rounded to bfloat16 (half the folder), transformers loads it in
+    bfloat16, and its logits are our model's in bfloat16 within a few bfloat16 steps of the logits' size."""
+    from safetensors.torch import load_file
+
+    folder = export.export(stages["adapt"], str(tmp_path / "bf16"), dtype="bfloat16")
+    model, tok, _ = runtime.load_model(stages["adapt"])
+    ours = {k: v.to(torch.bfloat16) for k, v in export.llama_state_dict(model).items()}
+    theirs = load_file(os.path.join(folder, "model.safetensors"))
+    assert theirs.keys() == ours.keys() and all(torch.equal(theirs[k], ours[k]) for k in ours)
+    size = lambda f: os.path.getsize(os.path.join(f, "model.safetensors"))  # noqa: E731
+    assert size(folder) < 0.55 * size(exported["adapt"])
+    hf_model = transformers.AutoModelForCausalLM.from_pretrained(folder, local_files_only=True).eval()
+    assert hf_model.dtype == torch.bfloat16
+    model = model.to(torch.bfloat16).eval()
+    for text in lab_texts(lab_dir):
+        x = torch.tensor([[tok.eot_id] + tok.encode(text)[:model.config.block_size - 1]])
+        with torch.no_grad():
+            a, b = model(x)[0].float(), hf_model(x).logits.float()
+        assert (a - b).abs().max() <= 4 * torch.finfo(torch.bfloat16).eps * max(1.0, a.abs().max().item())
+    with pytest.raises(SystemExit, match="float16.* is not one of"):
+        export.main([f"--init_from={stages['train']}", f"--out_dir={tmp_path / 'fp16'}", "--dtype=float16"])
+
+
 def test_chat_template_renders_render_prompt_ids(stages, exported, lab_dir):
     tok = tokenizer.Tokenizer.load(os.path.join(stages["finetune"], "tokenizer.tiktoken"))
     hf_tok = transformers.AutoTokenizer.from_pretrained(exported["finetune"], local_files_only=True)
@@ -112,6 +136,31 @@ def test_chat_template_renders_render_prompt_ids(stages, exported, lab_dir):
         hf_tok.apply_chat_template([{"role": "user", "content": "\n\nhi"}], add_generation_prompt=True)
     assert not getattr(transformers.AutoTokenizer.from_pretrained(exported["train"], local_files_only=True),
                        "chat_template", None)
+
+
+def test_one_bos_on_every_documented_chat_path(stages, exported):
+    """The template writes <|endoftext|> (as chat templates write their BOS) and tokenizer.json adds one to any
+    text tokenized with special tokens (plain prompts start as every stage starts them). docs/protocol.md's
+    paths for a chat give one: each is checked here as transformers shows it (vLLM and lm_eval are not
+    installed). Fails if the template drops its BOS or the post-processor stops adding one."""
+    tok = tokenizer.Tokenizer.load(os.path.join(stages["finetune"], "tokenizer.tiktoken"))
+    hf_tok = transformers.AutoTokenizer.from_pretrained(exported["finetune"], local_files_only=True)
+    messages = [{"role": "user", "content": "Hello there"}]
+    want = chat.render_prompt(tok, messages)
+    assert want[0] == tok.eot_id and want.count(tok.eot_id) == 1
+    # transformers: apply_chat_template(tokenize=True)
+    assert hf_tok.apply_chat_template(messages, add_generation_prompt=True, return_dict=False) == want
+    # vLLM LLM.chat, /v1/chat/completions, and /v1/completions with add_special_tokens=false: the rendered text
+    # tokenized without special tokens
+    rendered = hf_tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    assert hf_tok(rendered, add_special_tokens=False)["input_ids"] == want
+    # lm-evaluation-harness >= 0.4.10, --apply_chat_template: a text that starts with the BOS string (bos_token,
+    # or bos_token_id decoded) is encoded without special tokens, whatever add_bos_token says
+    assert rendered.startswith(hf_tok.bos_token) and rendered.startswith(hf_tok.decode([hf_tok.bos_token_id]))
+    # a plain prompt with the defaults (lm_eval's add_bos_token=True, vLLM generate(str)): one BOS
+    assert hf_tok("Hello there")["input_ids"] == [tok.eot_id] + tok.encode("Hello there")
+    # what docs/protocol.md warns of: a rendered chat tokenized with the defaults gets two
+    assert hf_tok(rendered)["input_ids"] == [tok.eot_id] + want
 
 
 def as_sample_feeds_back(messages):
