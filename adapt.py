@@ -24,8 +24,10 @@ the lab measurement behind each default found. [CHEN]'s variant (--mode=relearn)
 unless --n_new_tokens > 0: it is about relearning embeddings, not about new tokens.
 """
 
+import inspect
 import os
 import sys
+import time
 import warnings
 from dataclasses import dataclass, field
 
@@ -36,7 +38,7 @@ import torch.nn.functional as F
 
 import tokenizer
 from model import GPT, GPTConfig
-from pipeline import bpe, common, documents, loop, runtime
+from pipeline import bpe, build_once, common, documents, loop, runtime
 from pipeline.loop import TrainingOptions
 
 
@@ -50,6 +52,7 @@ class AdaptConfig(TrainingOptions):
     eval_langs: list[str] = field(default_factory=list)  # languages each eval measures; empty = all in the manifest
     mode: str = "expand"  # expand ([AFA]: learn new rows + head) or relearn ([CHEN]: reset every embedding + the head)
     n_new_tokens: int = -1  # merges to learn on adapting text; -1 = 50% of base vocab ([AFA]: 16k on 32k), relearn: 0
+    extend_max_bytes: int = 500_000_000  # learn them on an even sample of this much adapting text (0 = all of it)
     # The paper's unknowns (expand only; relearn starts every row and the head from N(0, 0.02)); the lab
     # measurements behind these defaults are in docs/method.md
     emb_init: str = "mean"  # new rows: mean of the base tokens they encode to, or random N(0, 0.02); UNKNOWN in [AFA]
@@ -151,13 +154,38 @@ def init_new_rows(model, base_tok, tok, emb_init, head, generator):
         model.reset_head(generator)
 
 
-def extend_vocabulary(base_tok, train_paths, n_new):
-    """The base vocabulary + up to n_new merges learned on the adapting languages' training text."""
-    docs = (doc for path in train_paths.values() for doc in documents.read_documents(path))
+def extend_vocabulary(base_tok, train_paths, n_new, max_bytes):
+    """The base vocabulary + up to n_new merges learned on the adapting languages' training text: an even,
+    seeded sample of max_bytes of it, each language an equal share (as tokenizer.py --max_bytes), or all of it
+    if max_bytes is 0 or the text is smaller."""
+    docs = documents.corpus_documents(list(train_paths.values()), max_bytes or None)
     with warnings.catch_warnings():  # extend() warns when the text supports fewer merges; we say it ourselves
         warnings.simplefilter("ignore")
-        tok = tokenizer.extend(base_tok, docs, n_new)
+        try:
+            return tokenizer.extend(base_tok, docs, n_new)
+        except ValueError as e:  # the files have text (checked up front): the sample took none of it
+            runtime.fail(f"--extend_max_bytes={max_bytes} takes no whole document of the adapting text ({e}); "
+                         "raise it, or 0 for all of it")
+
+
+def cached_vocabulary(base_tok, train_paths, n_new, max_bytes, cache_dir):
+    """extend_vocabulary, built once per inputs in cache_dir and reused after: run.sh's expand runs (every
+    budget, both head recipes, started at once) all learn the same merges on the same text. The file's name
+    is a hash of the inputs: the base vocabulary, each adapting file's path, size and time, n_new, max_bytes
+    and the code that reads the text and learns the merges (a change to it builds anew)."""
+    inputs = {"base": base_tok.fingerprint(), "n_new": n_new, "max_bytes": max_bytes,
+              "text": [[lang, build_once.file_stamp(path)] for lang, path in train_paths.items()],
+              "code": [inspect.getsource(module) for module in (tokenizer, bpe, documents)]}
+    path = os.path.join(cache_dir, f"merged.{build_once.inputs_key(inputs)}.tiktoken")
+    start = time.time()
+    tok, reused = build_once.build_once(path, lambda: extend_vocabulary(base_tok, train_paths, n_new, max_bytes),
+                                        tokenizer.Tokenizer.load, lambda built, to: built.save(to))
     learned = tok.n_vocab - base_tok.n_vocab
+    if reused:
+        print(f"merged vocabulary: reused {path} ({learned} new tokens, built before from the same base vocabulary, "
+              "adapting text and merges)")
+    else:
+        print(f"merged vocabulary: learned {learned} new tokens in {time.time() - start:.1f} s -> {path}")
     if learned < n_new:
         print(f"note: the adapting text supports only {learned} of the {n_new} new tokens asked for; learned {learned}")
     return tok
@@ -209,8 +237,8 @@ def check_config(cfg):
     if cfg.mode == "expand" and cfg.n_new_tokens == 0:
         runtime.fail("--mode=expand needs new tokens: --n_new_tokens > 0, or -1 for 50% of the base vocabulary")
     runtime.require_positive(cfg, "adapt_tokens", "eval_bytes", "batch_size", "grad_accum", "log_every")
-    if cfg.n_new_tokens < -1 or cfg.max_iters < 0 or cfg.eval_every < 0:
-        runtime.fail("n_new_tokens must be >= -1, and max_iters and eval_every >= 0")
+    if cfg.n_new_tokens < -1 or min(cfg.max_iters, cfg.eval_every, cfg.extend_max_bytes) < 0:
+        runtime.fail("n_new_tokens must be >= -1, and max_iters, eval_every and extend_max_bytes >= 0")
     if not cfg.init_from:
         runtime.fail("--init_from is required: the out_dir of a pretraining run (train.py)")
 
@@ -225,8 +253,8 @@ def load_pretrained(cfg):
 
 
 def find_text(cfg, init_ckpt):
-    """The manifest, the languages to adapt to, and their train and val files (of the eval languages too),
-    each checked to hold text."""
+    """The data folder, its manifest, the languages to adapt to, and their train and val files (of the eval
+    languages too), each checked to hold text."""
     data_dir = cfg.data_dir or init_ckpt["config"].get("data_dir", "")
     manifest = documents.read_manifest(data_dir)
     langs = cfg.langs or documents.group_languages(data_dir, "adapting")
@@ -236,18 +264,21 @@ def find_text(cfg, init_ckpt):
     if len(set(langs)) != len(langs):
         runtime.fail(f"--langs names a language twice: {', '.join(langs)}")
     train_paths = documents.language_files(data_dir, langs, "train")
+    if 0 < cfg.extend_max_bytes < len(langs):
+        runtime.fail(f"--extend_max_bytes must be 0 (all the text) or at least one byte per language ({len(langs)})")
     val_paths = documents.language_files(data_dir, list(dict.fromkeys(langs + eval_langs)), "val")
     for lang, path in [*train_paths.items(), *val_paths.items()]:
         if not os.path.isfile(path) or not has_text(path):
             runtime.fail(f"language '{lang}' has no text: {path} is {'empty' if os.path.isfile(path) else 'missing'}")
-    return manifest, langs, train_paths, val_paths
+    return data_dir, manifest, langs, train_paths, val_paths
 
 
-def merged_vocabulary(cfg, base_tok, train_paths, n_new, resume_ckpt):
+def merged_vocabulary(cfg, data_dir, base_tok, train_paths, n_new, resume_ckpt):
     """The base vocabulary + the new tokens, learned and saved in out_dir by a new run, read by a resumed one."""
     tok_path = os.path.join(cfg.out_dir, "tokenizer.tiktoken")
     if resume_ckpt is None:
-        tok = extend_vocabulary(base_tok, train_paths, n_new) if n_new else base_tok
+        cache_dir = os.path.join(data_dir, "merged_vocab")  # shared by every adaptation of this data folder
+        tok = cached_vocabulary(base_tok, train_paths, n_new, cfg.extend_max_bytes, cache_dir) if n_new else base_tok
         tok.save(tok_path)
     else:
         tok = tokenizer.Tokenizer.load(tok_path)
@@ -288,7 +319,7 @@ def main(argv=None):
 
     # ---- the pretrained model and the data, all checked before anything is written -------------------
     base_model, base_tok, init_ckpt = load_pretrained(cfg)  # also checks tokenizer vs checkpoint
-    manifest, langs, train_paths, val_paths = find_text(cfg, init_ckpt)
+    data_dir, manifest, langs, train_paths, val_paths = find_text(cfg, init_ckpt)
     block_size = base_model.config.block_size
     n_old = base_tok.n_vocab
     n_new = cfg.n_new_tokens if cfg.n_new_tokens != -1 else (n_old // 2 if cfg.mode == "expand" else 0)
@@ -296,7 +327,7 @@ def main(argv=None):
     if resume_ckpt is not None and loop.already_complete(resume_ckpt, cfg.out_dir):
         return resume_ckpt["val_bpb"]
 
-    tok = merged_vocabulary(cfg, base_tok, train_paths, n_new, resume_ckpt)
+    tok = merged_vocabulary(cfg, data_dir, base_tok, train_paths, n_new, resume_ckpt)
     if tok.n_vocab > n_old:
         print(f"vocabulary {n_old} + {tok.n_vocab - n_old} new tokens = {tok.n_vocab}; "
               "UTF-8 bytes per token on the val text:")

@@ -150,8 +150,11 @@ def test_resume_continues_exactly_and_a_complete_run_returns(expanded, pretraine
         raise KeyboardInterrupt
 
     monkeypatch.setattr(runtime, "save_checkpoint", save_then_die)
+    capsys.readouterr()
     with pytest.raises(KeyboardInterrupt):
         run_adapt(pretrained_dir, tmp_path, "--max_iters=12", "--eval_every=6", *KEEP_HEAD)
+    # the inputs of `expanded`: its merged vocabulary, built once, is reused (tests/test_merged_vocab.py)
+    assert "merged vocabulary: reused" in capsys.readouterr().out
     monkeypatch.setattr(runtime, "save_checkpoint", real_save)
     assert runtime.load_checkpoint(str(tmp_path))["step"] == 6
     run_adapt(pretrained_dir, tmp_path, "--max_iters=12", "--eval_every=6", "--resume", *KEEP_HEAD)
@@ -214,6 +217,10 @@ def test_sizes_of_zero_are_refused_up_front(pretrained_dir, tmp_path):
         with pytest.raises(SystemExit, match=f"--{key} must be > 0, got 0"):
             run_adapt(pretrained_dir, tmp_path / key, f"--{key}=0")
         assert not os.path.exists(tmp_path / key)
+    for value in ("-1", "1"):  # 0 means all of the text; otherwise at least a byte per language
+        with pytest.raises(SystemExit, match="extend_max_bytes"):
+            run_adapt(pretrained_dir, tmp_path / "cap", f"--extend_max_bytes={value}")
+        assert not os.path.exists(tmp_path / "cap")
 
 
 def test_split_rows_have_no_weight_to_write_into_by_mistake(pretrained_dir):
