@@ -5,8 +5,9 @@ group_languages). A corpus is UTF-8 text files in which documents are separated 
 read_documents streams a file a chunk at a time, so a corpus larger than memory passes through (tokenizer
 training, token files); sample_documents takes an even, seeded sample of a file instead (tokenizer.py
 --max_bytes); stats_table measures how much text a token covers under several vocabularies (tokenizer.py
-stats, adapt.py). Every script writes its files through atomic_open and reports bad input through fail.
-flores200_spm says where spBLEU's sentencepiece model lives, for the script that fetches it and the metric.
+stats, adapt.py). Every script writes its files through atomic_open (remove_stale_temporaries clears what a
+killed write left) and reports bad input through fail. flores200_spm says where spBLEU's sentencepiece
+model lives, for the script that fetches it and the metric.
 """
 import contextlib
 import itertools
@@ -51,6 +52,34 @@ def atomic_open(path, mode="w"):
             with contextlib.suppress(OSError):
                 os.rmdir(d)
         raise
+
+
+def remove_stale_temporaries(folder):
+    """Delete the temporary files (`<name>.<pid>.tmp`, atomic_open's) that a process killed mid-write left in
+    folder: a checkpoint's is as large as the checkpoint (33 GB at 2.8B parameters) and nothing else removes
+    it. A file whose process still runs on this machine is left alone."""
+    if not os.path.isdir(folder):
+        return
+    for name in sorted(os.listdir(folder)):
+        match = re.fullmatch(r".+\.(\d+)\.tmp", name)
+        if not match or _process_alive(int(match.group(1))):
+            continue
+        path = os.path.join(folder, name)
+        size = os.path.getsize(path)
+        os.remove(path)
+        print(f"note: removed {path} ({size / 1e6:,.1f} MB), left by a save that was killed")
+
+
+def _process_alive(pid):
+    if pid == os.getpid() or os.name == "nt":  # on Windows os.kill(pid, 0) would end the process: keep its file
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: nothing is sent, only whether the process exists
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # it exists (another user's), or we cannot tell: keep its file
+    return True
 
 
 def sync_folder(folder):

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from model import GPT, GPTConfig
+from pipeline import documents
 from pipeline.documents import atomic_open, fail  # noqa: F401 (the stages call them as runtime.*)
 from pipeline.vocabulary import Tokenizer
 
@@ -330,7 +331,7 @@ def prepare_out_dir(out_dir, config, stage):
     from, or None. An existing run is never overwritten by accident."""
     ckpt_path = os.path.join(out_dir, "ckpt.pt")
     config_path = os.path.join(out_dir, "config.json")
-    remove_stale_temporaries(out_dir)
+    documents.remove_stale_temporaries(out_dir)  # a killed save's is as large as the checkpoint
     exists = os.path.exists(ckpt_path)  # a run that stopped before its first checkpoint has nothing to keep
     if exists and config.overwrite:
         for name in ("ckpt.pt", "config.json", "log.jsonl", "tokenizer.tiktoken"):
@@ -354,34 +355,6 @@ def prepare_out_dir(out_dir, config, stage):
         diffs = ", ".join(f"{k}: {ckpt['config'].get(k)!r} -> {resolved[k]!r}" for k in changed)
         fail(f"cannot resume {out_dir} with a different config ({diffs}); use --overwrite to start again")
     return ckpt
-
-
-def remove_stale_temporaries(out_dir):
-    """Delete the temporary files (`<name>.<pid>.tmp`, atomic_open's) that a process killed mid-write left in
-    out_dir: a checkpoint's is as large as the checkpoint (33 GB at 2.8B parameters) and nothing else removes
-    it. A file whose process still runs on this machine is left alone."""
-    if not os.path.isdir(out_dir):
-        return
-    for name in sorted(os.listdir(out_dir)):
-        match = re.fullmatch(r".+\.(\d+)\.tmp", name)
-        if not match or _process_alive(int(match.group(1))):
-            continue
-        path = os.path.join(out_dir, name)
-        size = os.path.getsize(path)
-        os.remove(path)
-        print(f"note: removed {path} ({size / 1e6:,.1f} MB), left by a save that was killed")
-
-
-def _process_alive(pid):
-    if pid == os.getpid() or os.name == "nt":  # on Windows os.kill(pid, 0) would end the process: keep its file
-        return True
-    try:
-        os.kill(pid, 0)  # signal 0: nothing is sent, only whether the process exists
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True  # it exists (another user's), or we cannot tell: keep its file
-    return True
 
 
 def save_checkpoint(out_dir, ckpt):
