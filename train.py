@@ -113,8 +113,8 @@ def open_out_dir(cfg, ddp, master):
         dist.broadcast_object_list(box)
         if box[0] and not master:
             if not os.path.isfile(os.path.join(cfg.out_dir, "ckpt.pt")):
-                runtime.fail(f"rank {dist.get_rank()} cannot see {cfg.out_dir}/ckpt.pt, which rank 0 resumes from: "
-                             "resuming on several nodes needs out_dir on a filesystem that every node shares")
+                runtime.fail(f"rank {os.environ['RANK']} cannot see {cfg.out_dir}/ckpt.pt, which rank 0 resumes "
+                             "from: resuming on several nodes needs out_dir on a filesystem that every node shares")
             resume_ckpt = runtime.load_checkpoint(cfg.out_dir)
     return resume_ckpt
 

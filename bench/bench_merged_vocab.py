@@ -34,7 +34,7 @@ import adapt, tokenizer
 base = tokenizer.Tokenizer.load({base!r})
 paths = json.load(open({paths!r}))
 if {cache!r}:
-    tok = adapt.merged_vocabulary(base, paths, {n_new}, {max_bytes}, {cache!r})
+    tok = adapt.cached_vocabulary(base, paths, {n_new}, {max_bytes}, {cache!r})
 else:  # what every expand run did before: extend on all the text, no cache
     tok = adapt.extend_vocabulary(base, paths, {n_new}, 0)
 print("ids", tok.n_vocab)

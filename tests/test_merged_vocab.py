@@ -14,7 +14,7 @@ import pytest
 import adapt
 import tokenizer
 from conftest import BASE_VOCAB, ROOT, base_docs, corpus
-from pipeline import build_once, common, documents
+from pipeline import build_once, documents
 
 
 @pytest.fixture
@@ -29,19 +29,19 @@ def texts(tmp_path):
 
 
 def test_the_same_inputs_reuse_it_and_any_other_input_builds_anew(base, texts, tmp_path, capsys):
-    """Fails if merged_vocabulary rebuilds for the same inputs, or reuses a vocabulary built from other inputs."""
+    """Fails if cached_vocabulary rebuilds for the same inputs, or reuses a vocabulary built from other inputs."""
     cache = str(tmp_path / "cache")
-    first = adapt.merged_vocabulary(base, texts, 200, 0, cache)
+    first = adapt.cached_vocabulary(base, texts, 200, 0, cache)
     assert "merged vocabulary: learned 200 new tokens" in capsys.readouterr().out
-    again = adapt.merged_vocabulary(base, texts, 200, 0, cache)
+    again = adapt.cached_vocabulary(base, texts, 200, 0, cache)
     assert "merged vocabulary: reused" in capsys.readouterr().out
-    assert common.tokenizer_fingerprint(again) == common.tokenizer_fingerprint(first)
-    assert common.tokenizer_fingerprint(first) == common.tokenizer_fingerprint(
-        adapt.extend_vocabulary(base, texts, 200, 0))  # what every run learned before, without the cache
+    assert again.fingerprint() == first.fingerprint()
+    # what every run learned before, without the cache
+    assert first.fingerprint() == adapt.extend_vocabulary(base, texts, 200, 0).fingerprint()
     assert len([f for f in os.listdir(cache) if f.endswith(".tiktoken")]) == 1
 
     def builds(*args):
-        adapt.merged_vocabulary(*args, cache)
+        adapt.cached_vocabulary(*args, cache)
         return "learned" in capsys.readouterr().out
 
     assert builds(base, texts, 150, 0)  # other merges
