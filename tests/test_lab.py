@@ -417,7 +417,7 @@ def story_sentences(w, i):
 
 
 def test_language_options():
-    """word_orders, latin_names, ascii_digits and english_scaffold change what they say and nothing else."""
+    """word_orders, cognates, latin_names, ascii_digits and english_scaffold change what they say."""
     plain = {x.code: x for x in build_languages(9)}
     changed = {x.code: x for x in build_languages(9, {"qcy": "SVO"}, latin_names=True, ascii_digits=True,
                                                    english_scaffold=True)}
@@ -432,6 +432,9 @@ def test_language_options():
     question = W.clause(W.name(2), "go", ("dest", W.WHERE), q="wh")
     assert changed["qko"].ask(question).startswith("Question: ") and changed["qko"].ask(question).endswith("\nAnswer:")
     assert "Question" not in plain["qko"].ask(question)
+    with_cognates = {x.code: x for x in build_languages(9, cognates={"qla": 0.5})}["qla"]
+    english_like = lambda lang: sum(lang.words[c][:3] == c[:3] for c in lang.words) / len(lang.words)
+    assert english_like(with_cognates) > 0.2 > 0.05 > english_like(plain["qla"])
 
 
 def test_snippet_matcher():
@@ -454,6 +457,7 @@ def test_snippet_matcher():
     (["--exercise_langs", "en,zz"], "--exercise_langs: unknown language(s) zz"),
     (["--word_orders", "qcy=OVS"], "--word_orders: 'qcy=OVS' is not"),
     (["--word_orders", "en=SOV"], "--word_orders: 'en=SOV' is not"),
+    (["--cognates", "qcy=0.3"], "--cognates: 'qcy=0.3' is not"),
     (["--latin_names", "2"], "invalid choice"),
 ])
 def test_bad_options(args, message, tmp_path):
@@ -466,7 +470,7 @@ def test_help_lists_every_option():
     result = run_cli("--help")
     assert result.returncode == 0
     for option in ("--seed", "--out", "--mb_per_lang", "--examples_per_task", "--instructions", "--show",
-                   "--exercise_langs", "--parallel", "--code_switch", "--word_orders", "--latin_names",
+                   "--exercise_langs", "--parallel", "--code_switch", "--word_orders", "--cognates", "--latin_names",
                    "--ascii_digits", "--english_scaffold"):
         assert option in result.stdout
 

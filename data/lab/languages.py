@@ -271,7 +271,8 @@ class English(Realiser):
 
 
 class Conlang(Realiser):
-    def __init__(self, spec, seed, names, parent=None, latin_names=False, ascii_digits=False, english_scaffold=False):
+    def __init__(self, spec, seed, names, parent=None, cognates=0.0, latin_names=False, ascii_digits=False,
+                 english_scaffold=False):
         self.code, self.label_name, self.group, self.script, self.order, self.morph, self.spaces, self.sister = spec
         self.ascii_digits, self.english_scaffold = ascii_digits, english_scaffold
         self.loans = None  # (rng, rate) while code-switching (code_switching())
@@ -291,9 +292,11 @@ class Conlang(Realiser):
         self.syl, self.lex = {}, {}  # concept -> syllables / written root
         used = set()
         if isinstance(parent, English):
-            self._derive_english(rng, used)
+            self._derive_english(rng, used, 0.75)
         elif parent is not None:
             self._derive(rng, parent, used)
+        elif cognates:  # a share of words from English, as Spanish and Italian share many with it
+            self._derive_english(rng, used, cognates)
         for concept, n in CONCEPTS + [(g, 1) for g in GRAMMAR]:
             if concept not in self.lex:
                 self._fresh(rng, concept, n, used)
@@ -333,11 +336,12 @@ class Conlang(Realiser):
                     used.add(written)
                     self.syl[concept], self.lex[concept] = new, written
 
-    def _derive_english(self, rng, used):
+    def _derive_english(self, rng, used, share):
+        """A share of the concepts' words from their English spelling, through seeded letter changes."""
         changes = [ch for ch in ENGLISH_CHANGES if rng.random() < 0.5]
         ending = rng.choice("aeo")
         for concept, _ in CONCEPTS:
-            if rng.random() < 0.75:
+            if rng.random() < share:
                 w = W.FUNCTION_WORDS.get(concept, concept).lower().replace(" ", "")
                 for old, new in changes:
                     w = w.replace(old, new)
@@ -447,9 +451,10 @@ class Conlang(Realiser):
         return self.sep.join([p for p in parts if p])
 
 
-def build_languages(seed, orders=None, **options):
+def build_languages(seed, orders=None, cognates=None, **options):
     """All languages of the lab, in LANGS order (a sister is built after its parent). orders: {code: word
-    order} to change LANGS' word orders; options: Conlang's latin_names, ascii_digits, english_scaffold."""
+    order} to change LANGS' word orders; cognates: {code: share of words from English} (Latin script);
+    options: Conlang's latin_names, ascii_digits, english_scaffold."""
     names = make_names(seed)
     langs = {}
     for spec in LANGS:
@@ -457,5 +462,6 @@ def build_languages(seed, orders=None, **options):
             langs["en"] = English(names)
         else:
             spec = spec[:4] + ((orders or {}).get(spec[0], spec[4]),) + spec[5:]
-            langs[spec[0]] = Conlang(spec, seed, names, langs[spec[7]] if spec[7] else None, **options)
+            langs[spec[0]] = Conlang(spec, seed, names, langs[spec[7]] if spec[7] else None,
+                                     (cognates or {}).get(spec[0], 0.0), **options)
     return list(langs.values())

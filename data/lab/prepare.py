@@ -38,10 +38,11 @@ VAL_FRACTION = 0.08
 # the defaults are the design the screen chose. exercise_langs: the languages whose text has exercises
 # ("all": every one); parallel: share of bilingual documents (English, then the same in the language);
 # code_switch: share of nouns written as the English word; word_orders: {code: order} changed from
-# languages.LANGS; latin_names, ascii_digits, english_scaffold (Question/Answer): the same in every script.
+# languages.LANGS; cognates: {code: share of its words from English}; latin_names, ascii_digits,
+# english_scaffold (Question/Answer): the same in every script.
 # parallel and code_switch are in the training text of every language but English; held-out text and
 # benchmarks are the language alone.
-DESIGN = dict(exercise_langs=["en"], parallel=0.0, code_switch=0.0, word_orders={}, latin_names=False,
+DESIGN = dict(exercise_langs=["en"], parallel=0.0, code_switch=0.0, word_orders={}, cognates={}, latin_names=False,
               ascii_digits=False, english_scaffold=False)
 
 
@@ -383,7 +384,7 @@ def generate(out, seed=1337, mb_per_lang=1.0, examples_per_task=500, n_instructi
 
 
 def languages(seed, design):
-    return build_languages(seed, design["word_orders"], latin_names=design["latin_names"],
+    return build_languages(seed, design["word_orders"], design["cognates"], latin_names=design["latin_names"],
                            ascii_digits=design["ascii_digits"], english_scaffold=design["english_scaffold"])
 
 
@@ -408,8 +409,14 @@ def design_from(args):
     for code, order in orders.items():
         if code not in codes - {"en"} or order not in ("SVO", "SOV", "VSO"):
             fail(f"--word_orders: '{code}={order}' is not a constructed language's code = SVO, SOV or VSO")
+    cognates = dict(x.partition("=")[::2] for x in args.cognates.split(",") if x)
+    latin = {spec[0] for spec in LANGS if spec[3] == "Latin" and spec[7] is None} - {"en"}
+    for code, share in cognates.items():
+        if code not in latin or not re.fullmatch(r"0?\.\d+|[01]", share):
+            fail(f"--cognates: '{code}={share}' is not a Latin-script language without a parent = a share")
+        cognates[code] = float(share)
     return dict(exercise_langs=langs, parallel=args.parallel, code_switch=args.code_switch, word_orders=orders,
-                latin_names=bool(args.latin_names), ascii_digits=bool(args.ascii_digits),
+                cognates=cognates, latin_names=bool(args.latin_names), ascii_digits=bool(args.ascii_digits),
                 english_scaffold=bool(args.english_scaffold))
 
 
@@ -433,6 +440,8 @@ def main(argv=None):
                     "language's training text written as the English word")
     ap.add_argument("--word_orders", default=",".join(f"{k}={v}" for k, v in d["word_orders"].items()),
                     help="word orders changed from languages.py's, e.g. qcy=SVO,qla=SVO")
+    ap.add_argument("--cognates", default=",".join(f"{k}={v}" for k, v in d["cognates"].items()),
+                    help="share of a Latin-script language's words taken from English, e.g. qla=0.3")
     for key, what in (("latin_names", "person names in Latin letters in every language"),
                       ("ascii_digits", "digits 0-9 in every script"),
                       ("english_scaffold", "the Question:/Answer: words in English in every language")):
