@@ -4,7 +4,8 @@ the lab, pretrain the Baseline (standard pretraining, no forgetting), probe it, 
 the positive controls. A development tool (data/lab/README.md, "Cross-lingual channels", has the screen it
 made); report.py gates the real runs.
 
-    python bench/lab_screen.py --seed 11 --out out/screen/x [--gates] [--chat] -- --parallel 0.05 ...
+    python bench/lab_screen.py --seed 11 --out out/screen/x [--gates] [--chat] [--train=--n_embd=64] \
+        -- --parallel 0.05 ...
 
 Everything after `--` goes to data/lab/prepare.py. Seeds 1..99 only: the reported runs use 1337 and up, and
 the lab is never tuned on them (issue 29). A stage whose output exists is not run again.
@@ -67,6 +68,8 @@ def main(argv=None):
     ap.add_argument("--out", required=True, help="folder for this design's lab, models and results")
     ap.add_argument("--gates", action="store_true", help="also finetune (English, translated) and measure (i)-(iii)")
     ap.add_argument("--chat", action="store_true", help="with --gates, also score the finetuned models with ChatML")
+    ap.add_argument("--train", action="append", default=[], help="an option for train.py (the model's size: "
+                    "--train=--n_embd=64); repeat for several")
     args = ap.parse_args(ours)
     if not 1 <= args.seed <= 99:
         sys.exit("error: --seed must be a development seed, 1..99 (the reported runs use 1337 and up)")
@@ -81,9 +84,10 @@ def main(argv=None):
     if not tok.exists():
         texts = [lab / e["train"] for e in manifest["languages"] if e["group"] == "pretraining"]
         run(log, "tokenizer.py", "train", "--input", *texts, "--vocab_size", 2048, "--out", tok)
-    if not (out / "base" / "ckpt.pt").exists():
-        run(log, "train.py", cfg, "--forget_every=0", seed, f"--data_dir={lab}", f"--tokenizer={tok}",
-            f"--out_dir={out / 'base'}", "--progress=false")
+    # always run: a finished run says it is complete, an interrupted one resumes
+    resume = ["--resume=true"] if (out / "base" / "ckpt.pt").exists() else []
+    run(log, "train.py", cfg, "--forget_every=0", seed, f"--data_dir={lab}", f"--tokenizer={tok}",
+        f"--out_dir={out / 'base'}", "--progress=false", *resume, *args.train)
     common = [cfg, f"--data_dir={lab}", "--bpb=false", "--self_sim=false", "--tasks", *TASKS, "--langs", "en", *langs,
               "--progress=false"]
     if not (out / "probe.json").exists():
@@ -100,8 +104,9 @@ def main(argv=None):
     jobs = [("ft_en", []), ("ft_tr", [f"--data={lab / translated['train']}", f"--val_data={lab / translated['val']}"])]
     with ThreadPoolExecutor(2) as pool:
         runs = [pool.submit(run, out / f"{name}.log", "finetune.py", cfg, seed, f"--data_dir={lab}",
-                            f"--init_from={out / 'base'}", f"--out_dir={out / name}", "--progress=false", *extra)
-                for name, extra in jobs if not (out / name / "ckpt.pt").exists()]
+                            f"--init_from={out / 'base'}", f"--out_dir={out / name}", "--progress=false", *extra,
+                            *(["--resume=true"] if (out / name / "ckpt.pt").exists() else []))
+                for name, extra in jobs]
         for finished in runs:
             finished.result()  # a failed run's exit comes through here
     models = [f"{m}={out / m}" for m in ("base", "ft_en", "ft_tr")]
@@ -123,6 +128,9 @@ def main(argv=None):
               f"| {show(gains(plain, 'ft_tr', 'base', langs, task))} "
               f"| {metric('base', task, 'en'):.3f} / {metric('base', task, 'en', 'acc_prior'):.3f} / "
               f"{metric('base', task, 'en', 'acc'):.3f} |")
+    for lang in langs:  # a design may open a channel to one language only (--relexify)
+        print(f"(ii) in {lang} alone: " + ", ".join(f"{task} {show(gains(plain, 'ft_en', 'base', [lang], task))}"
+                                                   for task in TASKS))
     if args.chat:
         chat = json.loads((out / "chat.json").read_text())["metrics"]
         for task in TASKS:

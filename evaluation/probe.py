@@ -14,10 +14,19 @@ language adds to every passage of it, its own direction, then says nothing, and 
 apart is compared (Libovický et al. 2020, "On the language neutrality of pre-trained multilingual
 representations", who found the same).
 
-    python -m evaluation.probe --model out/pretrain --data_dir out/lab [--task lab_read] [--n 150]
+The word probe is finer: a lab knows its dictionary exactly (lexicon.json: every noun, verb and adjective
+in every language), so for each concept it asks whether English's word and language L's word are each
+other's nearest neighbours among all concepts' words (chance 1/n concepts), (a) in the input embeddings
+(the mean of the word's token rows) and (b) in context: the mean of the hidden states of the word's
+tokens over its first occurrences in the language's held-out text, per layer (a root matches at the
+start of a word, so a suffixing language's inflected forms count). Words align before passages do: a
+passage is many words, most of them shared structure.
+
+    python -m evaluation.probe --model out/pretrain --data_dir out/lab [--task lab_read] [--n 150] [--words]
 """
 
 import argparse
+import re
 import sys
 
 import torch
@@ -69,6 +78,81 @@ def probe(model, tok, passages, reference="en", batch_size=32):
     return out
 
 
+@torch.no_grad()
+def word_states(model, tok, text, words, max_seen=20, batch_size=16):
+    """For each word of `words` found in `text` (at the start of a word): the mean over its first max_seen
+    occurrences of the mean hidden state of the tokens it spans, at every layer -> {word: [n_layer + 1, C]}.
+    A document (blank-line separated) longer than the block is cut at its end."""
+    device, block = model.wte.weight.device, model.config.block_size
+    finder = re.compile(r"(?<!\w)(" + "|".join(map(re.escape, sorted(words, key=len, reverse=True))) + ")")
+    sums, seen = {}, {w: 0 for w in words}
+    docs = [d for d in text.split("\n\n") if d.strip()]
+    for first in range(0, len(docs), batch_size):
+        if all(k >= max_seen for k in seen.values()):
+            break
+        rows = [([tok.eot_id] + tok.encode(d))[:block] for d in docs[first:first + batch_size]]
+        width = max(len(r) for r in rows)
+        idx = torch.tensor([r + [tok.eot_id] * (width - len(r)) for r in rows], device=device)
+        states = torch.stack(hidden_states(model, idx)).float()  # [L, B, T, C]
+        for b, (doc, row) in enumerate(zip(docs[first:first + batch_size], rows)):
+            ends = torch.tensor([len(tok.token_bytes(t)) for t in row]).cumsum(0).tolist()  # byte end of each token
+            for m in finder.finditer(doc):
+                word = m.group(1)
+                if seen[word] >= max_seen:
+                    continue
+                start = len(doc[:m.start()].encode("utf-8"))
+                end = start + len(word.encode("utf-8"))
+                spans = [t for t in range(1, len(row)) if ends[t - 1] < end and ends[t] > start]
+                if not spans or ends[-1] < end:  # cut off by the block
+                    continue
+                vec = states[:, b, spans].mean(1)
+                sums[word] = sums.get(word, 0) + vec
+                seen[word] += 1
+    return {w: sums[w] / seen[w] for w in sums}
+
+
+def word_probe(model, tok, lexicon, texts, reference="en", max_seen=20):
+    """{lang: {"n": concepts compared, "embeddings": retrieval@1, "n_context": ..., "layers": [per layer]}}:
+    retrieval@1 of `reference`'s word for each concept among all concepts' words in lang and back (lexicon:
+    {lang: {concept: word}}; texts: {lang: held-out text}). Concepts whose words are found in both texts
+    are compared in context; every concept whose words differ in the two languages, in the embeddings."""
+    rows = model.wte.weight.detach().float()
+
+    def embedding(word):
+        return rows[tok.encode(" " + word)].mean(0)  # as the word is written inside a sentence
+    ref = lexicon[reference]
+    ref_states = word_states(model, tok, texts[reference], set(ref.values()), max_seen)
+    out = {}
+    for lang, words in lexicon.items():
+        if lang == reference or lang not in texts:
+            continue
+        both = [c for c in ref if c in words and ref[c] != words[c]]  # a shared spelling would match itself
+        r = retrieval_at_1(torch.stack([embedding(ref[c]) for c in both]),
+                           torch.stack([embedding(words[c]) for c in both]))
+        states = word_states(model, tok, texts[lang], {words[c] for c in both}, max_seen)
+        found = [c for c in both if ref[c] in ref_states and words[c] in states]
+        layers = [retrieval_at_1(a, b) for a, b in zip(torch.stack([ref_states[ref[c]] for c in found], 1),
+                                                       torch.stack([states[words[c]] for c in found], 1))]
+        out[lang] = {"n": len(both), "embeddings": r, "n_context": len(found), "layers": layers}
+    return out
+
+
+def word_inputs(data_dir, langs):
+    """(lexicon, {lang: held-out text}) of a data folder whose manifest lists a "lexicon" (the lab's), for
+    langs (English among them), or None: real corpora have no exact dictionary."""
+    import json
+    import os
+
+    from pipeline import documents
+    manifest = documents.read_manifest(data_dir)
+    if "lexicon" not in manifest:
+        return None
+    with open(os.path.join(data_dir, manifest["lexicon"]), encoding="utf-8") as f:
+        lexicon = {lang: words for lang, words in json.load(f).items() if lang in langs}
+    paths = documents.language_files(data_dir, list(lexicon), "val")
+    return lexicon, {lang: open(path, encoding="utf-8").read() for lang, path in paths.items()}
+
+
 def task_passages(tasks, task, n):
     """The first n contexts (or prompts) of a task in each of its languages: {lang: [texts]}."""
     return {lang: [ex.get("context", ex.get("prompt")) for ex in examples[:n or None]]
@@ -87,6 +171,7 @@ def main(argv=None):
     ap.add_argument("--task", default="lab_read", help="the task whose contexts are the parallel passages")
     ap.add_argument("--n", type=int, default=150, help="passages per language (the first ones of each file)")
     ap.add_argument("--langs", nargs="*", default=[], help="languages (English always); default: every one")
+    ap.add_argument("--words", action="store_true", help="also the word probe (the data folder's lexicon.json)")
     args = ap.parse_args(argv)
     langs = sorted(set(args.langs) | {"en"}) if args.langs else []
     tasks = load_tasks(args.data_dir, [args.task], langs)
@@ -102,6 +187,16 @@ def main(argv=None):
     print("| lang | " + " | ".join(f"L{i}" for i in range(model.config.n_layer + 1)) + " |")
     for lang, values in scores.items():
         print(f"| {lang} | " + " | ".join(f"{v:.2f}" for v in values) + " |")
+    if args.words:
+        inputs = word_inputs(args.data_dir, set(passages))
+        if inputs is None:
+            runtime.fail(f"--words: {args.data_dir}/manifest.json lists no lexicon")
+        words = word_probe(model, tok, *inputs)
+        print("word retrieval@1 (chance 1/n): input embeddings, then in context at each layer")
+        for lang, w in words.items():
+            print(f"| {lang} | n={w['n']} emb {w['embeddings']:.2f} | n={w['n_context']} "
+                  + " ".join(f"{v:.2f}" for v in w["layers"]) + " |")
+        scores = {"passages": scores, "words": words}
     return scores
 
 

@@ -437,6 +437,25 @@ def test_language_options():
     assert english_like(with_cognates) > 0.2 > 0.05 > english_like(plain["qla"])
 
 
+def test_relexified_english_is_english_word_for_word():
+    """--relexify: the language says exactly what English says, in the same order and forms, each word
+    rewritten by one cipher into its own script (a sister of it is still the constructed language's). Fails
+    if the cipher maps two letters to one (two English words could merge) or if it changes the grammar."""
+    plain = {x.code: x for x in build_languages(9)}
+    langs = {x.code: x for x in build_languages(9, relexify=["qcy"])}
+    en, qcy = langs["en"], langs["qcy"]
+    assert qcy.script == "Cyrillic" and qcy.order == "SVO" and qcy.group == "pretraining"
+    assert len(set(qcy.cipher.values())) == 52  # a-z and A-Z, each to its own letter
+    rng, w = random.Random(3), W.World(9)
+    for _ in range(30):
+        sents, question, options, right = items.fact_passage(rng, w)
+        text = en.text(sents) + "\n" + en.ask(question) + en.sep + en.np(options[right])
+        assert qcy.text(sents) + "\n" + qcy.ask(question) + qcy.sep + qcy.np(options[right]) == text.translate(qcy.cipher)
+        _check_script(qcy.text(sents).translate(str.maketrans("", "", "0123456789")), "Cyrillic", "qcy")
+    assert langs["qcs"].words == plain["qcs"].words
+    assert prepare.lexicon(list(langs.values()))["qcy"]["fox"] == "fox".translate(qcy.cipher)
+
+
 def test_snippet_matcher():
     s = prepare.Snippets(["Mara dropped the cup, so", "It rained, so", "Tom slept", "Lina"])
     assert s.found_in("Later mara dropped the cup, so the cup broke.")
@@ -458,6 +477,7 @@ def test_snippet_matcher():
     (["--word_orders", "qcy=OVS"], "--word_orders: 'qcy=OVS' is not"),
     (["--word_orders", "en=SOV"], "--word_orders: 'en=SOV' is not"),
     (["--cognates", "qcy=0.3"], "--cognates: 'qcy=0.3' is not"),
+    (["--relexify", "qdv"], "--relexify: qdv is not"),
     (["--latin_names", "2"], "invalid choice"),
 ])
 def test_bad_options(args, message, tmp_path):
@@ -471,7 +491,7 @@ def test_help_lists_every_option():
     assert result.returncode == 0
     for option in ("--seed", "--out", "--mb_per_lang", "--examples_per_task", "--instructions", "--show",
                    "--exercise_langs", "--parallel", "--code_switch", "--word_orders", "--cognates", "--latin_names",
-                   "--ascii_digits", "--english_scaffold"):
+                   "--ascii_digits", "--english_scaffold", "--relexify"):
         assert option in result.stdout
 
 

@@ -172,6 +172,10 @@ class English(Realiser):
     def word(self, concept):
         return W.FUNCTION_WORDS[concept]
 
+    def lexeme(self, concept):
+        """A noun's, verb's or adjective's dictionary form (what the word probe looks for in text)."""
+        return concept
+
     def phrase(self, key):
         return W.PHRASES[key]
 
@@ -371,6 +375,9 @@ class Conlang(Realiser):
     def word(self, concept):
         return self.words[concept]
 
+    def lexeme(self, concept):
+        return self.lex[concept]  # a root: a suffixing language adds its endings to it
+
     def phrase(self, key):
         return self.phrases[key]
 
@@ -451,17 +458,60 @@ class Conlang(Realiser):
         return self.sep.join([p for p in parts if p])
 
 
-def build_languages(seed, orders=None, cognates=None, **options):
+# the letters a relexified English is written in (Relexified): 26 of each script's lowercase letters
+CIPHER_LETTERS = {"Cyrillic": "абвгдежзийклмнопрстуфхцчшщыэюя", "Latin": "abcdefghijklmnopqrstuvwxyz"}
+
+
+class Relexified(English):
+    """English relexified (Dufter & Schütze 2020's "fake English"): English's grammar, word order and
+    morphology, every word rewritten by a seeded letter cipher into a script, so each English word form
+    has exactly one new word form and its tokens mirror English's. The instrument's maximal channel: if
+    nothing transfers between these two, nothing will between less alike languages."""
+
+    def __init__(self, spec, seed, names):
+        super().__init__(names)
+        self.code, self.label_name, self.group, self.script, _, _, self.spaces, self.sister = spec
+        rng = random.Random(f"lab/relexify/{seed}/{self.code}")
+        letters = rng.sample(CIPHER_LETTERS[self.script], 26)
+        self.cipher = str.maketrans("abcdefghijklmnopqrstuvwxyz" + "abcdefghijklmnopqrstuvwxyz".upper(),
+                                    "".join(letters) + "".join(letters).upper())
+        self.names = [n.translate(self.cipher) for n in self.names]
+
+    # every method that returns text, ciphered; ciphering ciphered text changes nothing (no Latin left), so
+    # these may call each other freely
+    def word(self, concept):
+        return super().word(concept).translate(self.cipher)
+
+    def phrase(self, key):
+        return super().phrase(key).translate(self.cipher)
+
+    def lexeme(self, concept):
+        return concept.translate(self.cipher)
+
+    def np(self, x, role="subj"):
+        return super().np(x, role).translate(self.cipher)
+
+    def clause(self, c):
+        return super().clause(c).translate(self.cipher)
+
+    def code_switching(self, rng, rate):
+        return self  # its words are English's already, one to one
+
+
+def build_languages(seed, orders=None, cognates=None, relexify=(), **options):
     """All languages of the lab, in LANGS order (a sister is built after its parent). orders: {code: word
     order} to change LANGS' word orders; cognates: {code: share of words from English} (Latin script);
-    options: Conlang's latin_names, ascii_digits, english_scaffold."""
+    relexify: codes of languages that become Relexified English in their script (a sister of one is still
+    made from the constructed language it replaces); options: Conlang's latin_names, ascii_digits,
+    english_scaffold."""
     names = make_names(seed)
-    langs = {}
+    langs, made = {}, {}
     for spec in LANGS:
         if spec[0] == "en":
-            langs["en"] = English(names)
-        else:
-            spec = spec[:4] + ((orders or {}).get(spec[0], spec[4]),) + spec[5:]
-            langs[spec[0]] = Conlang(spec, seed, names, langs[spec[7]] if spec[7] else None,
-                                     (cognates or {}).get(spec[0], 0.0), **options)
+            langs["en"] = made["en"] = English(names)
+            continue
+        spec = spec[:4] + ((orders or {}).get(spec[0], spec[4]),) + spec[5:]
+        made[spec[0]] = Conlang(spec, seed, names, made[spec[7]] if spec[7] else None,
+                                (cognates or {}).get(spec[0], 0.0), **options)
+        langs[spec[0]] = Relexified(spec, seed, names) if spec[0] in relexify else made[spec[0]]
     return list(langs.values())

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from data.lab import world as W
 from data.lab.items import QUESTION_TYPES, cloze_item, copa_pair, fact_passage, nli_item, passage, passage_question
-from data.lab.languages import LANGS, build_languages
+from data.lab.languages import CIPHER_LETTERS, LANGS, build_languages
 from data.lab.stories import story
 from pipeline.documents import atomic_open, fail
 
@@ -39,11 +39,12 @@ VAL_FRACTION = 0.08
 # ("all": every one); parallel: share of bilingual documents (English, then the same in the language);
 # code_switch: share of nouns written as the English word; word_orders: {code: order} changed from
 # languages.LANGS; cognates: {code: share of its words from English}; latin_names, ascii_digits,
-# english_scaffold (Question/Answer): the same in every script.
+# english_scaffold (Question/Answer): the same in every script; relexify: languages replaced by English
+# relexified in their script (languages.Relexified: the instrument's maximal channel, a positive control).
 # parallel and code_switch are in the training text of every language but English; held-out text and
 # benchmarks are the language alone.
 DESIGN = dict(exercise_langs=["en"], parallel=0.0, code_switch=0.0, word_orders={}, cognates={}, latin_names=False,
-              ascii_digits=False, english_scaffold=False)
+              ascii_digits=False, english_scaffold=False, relexify=[])
 
 
 # ---- text: stories, facts and exercises --------------------------------------------------------
@@ -338,7 +339,8 @@ def generate(out, seed=1337, mb_per_lang=1.0, examples_per_task=500, n_instructi
                 "tasks": {}, "instructions": {"train": "instructions/train.jsonl", "val": "instructions/val.jsonl"},
                 "instructions_translated": {"train": "instructions/translated/train.jsonl",
                                             "val": "instructions/translated/val.jsonl",
-                                            "langs": [x.code for x in translated_langs]}}
+                                            "langs": [x.code for x in translated_langs]},
+                "lexicon": "lexicon.json"}
     items = {task: eval_items(task, seed, w, langs, examples_per_task)
              for task in tqdm(TASKS, desc="tasks", disable=not progress)}
     for task, (kind, metric, _) in TASKS.items():
@@ -379,13 +381,22 @@ def generate(out, seed=1337, mb_per_lang=1.0, examples_per_task=500, n_instructi
         convs, translated = instructions(rng, w, en, n, block(en), translations)
         write_atomic(out / manifest["instructions"][split], jsonl(convs))
         write_atomic(out / manifest["instructions_translated"][split], jsonl(translated))
+    write_atomic(out / manifest["lexicon"], json.dumps(lexicon(langs), ensure_ascii=False) + "\n")
     write_atomic(out / "manifest.json", json.dumps(manifest, ensure_ascii=False, indent=1) + "\n")
     return manifest
 
 
+def lexicon(langs):
+    """{lang: {concept: its word}} for every noun, verb and adjective: the lab knows its dictionary exactly
+    (the word probe, evaluation/probe.py, reads it)."""
+    concepts = list(dict.fromkeys([*W.NOUNS, *W.VERBS, *W.ADJECTIVES]))
+    return {lang.code: {c: lang.lexeme(c) for c in concepts} for lang in langs}
+
+
 def languages(seed, design):
-    return build_languages(seed, design["word_orders"], design["cognates"], latin_names=design["latin_names"],
-                           ascii_digits=design["ascii_digits"], english_scaffold=design["english_scaffold"])
+    return build_languages(seed, design["word_orders"], design["cognates"], design.get("relexify", ()),
+                           latin_names=design["latin_names"], ascii_digits=design["ascii_digits"],
+                           english_scaffold=design["english_scaffold"])
 
 
 def show(seed, n, design):
@@ -415,9 +426,14 @@ def design_from(args):
         if code not in latin or not re.fullmatch(r"0?\.\d+|[01]", share):
             fail(f"--cognates: '{code}={share}' is not a Latin-script language without a parent = a share")
         cognates[code] = float(share)
+    relexify = [x for x in args.relexify.split(",") if x]
+    cipherable = {spec[0] for spec in LANGS if spec[3] in CIPHER_LETTERS} - {"en"}
+    if not set(relexify) <= cipherable:
+        fail(f"--relexify: {', '.join(sorted(set(relexify) - cipherable))} is not a constructed language in "
+             f"{' or '.join(CIPHER_LETTERS)} script")
     return dict(exercise_langs=langs, parallel=args.parallel, code_switch=args.code_switch, word_orders=orders,
                 cognates=cognates, latin_names=bool(args.latin_names), ascii_digits=bool(args.ascii_digits),
-                english_scaffold=bool(args.english_scaffold))
+                english_scaffold=bool(args.english_scaffold), relexify=relexify)
 
 
 def main(argv=None):
@@ -442,6 +458,8 @@ def main(argv=None):
                     help="word orders changed from languages.py's, e.g. qcy=SVO,qla=SVO")
     ap.add_argument("--cognates", default=",".join(f"{k}={v}" for k, v in d["cognates"].items()),
                     help="share of a Latin-script language's words taken from English, e.g. qla=0.3")
+    ap.add_argument("--relexify", default=",".join(d["relexify"]), help="languages replaced by English "
+                    "relexified in their script (same grammar, each word ciphered), e.g. qcy: a positive control")
     for key, what in (("latin_names", "person names in Latin letters in every language"),
                       ("ascii_digits", "digits 0-9 in every script"),
                       ("english_scaffold", "the Question:/Answer: words in English in every language")):
