@@ -12,7 +12,9 @@ For every model (each with its own tokenizer) and every language of the manifest
      and what a word is;
   3. the benchmarks (benchmarks.py): multiple choice by log-likelihood (acc, its answer prior acc_prior,
      acc_bytes, and the continuous margin and gold_bpb), generation by greedy decoding (exact, F1,
-     ROUGE-L, chrF, BLEU; see metrics.py).
+     ROUGE-L, chrF, BLEU; see metrics.py);
+  4. with --probe, the retrieval probe (probe.py): per layer and language, how often English passages
+     and their translations are each other's nearest neighbours; results.json's "probe".
 Every number is averaged per language group (μ_pretraining, μ_adapting, μ_other, and any other group of
 the manifest, such as the lab's unseen_script) and over the languages of the paper's three groups
 (μ_overall), written to results.json, and printed as markdown tables (also written to results.md).
@@ -30,7 +32,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from evaluation import metrics
+from evaluation import metrics, probe
 from evaluation.benchmarks import GEN_METRICS, MC_METRICS, load_tasks, run_task, stop_ids
 from evaluation.selfsim import language_self_sim, self_sim_sample
 from pipeline import common, documents, runtime
@@ -49,6 +51,8 @@ class EvaluateConfig:
     bpb: bool = True  # measure bits per byte and perplexity
     self_sim: bool = True  # measure self-similarity per layer
     benchmarks: bool = True  # run the benchmarks
+    probe: bool = False  # the retrieval probe (evaluation/probe.py) on probe_task's first max_examples passages
+    probe_task: str = "lab_read"  # its parallel passages: item k has one meaning in every language
     bpb_bytes: int = 16384  # held-out UTF-8 bytes per language for bits per byte (same text for every model); 0 = all
     sim_bytes: int = 8192  # held-out UTF-8 bytes per language sampled for self-similarity
     min_count: int = 4  # self-similarity counts a word that occurs at least this many times in the sample
@@ -296,6 +300,7 @@ def main(argv=None):
     if any(task["spbleu"] for task in tasks.values()):
         metrics.spbleu_metric()  # the FLORES-200 sentencepiece model must be there before hours of generation
     groups, group_of, spaces, text_langs, val_docs = read_languages(cfg, tasks)
+    passages = probe_passages(cfg) if cfg.probe else {}
     readers = []
     for path in model_dirs.values():
         tok, block = Tokenizer.load(os.path.join(path, "tokenizer.tiktoken")), _block_size(path)
@@ -319,6 +324,9 @@ def main(argv=None):
                                                           spaces, device, autocast)
         for metric, per_lang in scores.items():
             table.setdefault(metric, {})[name] = {"langs": per_lang}
+        if passages:
+            results.setdefault("probe", {"task": cfg.probe_task, "n": len(passages["en"]), "models": {}})
+            results["probe"]["models"][name] = probe.probe(model, tok, passages, batch_size=cfg.mc_batch_size)
         print(f"{name}: evaluated in {time.time() - t0:.1f}s "
               f"({', '.join(f'{k} {v:.1f}s' for k, v in results['details'][name]['seconds'].items())})")
         del model
@@ -334,6 +342,16 @@ def main(argv=None):
     print(text)
     print(f"wrote {cfg.out} and {md_path}")
     return results
+
+
+def probe_passages(cfg):
+    """{lang: [the probe task's first max_examples contexts]}, English and the languages asked for."""
+    langs = sorted(set(cfg.langs) | {"en"}) if cfg.langs else []
+    task = load_tasks(cfg.tasks_dir or cfg.data_dir, [cfg.probe_task], langs)
+    passages = probe.task_passages(task, cfg.probe_task, cfg.max_examples)
+    if "en" not in passages or len(passages) < 2:
+        runtime.fail(f"--probe: task {cfg.probe_task} needs English and another language to retrieve from")
+    return passages
 
 
 def _block_size(out_dir):

@@ -283,14 +283,19 @@ def test_the_lab_end_to_end(lab_dir, pretrained_dir, two_models, tmp_path):
     assert out["details"]["Lab"]["self_sim_occurrences"] == out["details"]["Bytes"]["self_sim_occurrences"]
 
 
-def test_benchmarks_from_another_folder(mini_lab, two_models, tmp_path):
-    """Real benchmarks come from their own manifest; a language the text manifest lacks counts as 'other'."""
-    shutil.copytree(os.path.join(mini_lab, "tasks", "t_mc"), tmp_path / "tasks" / "t_mc")
-    lines = (tmp_path / "tasks" / "t_mc" / "en.jsonl").read_text().replace('"lang": "en"', '"lang": "xx"')
-    (tmp_path / "tasks" / "t_mc" / "xx.jsonl").write_text(lines)
+def english_twice(mini_lab, folder):
+    """A task folder whose t_mc has English under its own code and under 'xx'."""
+    shutil.copytree(os.path.join(mini_lab, "tasks", "t_mc"), folder / "tasks" / "t_mc")
+    lines = (folder / "tasks" / "t_mc" / "en.jsonl").read_text().replace('"lang": "en"', '"lang": "xx"')
+    (folder / "tasks" / "t_mc" / "xx.jsonl").write_text(lines)
     files = {"en": "tasks/t_mc/en.jsonl", "xx": "tasks/t_mc/xx.jsonl"}
     manifest = {"tasks": {"t_mc": {"kind": "mc", "metric": "acc", "files": files}}}
-    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_benchmarks_from_another_folder(mini_lab, two_models, tmp_path):
+    """Real benchmarks come from their own manifest; a language the text manifest lacks counts as 'other'."""
+    english_twice(mini_lab, tmp_path)
     out = evaluate.main([f"--models=A={two_models['Bytes']}", f"--data_dir={mini_lab}", f"--tasks_dir={tmp_path}",
                          "--bpb=false", "--self_sim=false", f"--out={tmp_path / 'r.json'}", *FAST])
     assert list(out["metrics"]) == ["t_mc/acc", "t_mc/acc_prior", "t_mc/acc_calibrated", "t_mc/acc_bytes",
@@ -298,3 +303,14 @@ def test_benchmarks_from_another_folder(mini_lab, two_models, tmp_path):
     acc = out["metrics"]["t_mc/acc"]["A"]
     assert out["languages"]["xx"] == "other" and acc["groups"]["other"] == acc["langs"]["xx"]
     assert acc["langs"]["xx"] == acc["langs"]["en"]  # the same examples under another code
+
+
+def test_the_probe(mini_lab, two_models, tmp_path):
+    """--probe: results.json's "probe" holds the task, n and each model's retrieval@1 per layer for every
+    language but English (evaluation/probe.py); a copy of English under another code is retrieved at 1."""
+    english_twice(mini_lab, tmp_path)
+    out = evaluate.main([f"--models=A={two_models['Bytes']}", f"--data_dir={mini_lab}", f"--tasks_dir={tmp_path}",
+                         "--bpb=false", "--self_sim=false", "--benchmarks=false", "--probe", "--probe_task=t_mc",
+                         f"--out={tmp_path / 'r.json'}", *FAST])
+    assert out["probe"] == {"task": "t_mc", "n": 3, "models": {"A": {"xx": [1.0] * 3}}}
+    assert json.load(open(tmp_path / "r.json"))["probe"] == out["probe"]

@@ -207,8 +207,8 @@ def test_no_benchmark_item_with_its_answer_is_in_any_training_text(lab):
     m = manifest(lab)
     assert not next(x for x in m["languages"] if x["code"] == "qth")["spaces"]
     texts = [(lab / x[split]).read_text(encoding="utf-8") for x in m["languages"] for split in ("train", "val")]
-    texts += ["\n".join(x["content"] for c in rows(lab, m["instructions"][split]) for x in c["messages"])
-              for split in ("train", "val")]
+    texts += ["\n".join(x["content"] for c in rows(lab, m[key][split]) for x in c["messages"])
+              for key in ("instructions", "instructions_translated") for split in ("train", "val")]
     everything = "\n\n".join(texts)
     spaces = {x["code"]: x["spaces"] for x in m["languages"]}
     for task, spec in m["tasks"].items():
@@ -338,6 +338,124 @@ def test_instructions_are_valid_and_disjoint_from_eval(lab):
             assert snippet.lower() not in text, (task, r["id"])
 
 
+def _script_of(text):
+    return next(s for s, ranges in RANGES.items() for ch in text if any(lo <= ord(ch) <= hi for lo, hi in ranges))
+
+
+def test_translated_instructions_are_the_english_ones_in_each_language(lab):
+    """instructions_translated: as many conversations as the English, the k-th the English k-th in the
+    (k mod 3)-th non-English pretraining language (same turns, same task kind, so the same answer length
+    class), none holding a benchmark passage of its language."""
+    m = manifest(lab)
+    spec, langs = m["instructions_translated"], {x["code"]: x for x in m["languages"]}
+    assert set(spec) == {"train", "val", "langs"}
+    assert spec["langs"] == [c for c in m["groups"]["pretraining"] if c != "en"]
+    passages = {code: [r.get("context", r.get("prompt")) for t in m["tasks"].values()
+                       for r in rows(lab, t["files"][code])] for code in spec["langs"]}
+    for split in ("train", "val"):
+        english, translated = rows(lab, m["instructions"][split]), rows(lab, spec[split])
+        assert len(english) == len(translated)
+        for k, (a, b) in enumerate(zip(english, translated)):
+            code = spec["langs"][k % len(spec["langs"])]
+            assert [x["role"] for x in a["messages"]] == [x["role"] for x in b["messages"]]
+            text = "\n".join(x["content"] for x in b["messages"])
+            if langs[code]["script"] != "Latin":
+                assert _script_of(text) == langs[code]["script"] and not re.search("[A-Za-z]", text), (k, code)
+            assert not re.search(r"\b(the|what|where|story)\b", text.lower()), (k, text)  # no English left
+            # a passage is the text before its question line (lab_copa: the whole context)
+            assert not any(p.split("\n")[0] in text for p in passages[code] if len(p.split("\n")[0]) > 30)
+
+
+def test_exercises_only_in_the_languages_asked(tmp_path):
+    """exercise_langs: a language outside it never shows the Question/Answer format in its text."""
+    prepare.generate(tmp_path, **SMALL, progress=False, design=dict(exercise_langs=["en", "qdv"]))
+    langs = {x.code: x for x in build_languages(1337)}
+    for x in manifest(tmp_path)["languages"]:
+        text = (tmp_path / x["train"]).read_text(encoding="utf-8")
+        asked = "\n" + langs[x["code"]].label("question") in text
+        assert asked == (x["code"] in ("en", "qdv")), x["code"]
+
+
+def test_bilingual_documents_say_the_same_twice():
+    """parallel: a bilingual document is the English document, then the same one in the language, line
+    for line and sentence for sentence; the language's own documents stay whole."""
+    w, langs = W.World(3), build_languages(3)
+    en, qdv = langs[0], next(x for x in langs if x.code == "qdv")
+    nothing = prepare.Verbatim(["\0" * 12])
+    docs = prepare.text_file(random.Random(0), w, qdv, 20_000, nothing, False, 1.0, en).strip().split("\n\n")
+    for doc in docs:
+        lines = doc.split("\n")
+        half = len(lines) // 2
+        assert len(lines) % 2 == 0 and all(_script_of(x) == "Latin" for x in lines[:half])
+        assert all(_script_of(x) == "Devanagari" for x in lines[half:])
+        for a, b in zip(lines[:half], lines[half:]):
+            assert a.count(".") == b.count("।"), (a, b)
+    alone = prepare.text_file(random.Random(0), w, qdv, 20_000, nothing, False, 0.0, en)
+    assert not re.search("[A-Za-z]", alone)
+
+
+def test_code_switching_writes_english_nouns_in_a_copy():
+    """code_switch: nouns (never names or other words) become the English word with the language's own
+    endings, at the rate asked, in a copy; the language itself still writes its own words."""
+    w, langs = W.World(5), build_languages(5)
+    qcy = next(x for x in langs if x.code == "qcy")
+    sents = [s for i in range(30) for s in story_sentences(w, i)]
+    own = qcy.text(sents)
+    always = qcy.code_switching(random.Random(0), 1.0).text(sents)
+    never = qcy.code_switching(random.Random(0), 0.0).text(sents)
+    assert never == own and qcy.text(sents) == own
+    latin = [x.lower() for x in re.findall("[A-Za-z]+", always)]
+    assert latin and set(latin) <= set(W.NOUNS) and not re.search("[A-Za-z]", own)
+    assert all(name in always for name in re.findall(r"\b" + "|".join(qcy.names[:1]) + r"\b", own))
+    some = qcy.code_switching(random.Random(0), 0.3).text(sents)
+    assert 0.15 < len(re.findall("[A-Za-z]+", some)) / len(latin) < 0.45
+
+
+def story_sentences(w, i):
+    from data.lab.stories import story
+    return story(random.Random(i), w)
+
+
+def test_language_options():
+    """word_orders, cognates, latin_names, ascii_digits and english_scaffold change what they say."""
+    plain = {x.code: x for x in build_languages(9)}
+    changed = {x.code: x for x in build_languages(9, {"qcy": "SVO"}, latin_names=True, ascii_digits=True,
+                                                   english_scaffold=True)}
+    c = W.clause(W.name(2), "eat", ("obj", W.num("apple", 7)))
+    qcy, qcy_svo = plain["qcy"], changed["qcy"]
+    assert qcy.order == "SOV" and qcy_svo.order == "SVO" and qcy_svo.words == qcy.words
+    verb, obj = qcy_svo.verbs["eat", "past", False], qcy_svo.np(W.num("apple", 7), "obj")
+    assert qcy_svo.clause(c).index(verb) < qcy_svo.clause(c).index(obj)
+    assert qcy.clause(c).index(verb) > qcy.clause(c).index(qcy.np(W.num("apple", 7), "obj"))
+    assert changed["qdv"].names == plain["en"].names and plain["qdv"].names != plain["en"].names
+    assert "7" in changed["qdv"].clause(c) and "7" not in plain["qdv"].clause(c)
+    question = W.clause(W.name(2), "go", ("dest", W.WHERE), q="wh")
+    assert changed["qko"].ask(question).startswith("Question: ") and changed["qko"].ask(question).endswith("\nAnswer:")
+    assert "Question" not in plain["qko"].ask(question)
+    with_cognates = {x.code: x for x in build_languages(9, cognates={"qla": 0.5})}["qla"]
+    english_like = lambda lang: sum(lang.words[c][:3] == c[:3] for c in lang.words) / len(lang.words)
+    assert english_like(with_cognates) > 0.2 > 0.05 > english_like(plain["qla"])
+
+
+def test_relexified_english_is_english_word_for_word():
+    """--relexify: the language says exactly what English says, in the same order and forms, each word
+    rewritten by one cipher into its own script (a sister of it is still the constructed language's). Fails
+    if the cipher maps two letters to one (two English words could merge) or if it changes the grammar."""
+    plain = {x.code: x for x in build_languages(9)}
+    langs = {x.code: x for x in build_languages(9, relexify=["qcy"])}
+    en, qcy = langs["en"], langs["qcy"]
+    assert qcy.script == "Cyrillic" and qcy.order == "SVO" and qcy.group == "pretraining"
+    assert len(set(qcy.cipher.values())) == 52  # a-z and A-Z, each to its own letter
+    rng, w = random.Random(3), W.World(9)
+    for _ in range(30):
+        sents, question, options, right = items.fact_passage(rng, w)
+        text = en.text(sents) + "\n" + en.ask(question) + en.sep + en.np(options[right])
+        assert qcy.text(sents) + "\n" + qcy.ask(question) + qcy.sep + qcy.np(options[right]) == text.translate(qcy.cipher)
+        _check_script(qcy.text(sents).translate(str.maketrans("", "", "0123456789")), "Cyrillic", "qcy")
+    assert langs["qcs"].words == plain["qcs"].words
+    assert prepare.lexicon(list(langs.values()))["qcy"]["fox"] == "fox".translate(qcy.cipher)
+
+
 def test_snippet_matcher():
     s = prepare.Snippets(["Mara dropped the cup, so", "It rained, so", "Tom slept", "Lina"])
     assert s.found_in("Later mara dropped the cup, so the cup broke.")
@@ -354,6 +472,13 @@ def test_snippet_matcher():
     (["--mb_per_lang", "abc"], "invalid float value"),
     (["--instructions", "0"], "--instructions must be a positive integer"),
     (["--show", "-1"], "--show must be a positive number"),
+    (["--parallel", "1.5"], "--parallel must be a share between 0 and 1"),
+    (["--exercise_langs", "en,zz"], "--exercise_langs: unknown language(s) zz"),
+    (["--word_orders", "qcy=OVS"], "--word_orders: 'qcy=OVS' is not"),
+    (["--word_orders", "en=SOV"], "--word_orders: 'en=SOV' is not"),
+    (["--cognates", "qcy=0.3"], "--cognates: 'qcy=0.3' is not"),
+    (["--relexify", "qdv"], "--relexify: qdv is not"),
+    (["--latin_names", "2"], "invalid choice"),
 ])
 def test_bad_options(args, message, tmp_path):
     result = run_cli("--out", str(tmp_path), *args)
@@ -364,7 +489,9 @@ def test_bad_options(args, message, tmp_path):
 def test_help_lists_every_option():
     result = run_cli("--help")
     assert result.returncode == 0
-    for option in ("--seed", "--out", "--mb_per_lang", "--examples_per_task", "--instructions", "--show"):
+    for option in ("--seed", "--out", "--mb_per_lang", "--examples_per_task", "--instructions", "--show",
+                   "--exercise_langs", "--parallel", "--code_switch", "--word_orders", "--cognates", "--latin_names",
+                   "--ascii_digits", "--english_scaffold", "--relexify"):
         assert option in result.stdout
 
 

@@ -14,6 +14,7 @@ Speed matters (prepare.py writes megabytes): every word form is built once and c
 handful of dictionary look-ups and one join.
 """
 
+import copy
 import random
 
 from data.lab import world as W
@@ -152,6 +153,8 @@ class Realiser:
         return self.sep.join([self.sentence(s) for s in sents])
 
     def label(self, concept):
+        if self.english_scaffold:  # the template words of web pages and benchmarks, often left in English
+            return W.FUNCTION_WORDS[concept].capitalize() + ":"
         return self.cap(self.word(concept)) + ":"
 
     def ask(self, question):
@@ -161,13 +164,20 @@ class Realiser:
 
 class English(Realiser):
     code, label_name, group, script, order, morph, spaces, sister = LANGS[0]
-    cased, sep, period, comma = True, " ", ".", ","
+    cased, sep, period, comma, english_scaffold = True, " ", ".", ",", False
 
     def __init__(self, names):
         self.names = [render("Latin", n).capitalize() for n in names]
 
     def word(self, concept):
         return W.FUNCTION_WORDS[concept]
+
+    def lexeme(self, concept):
+        """A noun's, verb's or adjective's dictionary form (what the word probe looks for in text)."""
+        return concept
+
+    def phrase(self, key):
+        return W.PHRASES[key]
 
     def digits(self, k):
         return str(k)
@@ -265,8 +275,11 @@ class English(Realiser):
 
 
 class Conlang(Realiser):
-    def __init__(self, spec, seed, names, parent=None):
+    def __init__(self, spec, seed, names, parent=None, cognates=0.0, latin_names=False, ascii_digits=False,
+                 english_scaffold=False):
         self.code, self.label_name, self.group, self.script, self.order, self.morph, self.spaces, self.sister = spec
+        self.ascii_digits, self.english_scaffold = ascii_digits, english_scaffold
+        self.loans = None  # (rng, rate) while code-switching (code_switching())
         rng = random.Random(f"lab/lang/{seed}/{self.code}")
         self.cased = self.script in CASED
         self.sep, self.comma = (" ", ",") if self.spaces else ("", "")
@@ -283,15 +296,21 @@ class Conlang(Realiser):
         self.syl, self.lex = {}, {}  # concept -> syllables / written root
         used = set()
         if isinstance(parent, English):
-            self._derive_english(rng, used)
+            self._derive_english(rng, used, 0.75)
         elif parent is not None:
             self._derive(rng, parent, used)
+        elif cognates:  # a share of words from English, as Spanish and Italian share many with it
+            self._derive_english(rng, used, cognates)
         for concept, n in CONCEPTS + [(g, 1) for g in GRAMMAR]:
             if concept not in self.lex:
                 self._fresh(rng, concept, n, used)
         if self.suffixing and rng.random() < 0.5:
             self.lex["pres"] = ""  # many languages leave the present unmarked
-        self.names = [self.cap(render(self.script, n)) for n in names]
+        # the instruction lines (world.PHRASES): fixed formulas of a few fresh words, drawn last so that
+        # every other word is what it was before they existed
+        self.phrases = {key: self._phrase(rng, english, used) for key, english in W.PHRASES.items()}
+        self.names = [render("Latin", n).capitalize() if latin_names else self.cap(render(self.script, n))
+                      for n in names]
         self.words = {c: self.lex[c] for c, _ in CONCEPTS}
         self.verbs = {(v, t, neg): self._verb(v, t, neg)
                       for v in W.VERBS for t in ("pres", "past") for neg in (False, True)}
@@ -321,11 +340,12 @@ class Conlang(Realiser):
                     used.add(written)
                     self.syl[concept], self.lex[concept] = new, written
 
-    def _derive_english(self, rng, used):
+    def _derive_english(self, rng, used, share):
+        """A share of the concepts' words from their English spelling, through seeded letter changes."""
         changes = [ch for ch in ENGLISH_CHANGES if rng.random() < 0.5]
         ending = rng.choice("aeo")
         for concept, _ in CONCEPTS:
-            if rng.random() < 0.75:
+            if rng.random() < share:
                 w = W.FUNCTION_WORDS.get(concept, concept).lower().replace(" ", "")
                 for old, new in changes:
                     w = w.replace(old, new)
@@ -335,12 +355,36 @@ class Conlang(Realiser):
                     used.add(w)
                     self.lex[concept] = w
 
+    def _phrase(self, rng, english, used):
+        words = []
+        for _ in range(min(4, len(english.split()))):
+            self._fresh(rng, "phrase", rng.choice((1, 2)), used)
+            words.append(self.lex.pop("phrase"))
+            del self.syl["phrase"]  # not a word a sister language inherits
+        return self.cap(self.sep.join(words)) + (self.period if english.endswith(".") else "")
+
+    def code_switching(self, rng, rate):
+        """This language as code-switched text writes it: each occurrence of a noun is, with probability
+        rate, the English word in Latin letters (with this language's endings and particles), as loanwords
+        and English terms are in real text. A copy: the language itself is unchanged."""
+        mixed = copy.copy(self)
+        mixed.loans = (rng, rate)
+        return mixed
+
     # -- word forms
     def word(self, concept):
         return self.words[concept]
 
+    def lexeme(self, concept):
+        return self.lex[concept]  # a root: a suffixing language adds its endings to it
+
+    def phrase(self, key):
+        return self.phrases[key]
+
     def digits(self, k):
-        return str(k).translate(DIGITS[self.script]) if self.script in DIGITS else str(k)
+        if self.ascii_digits or self.script not in DIGITS:
+            return str(k)
+        return str(k).translate(DIGITS[self.script])
 
     def _verb(self, v, tense, neg):
         if v == "be" and tense == "pres" and not neg and self.drop_copula:
@@ -356,7 +400,8 @@ class Conlang(Realiser):
         return self.sep.join(parts if self.postpositions else parts[::-1])
 
     def np(self, x, role="subj"):
-        key = (x, role)
+        loan = x.kind == "noun" and self.loans is not None and self.loans[0].random() < self.loans[1]
+        key = (x, role, loan)
         s = self.cache.get(key)
         if s is not None:
             return s
@@ -371,7 +416,7 @@ class Conlang(Realiser):
             elif k == "pron":
                 root = lex[("she" if x.ref % 2 == 0 else "he") if self.gendered else "they"]
             else:
-                root = lex[x.ref]
+                root = x.ref if loan else lex[x.ref]
             plural = k == "noun" and x.count is not None and x.count != 1
             if self.suffixing:
                 root += (lex["pl"] if plural else "") + (lex[case] if case != "nom" else "")
@@ -413,13 +458,60 @@ class Conlang(Realiser):
         return self.sep.join([p for p in parts if p])
 
 
-def build_languages(seed):
-    """All languages of the lab, in LANGS order (a sister is built after its parent)."""
+# the letters a relexified English is written in (Relexified): 26 of each script's lowercase letters
+CIPHER_LETTERS = {"Cyrillic": "абвгдежзийклмнопрстуфхцчшщыэюя", "Latin": "abcdefghijklmnopqrstuvwxyz"}
+
+
+class Relexified(English):
+    """English relexified (Dufter & Schütze 2020's "fake English"): English's grammar, word order and
+    morphology, every word rewritten by a seeded letter cipher into a script, so each English word form
+    has exactly one new word form and its tokens mirror English's. The instrument's maximal channel: if
+    nothing transfers between these two, nothing will between less alike languages."""
+
+    def __init__(self, spec, seed, names):
+        super().__init__(names)
+        self.code, self.label_name, self.group, self.script, _, _, self.spaces, self.sister = spec
+        rng = random.Random(f"lab/relexify/{seed}/{self.code}")
+        letters = rng.sample(CIPHER_LETTERS[self.script], 26)
+        self.cipher = str.maketrans("abcdefghijklmnopqrstuvwxyz" + "abcdefghijklmnopqrstuvwxyz".upper(),
+                                    "".join(letters) + "".join(letters).upper())
+        self.names = [n.translate(self.cipher) for n in self.names]
+
+    # every method that returns text, ciphered; ciphering ciphered text changes nothing (no Latin left), so
+    # these may call each other freely
+    def word(self, concept):
+        return super().word(concept).translate(self.cipher)
+
+    def phrase(self, key):
+        return super().phrase(key).translate(self.cipher)
+
+    def lexeme(self, concept):
+        return concept.translate(self.cipher)
+
+    def np(self, x, role="subj"):
+        return super().np(x, role).translate(self.cipher)
+
+    def clause(self, c):
+        return super().clause(c).translate(self.cipher)
+
+    def code_switching(self, rng, rate):
+        return self  # its words are English's already, one to one
+
+
+def build_languages(seed, orders=None, cognates=None, relexify=(), **options):
+    """All languages of the lab, in LANGS order (a sister is built after its parent). orders: {code: word
+    order} to change LANGS' word orders; cognates: {code: share of words from English} (Latin script);
+    relexify: codes of languages that become Relexified English in their script (a sister of one is still
+    made from the constructed language it replaces); options: Conlang's latin_names, ascii_digits,
+    english_scaffold."""
     names = make_names(seed)
-    langs = {}
+    langs, made = {}, {}
     for spec in LANGS:
         if spec[0] == "en":
-            langs["en"] = English(names)
-        else:
-            langs[spec[0]] = Conlang(spec, seed, names, langs[spec[7]] if spec[7] else None)
+            langs["en"] = made["en"] = English(names)
+            continue
+        spec = spec[:4] + ((orders or {}).get(spec[0], spec[4]),) + spec[5:]
+        made[spec[0]] = Conlang(spec, seed, names, made[spec[7]] if spec[7] else None,
+                                (cognates or {}).get(spec[0], 0.0), **options)
+        langs[spec[0]] = Relexified(spec, seed, names) if spec[0] in relexify else made[spec[0]]
     return list(langs.values())

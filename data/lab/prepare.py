@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from data.lab import world as W
 from data.lab.items import QUESTION_TYPES, cloze_item, copa_pair, fact_passage, nli_item, passage, passage_question
-from data.lab.languages import build_languages
+from data.lab.languages import CIPHER_LETTERS, LANGS, build_languages
 from data.lab.stories import story
 from pipeline.documents import atomic_open, fail
 
@@ -34,13 +34,25 @@ TASKS = {"lab_copa": ("mc", "acc", 2), "lab_nli": ("mc", "acc", 3), "lab_cloze":
          "lab_read": ("mc", "acc", 4), "lab_qa": ("gen", "f1", 0)}
 NLI_WORDS = ["yes", "maybe", "no"]  # label 0 entailed, 1 unknown, 2 contradicted
 VAL_FRACTION = 0.08
+# What carries meaning across languages, as in real corpora (data/lab/README.md, "Cross-lingual channels");
+# the defaults are the design the screen chose. exercise_langs: the languages whose text has exercises
+# ("all": every one); parallel: share of bilingual documents (English, then the same in the language);
+# code_switch: share of nouns written as the English word; word_orders: {code: order} changed from
+# languages.LANGS; cognates: {code: share of its words from English}; latin_names, ascii_digits,
+# english_scaffold (Question/Answer): the same in every script; relexify: languages replaced by English
+# relexified in their script (languages.Relexified: the instrument's maximal channel, a positive control).
+# parallel and code_switch are in the training text of every language but English; held-out text and
+# benchmarks are the language alone.
+DESIGN = dict(exercise_langs=["en"], parallel=0.0, code_switch=0.0, word_orders={}, cognates={}, latin_names=False,
+              ascii_digits=False, english_scaffold=False, relexify=[])
 
 
 # ---- text: stories, facts and exercises --------------------------------------------------------
 
-def document(rng, w, lang):
-    """One document (never a blank line inside): a story, facts, or an exercise with its answers."""
-    r = rng.random()
+def document(rng, w, lang, exercises=True):
+    """One document (never a blank line inside): a story, facts, or an exercise with its answers (without
+    exercises: stories and facts in the same proportion to each other)."""
+    r = rng.random() * (1.0 if exercises else 0.75)
     if r < 0.6:
         return "\n".join(lang.text(story(rng, w)) for _ in range(rng.choice((1, 1, 2))))
     if r < 0.75:
@@ -67,12 +79,18 @@ def document(rng, w, lang):
     return lang.text(premise) + "\n" + lang.ask(hyp) + lang.sep + lang.word(NLI_WORDS[label])
 
 
-def text_file(rng, w, lang, n_bytes, held_out):
+def text_file(rng, w, lang, n_bytes, held_out, exercises=True, parallel=0.0, en=None):
     """Documents up to n_bytes; one that contains a benchmark item with its answer (`held_out`, a
-    Verbatim of them) is dropped, so that no benchmark item is in any text a model trains on."""
+    Verbatim of them) is dropped, so that no benchmark item is in any text a model trains on. A share
+    `parallel` of the documents are bilingual: the document in English (`en`), then the same in lang."""
     docs, size = [], -1  # the file is the documents, a blank line between two, and a final newline
     while size < n_bytes:
-        doc = document(rng, w, lang)
+        bilingual = parallel and rng.random() < parallel
+        state = rng.getstate()
+        doc = document(rng, w, lang, exercises)
+        if bilingual:  # the same draws again: languages differ in words, never in what is drawn
+            rng.setstate(state)
+            doc = document(rng, w, en, exercises) + "\n" + doc
         if held_out.found_in(doc):
             continue
         docs.append(doc)
@@ -147,11 +165,11 @@ def answered(task, lang, item):
     return [ex["prompt"] + lang.sep + answer for answer in ex["answers"]]
 
 
-def passage_text(task, en, item):
-    """The English text an eval item is about: what instruction data must never contain."""
+def passage_text(task, lang, item):
+    """The text an eval item is about, in a language: what instruction data must never contain."""
     if task == "lab_copa":
-        return render(task, en, item)["context"]
-    return en.text(item[0])
+        return render(task, lang, item)["context"]
+    return lang.text(item[0])
 
 
 def balanced_labels(rng, n, k):
@@ -222,30 +240,33 @@ class Snippets:
         return False
 
 
-PREFIXES = {"lab_copa": ["", "Complete the sentence.\n", "Finish the sentence with what is most likely.\n"],
-            "lab_nli": ["", "Answer with yes, no or maybe.\n"],
-            "lab_cloze": ["", "How does the story end? Write one sentence.\n"],
-            "lab_read": ["", "Read the text and answer the question.\n"],
-            "lab_qa": ["", "Answer the question about the text in a few words.\n"]}
+# the instruction line in front of a task's prompt (world.PHRASES), or none
+PREFIXES = {"lab_copa": [None, "complete", "finish"], "lab_nli": [None, "yes_no_maybe"], "lab_cloze": [None, "ending"],
+            "lab_read": [None, "read"], "lab_qa": [None, "answer"]}
 INSTRUCTION_KINDS = list(PREFIXES) + ["facts", "story", "math"]
 
 
 def conversation(rng, w, en, kind):
-    """One English conversation of a kind: a task in the benchmark's own format, or a chat."""
+    """One conversation of a kind in a language (`en`: English, or its translation in another language):
+    a task in the benchmark's own format, or a chat. Its draws do not depend on the language."""
     def say(user, assistant):
         return [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
+
+    def prefix():
+        key = rng.choice(PREFIXES[kind])
+        return en.phrase(key) + "\n" if key else ""
     if kind == "lab_qa":  # sometimes with a follow-up question about the same text
         sents, info = passage(rng)
         msgs = []
         for i, qtype in enumerate(rng.sample(QUESTION_TYPES, rng.choice((1, 1, 2)))):
             q, options, right, _ = passage_question(info, qtype, rng.randrange(4))
-            user = rng.choice(PREFIXES[kind]) + en.text(sents) + "\n" + en.ask(q) if i == 0 else en.ask(q)
+            user = prefix() + en.text(sents) + "\n" + en.ask(q) if i == 0 else en.ask(q)
             msgs += say(user, en.np(options[right]))
         return msgs
     if kind in TASKS:
         item = make_items(kind, rng, w, [rng.randrange(TASKS[kind][2])] * 2, [en], [0, 0, 0])[0]
         ex = render(kind, en, item)
-        return say(rng.choice(PREFIXES[kind]) + ex["context"], ex["choices"][ex["label"]].strip())
+        return say(prefix() + ex["context"], ex["choices"][ex["label"]].strip())
     if kind == "facts":
         x = rng.choice(list(W.ANIMALS))
         which = rng.randrange(3)
@@ -260,7 +281,7 @@ def conversation(rng, w, en, kind):
         return say(en.sentence(q), en.text(a))
     if kind == "story":
         people = rng.sample(range(W.N_NAMES), rng.choice((1, 2, 3)))
-        return say(f"Tell me a short story about {en.names[people[0]]}.", en.text(story(rng, w, people)))
+        return say(en.phrase("story") + en.sep + en.names[people[0]] + en.period, en.text(story(rng, w, people)))
     # math: a count story, then how many someone has now
     p, q = rng.sample(range(W.N_NAMES), 2)
     f, n, k = rng.choice(list(W.COUNT_FOODS)), rng.randint(3, 9), rng.randint(1, 9)
@@ -273,13 +294,23 @@ def conversation(rng, w, en, kind):
     return say(en.text(sents) + " " + en.sentence(question), en.sentence(answer))
 
 
-def instructions(rng, w, en, n, block):
-    convs = []
+def instructions(rng, w, en, n, block, translations):
+    """n English conversations and the same n translated, the k-th into the (k mod m)-th of the m
+    (language, its block) translations. A conversation is dropped, in both, if either holds a benchmark
+    passage of its language (block: a Snippets of them)."""
+    convs, translated = [], []
     while len(convs) < n:
-        msgs = conversation(rng, w, en, rng.choice(INSTRUCTION_KINDS))
-        if not block.found_in("\n".join(m["content"] for m in msgs)):
+        kind = rng.choice(INSTRUCTION_KINDS)
+        state = rng.getstate()
+        msgs = conversation(rng, w, en, kind)
+        lang, lang_block = translations[len(convs) % len(translations)]
+        rng.setstate(state)
+        msgs_translated = conversation(rng, w, lang, kind)
+        if not (block.found_in("\n".join(m["content"] for m in msgs))
+                or lang_block.found_in("\n".join(m["content"] for m in msgs_translated))):
             convs.append({"messages": msgs})
-    return convs
+            translated.append({"messages": msgs_translated})
+    return convs, translated
 
 
 # ---- writing -------------------------------------------------------------------------------------
@@ -293,17 +324,23 @@ def jsonl(rows):
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
 
 
-def generate(out, seed=1337, mb_per_lang=1.0, examples_per_task=500, n_instructions=None, progress=True):
-    """Write the whole lab under `out`; returns the manifest (a dict)."""
+def generate(out, seed=1337, mb_per_lang=1.0, examples_per_task=500, n_instructions=None, progress=True,
+             design=None):
+    """Write the whole lab under `out`; returns the manifest (a dict). design: DESIGN's keys to change."""
     out = Path(out)
     n_instructions = n_instructions or 10 * examples_per_task
-    w = W.World(seed)
-    langs = build_languages(seed)
+    design = {**DESIGN, **(design or {})}
+    w, langs = W.World(seed), languages(seed, design)
     en = langs[0]
-    manifest = {"name": "lab", "seed": seed, "version": VERSION, "languages": [],
+    translated_langs = [x for x in langs if x.group == "pretraining" and x is not en]
+    manifest = {"name": "lab", "seed": seed, "version": VERSION, "design": design, "languages": [],
                 "groups": {g: [x.code for x in langs if x.group == g]
                            for g in ("pretraining", "adapting", "other", "unseen_script")},
-                "tasks": {}, "instructions": {"train": "instructions/train.jsonl", "val": "instructions/val.jsonl"}}
+                "tasks": {}, "instructions": {"train": "instructions/train.jsonl", "val": "instructions/val.jsonl"},
+                "instructions_translated": {"train": "instructions/translated/train.jsonl",
+                                            "val": "instructions/translated/val.jsonl",
+                                            "langs": [x.code for x in translated_langs]},
+                "lexicon": "lexicon.json"}
     items = {task: eval_items(task, seed, w, langs, examples_per_task)
              for task in tqdm(TASKS, desc="tasks", disable=not progress)}
     for task, (kind, metric, _) in TASKS.items():
@@ -318,30 +355,85 @@ def generate(out, seed=1337, mb_per_lang=1.0, examples_per_task=500, n_instructi
             write_atomic(out / files[lang.code], jsonl(rows))
         manifest["tasks"][task] = {"kind": kind, "metric": metric, "files": files}
     train_bytes = int(mb_per_lang * 1e6)
+    answers = lambda lang: [s for task in TASKS for item in items[task] for s in answered(task, lang, item)]
+    english_answers = answers(en)
     for lang in tqdm(langs, desc="text", disable=not progress):
         entry = {"code": lang.code, "name": lang.label_name, "group": lang.group, "script": lang.script,
                  "word_order": lang.order, "morphology": lang.morph, "spaces": lang.spaces,
                  "sister_of": lang.sister, "train": f"text/{lang.code}/train.txt", "val": f"text/{lang.code}/val.txt"}
-        held_out = Verbatim([s for task in TASKS for item in items[task] for s in answered(task, lang, item)])
+        exercises = "all" in design["exercise_langs"] or lang.code in design["exercise_langs"]
+        channels = lang is not en and (design["parallel"] or design["code_switch"])
+        # bilingual documents hold English too: none may hold an English item either
+        held_out = Verbatim(answers(lang) + (english_answers if channels and design["parallel"] else []))
         for split, n_bytes in (("train", train_bytes), ("val", max(1, int(train_bytes * VAL_FRACTION)))):
             rng = random.Random(f"lab/text/{seed}/{lang.code}/{split}")
-            write_atomic(out / entry[split], text_file(rng, w, lang, n_bytes, held_out))
+            writer, parallel = lang, 0.0
+            if channels and split == "train":
+                parallel = design["parallel"]
+                if design["code_switch"]:
+                    writer = lang.code_switching(random.Random(f"lab/switch/{seed}/{lang.code}"), design["code_switch"])
+            write_atomic(out / entry[split], text_file(rng, w, writer, n_bytes, held_out, exercises, parallel, en))
         manifest["languages"].append(entry)
-    snippets = [passage_text(task, en, item) for task in TASKS for item in items[task]]
-    block = Snippets(snippets)
+    block = lambda lang: Snippets([passage_text(task, lang, item) for task in TASKS for item in items[task]])
+    translations = [(lang, block(lang)) for lang in translated_langs]
     for split, n in (("train", n_instructions), ("val", max(20, n_instructions // 20))):
         rng = random.Random(f"lab/instructions/{seed}/{split}")
-        write_atomic(out / manifest["instructions"][split], jsonl(instructions(rng, w, en, n, block)))
+        convs, translated = instructions(rng, w, en, n, block(en), translations)
+        write_atomic(out / manifest["instructions"][split], jsonl(convs))
+        write_atomic(out / manifest["instructions_translated"][split], jsonl(translated))
+    write_atomic(out / manifest["lexicon"], json.dumps(lexicon(langs), ensure_ascii=False) + "\n")
     write_atomic(out / "manifest.json", json.dumps(manifest, ensure_ascii=False, indent=1) + "\n")
     return manifest
 
 
-def show(seed, n):
+def lexicon(langs):
+    """{lang: {concept: its word}} for every noun, verb and adjective: the lab knows its dictionary exactly
+    (the word probe, evaluation/probe.py, reads it)."""
+    concepts = list(dict.fromkeys([*W.NOUNS, *W.VERBS, *W.ADJECTIVES]))
+    return {lang.code: {c: lang.lexeme(c) for c in concepts} for lang in langs}
+
+
+def languages(seed, design):
+    return build_languages(seed, design["word_orders"], design["cognates"], design.get("relexify", ()),
+                           latin_names=design["latin_names"], ascii_digits=design["ascii_digits"],
+                           english_scaffold=design["english_scaffold"])
+
+
+def show(seed, n, design):
     """Print the same few sentences in every language (the table of data/lab/README.md)."""
-    w, langs = W.World(seed), build_languages(seed)
+    w, langs = W.World(seed), languages(seed, design)
     sents = story(random.Random(f"lab/show/{seed}"), w, n_events=n)
     for lang in langs:
         print(f"| {lang.code} | {lang.text(sents)} |")
+
+
+def design_from(args):
+    """DESIGN's values from the command line, each checked."""
+    codes = {spec[0] for spec in LANGS}
+    langs = [x for x in args.exercise_langs.split(",") if x]
+    if not set(langs) <= codes | {"all"}:
+        fail(f"--exercise_langs: unknown language(s) {', '.join(sorted(set(langs) - codes - {'all'}))}")
+    for key in ("parallel", "code_switch"):
+        if not 0 <= getattr(args, key) <= 1:
+            fail(f"--{key} must be a share between 0 and 1 (got {getattr(args, key)})")
+    orders = dict(x.partition("=")[::2] for x in args.word_orders.split(",") if x)
+    for code, order in orders.items():
+        if code not in codes - {"en"} or order not in ("SVO", "SOV", "VSO"):
+            fail(f"--word_orders: '{code}={order}' is not a constructed language's code = SVO, SOV or VSO")
+    cognates = dict(x.partition("=")[::2] for x in args.cognates.split(",") if x)
+    latin = {spec[0] for spec in LANGS if spec[3] == "Latin" and spec[7] is None} - {"en"}
+    for code, share in cognates.items():
+        if code not in latin or not re.fullmatch(r"0?\.\d+|[01]", share):
+            fail(f"--cognates: '{code}={share}' is not a Latin-script language without a parent = a share")
+        cognates[code] = float(share)
+    relexify = [x for x in args.relexify.split(",") if x]
+    cipherable = {spec[0] for spec in LANGS if spec[3] in CIPHER_LETTERS} - {"en"}
+    if not set(relexify) <= cipherable:
+        fail(f"--relexify: {', '.join(sorted(set(relexify) - cipherable))} is not a constructed language in "
+             f"{' or '.join(CIPHER_LETTERS)} script")
+    return dict(exercise_langs=langs, parallel=args.parallel, code_switch=args.code_switch, word_orders=orders,
+                cognates=cognates, latin_names=bool(args.latin_names), ascii_digits=bool(args.ascii_digits),
+                english_scaffold=bool(args.english_scaffold), relexify=relexify)
 
 
 def main(argv=None):
@@ -355,11 +447,29 @@ def main(argv=None):
                     "(default 10 x examples_per_task); val has 1/20 of that (at least 20)")
     ap.add_argument("--show", type=int, default=0, metavar="N", help="only print a story of N events in every language")
     ap.add_argument("--progress", type=int, default=1, help="1: show progress bars")
+    d = DESIGN  # the cross-lingual channels (data/lab/README.md, "Cross-lingual channels")
+    ap.add_argument("--exercise_langs", default=",".join(d["exercise_langs"]),
+                    help="languages whose text has task exercises, comma-separated, or 'all'")
+    ap.add_argument("--parallel", type=float, default=d["parallel"], help="share of bilingual documents (English, "
+                    "then the same in the language) in every other language's training text")
+    ap.add_argument("--code_switch", type=float, default=d["code_switch"], help="share of nouns in every other "
+                    "language's training text written as the English word")
+    ap.add_argument("--word_orders", default=",".join(f"{k}={v}" for k, v in d["word_orders"].items()),
+                    help="word orders changed from languages.py's, e.g. qcy=SVO,qla=SVO")
+    ap.add_argument("--cognates", default=",".join(f"{k}={v}" for k, v in d["cognates"].items()),
+                    help="share of a Latin-script language's words taken from English, e.g. qla=0.3")
+    ap.add_argument("--relexify", default=",".join(d["relexify"]), help="languages replaced by English "
+                    "relexified in their script (same grammar, each word ciphered), e.g. qcy: a positive control")
+    for key, what in (("latin_names", "person names in Latin letters in every language"),
+                      ("ascii_digits", "digits 0-9 in every script"),
+                      ("english_scaffold", "the Question:/Answer: words in English in every language")):
+        ap.add_argument(f"--{key}", type=int, choices=(0, 1), default=int(d[key]), help=f"1: {what}")
     args = ap.parse_args(argv)
+    design = design_from(args)
     if args.show < 0:
         fail(f"--show must be a positive number of events (got {args.show})")
     if args.show:
-        return show(args.seed, args.show)
+        return show(args.seed, args.show, design)
     if not (math.isfinite(args.mb_per_lang) and args.mb_per_lang > 0):
         fail(f"--mb_per_lang must be a positive number (got {args.mb_per_lang})")
     for key in ("examples_per_task", "instructions"):
@@ -375,7 +485,7 @@ def main(argv=None):
     except OSError as e:
         fail(f"cannot write to the output folder {out}: {e.strerror or e}")
     manifest = generate(out, args.seed, args.mb_per_lang, args.examples_per_task, args.instructions,
-                        bool(args.progress))
+                        bool(args.progress), design)
     print(f"wrote {out}: {len(manifest['languages'])} languages, {len(manifest['tasks'])} tasks, manifest.json")
     return manifest
 

@@ -74,6 +74,11 @@ FUNCTION_WORDS = {"because": "because", "so": "so", "then": "then", "later": "la
                   "question": "question", "answer": "answer", "yes": "yes", "no": "no", "maybe": "maybe",
                   "who": "who", "what": "what", "where": "where", "howmany": "how many",
                   "he": "he", "she": "she"}
+# the instruction lines of the instruction data, by key (every constructed language has its own formula)
+PHRASES = {"complete": "Complete the sentence.", "finish": "Finish the sentence with what is most likely.",
+           "yes_no_maybe": "Answer with yes, no or maybe.", "ending": "How does the story end? Write one sentence.",
+           "read": "Read the text and answer the question.",
+           "answer": "Answer the question about the text in a few words.", "story": "Tell me a short story about"}
 
 CATEGORIES = {
     "food": list(COUNT_FOODS) + list(MASS_FOODS), "drink": list(DRINKS),
