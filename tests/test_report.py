@@ -11,7 +11,7 @@ import pytest
 
 import report
 from conftest import ROOT
-from evaluation import controls, plots, runs, stats
+from evaluation import controls, plots, primary, runs, stats
 from evaluation import results as res
 
 
@@ -62,7 +62,7 @@ def test_primary_table_corrects_across_the_family():
     # largest by 1
     rows = [("(a) forgetting − standard, x", [-0.4, -0.5, -0.6], None), ("(b) AFA − BA, y", [0.6, 0.5, 0.4], None),
             ("(b) AFA − BA, z", [1.0, 2.0, 3.0], None)]
-    cells = [row.split(" | ") for row in report.primary_table(rows)[2:]]
+    cells = [row.split(" | ") for row in primary.primary_table(rows)[2:]]
     assert cells[0][3] == "-0.4000, -0.5000, -0.6000"  # the values per seed beside every row
     assert ([c[5] for c in cells] == ["0.0131", "0.0131", "0.0742"]
             and [c[6] for c in cells] == ["0.0392", "0.0392", "0.0742"])
@@ -74,7 +74,7 @@ def test_primary_table_untestable_left_out_and_uninterpreted_rows():
             ("(c) BA − Control, t/acc_calibrated, μ_adapting", [0.19, 0.2, 0.21, 0.2, 0.2], "not interpreted: (ii)"),
             ("(c) BA − Control, u/acc_calibrated, μ_adapting", [0.01, 0.2, 0.3, 0.2, 0.2], "left out: near chance"),
             ("(b) AFA − BA, bpb, μ_adapting", [0.19, 0.2, 0.21, 0.2, 0.2], None), ("(b) AFA − BA, z", [0.1], None)]
-    untestable, uninterpreted, left_out, tested, one = [row.split(" | ") for row in report.primary_table(rows)[2:]]
+    untestable, uninterpreted, left_out, tested, one = [row.split(" | ") for row in primary.primary_table(rows)[2:]]
     assert untestable[4] == "-" and untestable[7] == "no spread: untestable |"  # never p = 0
     # a row whose gate fails is tested and stays in the family, but gets no verdict; a row left out is not tested
     p = stats.t_interval([0.19, 0.2, 0.21, 0.2, 0.2])[3]
@@ -314,7 +314,7 @@ def test_the_control_and_the_prior_are_optional(tmp_path):
             per_model.pop("Control", None)
         for per_lang in r["details"]["BA"]["tasks"]["lab_copa"].values():
             per_lang.pop("correct_calibrated")
-    rows = report.primary_rows(results, {})
+    rows = primary.primary_rows(results, {})
     assert [label for label, _, _ in rows if "/acc" in label] == ["(c) AFA − BA, lab_read/acc_calibrated, μ_adapting"]
     assert "prior" not in report.benchmark_table(results)[2] and not report.benchmark_panels(results)[0]["control"]
 
