@@ -166,20 +166,22 @@ def finetuning_bpb_table(merged):
 
 def format_table(merged):
     """Each finetuned model's acc_calibrated with plain prompts (results.json: the endpoints and the controls)
-    and in ChatML, the format it was finetuned in (chat.json, models named <model>_chatml), mean over seeds."""
+    and in ChatML, the format it was finetuned in (chat.json, models named <model>_chatml), mean over seeds, over
+    the languages both were asked in."""
     tasks, rows = res.mc_tasks(merged), []
     for m in ("Baseline", "BA", "AFA", "Control"):
-        places = [res.ENGLISH, controls.others(merged[0])] if m == "Baseline" else ["adapting"]
-        for where in places:
+        for where in [res.ENGLISH, controls.others(merged[0])] if m == "Baseline" else ["adapting"]:
             cells = []
             for task in tasks:
-                plain, chat = (res.seed_values(merged, f"{task}/{res.PRIMARY}", name, where=where)
-                               for name in (m, f"{m}_chatml"))
+                both = tuple(lang for lang in res.selected_langs(merged[0], task, where)
+                             if all(res.task_detail(merged[0], name, task, lang) for name in (m, f"{m}_chatml")))
+                plain, chat = (res.seed_means(merged, task, name, where=both) for name in (m, f"{m}_chatml"))
                 cells.append(f"{statistics.fmean(plain):.3f} / {statistics.fmean(chat):.3f}" if plain and chat else "-")
             if any(c != "-" for c in cells):
                 rows.append(f"| {m}, {where_text(where)} | " + " | ".join(cells) + " |")
-    return table_head(["model, where"] + [f"{t}: plain / ChatML" for t in tasks], range(1, len(tasks) + 1)) + rows \
-        if rows else []
+    if not rows:
+        return []
+    return table_head(["model, where"] + [f"{t}: plain / ChatML" for t in tasks], range(1, len(tasks) + 1)) + rows
 
 
 def probe_table(merged):

@@ -101,6 +101,7 @@ def test_run_sh_at_micro_size(lab_dir, tmp_path):
     assert (adapted["details"]["BA_adapted"]["bpb_bytes"] == results["details"]["BA"]["bpb_bytes"]
             and "## Bits per byte before and after finetuning" in report)
     assert not any(m["chat"] for m in (*adapted["models"].values(), *results["models"].values()))
+    assert set(results["tasks"]) == set(adapted["tasks"]) == set(chat["tasks"])  # the lab: multiple choice only
     assert list(chat["models"]) == ["Baseline_chatml", "BA_chatml", "AFA_chatml", "Control_chatml"]
     assert all(m["chat"] for m in chat["models"].values()) and "bpb" not in chat["metrics"]
     assert "## AFA_adapted − BA_adapted" in (out / "report" / "adapted" / "results.md").read_text()
