@@ -5,8 +5,9 @@
 # never pretrained (the same shape and initialisation), adapted, finetuned and evaluated as BA and AFA are
 # (Control): what the adapting text and the recipe give without any pretrained skill.
 #
-#   bash run.sh                    # the lab, one seed, CPU minutes
-#   SEEDS=3 bash run.sh            # mean ± std over 3 seeds; AFA − BA as paired t-intervals, Holm-corrected
+#   bash run.sh                    # the lab, one seed (1337), CPU minutes
+#   SEEDS=5 bash run.sh            # seeds 1337..1341, each its own lab world: paired t-tests over seeds, Holm-corrected
+#   SEED0=11 bash run.sh           # another first seed: development runs use seeds 1..99, never the reported 1337..
 #   CONFIG=lab_gpu bash run.sh     # a larger lab (3.9M parameters, 4x the text) for one GPU (hours on a CPU)
 #   CONFIG=gpu_small bash run.sh   # GPU scale, on prepared real data (README: "Real data")
 #   bash run.sh --force            # redo every stage (a plain re-run skips finished stages, resumes the rest)
@@ -19,15 +20,17 @@
 #   VARIANTS=chen bash run.sh      # also forgetting under [CHEN]'s per-episode embedding LR (pretrain_chen; only
 #                                  # plotted: the pretraining loss and the recovery after each reset)
 # CONFIG may also be a path to a config file, and OVERRIDES a second one read after it (e.g. a small model for a
-# quick check of a GPU config); OUT (default out), DATA, VOCAB, BUDGETS (adaptation tokens) and
-# JOBS (runs at once; default: one per CPU core for the lab, 1 at GPU scale) override the defaults.
+# quick check of a GPU config); OUT (default out), DATA (one prepared corpus for every seed; by default each seed
+# of the lab generates its own), VOCAB, BUDGETS (adaptation tokens) and JOBS (runs at once; default: one per CPU
+# core for the lab, 1 at GPU scale) override the defaults.
 set -euo pipefail
 cd "$(dirname "$0")"
 # the command as given, with every setting that changes the results, written at the top of the report
-MADE_BY=$(for v in CONFIG OVERRIDES SEEDS VARIANTS BUDGETS DATA VOCAB; do
+MADE_BY=$(for v in CONFIG OVERRIDES SEEDS SEED0 VARIANTS BUDGETS DATA VOCAB; do
   if [[ -n ${!v:-} ]]; then printf '%s=%q ' "$v" "${!v}"; fi; done)"bash run.sh${1:+ $1}"
 CONFIG=${CONFIG:-lab}
 SEEDS=${SEEDS:-1}
+SEED0=${SEED0:-1337}  # the reported runs' first seed; development runs choose theirs in 1..99 (docs/method.md)
 PY=${PYTHON:-python}
 MODE=--resume
 case "${1:-}" in
@@ -49,16 +52,17 @@ fi
 # to <its out_dir>.log (a re-run adds to it); a failed run stops the whole script and prints the end of its log.
 # (nproc counts OMP_NUM_THREADS as the cores; the runs' thread count is set from CORES below, not the other way)
 CORES=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 1)  # sysctl: macOS
+LAB=""  # a lab config: each seed generates its own lab world, unless DATA names one lab for every seed
 if [[ $CONFIG == gpu_small || $CONFIG == paper_* ]]; then
   DATA=${DATA:-$OUT/wikipedia}; VOCAB=${VOCAB:-32000}; BUDGETS=${BUDGETS:-"1000000 10000000 100000000"}; JOBS=${JOBS:-1}
   TOKENIZER_SAMPLE=(--max_bytes 500000000)  # rustbpe's memory grows with the distinct words: train on an even sample
 else
-  LAB=lab; LAB_MB=1  # the lab's data: 1 MB of text per language; the larger lab_gpu has its own, 4 MB
-  if [[ $CONFIG == lab_gpu ]]; then LAB=lab_gpu; LAB_MB=4; fi
-  DATA=${DATA:-$OUT/$LAB}; VOCAB=${VOCAB:-2048}; BUDGETS=${BUDGETS:-"5000 20000 100000 500000"}; JOBS=${JOBS:-$CORES}
+  LAB=yes; LAB_MB=1  # the lab's data: 1 MB of text per language; the larger lab_gpu has its own, 4 MB
+  if [[ $CONFIG == lab_gpu ]]; then LAB_MB=4; fi
+  VOCAB=${VOCAB:-2048}; BUDGETS=${BUDGETS:-"5000 20000 100000 500000"}; JOBS=${JOBS:-$CORES}
   TOKENIZER_SAMPLE=()
 fi
-for n in "JOBS=$JOBS" "SEEDS=$SEEDS" $(printf 'BUDGETS=%s ' $BUDGETS); do
+for n in "JOBS=$JOBS" "SEEDS=$SEEDS" "SEED0=$SEED0" $(printf 'BUDGETS=%s ' $BUDGETS); do
   [[ ${n#*=} =~ ^[1-9][0-9]*$ ]] || { echo "error: ${n%%=*}: '${n#*=}' is not a positive whole number" >&2; exit 2; }
 done
 VARIANTS=${VARIANTS:-}
@@ -76,37 +80,45 @@ TOK=$OUT/tokenizer/$CONFIG.tiktoken
 START=$(date +%s)
 stage() { echo; echo "=== $* ($(( $(date +%s) - START ))s) ==="; }
 
-# 1. data: the lab is generated (seconds); real data must have been prepared. A lab made by an older
-# data/lab/prepare.py is not silently reused: every stage after it would resume on the old text and tasks
-if [[ ( $CONFIG == lab || $CONFIG == lab_gpu ) && -f $DATA/manifest.json && $MODE != --overwrite ]]; then
-  made=$($PY -c "import json, sys; print(json.load(open(sys.argv[1])).get('version'))" "$DATA/manifest.json")
-  current=$(sed -n 's/^VERSION = \([0-9]*\).*/\1/p' data/lab/prepare.py)
-  if [[ $made != "$current" ]]; then
-    echo "error: $DATA was made by lab version $made, and data/lab/prepare.py now makes version $current;" \
-         "bash run.sh --force redoes everything on a new lab (or set OUT to a new folder)" >&2
-    exit 1
+manifest() {  # manifest DATA_DIR EXPRESSION: the items of a Python expression over the manifest m (g: a group's
+  # languages), one a line; nothing at all if there are none (mapfile would read one empty line as an item)
+  $PY -c "import sys; from pipeline.documents import read_manifest; m = read_manifest(sys.argv[1])
+g = lambda name: m.get('groups', {}).get(name, []); items = [str(x) for x in $2]
+print('\n'.join(items)) if items else None" "$1"
+}
+# 1. data and 2. the base vocabulary: prepare DATA_DIR TOKENIZER SEED. The lab is generated (seconds), from the seed:
+# every seed draws its own world, so that a verdict over seeds covers worlds, not one world (docs/method.md,
+# "Statistics"). Real data must have been prepared, once for every seed. A lab made by an older data/lab/prepare.py
+# is not silently reused: every stage after it would resume on the old text and tasks
+prepare() {
+  local data=$1 tok=$2 seed=$3
+  if [[ $LAB && -f $data/manifest.json && $MODE != --overwrite ]]; then
+    made=$(manifest "$data" "[str(m.get('version'))]")
+    current=$(sed -n 's/^VERSION = \([0-9]*\).*/\1/p' data/lab/prepare.py)
+    if [[ $made != "$current" ]]; then
+      echo "error: $data was made by lab version $made, and data/lab/prepare.py now makes version $current;" \
+           "bash run.sh --force redoes everything on a new lab (or set OUT to a new folder)" >&2
+      exit 1
+    fi
   fi
+  if [[ $LAB && ( ! -f $data/manifest.json || $MODE == --overwrite ) ]]; then
+    stage "generate the lab (seed $seed)"
+    $PY data/lab/prepare.py --out "$data" --seed "$seed" --mb_per_lang $LAB_MB --progress 0
+  fi
+  [[ -f $data/manifest.json ]] || { echo "error: $data/manifest.json not found; prepare the data first (README: Real data)" >&2; exit 1; }
+  if [[ ! -f $tok || $MODE == --overwrite ]]; then  # the base vocabulary, trained on the pretraining languages
+    stage "train the base tokenizer ($VOCAB tokens)"
+    mapfile -t PRETRAIN_TEXT < <($PY -c "import sys; from pipeline.documents import group_languages as langs, language_files as files
+print('\n'.join(files(sys.argv[1], langs(sys.argv[1], 'pretraining'), 'train').values()))" "$data")
+    $PY tokenizer.py train --input "${PRETRAIN_TEXT[@]}" --vocab_size $VOCAB ${TOKENIZER_SAMPLE[@]+"${TOKENIZER_SAMPLE[@]}"} --out "$tok"
+  fi
+}
+if [[ -n ${DATA:-} ]]; then  # one corpus for every seed: prepared (a lab from the first seed) and tokenized once
+  LAB_SEEDS=""
+  prepare "$DATA" "$TOK" "$SEED0"
+else
+  LAB_SEEDS=yes
 fi
-if [[ ( $CONFIG == lab || $CONFIG == lab_gpu ) && ( ! -f $DATA/manifest.json || $MODE == --overwrite ) ]]; then
-  stage "generate the lab"
-  $PY data/lab/prepare.py --out "$DATA" --mb_per_lang $LAB_MB
-fi
-[[ -f $DATA/manifest.json ]] || { echo "error: $DATA/manifest.json not found; prepare the data first (README: Real data)" >&2; exit 1; }
-
-# 2. the base vocabulary, trained on the pretraining languages
-if [[ ! -f $TOK || $MODE == --overwrite ]]; then
-  stage "train the base tokenizer ($VOCAB tokens)"
-  mapfile -t PRETRAIN_TEXT < <($PY -c "import sys; from pipeline.documents import group_languages as langs, language_files as files
-print('\n'.join(files(sys.argv[1], langs(sys.argv[1], 'pretraining'), 'train').values()))" "$DATA")
-  $PY tokenizer.py train --input "${PRETRAIN_TEXT[@]}" --vocab_size $VOCAB ${TOKENIZER_SAMPLE[@]+"${TOKENIZER_SAMPLE[@]}"} --out "$TOK"
-fi
-
-# the multiple-choice tasks, which the adapted models are asked too (7.)
-mapfile -t MC_TASKS < <($PY -c "import sys; from pipeline.documents import read_manifest
-print('\n'.join(t for t, v in read_manifest(sys.argv[1]).get('tasks', {}).items() if v.get('kind') == 'mc'))" "$DATA")
-# the models before finetuning are read in English (the Baseline) and the adapting languages (the others) only
-mapfile -t BEFORE_LANGS < <($PY -c "import sys; from pipeline.documents import group_languages
-print('\n'.join(['en'] + group_languages(sys.argv[1], 'adapting')))" "$DATA")
 FAILED=$(mktemp)  # the out_dirs of runs that failed, one per line
 # on any exit (an error, Ctrl-C, kill) stop the runs still going: each job is a subshell with the run as its child
 trap 'for job in $(jobs -p); do pkill -P "$job" 2>/dev/null || true; kill "$job" 2>/dev/null || true; done; rm -f "$FAILED"' EXIT
@@ -141,10 +153,22 @@ needs_evaluation() {  # needs_evaluation RESULTS NAME=DIR...: --force, or RESULT
 
 BUDGETS=$(tr ' ' '\n' <<< "$BUDGETS" | sort -rn | tr '\n' ' ')  # largest first, so that no core idles at the end
 MAIN_BUDGET=${BUDGETS%% *}  # BA and AFA continue from the largest
+PROBE=(); grep -q "^    probe: bool" evaluate.py && PROBE=(--probe=true)  # the retrieval probe, where evaluate.py has it
 for ((i = 0; i < SEEDS; i++)); do
   S=$RUNS/seed$i
-  SEED=$((1337 + i))
+  SEED=$((SEED0 + i))
   common=("${CONFIG_FILES[@]}" --seed=$SEED $MODE)
+  if [[ $LAB_SEEDS ]]; then  # this seed's own lab world and base vocabulary
+    DATA=$S/lab TOK=$S/tokenizer.tiktoken
+    prepare "$DATA" "$TOK" "$SEED"
+  fi
+  # what the evaluations below read of the manifest: the multiple-choice tasks, the languages the models before
+  # finetuning are asked in, and the translated instructions of positive control (iii) if the data has them
+  mapfile -t MC_TASKS < <(manifest "$DATA" "[t for t, v in m.get('tasks', {}).items() if v.get('kind') == 'mc']")
+  mapfile -t BEFORE_LANGS < <(manifest "$DATA" "g('pretraining') + g('adapting')")
+  mapfile -t CHAT_LANGS < <(manifest "$DATA" "['en'] + g('adapting')")
+  mapfile -t TRANSLATED < <(manifest "$DATA" "[m['instructions_translated'][k] for k in ('train', 'val')
+                                               if 'instructions_translated' in m]")
   # 3. pretraining: a standard and a forgetting model; and the control's body, initialised and saved untrained
   stage "seed $SEED: pretraining (log: $S/pretrain_*.log)"
   spawn "$S/pretrain_none" $PY train.py "${common[@]}" --data_dir="$DATA" --tokenizer="$TOK" --out_dir="$S/pretrain_none" --max_iters=0
@@ -173,6 +197,10 @@ for ((i = 0; i < SEEDS; i++)); do
     done
     if [[ $T == "$MAIN_BUDGET" ]]; then
       spawn "$S/finetune_Baseline" $PY finetune.py "${common[@]}" --data_dir="$DATA" --init_from="$S/pretrain_standard" --out_dir="$S/finetune_Baseline"
+      if (( ${#TRANSLATED[@]} )); then  # the ceiling of positive control (ii): the same instructions, translated
+        spawn "$S/finetune_Baseline_translated" $PY finetune.py "${common[@]}" --data_dir="$DATA" --init_from="$S/pretrain_standard" \
+          --out_dir="$S/finetune_Baseline_translated" --data="$DATA/${TRANSLATED[0]}" --val_data="$DATA/${TRANSLATED[1]}"
+      fi
       if [[ " $VARIANTS " == *" splice "* ]]; then  # [CHEN]'s English finetune: the pretrained body alone
         for kind in standard forgetting; do
           spawn "$S/finetune_body_$kind" $PY finetune.py "${common[@]}" --data_dir="$DATA" --init_from="$S/pretrain_$kind" --out_dir="$S/finetune_body_$kind" --train_params=body
@@ -184,6 +212,7 @@ for ((i = 0; i < SEEDS; i++)); do
   # 5. English instruction finetuning of the adapted models: BA, AFA (and the variants' BA_<v>, AFA_<v>; the control's ran in 4.)
   stage "seed $SEED: finetuning (log: $S/finetune_*.log)"
   MODELS=(Baseline="$S/finetune_Baseline")
+  (( ${#TRANSLATED[@]} )) && MODELS+=(Baseline_translated="$S/finetune_Baseline_translated")
   for recipe in adapt $VARIANTS; do
     [[ $recipe == splice || $recipe == chen ]] && continue  # splice: not finetuned after adapting, spliced below
     suffix=${recipe/#adapt/}; suffix=${suffix:+_$suffix}
@@ -204,22 +233,36 @@ for ((i = 0; i < SEEDS; i++)); do
       MODELS+=("${pair%%:*}_splice=$S/splice_$kind")
     done
   fi
-  # 6. evaluation: bits per byte, self-similarity, benchmarks, per language group; again if a model was
-  # finetuned after the results were written or the results lack one
+  # 6. evaluation: bits per byte, self-similarity, benchmarks, per language group, every model asked with plain
+  # prompts, as before finetuning (7.); again if a model was finetuned after the results were written or the
+  # results lack one. Each evaluation runs alone, so it gets every core
+  # The lab asks its multiple-choice tasks only: lab_qa (generation) sits at the floor in the lab and costs a fifth
+  # of a model's evaluation (docs/method.md, "Primary endpoints"); real data keeps every benchmark
+  TASKS=(); [[ $LAB ]] && (( ${#MC_TASKS[@]} )) && TASKS=(--tasks "${MC_TASKS[@]}")
   if needs_evaluation "$S/results.json" "${MODELS[@]}"; then
     stage "seed $SEED: evaluation"
-    # it runs alone, so it gets every core
-    $PY evaluate.py "${CONFIG_FILES[@]}" --data_dir="$DATA" --models "${MODELS[@]}" --out="$S/results.json" --threads=$CORES
+    $PY evaluate.py "${CONFIG_FILES[@]}" --data_dir="$DATA" --models "${MODELS[@]}" ${TASKS[@]+"${TASKS[@]}"} --chat=false \
+      --out="$S/results.json" --threads=$CORES
   fi
   # 7. each model before finetuning (the pretrained Baseline, the adapted BA, AFA and Control), asked in the
-  # exercise format of their text (plain prompts): what finetuning changes, and whether the body's skills
-  # work through the new embeddings at all before English finetuning has its say
+  # exercise format of their text (plain prompts), in the pretraining and adapting languages: what finetuning
+  # changes (benchmarks, and bits per byte on the same bytes as 6.), the positive controls' starting point, and
+  # the retrieval probe (does the body align languages at all before English finetuning has its say)
   BEFORE=(Baseline_pretrained="$S/pretrain_standard" BA_adapted="$S/adapt_standard_$MAIN_BUDGET"
           AFA_adapted="$S/adapt_forgetting_$MAIN_BUDGET" Control_adapted="$S/adapt_none_$MAIN_BUDGET")
   if (( ${#MC_TASKS[@]} )) && needs_evaluation "$S/adapted.json" "${BEFORE[@]}"; then
     stage "seed $SEED: the models before finetuning"
     $PY evaluate.py "${CONFIG_FILES[@]}" --data_dir="$DATA" --models "${BEFORE[@]}" --tasks "${MC_TASKS[@]}" --langs "${BEFORE_LANGS[@]}" \
-      --bpb=false --self_sim=false --out="$S/adapted.json" --threads=$CORES
+      --self_sim=false ${PROBE[@]+"${PROBE[@]}"} --out="$S/adapted.json" --threads=$CORES
+  fi
+  # 8. the finetuned models again in ChatML, the format they were finetuned in (exploratory: the report puts it
+  # beside the plain prompts), on the multiple-choice tasks, in English and the adapting languages
+  CHAT=(Baseline_chatml="$S/finetune_Baseline" BA_chatml="$S/finetune_BA" AFA_chatml="$S/finetune_AFA"
+        Control_chatml="$S/finetune_Control")
+  if (( ${#MC_TASKS[@]} )) && needs_evaluation "$S/chat.json" "${CHAT[@]}"; then
+    stage "seed $SEED: the finetuned models in ChatML"
+    $PY evaluate.py "${CONFIG_FILES[@]}" --data_dir="$DATA" --models "${CHAT[@]}" --tasks "${MC_TASKS[@]}" --langs "${CHAT_LANGS[@]}" \
+      --chat=true --bpb=false --self_sim=false --out="$S/chat.json" --threads=$CORES
   fi
 done
 

@@ -7,6 +7,7 @@ Student's t CDF comes from the regularized incomplete beta function,
 evaluated with its continued fraction (modified Lentz); the quantile inverts the CDF by bisection.
 """
 
+import functools
 import math
 import statistics
 
@@ -55,6 +56,7 @@ def t_cdf(t, df):
     return 1.0 - tail if t >= 0 else tail
 
 
+@functools.lru_cache(maxsize=None)  # the report asks for the same few (p, df) thousands of times
 def t_quantile(p, df):
     """The t with P(T <= t) = p, by bisection on the CDF (to about 1e-12 relative)."""
     if not 0.0 < p < 1.0:

@@ -37,7 +37,10 @@ def test_run_sh_at_micro_size(lab_dir, tmp_path):
     out = tmp_path / "out"
     # python as run.sh calls it, through a wrapper that writes down each call; with DRY set it runs no script
     calls, python = tmp_path / "calls.txt", tmp_path / "python"
+    # (a lab it makes for real, at a tiny size)
     python.write_text(f'#!/usr/bin/env bash\necho "$*" >> {calls}\n'
+                      f'[[ -n ${{DRY:-}} && $1 == data/lab/prepare.py ]] && exec {os.sys.executable} "$@" '
+                      '--mb_per_lang 0.005 --examples_per_task 4\n'
                       f'[[ -n ${{DRY:-}} && $1 == *.py ]] && exit 0\nexec {os.sys.executable} "$@"\n')
     python.chmod(0o755)
     env = {**os.environ, "CONFIG": str(config), "OUT": str(out), "DATA": lab_dir, "VOCAB": "300",
@@ -79,17 +82,28 @@ def test_run_sh_at_micro_size(lab_dir, tmp_path):
                f"DATA={lab_dir} VOCAB=300 bash run.sh`")
     assert made_by in report  # the command as given: the config's path, and no SEEDS (it was not set)
     # accuracy against chance, per task: lab_copa has 2 choices, so guessing scores 1 / 2
-    assert "| lab_copa/acc | 0.500 | " in report.split("## Benchmarks in the adapting languages")[1]
+    assert "| lab_copa | 0.500 | " in report.split("## Benchmarks")[1]
     # the one budget's row
     for mode in ("[CHEN] relearn", "[AFA] vocabulary expansion", "vocabulary expansion keeping"):
         table = report.split(f"## Adaptation, {mode}")[1].split("##")[0]
         assert "| 2,000 |" in table
     for png in ("pretraining_loss.png", "recovery.png", "adaptation.png", "benchmarks.png"):
         assert (out / "report" / png).stat().st_size > 1000
-    # every model before finetuning, on the multiple-choice tasks, with their own report
-    adapted = json.loads((seed / "adapted.json").read_text())
+    # every model asked with plain prompts, before finetuning and after; before: on the multiple-choice tasks in the
+    # pretraining and adapting languages, bits per byte on the same bytes, with their own report; the finetuned models
+    # again in ChatML beside, on the multiple-choice tasks
+    adapted, results, chat = (json.loads((seed / name).read_text()) for name in ("adapted.json", "results.json",
+                                                                                  "chat.json"))
     assert list(adapted["models"]) == ["Baseline_pretrained", "BA_adapted", "AFA_adapted", "Control_adapted"]
     assert all(v["kind"] == "mc" for v in adapted["tasks"].values())
+    assert {"en", "qcy", "qen"} <= set(adapted["tasks"]["lab_copa"]["langs"])
+    assert "qlv" not in adapted["metrics"]["bpb"]["BA_adapted"]["langs"]  # not a pretraining or adapting language
+    assert (adapted["details"]["BA_adapted"]["bpb_bytes"] == results["details"]["BA"]["bpb_bytes"]
+            and "## Bits per byte before and after finetuning" in report)
+    assert not any(m["chat"] for m in (*adapted["models"].values(), *results["models"].values()))
+    assert set(results["tasks"]) == set(adapted["tasks"]) == set(chat["tasks"])  # the lab: multiple choice only
+    assert list(chat["models"]) == ["Baseline_chatml", "BA_chatml", "AFA_chatml", "Control_chatml"]
+    assert all(m["chat"] for m in chat["models"].values()) and "bpb" not in chat["metrics"]
     assert "## AFA_adapted − BA_adapted" in (out / "report" / "adapted" / "results.md").read_text()
     # a re-run calls every stage again with the same arguments, so each finds its run complete (each stage's
     # tests check that it then returns), and evaluates nothing again: the results are newer than every model
@@ -107,9 +121,17 @@ def test_run_sh_at_micro_size(lab_dir, tmp_path):
     assert again.returncode == 0 and "finetune_AFA is already complete" in again.stdout, again.stdout + again.stderr
     # two budgets, as a dry run into a new folder (no script runs, so no model exists): adaptation and relearning
     # at each budget, the variants and the finetunings from the largest only, the splice from its keep-head run
+    # The lab's translated instructions (positive control (iii)) are in its manifest: the Baseline is finetuned on them
     calls.write_text("")
+    translated = tmp_path / "translated"
+    translated.mkdir()
+    with open(os.path.join(lab_dir, "manifest.json")) as f:
+        manifest = json.load(f)
+    manifest["instructions_translated"] = {"train": "tr/train.jsonl", "val": "tr/val.jsonl", "langs": ["qcy"]}
+    (translated / "manifest.json").write_text(json.dumps(manifest))
     dry = subprocess.run(["bash", "run.sh"], cwd=ROOT, capture_output=True, text=True, timeout=60,
-                         env={**env, "DRY": "1", "OUT": str(tmp_path / "dry"), "BUDGETS": "2000 4000"})
+                         env={**env, "DRY": "1", "OUT": str(tmp_path / "dry"), "BUDGETS": "2000 4000",
+                              "DATA": str(translated)})
     assert dry.returncode == 0, dry.stdout[-2000:] + dry.stderr[-2000:]
     runs = {}  # run name -> its stage's arguments
     for c in stage_calls(calls):
@@ -122,7 +144,10 @@ def test_run_sh_at_micro_size(lab_dir, tmp_path):
                          "adapt_none_4000", "keephead_standard_4000", "keephead_forgetting_4000", "finetune_Baseline",
                          "finetune_BA", "finetune_AFA", "finetune_Control", "finetune_BA_keephead",
                          "finetune_AFA_keephead", "finetune_body_standard", "finetune_body_forgetting",
-                         "splice_standard", "splice_forgetting"} | adapted
+                         "splice_standard", "splice_forgetting", "finetune_Baseline_translated"} | adapted
+    assert (runs["finetune_Baseline_translated"]["init_from"].endswith("/pretrain_standard")
+            and runs["finetune_Baseline_translated"]["data"] == f"{translated}/tr/train.jsonl"
+            and runs["finetune_Baseline_translated"]["val_data"] == f"{translated}/tr/val.jsonl")
     for run, args in runs.items():
         if run.startswith(("adapt_", "relearn_", "keephead_")):
             assert args["adapt_tokens"] == run.rsplit("_", 1)[1], run
@@ -132,6 +157,22 @@ def test_run_sh_at_micro_size(lab_dir, tmp_path):
         assert runs[f"finetune_{name}"]["init_from"].endswith(f"/{init}"), name
     for kind in ("standard", "forgetting"):
         assert runs[f"splice_{kind}"]["embeddings_from"].endswith(f"/keephead_{kind}_4000")
+    # without DATA every seed draws its own lab world from its seed, and trains its own base vocabulary on it
+    calls.write_text("")
+    env.pop("DATA")
+    dry = subprocess.run(["bash", "run.sh"], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                         env={**env, "DRY": "1", "OUT": str(tmp_path / "worlds"), "SEEDS": "2", "SEED0": "11"})
+    assert dry.returncode == 0, dry.stdout[-2000:] + dry.stderr[-2000:]
+    worlds = tmp_path / "worlds" / "run" / "micro"
+    made = [c.split() for c in calls.read_text().splitlines() if c.startswith(("data/lab/prepare.py", "tokenizer.py"))]
+    assert [(c[0], c[c.index("--out") + 1], c[c.index("--seed") + 1] if "--seed" in c else None) for c in made] == [
+        ("data/lab/prepare.py", f"{worlds}/seed{i}/lab", str(11 + i)) if k == 0
+        else ("tokenizer.py", f"{worlds}/seed{i}/tokenizer.tiktoken", None) for i in (0, 1) for k in (0, 1)]
+    for c in stage_calls(calls):
+        i = 0 if "/seed0/" in c else 1
+        assert f"{worlds}/seed{1 - i}" not in c and (c.startswith("splice.py") or f"--seed={11 + i} " in c), c
+        assert c.startswith(("adapt.py", "splice.py")) or f"--data_dir={worlds}/seed{i}/lab" in c, c
+        assert not c.startswith("train.py") or f"--tokenizer={worlds}/seed{i}/tokenizer.tiktoken" in c, c
 
 
 def test_run_sh_stops_when_a_run_fails(lab_dir, tmp_path):

@@ -3,6 +3,7 @@
 import math
 import statistics
 
+import numpy as np
 import pytest
 
 from evaluation import stats
@@ -86,3 +87,40 @@ def test_holm_by_hand():
     # an untestable member (nan) stays in the family as p = 1: it never survives, and it counts in m
     adjusted, survives = stats.holm([0.01, math.nan, None])
     assert adjusted == pytest.approx([0.03, 1.0, 1.0]) and survives == [True, False, False]
+
+
+def simulate(n_experiments, world_sd, seeds=5, items=150, langs=6, item_sd=0.3, residual_sd=0.3, true_mean=0.05):
+    """Experiments as run.sh makes them: every seed draws its own world, with its own items (items nested in
+    seeds). A paired difference per item and language = true mean + the world's effect (world_sd: the world and
+    its training seed) + the item's (item_sd, within its world) + a residual (per language). Returns
+    [(per-seed means, per-item means)] per experiment: what the report's test uses (the mean over items and
+    languages in each seed) and what the old item-level test used (item k averaged over languages and seeds)."""
+    rng = np.random.default_rng(20240611)
+    shape = (n_experiments, seeds, items)
+    # an item's difference averaged over its languages: the residuals' mean has sd residual_sd / sqrt(langs)
+    d = (true_mean + rng.normal(0, world_sd, shape[:2])[..., None] + rng.normal(0, item_sd, shape)
+         + rng.normal(0, residual_sd / math.sqrt(langs), shape))
+    return [(e.mean(axis=1), e.mean(axis=0)) for e in d]
+
+
+def coverage(intervals, true_mean=0.05):
+    intervals = list(intervals)
+    return sum(low <= true_mean <= high for low, high in intervals) / len(intervals)
+
+
+@pytest.mark.parametrize("world_sd", [0.0, 0.04])
+def test_the_interval_over_per_seed_means_covers_the_true_difference(world_sd):
+    """The report's test (docs/method.md, "Statistics"): the t-interval over the per-seed means, df = seeds - 1,
+    covers the true mean difference in 95% of experiments, whether the worlds differ or not. Fails if
+    t_interval used the normal quantile (1.96 instead of t(4) = 2.78 covers ~88%) or counted items as df."""
+    covered = coverage(stats.t_interval(list(seed_means))[2] for seed_means, _ in simulate(2000, world_sd))
+    assert 0.93 <= covered <= 0.97
+
+
+def test_an_interval_over_items_alone_undercovers_when_worlds_differ():
+    """The old item-level interval (items averaged over languages and seeds, df = items - 1) drops the world's
+    variance: with worlds that differ by an sd of 0.04 it covers the true difference far less often than 95%
+    (the world's share of the mean's variance, 0.04^2 / 5 against 0.105 / 750, is about 70%)."""
+    # 500 experiments: at ~0.7 coverage, an sd of 0.02
+    covered = coverage(stats.t_interval(list(item_means))[2] for _, item_means in simulate(500, 0.04))
+    assert covered < 0.85
