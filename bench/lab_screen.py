@@ -8,7 +8,7 @@ made); report.py gates the real runs.
         -- --parallel 0.05 ...
 
 Everything after `--` goes to data/lab/prepare.py. Seeds 1..99 only: the reported runs use 1337 and up, and
-the lab is never tuned on them (issue 29). A stage whose output exists is not run again.
+the lab is never tuned on them (docs/method.md, "Statistics"). A stage whose output exists is not run again.
 
   probe  retrieval@1 of English's lab_read passages and their translations in the Baseline's other
          pretraining languages, per layer (evaluation/probe.py; chance 1/150)

@@ -27,7 +27,7 @@ from data.lab.languages import CIPHER_LETTERS, LANGS, build_languages
 from data.lab.stories import story
 from pipeline.documents import atomic_open, fail
 
-VERSION = 4
+VERSION = 5  # 5: task exercises in English only (design B of data/lab/README.md), translated instructions, lexicon.json
 # task -> (kind, metric, number of choices). No translation task: the lab has no parallel text and the
 # instructions no translation, so no model could learn one (data/lab/README.md, Benchmarks)
 TASKS = {"lab_copa": ("mc", "acc", 2), "lab_nli": ("mc", "acc", 3), "lab_cloze": ("mc", "acc", 2),
