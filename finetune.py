@@ -2,8 +2,8 @@
 Stage 3: English instruction finetuning in ChatML, the loss on the assistant's tokens only (docs/method.md,
 "Finetuning").
 
-    python finetune.py config/lab.py --init_from=out/pretrain --out_dir=out/finetune
-    python finetune.py config/lab.py --init_from=out/adapt --out_dir=out/finetune_body --train_params=body
+    python finetune.py config/lab.py --init_from=out/adapt --out_dir=out/finetune   # [AFA]: the adapted model
+    python finetune.py config/lab.py --init_from=out/pretrain --out_dir=out/ft_body --train_params=body  # [CHEN]
     python finetune.py --init_from=out/adapt --data=orca/train.jsonl --val_data=orca/val.jsonl --out_dir=out/ft
 
 Data: JSONL, one conversation a line, {"messages": [{"role": "system"|"user"|"assistant", "content": "..."}, ...]}
