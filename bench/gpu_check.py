@@ -20,7 +20,7 @@ one per call with --rows, so that a borrowed GPU's first minutes say the most:
              sampling: sample.py at temperature 0.8 prints decoded, non-empty text.
 
     bash bench/gpu_check.sh                          # all three groups on CUDA
-    bash bench/gpu_check.sh --rows=speed             # one group (or rows: --rows=resume,sampling)
+    bash bench/gpu_check.sh --rows=speed             # one group (or rows: --rows=kernels,sampling)
     bash bench/gpu_check.sh --device=cpu --quick     # the same rows at toy size: tests the script here
 
 Ten minutes of a GPU: the cost is compiling, so the check compiles little and in few processes. Estimated
@@ -355,7 +355,8 @@ def main():
     parser.add_argument("--compile", default="auto", help="torch.compile for the speed, resume, torchrun and lab "
                         "runs: auto (on for CUDA), true or false (compiled_reset and finetune always compile)")
     parser.add_argument("--rows", default=",".join(GROUPS), help=f"groups ({', '.join(GROUPS)}) and/or rows "
-                        f"({', '.join(ROWS)}), comma-separated; default: every group")
+                        f"({', '.join(ROWS)}), comma-separated (a name that is both means the group); "
+                        "default: every group")
     parser.add_argument("--steps", type=int, default=0, help="timed training steps of the speed row "
                         "(0: 30, or 8 with --quick)")
     parser.add_argument("--peak_tflops", type=float, default=0, help="the GPU's dense bf16 peak, for MFU, where "

@@ -148,7 +148,9 @@ def test_float16_must_be_refused_with_one_error_line():
 
 def test_rows_select_groups_and_rows_and_refuse_unknown_names():
     assert gpu_check.selected_rows("speed") == [r for r, (g, _, _) in gpu_check.ROWS.items() if g == "speed"]
-    assert gpu_check.selected_rows("sampling,resume") == ["resume", "sampling"]  # ROWS' order
+    assert gpu_check.selected_rows("sampling,kernels") == ["kernels", "sampling"]  # ROWS' order
+    # a name that is a group and a row ("speed", "resume") means the group
+    assert gpu_check.selected_rows("resume") == ["resume", "loop_reset", "torchrun"]
     with pytest.raises(SystemExit, match="unknown nope"):
         gpu_check.selected_rows("speed,nope")
 
