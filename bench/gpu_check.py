@@ -5,7 +5,8 @@ broken result). Three groups, each under 5 minutes; run them in this order, all 
 one per call with --rows, so that a borrowed GPU's first minutes say the most:
 
   1. speed   (one process; no lab)  speed: gpu_small's tokens/s and MFU, bf16 + torch.compile, against the
-             floor a first run must meet (25% MFU); compiled_reset: a reset under torch.compile, compiled
+             floor a first run must meet (25% MFU; the CPU form: MFU against the CPU's own one-thread
+             matmul speed, at least 20%); compiled_reset: a reset under torch.compile, compiled
              logits against eager; kernels: a masked batched score as evaluate.py runs it (bf16 autocast on
              CUDA) must run a fused attention kernel (flash, efficient or cudnn), never the math one;
              float16: training refuses float16 with one error line.
@@ -168,12 +169,28 @@ def row_speed():
     cpu = not ARGS.device.startswith("cuda")
     row = bench_train.bench_steps(shape, ARGS.device, ARGS.dtype, ARGS.compile, ARGS.steps, forget_every=5,
                                   overhead_k=1000, clock=time.process_time if cpu else time.perf_counter)
-    peak = ARGS.peak_tflops * 1e12 if ARGS.peak_tflops else bench_train.train.peak_flops(ARGS.device)
+    if cpu:
+        peak = cpu_peak_flops()
+    else:
+        peak = ARGS.peak_tflops * 1e12 if ARGS.peak_tflops else bench_train.train.peak_flops(ARGS.device)
     mfu = row["tflops"] * 1e12 / peak if peak else None
     ok, what = verdict.speed(row["tok_s"], mfu, shape, ARGS.device)
     mem = f", peak memory {row['peak_mem_gb']:.1f} GiB" if "peak_mem_gb" in row else ""
-    return ok, (f"{shape}, {ARGS.dtype}, compile={ARGS.compile}: {what}{' per CPU-second' if cpu else ''}{mem}, "
+    against = f" per CPU-second, against a {peak / 1e9:.0f} GFLOP/s matmul" if cpu else ""
+    return ok, (f"{shape}, {ARGS.dtype}, compile={ARGS.compile}: {what}{against}{mem}, "
                 f"a reset {row['reset_ms']:.2f} ms")
+
+
+def cpu_peak_flops(n=512, seconds=0.5):
+    """The CPU's peak for the speed row's MFU: float32 FLOP per CPU-second of an n x n matmul on this process's
+    one thread (the training steps' clock and thread count)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b  # warm up
+    count, t = 0, time.process_time()
+    while time.process_time() - t < seconds:
+        a @ b
+        count += 1
+    return 2 * n**3 * count / (time.process_time() - t)
 
 
 def row_compiled_reset():

@@ -34,14 +34,29 @@ def falling(n, start=6.0, rate=0.05):
 
 
 def test_speed_fails_below_the_floor_and_without_a_peak():
-    """Fails if verdict.speed stopped comparing with GPU_MFU_FLOOR or CPU_TOKENS_PER_S_FLOOR."""
-    floor = verdict.GPU_MFU_FLOOR
-    assert verdict.speed(300_000, floor + 0.05, "gpu_small", "cuda")[0]
-    assert not verdict.speed(300_000, floor - 0.05, "gpu_small", "cuda")[0]
+    """Fails if verdict.speed stopped comparing with GPU_MFU_FLOOR, CPU_MFU_FLOOR or TOY_TOKENS_PER_S_FLOOR."""
+    for device, shape, floor in (("cuda", "gpu_small", verdict.GPU_MFU_FLOOR), ("cpu", "lab", verdict.CPU_MFU_FLOOR)):
+        assert verdict.speed(300_000, floor + 0.05, shape, device)[0]
+        assert not verdict.speed(300_000, floor - 0.05, shape, device)[0]  # fast in tokens/s, slow for the device
     ok, what = verdict.speed(300_000, None, "gpu_small", "cuda")  # an unknown GPU: MFU cannot be judged
     assert not ok and "--peak_tflops" in what
-    assert verdict.speed(2 * verdict.CPU_TOKENS_PER_S_FLOOR, None, "lab", "cpu")[0]
-    assert not verdict.speed(verdict.CPU_TOKENS_PER_S_FLOOR / 2, None, "lab", "cpu")[0]
+    # a GPU at --quick's toy shape: judged in tokens/s, whatever its MFU
+    assert verdict.speed(2 * verdict.TOY_TOKENS_PER_S_FLOOR, 0.001, "lab", "cuda:0")[0]
+    assert not verdict.speed(verdict.TOY_TOKENS_PER_S_FLOOR / 2, 0.001, "lab", "cuda:0")[0]
+
+
+def test_the_cpu_peak_is_a_matmul_speed_of_this_process():
+    """The CPU form's MFU is against cpu_peak_flops: a positive FLOP/s that a training step of the same thread
+    can reach a good part of (fails if it were a constant or counted something else, e.g. wall time x threads)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        peak = gpu_check.cpu_peak_flops(n=128, seconds=0.1)
+    finally:
+        torch.set_num_threads(threads)
+    assert 1e8 < peak < 1e12  # 0.1 to 1,000 GFLOP/s: one core of any CPU that runs torch
 
 
 def test_reset_forward_fails_when_the_compiled_graph_kept_the_old_embedding():
