@@ -121,6 +121,17 @@ def test_resume_fails_when_rerun_into_a_finished_run(lab_dir, tokenizer_path, tm
     assert not ok and "already complete" in what
 
 
+def test_every_run_starts_in_an_empty_folder(tmp_path, monkeypatch):
+    """A rerun with the same --out must not meet the last run's checkpoint (the resume row would kill at once and
+    resume a finished run). Fails if fresh() kept what the folder held."""
+    monkeypatch.setattr(gpu_check, "OUT", str(tmp_path))
+    old = tmp_path / "resume" / "killed"
+    old.mkdir(parents=True)
+    (old / "ckpt.pt").write_bytes(b"the last run's")
+    path = gpu_check.fresh("resume", "killed")
+    assert path == str(old) and not os.path.exists(path) and os.path.isdir(tmp_path / "resume")
+
+
 def test_kernels_fail_on_the_math_kernel_or_batched_scores_that_differ():
     assert verdict.kernels(["efficient_attention"], "cuda", "bfloat16", 0.01)[0]
     assert verdict.kernels(["flash_attention_for_cpu"], "cpu", "float32", 1e-6)[0]
