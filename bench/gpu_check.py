@@ -392,6 +392,9 @@ def main():
     ARGS.steps = ARGS.steps or (8 if ARGS.quick else 30)
     if not ARGS.device.startswith("cuda"):
         torch.set_num_threads(1)  # the speed row's clock (CPU seconds) counts one thread's work
+        # and every run one thread: on a CPU shared with other jobs, torch's threads wait on each other at every
+        # op (a 30-step lab_gpu run here: 34 s with 2 threads, 7 s with 1, at a load of 6 on 2 cores)
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
     OUT = os.path.abspath(ARGS.out)
     os.makedirs(OUT, exist_ok=True)
     open(os.path.join(OUT, "commands.log"), "w").close()
