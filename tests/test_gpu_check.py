@@ -9,12 +9,11 @@ import time
 
 import pytest
 
+from bench import gpu_check  # as a module path of the repository, so that tests/test_imports.py follows it
 from conftest import ROOT, pretrain
+from evaluation import runs
 
-sys.path.insert(0, os.path.join(ROOT, "bench"))
-import gpu_check  # noqa: E402
-import gpu_verdicts as verdict  # noqa: E402
-from evaluation import runs  # noqa: E402
+verdict = gpu_check.verdict  # bench/gpu_verdicts.py, as gpu_check imported it
 
 
 def train_log(losses, vals=None):
