@@ -30,45 +30,48 @@ SHAPES = {  # name: (GPTConfig kwargs, micro-batch)
 }
 
 
-def bench_steps(name, device, dtype, compile_model, steps, forget_every, overhead_k):
+def bench_steps(name, device, dtype, compile_model, steps, forget_every, overhead_k, clock=time.perf_counter):
+    """Time `steps` training steps of shape `name`. clock: wall time by default; bench/gpu_check.py's CPU form
+    passes time.process_time, so that other jobs on a shared CPU do not move the number."""
     kwargs, batch_size = SHAPES[name]
     torch.manual_seed(0)
     model = GPT(GPTConfig(**kwargs)).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device == "cuda")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.startswith("cuda"))
     runner = torch.compile(model) if compile_model else model
-    autocast = (torch.autocast(device, dtype=getattr(torch, dtype)) if dtype != "float32"
-                else torch.autocast(device, enabled=False))
+    device_type = device.split(":")[0]
+    autocast = (torch.autocast(device_type, dtype=getattr(torch, dtype)) if dtype != "float32"
+                else torch.autocast(device_type, enabled=False))
     x = torch.randint(0, kwargs["vocab_size"], (batch_size, kwargs["block_size"]), device=device)
     times, reset_times = [], []
     for step in range(steps):
         if forget_every and step and step % forget_every == 0:  # the same lines as train.py's loop
-            t = time.perf_counter()
+            t = clock()
             model.reset_token_embeddings(torch.Generator().manual_seed(step))
             optimizer.state[model.wte.weight].clear()
-            if device == "cuda":
+            if device.startswith("cuda"):
                 torch.cuda.synchronize()
-            reset_times.append(time.perf_counter() - t)
-        t = time.perf_counter()
+            reset_times.append(clock() - t)
+        t = clock()
         with autocast:
             _, loss = runner(x, x)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        if device == "cuda":
+        if device.startswith("cuda"):
             torch.cuda.synchronize()
-        times.append(time.perf_counter() - t)
+        times.append(clock() - t)
     step_time = statistics.median(times[3:])
     tokens = batch_size * kwargs["block_size"]
     flops = model.flops_per_token() * tokens / step_time
-    peak = train.peak_flops(device) if device == "cuda" else None
+    peak = train.peak_flops(device)
     row = dict(name=name, params=model.num_params() / 1e6, step_ms=1000 * step_time, tok_s=tokens / step_time,
                tflops=flops / 1e12, mfu=flops / peak if peak else None)
     if reset_times:
         # a reset every K steps costs reset_time / (K * step_time) of the run
         row["reset_ms"] = 1000 * statistics.median(reset_times)
         row["forget_overhead"] = statistics.median(reset_times) / (overhead_k * step_time)
-    if device == "cuda":
+    if device.startswith("cuda"):
         row["peak_mem_gb"] = torch.cuda.max_memory_allocated() / 2**30
     return row
 
