@@ -41,10 +41,10 @@ class KVCache:
         if self.k[layer] is None:
             shape = (k.size(0), k.size(1), self.capacity, k.size(3))
             self.k[layer], self.v[layer] = k.new_empty(shape), v.new_empty(shape)
-        end = self.length + k.size(2)
-        self.k[layer][:, :, self.length:end] = k
-        self.v[layer][:, :, self.length:end] = v
-        return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
+        held, new = self.length, k.size(2)
+        self.k[layer].narrow(2, held, new).copy_(k)  # narrow: fewer dispatcher steps than slicing, at every token
+        self.v[layer].narrow(2, held, new).copy_(v)
+        return self.k[layer].narrow(2, 0, held + new), self.v[layer].narrow(2, 0, held + new)
 
     def make_room(self, n):
         if self.length + n > self.capacity:
@@ -53,17 +53,15 @@ class KVCache:
     def select(self, rows):
         """The cache of some rows (a tensor of row indices, repeats allowed), at the same capacity: a finished
         generation leaves the batch, a context's keys and values are copied for each of its choices."""
+        def kept(t):  # only the positions held are copied
+            if t is None:
+                return None
+            copy = t.new_empty((len(rows), *t.shape[1:]))
+            copy[:, :, :self.length] = t[:, :, :self.length].index_select(0, rows)
+            return copy
+
         out = KVCache(len(self.k), self.capacity)
-        out.length = self.length
-        for name in ("k", "v"):
-            tensors = []
-            for t in getattr(self, name):
-                if t is not None:
-                    kept = t.new_empty((len(rows), *t.shape[1:]))
-                    kept[:, :, :self.length] = t[:, :, :self.length].index_select(0, rows)  # the held part only
-                    t = kept
-                tensors.append(t)
-            setattr(out, name, tensors)
+        out.length, out.k, out.v = self.length, [kept(t) for t in self.k], [kept(t) for t in self.v]
         if self.real is not None:
             out.real, out.next_position = self.real.index_select(0, rows), self.next_position.index_select(0, rows)
         return out
@@ -259,30 +257,34 @@ def _decode(model, prompts, max_new_tokens, temperature, stop_ids, generator, to
     if not rows:
         return
     device, steps = model.wte.weight.device, max(budgets)
+    stops = [i for i in stop_ids if 0 <= i < model.config.vocab_size]  # an id outside the vocabulary never comes
     is_stop = torch.zeros(model.config.vocab_size, dtype=torch.bool)
-    is_stop[torch.tensor([i for i in stop_ids if 0 <= i < model.config.vocab_size], dtype=torch.long)] = True
-    is_stop, budget = is_stop.to(device), torch.tensor([budgets[r] for r in rows], device=device)
+    is_stop[torch.tensor(stops, dtype=torch.long)] = True
+    is_stop = is_stop.to(device)
     cache, hidden = prefill(model, [prompts[r] for r in rows], room=steps - 1)  # hidden: each row's last position
-    n_new = torch.zeros(len(rows), dtype=torch.long, device=device)
-    done = torch.zeros(len(rows), dtype=torch.bool, device=device)
-    stretch = []  # (token, whether the row was still generating) [B] each, per step since the last read
+    # a row's budget is known here, its stop ids only on the device: `stopped` says which rows picked one
+    stopped = torch.zeros(len(rows), dtype=torch.bool, device=device)
+    first, picked, stopped_before = 1, [], []  # the stretch since the last read: [B] per step
     for step in range(1, steps + 1):
         tokens = pick_tokens(model.head(hidden), temperature, top_k, top_p, generator)
-        stretch.append((tokens, ~done))
-        n_new += ~done
-        done = done | is_stop[tokens] | (n_new >= budget)
+        picked.append(tokens)
+        stopped_before.append(stopped)
+        if stops:
+            stopped = stopped | is_stop[tokens]
         if step % check_every == 0 or step == steps:
-            n = len(stretch)
-            read = torch.cat([torch.stack([t for t, _ in stretch], 1), torch.stack([g for _, g in stretch], 1),
-                              done[:, None]], 1).tolist()  # [B, 2n + 1]: the one wait for the device
-            yield [(r, [t for t, going in zip(line[:n], line[n:2 * n]) if going]) for r, line in zip(rows, read)]
-            stretch, keep = [], [i for i, line in enumerate(read) if not line[-1]]
+            n = len(picked)
+            read = torch.cat([torch.stack(picked, 1), torch.stack(stopped_before + [stopped], 1)], 1).tolist()
+            # read [B, 2n + 1]: the one wait for the device. A token counts when its row had not stopped before
+            # it and its budget had room for it; a row goes on while neither ended it.
+            yield [(r, [t for k, (t, gone) in enumerate(zip(line[:n], line[n:2 * n]), first)
+                        if not gone and k <= budgets[r]]) for r, line in zip(rows, read)]
+            keep = [i for i, (r, line) in enumerate(zip(rows, read)) if not line[-1] and step < budgets[r]]
+            first, picked, stopped_before = step + 1, [], []
             if not keep:
                 return
-            if len(keep) < len(rows):  # the stopped rows leave the batch and the cache
+            if len(keep) < len(rows):  # the finished rows leave the batch and the cache
                 index = torch.tensor(keep, device=device)
-                cache, tokens, n_new, done, budget = (cache.select(index), tokens[index], n_new[index], done[index],
-                                                      budget[index])
+                cache, tokens, stopped = cache.select(index), tokens[index], stopped[index]
                 rows = [rows[i] for i in keep]
         hidden = _step(model, tokens, cache)
 
