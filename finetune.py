@@ -358,8 +358,8 @@ def main(argv=None):
         assistant_tokens = sum(targets)
         loss = 0.0
         for (x, y), n_targets in zip(micro_batches, targets):
-            with autocast:
-                _, micro_loss = train_model(x.to(device), y.to(device))  # mean over its assistant target tokens
+            with autocast:  # micro_loss: the mean over its assistant target tokens
+                _, micro_loss = train_model(common.to_device(x, device), common.to_device(y, device))
             # weighted by its share of the step's assistant tokens, the micro-batches add up to the mean over
             # all of them: the update of one batch of batch_size * grad_accum conversations
             micro_loss = micro_loss * (n_targets / assistant_tokens)

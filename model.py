@@ -19,6 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 INIT_STD = 0.02  # N(0, 0.02) everywhere, and again for every reset ([CHEN]'s value)
+LOGITS_CHUNK = 2**26  # the most logits token_nll holds at once: 256 MB in float32
 
 
 @dataclass
@@ -171,14 +172,7 @@ class GPT(nn.Module):
     def forward(self, idx, targets=None, loss_mask=None):
         """Logits [B, T, vocab_size] (padding rows dropped, so they take no probability mass) and, given
         targets, the mean next-token loss over the positions that count (target != -1 and loss_mask != 0)."""
-        T = idx.size(1)
-        if T > self.config.block_size:
-            raise ValueError(f"sequence of {T} tokens is longer than block_size={self.config.block_size}")
-        cos, sin = self.rope_cos[:, :T], self.rope_sin[:, :T]
-        x = self.wte(idx)
-        for block in self.blocks:
-            x = block(x, cos, sin)
-        logits = self.lm_head(self.norm(x))[..., : self.config.vocab_size]
+        logits = self.head(self.body(idx))
         if targets is None:
             return logits, None
         if loss_mask is not None:
@@ -188,12 +182,30 @@ class GPT(nn.Module):
         # a batch in which nothing counts gives loss 0 and zero gradients rather than NaN
         return logits, nll / (targets != -1).sum().clamp(min=1)
 
+    def body(self, idx):
+        """The residual stream after the last block, [B, T, C]."""
+        T = idx.size(1)
+        if T > self.config.block_size:
+            raise ValueError(f"sequence of {T} tokens is longer than block_size={self.config.block_size}")
+        cos, sin = self.rope_cos[:, :T], self.rope_sin[:, :T]
+        x = self.wte(idx)
+        for block in self.blocks:
+            x = block(x, cos, sin)
+        return x
+
+    def head(self, x):
+        """Next-token logits [..., vocab_size] of residual states [..., C] (the head's padding rows dropped)."""
+        return self.lm_head(self.norm(x))[..., : self.config.vocab_size]
+
     def token_nll(self, idx, targets):
-        """Nats of every target token, [B, T] (0 where target == -1): bits per byte and scoring sum these."""
-        logits, _ = self(idx)
-        nll = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1,
-                              reduction="none")
-        return nll.view_as(targets)
+        """Nats of every target token, [B, T] (0 where target == -1): bits per byte and scoring sum these.
+        The logits are made LOGITS_CHUNK values at a time, a stretch of positions, never [B, T, vocab] at once
+        (16 x 4,096 positions x a 48k vocabulary would be 12.6 GB in float32, three times over in transients)."""
+        x, targets_flat = self.body(idx).flatten(0, 1), targets.reshape(-1)
+        rows = max(1, LOGITS_CHUNK // self.config.vocab_size)
+        nll = [F.cross_entropy(self.head(x[first:first + rows]).float(), targets_flat[first:first + rows],
+                               ignore_index=-1, reduction="none") for first in range(0, len(x), rows)]
+        return torch.cat(nll).view_as(targets)
 
     # ---- accounting ---------------------------------------------------------------------------------
 

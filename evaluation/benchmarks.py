@@ -267,18 +267,18 @@ def score_choices(model, contexts, choices, batch_size):
 
 def _score_batch(model, contexts, choices):
     device = model.wte.weight.device
-    cache, last = inference.prefill(model, contexts)  # last: [examples, C], predicts each choice's first token
     # every choice of every example, right-padded, after a copy of its context's keys and values
     flat = [c for cs in choices for c in cs]
-    owner = torch.tensor([e for e, cs in enumerate(choices) for _ in cs], device=device)
     n = max(len(c) for c in flat)
+    cache, last = inference.prefill(model, contexts, room=n - 1)  # last: [examples, C], predicts each choice's first
+    owner = torch.tensor([e for e, cs in enumerate(choices) for _ in cs], device=device)
     targets = torch.tensor([c + [0] * (n - len(c)) for c in flat], device=device)
     counted = torch.tensor([[k < len(c) for k in range(n)] for c in flat], device=device)
     hidden = last[owner][:, None]
     if n > 1:  # token t of a choice predicts token t + 1; its last token predicts nothing we need
-        states = inference.hidden_states(model, targets[:, :-1], cache.select(owner), counted[:, :-1])[-1]
+        states = inference.last_hidden_state(model, targets[:, :-1], cache.select(owner), counted[:, :-1])
         hidden = torch.cat([hidden, states], dim=1)  # [choices, n, C]
-    logits = inference.logits(model, hidden[counted]).float()  # only what counts
+    logits = model.head(hidden[counted]).float()  # only what counts
     token_ll = torch.zeros(counted.shape, device=device)
     token_ll[counted] = -F.cross_entropy(logits, targets[counted], reduction="none")  # log p(token), fused
     ll = token_ll.sum(1).tolist()

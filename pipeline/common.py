@@ -78,12 +78,16 @@ class Batches:
             tokens = self.tokens[w]
             start = int(torch.randint(len(tokens) - self.block_size - 1, (1,), generator=g))
             rows.append(torch.from_numpy(tokens[start:start + self.block_size + 1].astype(np.int64)))
-        batch = torch.stack(rows)  # [B, T + 1]: moved to the device once, then sliced there
-        if device.startswith("cuda"):  # pinned memory lets the copy overlap the GPU's work
-            batch = batch.pin_memory().to(device, non_blocking=True)
-        else:
-            batch = batch.to(device)
+        batch = to_device(torch.stack(rows), device)  # [B, T + 1]: moved to the device once, then sliced there
         return batch[:, :-1], batch[:, 1:]
+
+
+def to_device(batch, device):
+    """A batch made on the CPU, on the device: on CUDA copied from pinned memory without blocking, so that the
+    copy overlaps the GPU's work instead of waiting for it (torch keeps the pinned buffer until it is done)."""
+    if device.startswith("cuda"):
+        return batch.pin_memory().to(device, non_blocking=True)
+    return batch.to(device)
 
 
 @torch.no_grad()

@@ -4,6 +4,7 @@ body-only mode leaves embeddings and head bit-identical, resume is exact, and ba
 
 import json
 import os
+from unittest import mock
 
 import pytest
 import torch
@@ -12,7 +13,7 @@ import finetune
 from conftest import run_script
 from evaluation import runs
 from model import GPT, GPTConfig
-from pipeline import chat, runtime
+from pipeline import chat, common, runtime
 from tokenizer import Tokenizer
 
 FAST = ["--batch_size=8", "--val_conversations=16", "--n_samples=2", "--max_new_tokens=8", "--progress=false",
@@ -229,15 +230,18 @@ def test_a_batch_of_zero_is_refused_up_front(pretrained_dir, lab_dir, tmp_path):
     assert not os.path.exists(tmp_path / "out")
 
 
-def test_grad_accum_gives_the_update_of_the_whole_batch(pretrained_dir, lab_dir, tmp_path):
+def test_grad_accum_gives_the_update_of_the_whole_batch(pretrained_dir, lab_dir, tmp_path, monkeypatch):
     """8 conversations a step as 4 micro-batches of 2 (each padded to its own longest row) update the
     weights as one batch of 8 does: each micro-batch's mean loss is weighted by its assistant tokens. Fails
-    if the micro-batches' losses are averaged unweighted, or if a step takes batch_size conversations only."""
-    models = {}
+    if the micro-batches' losses are averaged unweighted, or if a step takes batch_size conversations only.
+    Every micro-batch reaches the device through common.to_device (pinned memory, no blocking copy, on CUDA)."""
+    models, copied, to_device = {}, [], common.to_device
+    monkeypatch.setattr(common, "to_device", lambda t, device: copied.append(device) or to_device(t, device))
     for batch_size, accum in ((8, 1), (2, 4)):
         run(pretrained_dir, lab_dir, tmp_path / f"accum{accum}", "--max_iters=3", "--eval_every=0", "--n_samples=0",
             "--lr=1e-3", f"--batch_size={batch_size}", f"--grad_accum={accum}")
         models[accum] = runtime.load_checkpoint(str(tmp_path / f"accum{accum}"))["model"]
+    assert copied == ["cpu"] * 2 * 3 * (1 + 4)  # x and y of every micro-batch of 3 steps
     before = runtime.load_checkpoint(str(pretrained_dir))["model"]
     moved = max((models[1][k].float() - before[k].float()).abs().max().item() for k in before)
     diff = max((models[1][k].float() - models[4][k].float()).abs().max().item() for k in before)
@@ -280,3 +284,13 @@ def test_adam_betas_reach_the_optimizer(pretrained_dir, lab_dir, tmp_path):
     groups = runtime.load_checkpoint(str(tmp_path))["optimizer"]["param_groups"]
     assert {tuple(g["betas"]) for g in groups} == {(0.5, 0.6)}
 
+
+def test_to_device_copies_from_pinned_memory_without_blocking_on_cuda():
+    """On CUDA a batch is pinned, then copied with non_blocking=True (the copy overlaps the GPU's work);
+    on the CPU it stays as it is. Fails if the pinned, non-blocking copy goes."""
+    batch = mock.Mock()
+    common.to_device(batch, "cuda:0")
+    batch.pin_memory.assert_called_once_with()
+    batch.pin_memory.return_value.to.assert_called_once_with("cuda:0", non_blocking=True)
+    on_cpu = torch.zeros(2, 3, dtype=torch.long)
+    assert common.to_device(on_cpu, "cpu") is on_cpu

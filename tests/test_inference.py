@@ -25,7 +25,7 @@ def test_inference_forward_is_the_training_forward():
     idx = torch.randint(0, 300, (2, 20))
     with torch.no_grad():
         logits, _ = model(idx)
-    assert torch.equal(inference.logits(model, inference.hidden_states(model, idx)[-1]), logits)
+    assert torch.equal(model.head(inference.hidden_states(model, idx)[-1]), logits)
 
 
 def test_generate_with_kv_cache_matches_full_forward():
@@ -73,16 +73,66 @@ def test_padding_is_invisible_to_real_tokens():
     padded = torch.cat([torch.zeros(1, 4, dtype=torch.long), row], 1)  # left padding
     mask = torch.arange(13)[None] >= 4
     left = inference.hidden_states(model, padded, mask=mask)[-1][:, 4:]
-    cache = inference.KVCache(len(model.blocks))  # a cached, padded prefix, then the rest right-padded
+    cache = inference.KVCache(len(model.blocks), 32)  # a cached, padded prefix, then the rest right-padded
     inference.hidden_states(model, padded[:, :8], cache, mask[:, :8])
     rest = inference.hidden_states(model, torch.cat([row[:, 4:], torch.zeros(1, 3, dtype=torch.long)], 1), cache,
                                    torch.arange(8)[None] < 5)[-1][:, :5]
     assert torch.allclose(left, alone, atol=1e-5) and not torch.isnan(left).any()
     assert torch.allclose(rest, alone[:, 4:], atol=1e-5)
     # unpadded rows after a cached prefix: several new tokens at once, causal among themselves
-    cache = inference.KVCache(len(model.blocks))
+    cache = inference.KVCache(len(model.blocks), 32)
     inference.hidden_states(model, row[:, :3], cache)
     assert torch.allclose(inference.hidden_states(model, row[:, 3:], cache)[-1], alone[:, 3:], atol=1e-5)
+
+
+def test_the_cache_is_allocated_once_and_written_in_place():
+    """Every layer's keys and values live in one tensor per layer, made at the first write for the whole
+    capacity: later tokens are written into it (same storage, earlier positions untouched), and the cache
+    refuses a write past its capacity instead of growing. Fails if the cache goes back to concatenation."""
+    model = tiny()
+    row = torch.randint(0, 300, (2, 12))
+    cache = inference.KVCache(len(model.blocks), 12)
+    inference.hidden_states(model, row[:, :5], cache)
+    storage = [(k.data_ptr(), v.data_ptr()) for k, v in zip(cache.k, cache.v)]
+    held = cache.k[1][:, :, :5].clone()
+    assert cache.length == 5 and cache.k[0].shape == (2, 2, 12, 16)
+    last = inference.last_hidden_state(model, row[:, 5:11], cache)
+    inference._step(model, row[:, 11], cache)
+    assert [(k.data_ptr(), v.data_ptr()) for k, v in zip(cache.k, cache.v)] == storage
+    assert torch.equal(cache.k[1][:, :, :5], held) and cache.length == 12
+    assert torch.allclose(last, inference.hidden_states(model, row[:, :11])[-1][:, 5:], atol=1e-5)
+    with pytest.raises(ValueError, match="KV cache full: 12 positions held \\+ 1 new > capacity 12"):
+        inference.hidden_states(model, row[:, :1], cache)
+    assert cache.length == 12  # a refused write changes nothing
+    # padded rows too; select keeps the capacity and copies only what is held
+    cache = inference.KVCache(len(model.blocks), 9)
+    inference.hidden_states(model, row[:, :4], cache, torch.tensor([[False, True, True, True]] * 2))
+    picked = cache.select(torch.tensor([1, 1, 0]))
+    assert picked.capacity == 9 and picked.length == 4 and picked.next_position.tolist() == [3, 3, 3]
+    assert torch.equal(picked.k[0][:, :, :4], cache.k[0][[1, 1, 0], :, :4])
+    with pytest.raises(ValueError, match="KV cache full"):
+        inference.hidden_states(model, row[:, :6], cache)
+    # prefill sizes the cache: the prompts (their shared prefix once) and the room asked for
+    cache, _ = inference.prefill(model, [[1, 2, 3, 4], [1, 2, 5]], room=7)
+    assert cache.capacity == 2 + 2 + 7 and cache.length == 4
+
+
+def test_batched_generation_waits_for_the_device_once_every_few_tokens(monkeypatch):
+    """generate_batch reads from the device once for the prefill's check and then once every CHECK_EVERY
+    tokens (its stop checks run on the device); streaming reads once a token. Reads are counted as the
+    calls that bring a tensor's values to the host. Fails if the loop reads tokens or stop flags per step."""
+    model = tiny()
+    prompts = [[5, 6, 7], [8, 9, 10, 11, 12], [13]]  # different lengths: the padded path
+    reads = []
+    for name in ("tolist", "item", "__int__", "__bool__", "__float__"):
+        real = getattr(torch.Tensor, name)
+        monkeypatch.setattr(torch.Tensor, name, lambda t, *a, _real=real, _name=name: reads.append(_name)
+                            or _real(t, *a))
+    monkeypatch.setattr(inference, "CHECK_EVERY", 8)
+    new = inference.generate_batch(model, prompts, 20)
+    assert len(reads) == 1 + 3 and [len(n) for n in new] == [20] * 3  # 20 tokens: read after 8, 16 and 20
+    reads.clear()
+    assert len(list(inference.stream(model, prompts[0], 6))) == 6 and len(reads) == 6
 
 
 def test_top_k_and_top_p_keep_exactly_the_most_likely_tokens():
@@ -117,9 +167,10 @@ def test_the_generator_is_made_on_the_model_device_and_checked():
 
 
 def test_masked_grouped_query_attention_expands_k_and_v(monkeypatch):
-    """On a GPU, a masked call gets k and v repeated for the query heads (no enable_gqa, which the
-    memory-efficient kernel lacks); without a mask the grouped call stays. On the CPU, whose flash kernel
-    takes a mask and grouped heads together, nothing is copied. Every way gives the grouped computation."""
+    """On a GPU, a masked call of several new tokens per row gets k and v repeated for the query heads (no
+    enable_gqa, which the memory-efficient kernel lacks); without a mask the grouped call stays. On the CPU,
+    whose flash kernel takes a mask and grouped heads together, nothing is copied. Every way gives the grouped
+    computation."""
     g = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(2, 4, 5, 16, generator=g), torch.randn(2, 2, 8, 16, generator=g),
                torch.randn(2, 2, 8, 16, generator=g))
@@ -133,13 +184,35 @@ def test_masked_grouped_query_attention_expands_k_and_v(monkeypatch):
     on_cpu = inference.attention(q, k, v, mask)
     monkeypatch.setattr(inference, "MASKED_GQA_KERNEL", set())  # as on a GPU
     expanded = inference.attention(q, k, v, mask)
-    one = inference.attention(q[:, :, -1:], k, v, None)  # one new token after a cache
     causal = inference.attention(q, k[:, :, :5], v[:, :, :5], None)
-    assert calls == [(2, 2, True), (4, 4, False), (2, 2, True), (2, 2, True)]
+    assert calls == [(2, 2, True), (4, 4, False), (2, 2, True)]
     assert torch.allclose(on_cpu, grouped, atol=1e-6) and torch.allclose(expanded, grouped, atol=1e-6)
-    assert torch.allclose(one, real_sdpa(q[:, :, -1:], k, v, enable_gqa=True), atol=1e-6)
     assert torch.allclose(causal, real_sdpa(q, k[:, :, :5], v[:, :, :5], is_causal=True, enable_gqa=True), atol=1e-6)
     # the CPU's flash kernel alone runs the masked grouped call: the math kernel is not needed there
     monkeypatch.undo()
     with sdpa_kernel([SDPBackend.FLASH_ATTENTION]):
         assert torch.allclose(inference.attention(q, k, v, mask), grouped, atol=1e-5)
+
+
+@pytest.mark.parametrize("gpu", [False, True])
+def test_one_new_token_attends_without_repeating_the_cache(monkeypatch, gpu):
+    """A generation step (one query per row) folds the query heads that share a key/value head into that
+    head's queries: the kernel gets the cache's kv_heads as they are (nothing repeated, no enable_gqa), on the
+    CPU and on a GPU, with a mask or without, and computes what the cache repeated per query head computes.
+    Fails if the step goes back to repeat_interleave or to enable_gqa."""
+    if gpu:
+        monkeypatch.setattr(inference, "MASKED_GQA_KERNEL", set())
+    g = torch.Generator().manual_seed(1)
+    q, k, v = (torch.randn(3, 6, 1, 16, generator=g), torch.randn(3, 2, 9, 16, generator=g),
+               torch.randn(3, 2, 9, 16, generator=g))
+    real = torch.rand(3, 9, generator=g) > 0.3
+    real[:, -1] = True
+    repeated_k, repeated_v = k.repeat_interleave(3, dim=1), v.repeat_interleave(3, dim=1)
+    real_sdpa, calls = F.scaled_dot_product_attention, []
+    spy = lambda q_, k_, v_, **kw: (calls.append((tuple(q_.shape), k_.size(1), kw.get("enable_gqa", False)))  # noqa
+                                    or real_sdpa(q_, k_, v_, **kw))
+    monkeypatch.setattr(inference.F, "scaled_dot_product_attention", spy)
+    for mask in (None, real[:, None, None, :]):
+        out = inference.attention(q, k, v, mask)
+        assert torch.allclose(out, real_sdpa(q, repeated_k, repeated_v, attn_mask=mask), atol=1e-6)
+    assert calls == [((3, 2, 3, 16), 2, False)] * 2

@@ -1,12 +1,16 @@
 """model.py: causality, the loss, the two pieces of surgery (reset and expand_vocab) and the accounting;
 the KV cache and padding are tests/test_inference.py's."""
 
+import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
+import model as model_module
 from model import GPT, GPTConfig
+from pipeline import common
 
 
 def tiny(vocab_size=300, **kw):
@@ -52,6 +56,30 @@ def test_loss_mask_and_ignored_targets():
     assert torch.allclose(masked, nll[:, 5:].mean())
     _, nothing = model(idx, targets, loss_mask=torch.zeros_like(mask))
     assert nothing.item() == 0.0  # nothing to learn: no NaN
+
+
+def test_token_nll_in_chunks_equals_the_whole_logits(monkeypatch):
+    """token_nll makes the logits a few positions at a time (LOGITS_CHUNK values): the nats are those of the
+    whole [B, T, vocab] logits at once, and so are bits per byte; no chunk holds more positions than its
+    share. Fails if token_nll goes back to one head call over every position. (Bit for bit on one thread
+    here; with several threads a BLAS may split a matrix of another height differently: the last bit.)"""
+    model = tiny().eval()
+    idx, targets = torch.randint(0, 300, (3, 20)), torch.randint(0, 300, (3, 20))
+    targets[0, :4] = -1
+    with torch.no_grad():
+        logits, _ = model(idx)
+        whole = F.cross_entropy(logits.reshape(-1, 300), targets.reshape(-1), ignore_index=-1, reduction="none")
+        tokens = np.random.default_rng(0).integers(0, 300, 200).astype(np.uint32)
+        token_bytes = torch.randint(0, 4, (300,), generator=torch.Generator().manual_seed(0))
+        bpb_whole = common.bits_per_byte(model, tokens, token_bytes, 16, 4, "cpu")
+        monkeypatch.setattr(model_module, "LOGITS_CHUNK", 7 * 300)  # 7 positions a chunk: 60 / 7 leaves a rest
+        real_head, rows = model.head, []
+        monkeypatch.setattr(model, "head", lambda x: rows.append(x.shape[0]) or real_head(x))
+        chunked = model.token_nll(idx, targets)
+        assert rows == [7] * 8 + [4]
+        torch.testing.assert_close(chunked, whole.view(3, 20), rtol=1e-6, atol=1e-6)
+        assert (chunked[0, :4] == 0).all()
+        assert common.bits_per_byte(model, tokens, token_bytes, 16, 4, "cpu") == pytest.approx(bpb_whole, rel=1e-6)
 
 
 def test_reset_token_embeddings_touches_only_the_embedding():
