@@ -153,7 +153,8 @@ needs_evaluation() {  # needs_evaluation RESULTS NAME=DIR...: --force, or RESULT
 
 BUDGETS=$(tr ' ' '\n' <<< "$BUDGETS" | sort -rn | tr '\n' ' ')  # largest first, so that no core idles at the end
 MAIN_BUDGET=${BUDGETS%% *}  # BA and AFA continue from the largest
-PROBE=(); grep -q "^    probe: bool" evaluate.py && PROBE=(--probe=true)  # the retrieval probe, where evaluate.py has it
+# the retrieval probe reads the lab's lab_read, whose passages are parallel item by item (real data: none yet)
+PROBE=(); [[ $LAB ]] && PROBE=(--probe=true)
 for ((i = 0; i < SEEDS; i++)); do
   S=$RUNS/seed$i
   SEED=$((SEED0 + i))

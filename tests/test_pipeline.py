@@ -52,7 +52,8 @@ def test_run_sh_at_micro_size(lab_dir, tmp_path):
               "adapt_forgetting_2000", "adapt_none_2000", "relearn_standard_2000", "relearn_forgetting_2000",
               "keephead_standard_2000", "keephead_forgetting_2000", "finetune_Baseline", "finetune_BA", "finetune_AFA",
               "finetune_Control", "finetune_BA_keephead", "finetune_AFA_keephead", "finetune_body_standard",
-              "finetune_body_forgetting", "splice_standard", "splice_forgetting"]
+              "finetune_body_forgetting", "splice_standard", "splice_forgetting",
+              "finetune_Baseline_translated"]  # the lab has translated instructions
     for stage in stages:
         for name in (("ckpt.pt", "tokenizer.tiktoken", "config.json")
                      + (() if stage.startswith("splice") else ("log.jsonl",))):
@@ -75,7 +76,9 @@ def test_run_sh_at_micro_size(lab_dir, tmp_path):
                 and spliced["body_from"].endswith(f"finetune_body_{kind}"))
     report = (out / "report" / "results.md").read_text()
     assert ("| μ_overall |" in report
-            and "| | Baseline | BA | AFA | Control | BA_keephead | AFA_keephead | BA_splice | AFA_splice |" in report)
+            and "| | Baseline | Baseline_translated | BA | AFA | Control | BA_keephead | AFA_keephead | BA_splice | "
+                "AFA_splice |" in report)
+    assert "## Positive controls" in report  # the lab has translated instructions: (iii) is measured
     assert "## AFA − BA" in report and "## AFA_keephead − BA_keephead" in report and "one seed: no test" in report
     assert "## AFA_splice − BA_splice" in report
     made_by = (f"Made by `CONFIG={config} VARIANTS=keephead\\ splice\\ chen BUDGETS=2000 "
@@ -98,8 +101,10 @@ def test_run_sh_at_micro_size(lab_dir, tmp_path):
     assert all(v["kind"] == "mc" for v in adapted["tasks"].values())
     assert {"en", "qcy", "qen"} <= set(adapted["tasks"]["lab_copa"]["langs"])
     assert "qlv" not in adapted["metrics"]["bpb"]["BA_adapted"]["langs"]  # not a pretraining or adapting language
-    assert (adapted["details"]["BA_adapted"]["bpb_bytes"] == results["details"]["BA"]["bpb_bytes"]
-            and "## Bits per byte before and after finetuning" in report)
+    before, after = adapted["details"]["BA_adapted"]["bpb_bytes"], results["details"]["BA"]["bpb_bytes"]
+    both = set(before) & set(after)  # (the micro config evaluates a few languages after finetuning)
+    assert both and all(before[lang] == after[lang] for lang in both)  # the same bytes
+    assert "## Bits per byte before and after finetuning" in report
     assert not any(m["chat"] for m in (*adapted["models"].values(), *results["models"].values()))
     assert set(results["tasks"]) == set(adapted["tasks"]) == set(chat["tasks"])  # the lab: multiple choice only
     assert list(chat["models"]) == ["Baseline_chatml", "BA_chatml", "AFA_chatml", "Control_chatml"]
