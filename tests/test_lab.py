@@ -16,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from data.lab import items, prepare  # noqa: E402
+from data.lab import items, leaks, prepare  # noqa: E402
 from data.lab import world as W  # noqa: E402
 from data.lab.languages import build_languages  # noqa: E402
 
@@ -223,11 +223,11 @@ def test_the_text_would_hold_benchmark_items_without_the_filter():
     en = langs[0]
     items = prepare.eval_items("lab_copa", 1337, w, langs, 150)
     held = [s for item in items for s in prepare.answered("lab_copa", en, item)]
-    unfiltered = prepare.text_file(random.Random(1), w, en, 300_000, prepare.Verbatim(["\0" * 12]))
+    unfiltered = prepare.text_file(random.Random(1), w, en, 300_000, leaks.Verbatim(["\0" * 12]))
     assert any(s in unfiltered for s in held)
-    filtered = prepare.text_file(random.Random(1), w, en, 300_000, prepare.Verbatim(held))
+    filtered = prepare.text_file(random.Random(1), w, en, 300_000, leaks.Verbatim(held))
     assert not any(s in filtered for s in held)
-    verbatim = prepare.Verbatim(["หามุสราน", "Mara dropped the cup, so Mara"])
+    verbatim = leaks.Verbatim(["หามุสราน", "Mara dropped the cup, so Mara"])
     assert verbatim.found_in("xxหามุสรานyy") and verbatim.found_in("Then Mara dropped the cup, so Mara cried.")
     assert not verbatim.found_in("mara dropped the cup, so Mara") and not verbatim.found_in("หามุส")
 
@@ -381,7 +381,7 @@ def test_bilingual_documents_say_the_same_twice():
     for line and sentence for sentence; the language's own documents stay whole."""
     w, langs = W.World(3), build_languages(3)
     en, qdv = langs[0], next(x for x in langs if x.code == "qdv")
-    nothing = prepare.Verbatim(["\0" * 12])
+    nothing = leaks.Verbatim(["\0" * 12])
     docs = prepare.text_file(random.Random(0), w, qdv, 20_000, nothing, False, 1.0, en).strip().split("\n\n")
     for doc in docs:
         lines = doc.split("\n")
@@ -458,10 +458,10 @@ def test_relexified_english_is_english_word_for_word():
 
 
 def test_snippet_matcher():
-    s = prepare.Snippets(["Mara dropped the cup, so", "It rained, so", "Tom slept", "Lina"])
+    s = leaks.Snippets(["Mara dropped the cup, so", "It rained, so", "Tom slept", "Lina"])
     assert s.found_in("Later mara dropped the cup, so the cup broke.")
     assert s.found_in("x\nTom slept.") and s.found_in("Linas") and not s.found_in("Tom sleeps. It rained.")
-    assert not prepare.Snippets(["the cup broke, so"]).found_in("The cup broke. So")
+    assert not leaks.Snippets(["the cup broke, so"]).found_in("The cup broke. So")
 
 
 # ---- bad input -----------------------------------------------------------------------------------
