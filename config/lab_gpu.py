@@ -1,6 +1,7 @@
 # A larger lab: the same built-in languages and tasks, 4x the text, a ~3.9M-parameter model and 4x the
-# pretraining tokens. Made for one GPU; it also runs on a CPU, in hours rather than minutes (README: Results).
-#   CONFIG=lab_gpu bash run.sh    # generates out/lab_gpu (4 MB of text per language) and runs everything
+# pretraining tokens. Made for one GPU; it also runs on a CPU, in hours rather than minutes (not yet run:
+# docs/results.md).
+#   CONFIG=lab_gpu bash run.sh    # each seed generates its lab (4 MB of text per language) and runs everything
 # It reads config/lab.py first and changes only what grows with the lab.
 import os
 
