@@ -4,7 +4,7 @@ the lab, pretrain the Baseline (standard pretraining, no forgetting), probe it, 
 the positive controls. A development tool (data/lab/README.md, "Cross-lingual channels", has the screen it
 made); report.py gates the real runs.
 
-    python bench/lab_screen.py --seed 11 --out out/screen/x [--gates] [--chat] [--train=--n_embd=64] \
+    python bench/lab_screen.py --seed 11 --out out/screen/x [--gates] [--chat] [--train=--n_embd=64]
         -- --parallel 0.05 ...
 
 Everything after `--` goes to data/lab/prepare.py. Seeds 1..99 only: the reported runs use 1337 and up, and
@@ -32,6 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from evaluation.results import item_means  # noqa: E402
 from evaluation.stats import t_interval  # noqa: E402
 
 TASKS = ["lab_copa", "lab_nli", "lab_cloze", "lab_read"]
@@ -46,13 +47,9 @@ def run(log, *args):
             sys.exit(f"error: {' '.join(map(str, args[:1]))} failed; see {log}")
 
 
-def gains(results, after, before, langs, task, record="correct_calibrated"):
-    """Per item: after's minus before's correctness, averaged over langs -> t_interval's (n, mean, ci, p)."""
-    details = results["details"]
-    rows = [[int(a) - int(b) for a, b in zip(details[after]["tasks"][task][lang][record],
-                                             details[before]["tasks"][task][lang][record]) if "-" not in (a, b)]
-            for lang in langs]
-    return t_interval([sum(col) / len(col) for col in zip(*rows)])
+def gains(results, after, before, langs, task):
+    """Per item: after's minus before's correct_calibrated, averaged over langs -> t_interval's (n, mean, ci, p)."""
+    return t_interval(item_means([results], task, after, before, tuple(langs)))
 
 
 def show(stat):
